@@ -1,0 +1,24 @@
+//! The mogplex credential system.
+//!
+//! Everything that decides which credential a session uses, and everything that touches where
+//! credentials are kept, lives here so the CLI and the cockpit share one implementation:
+//! the Mogplex home ([`home`]), the `auth.json` document and its store ([`file`], [`store`]),
+//! resolution with provenance ([`resolve`]), the [`Secret`] type and redaction ([`redact`]).
+
+pub mod env;
+pub mod file;
+pub mod home;
+pub mod provider;
+pub mod redact;
+pub mod resolve;
+pub mod secret;
+pub mod store;
+
+pub use env::{Env, MapEnv, ProcessEnv};
+pub use file::{AuthFile, MogplexEntry, ProviderEntry};
+pub use home::{HomeError, MogplexHome};
+pub use provider::Provider;
+pub use redact::Redactor;
+pub use resolve::{Credential, CredentialKind, Override, Resolution, Source};
+pub use secret::Secret;
+pub use store::{AuthStore, Loaded, StoreError};

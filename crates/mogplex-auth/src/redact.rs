@@ -1,0 +1,157 @@
+//! Redaction of anything that may reach a log line or the terminal.
+//!
+//! Three layers, applied in this order: values under secret-named keys are replaced whole;
+//! known secret values (every credential resolved in this process) are replaced wherever they
+//! appear; and token-shaped text (`sk-…`, `mog_…`, `Bearer …`) is replaced even when it is not a
+//! value we know.
+
+use crate::secret::Secret;
+use serde_json::Value;
+
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Key names (compared lowercase, without `_` and `-`) whose values are always secret.
+const SECRET_KEYS: &[&str] = &[
+    "authorization", "proxyauthorization", "apikey", "xapikey", "accesstoken", "refreshtoken",
+    "idtoken", "token", "password", "secret", "clientsecret", "code", "codeverifier", "cookie",
+    "setcookie",
+];
+
+/// Prefixes of token-shaped strings, redacted when followed by at least 8 token characters.
+const TOKEN_PREFIXES: &[&str] = &["sk-", "mog_", "gsk_", "xai-", "vck_", "AIza"];
+const TOKEN_MIN_TAIL: usize = 8;
+/// Known values shorter than this are not searched for (they would match ordinary text).
+const MIN_KNOWN_SECRET_LEN: usize = 6;
+
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    known: Vec<Secret>,
+}
+
+pub fn is_secret_key(key: &str) -> bool {
+    let norm: String =
+        key.chars().filter(|c| *c != '_' && *c != '-').map(|c| c.to_ascii_lowercase()).collect();
+    SECRET_KEYS.contains(&norm.as_str())
+}
+
+fn is_token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'
+}
+
+impl Redactor {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Remembers a value to redact wherever it appears.
+    pub fn add(&mut self, secret: &Secret) {
+        if secret.expose().len() >= MIN_KNOWN_SECRET_LEN && !self.known.contains(secret) {
+            self.known.push(secret.clone());
+            // Longest first, so a secret containing another is replaced whole.
+            self.known.sort_by_key(|s| std::cmp::Reverse(s.expose().len()));
+        }
+    }
+
+    pub fn with<'a>(secrets: impl IntoIterator<Item = &'a Secret>) -> Self {
+        let mut r = Self::new();
+        for s in secrets {
+            r.add(s);
+        }
+        r
+    }
+
+    /// Redacts free text.
+    pub fn redact_str(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for s in &self.known {
+            if out.contains(s.expose()) {
+                out = out.replace(s.expose(), REDACTED);
+            }
+        }
+        redact_patterns(&out)
+    }
+
+    /// Redacts a JSON value in place.
+    pub fn redact_json(&self, value: &mut Value) {
+        match value {
+            Value::String(s) => {
+                let r = self.redact_str(s);
+                if r != *s {
+                    *s = r;
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| self.redact_json(v)),
+            Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    if is_secret_key(k) && !v.is_null() {
+                        *v = Value::String(REDACTED.to_owned());
+                    } else {
+                        self.redact_json(v);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Replaces token-shaped substrings and `Bearer <token>`.
+pub fn redact_patterns(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut prev: Option<char> = None;
+    'scan: while let Some(c) = rest.chars().next() {
+        let at_boundary = prev.is_none_or(|p| !is_token_char(p));
+        if at_boundary {
+            if let Some(tail) = rest.strip_prefix("Bearer ").or_else(|| rest.strip_prefix("bearer ")) {
+                let len = tail.find(char::is_whitespace).unwrap_or(tail.len());
+                if len > 0 && !tail.starts_with(REDACTED) {
+                    out.push_str(&rest[..7]);
+                    out.push_str(REDACTED);
+                    rest = &tail[len..];
+                    prev = Some(']');
+                    continue 'scan;
+                }
+            }
+            for prefix in TOKEN_PREFIXES {
+                if let Some(tail) = rest.strip_prefix(prefix) {
+                    let len = tail.find(|c: char| !is_token_char(c)).unwrap_or(tail.len());
+                    if len >= TOKEN_MIN_TAIL {
+                        out.push_str(REDACTED);
+                        rest = &tail[len..];
+                        prev = Some(']');
+                        continue 'scan;
+                    }
+                }
+            }
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+        prev = Some(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn patterns() {
+        assert_eq!(redact_patterns("key sk-abcdefgh12 ok"), "key [REDACTED] ok");
+        assert_eq!(redact_patterns("Authorization: Bearer abc.def"), "Authorization: Bearer [REDACTED]");
+        assert_eq!(redact_patterns("task-force-abcdefghij"), "task-force-abcdefghij");
+        assert_eq!(redact_patterns("sk-short"), "sk-short");
+        assert_eq!(redact_patterns("(mog_0123456789abcdef)"), "([REDACTED])");
+    }
+
+    #[test]
+    fn known_values_and_keys() {
+        let r = Redactor::with([&Secret::new("plain-secret-99")]);
+        assert_eq!(r.redact_str("x plain-secret-99 y"), "x [REDACTED] y");
+        let mut v = json!({"access_token": "zzz", "nested": {"apiKey": "q"}, "msg": "plain-secret-99", "exit_code": 1});
+        r.redact_json(&mut v);
+        assert_eq!(v, json!({"access_token": "[REDACTED]", "nested": {"apiKey": "[REDACTED]"}, "msg": "[REDACTED]", "exit_code": 1}));
+    }
+}

@@ -1,0 +1,483 @@
+//! Reading and writing `auth.json` without ever losing or exposing a credential.
+//!
+//! Rules (SPEC section 3), all enforced here and nowhere else:
+//! - reads refuse symlinks, non-regular files, files owned by someone else and files group or
+//!   others can read, with the fix in the hint and nothing overwritten;
+//! - a file that does not parse is moved aside to `auth.json.corrupt-<timestamp>` (under the
+//!   lock) and treated as empty;
+//! - every read-modify-write holds an exclusive lock on the sidecar `auth.json.lock`, re-reads the
+//!   file after taking it, writes a 0600 temp file created exclusively in the same directory,
+//!   fsyncs it, renames it over `auth.json` and fsyncs the directory;
+//! - files are capped at 1 MiB, and values with control characters are refused on write.
+
+use crate::file::{AuthFile, SCHEMA_VERSION};
+use crate::home::{HomeError, ensure_private_dir};
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+use serde_json::Value;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// The largest `auth.json` mogplex reads or writes.
+pub const MAX_FILE_SIZE: u64 = 1024 * 1024;
+const TEMP_PREFIX: &str = ".auth.json.tmp-";
+
+#[derive(Debug, Clone)]
+pub struct AuthStore {
+    path: PathBuf,
+    lock_path: PathBuf,
+    dir: PathBuf,
+}
+
+/// What a read found.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// The document; empty when the file is missing or was moved aside.
+    pub file: AuthFile,
+    /// Whether `auth.json` existed and parsed.
+    pub exists: bool,
+    /// Set when a corrupt file was moved aside during this read.
+    pub moved_aside: Option<MovedAside>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MovedAside {
+    pub from: PathBuf,
+    pub to: PathBuf,
+    /// Where parsing failed, without any of the file's content.
+    pub reason: String,
+}
+
+impl MovedAside {
+    pub fn warning(&self) -> String {
+        format!(
+            "warning: {} could not be read ({}); moved it to {} and continuing without stored credentials",
+            self.from.display(),
+            self.reason,
+            self.to.display()
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("refusing to read {path}: it is a symbolic link")]
+    Symlink { path: PathBuf },
+    #[error("refusing to read {path}: it is not a regular file ({kind})")]
+    NotRegular { path: PathBuf, kind: &'static str },
+    #[error("refusing to read {path}: it is owned by user {owner}, not by you (user {me})")]
+    WrongOwner { path: PathBuf, owner: u32, me: u32 },
+    #[error("refusing to read {path}: its mode is {mode:04o}, so other users can read it")]
+    TooOpen { path: PathBuf, mode: u32 },
+    #[error("refusing to read {path}: it is {size} bytes, over the 1 MiB limit")]
+    TooLarge { path: PathBuf, size: u64 },
+    #[error("{path} has schema version {version}; this mogplex understands version {SCHEMA_VERSION}")]
+    NewerVersion { path: PathBuf, version: u32 },
+    #[error("refusing to store {field}: it contains control characters")]
+    ControlCharacters { field: String },
+    #[error("refusing to write {path}: the result would be over the 1 MiB limit")]
+    WouldBeTooLarge { path: PathBuf },
+    #[error("cannot {op} {path}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Home(#[from] HomeError),
+}
+
+impl StoreError {
+    /// What the user should do about it.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            StoreError::Symlink { path } => format!(
+                "mogplex does not follow links for credentials; replace the link with the file itself (`cp --remove-destination \"$(readlink -f {p})\" {p}`), or set MOGPLEX_HOME to a directory of your own",
+                p = path.display()
+            ),
+            StoreError::NotRegular { path, .. } => format!(
+                "move {} out of the way; mogplex will create a new one when you sign in",
+                path.display()
+            ),
+            StoreError::WrongOwner { path, .. } => format!(
+                "take ownership with `sudo chown \"$(id -u)\" {}`, or set MOGPLEX_HOME to a directory of your own",
+                path.display()
+            ),
+            StoreError::TooOpen { path, .. } => {
+                format!("run `chmod 600 {}` and try again", path.display())
+            }
+            StoreError::TooLarge { path, .. } => format!(
+                "this is not a file mogplex wrote; move {} aside and sign in again",
+                path.display()
+            ),
+            StoreError::NewerVersion { .. } => {
+                "upgrade mogplex; this version will not modify a file it does not fully understand"
+                    .into()
+            }
+            StoreError::ControlCharacters { .. } => {
+                "check for a stray newline, tab or escape sequence in the value and try again".into()
+            }
+            StoreError::WouldBeTooLarge { .. } => {
+                "remove unused entries from auth.json and try again".into()
+            }
+            StoreError::Io { path, .. } => format!(
+                "check that {} is on a writable file system with free space",
+                path.parent().unwrap_or(path).display()
+            ),
+            StoreError::Home(e) => return e.hint(),
+        })
+    }
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io { op, path: path.to_owned(), source }
+}
+
+/// The file could not be parsed; the reason is a location only, never content (serde's own
+/// messages can quote values, and values here are secrets).
+fn parse(bytes: &[u8]) -> Result<AuthFile, String> {
+    let describe = |e: serde_json::Error| {
+        let what = match e.classify() {
+            serde_json::error::Category::Io => "unreadable",
+            serde_json::error::Category::Syntax => "invalid JSON",
+            serde_json::error::Category::Data => "unexpected structure",
+            serde_json::error::Category::Eof => "truncated JSON",
+        };
+        format!("{what} at line {}, column {}", e.line(), e.column())
+    };
+    let value: Value = serde_json::from_slice(bytes).map_err(describe)?;
+    if !value.is_object() {
+        return Err("unexpected structure: the top level is not a JSON object".into());
+    }
+    serde_json::from_value(value).map_err(describe)
+}
+
+enum Read_ {
+    Missing,
+    Parsed(AuthFile),
+    Corrupt(String),
+}
+
+impl AuthStore {
+    pub fn new(auth_file: impl Into<PathBuf>) -> Self {
+        let path: PathBuf = auth_file.into();
+        let dir = path.parent().map(Path::to_owned).unwrap_or_else(|| PathBuf::from("."));
+        let mut lock = path.clone().into_os_string();
+        lock.push(".lock");
+        Self { path, lock_path: PathBuf::from(lock), dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads the file without taking the lock (the file is only ever replaced by rename, so a
+    /// reader sees either the old or the new version). A corrupt file is moved aside under the
+    /// lock.
+    pub fn load(&self) -> Result<Loaded, StoreError> {
+        match self.read_checked()? {
+            Read_::Missing => Ok(Loaded::default()),
+            Read_::Parsed(file) => Ok(Loaded { file, exists: true, moved_aside: None }),
+            Read_::Corrupt(_) => {
+                let _lock = self.lock()?;
+                self.read_locked().map(|(file, exists, moved_aside)| Loaded {
+                    file,
+                    exists,
+                    moved_aside,
+                })
+            }
+        }
+    }
+
+    /// Read-modify-write under the lock. `change` sees the file as it is on disk after the lock
+    /// was taken. Nothing is written when it leaves the document unchanged.
+    pub fn update<T>(
+        &self,
+        change: impl FnOnce(&mut AuthFile) -> Result<T, StoreError>,
+    ) -> Result<Updated<T>, StoreError> {
+        ensure_private_dir(&self.dir)?;
+        let _lock = self.lock()?;
+        let (mut file, exists, moved_aside) = self.read_locked()?;
+        if file.version > SCHEMA_VERSION {
+            return Err(StoreError::NewerVersion { path: self.path.clone(), version: file.version });
+        }
+        self.remove_stale_temp_files();
+        let before = file.clone();
+        let value = change(&mut file)?;
+        let written = !exists || file != before;
+        if written {
+            file.version = SCHEMA_VERSION;
+            self.write_locked(&file)?;
+        }
+        Ok(Updated { value, written, moved_aside })
+    }
+
+    fn lock(&self) -> Result<File, StoreError> {
+        let fd = rustix::fs::open(
+            &self.lock_path,
+            OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .map_err(|e| match e {
+            Errno::LOOP => StoreError::Symlink { path: self.lock_path.clone() },
+            e => io_err("open the lock file", &self.lock_path)(e.into()),
+        })?;
+        let file = File::from(fd);
+        file.lock().map_err(io_err("lock", &self.lock_path))?;
+        Ok(file)
+    }
+
+    /// Reads with the lock held: a corrupt file is moved aside here.
+    fn read_locked(&self) -> Result<(AuthFile, bool, Option<MovedAside>), StoreError> {
+        match self.read_checked()? {
+            Read_::Missing => Ok((AuthFile::default(), false, None)),
+            Read_::Parsed(file) => Ok((file, true, None)),
+            Read_::Corrupt(reason) => {
+                let to = self.corrupt_name();
+                std::fs::rename(&self.path, &to).map_err(io_err("move aside", &self.path))?;
+                sync_dir(&self.dir)?;
+                let moved = MovedAside { from: self.path.clone(), to, reason };
+                Ok((AuthFile::default(), false, Some(moved)))
+            }
+        }
+    }
+
+    fn corrupt_name(&self) -> PathBuf {
+        let stamp = time::OffsetDateTime::now_utc()
+            .format(time::macros::format_description!(
+                "[year][month][day]T[hour][minute][second]Z"
+            ))
+            .unwrap_or_else(|_| "unknown-time".into());
+        let base = format!("{}.corrupt-{stamp}", self.path.display());
+        let mut candidate = PathBuf::from(&base);
+        let mut n = 1;
+        while candidate.symlink_metadata().is_ok() {
+            n += 1;
+            candidate = PathBuf::from(format!("{base}-{n}"));
+        }
+        candidate
+    }
+
+    /// Opens without following links and without blocking on FIFOs, then checks what was opened
+    /// (not the path, which could change in between).
+    fn read_checked(&self) -> Result<Read_, StoreError> {
+        let path = &self.path;
+        let fd = match rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(Read_::Missing),
+            Err(Errno::LOOP) => return Err(StoreError::Symlink { path: path.clone() }),
+            Err(Errno::NXIO) => {
+                return Err(StoreError::NotRegular { path: path.clone(), kind: "a socket" });
+            }
+            Err(e) => return Err(io_err("open", path)(e.into())),
+        };
+        let stat = rustix::fs::fstat(&fd).map_err(|e| io_err("inspect", path)(e.into()))?;
+        let file_type = rustix::fs::FileType::from_raw_mode(stat.st_mode);
+        if file_type != rustix::fs::FileType::RegularFile {
+            let kind = match file_type {
+                rustix::fs::FileType::Directory => "a directory",
+                rustix::fs::FileType::Fifo => "a named pipe",
+                rustix::fs::FileType::CharacterDevice | rustix::fs::FileType::BlockDevice => {
+                    "a device"
+                }
+                rustix::fs::FileType::Socket => "a socket",
+                _ => "not a regular file",
+            };
+            return Err(StoreError::NotRegular { path: path.clone(), kind });
+        }
+        let me = rustix::process::geteuid().as_raw();
+        if stat.st_uid != me {
+            return Err(StoreError::WrongOwner { path: path.clone(), owner: stat.st_uid, me });
+        }
+        let mode = stat.st_mode & 0o7777;
+        if mode & 0o077 != 0 {
+            return Err(StoreError::TooOpen { path: path.clone(), mode });
+        }
+        let size = u64::try_from(stat.st_size).unwrap_or(u64::MAX);
+        if size > MAX_FILE_SIZE {
+            return Err(StoreError::TooLarge { path: path.clone(), size });
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        File::from(fd)
+            .take(MAX_FILE_SIZE + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io_err("read", path))?;
+        if bytes.len() as u64 > MAX_FILE_SIZE {
+            return Err(StoreError::TooLarge { path: path.clone(), size: bytes.len() as u64 });
+        }
+        Ok(match parse(&bytes) {
+            Ok(file) => Read_::Parsed(file),
+            Err(reason) => Read_::Corrupt(reason),
+        })
+    }
+
+    fn write_locked(&self, file: &AuthFile) -> Result<(), StoreError> {
+        let value = serde_json::to_value(file).map_err(|e| io_err("encode", &self.path)(e.into()))?;
+        reject_control_characters(&value, "auth.json")?;
+        let mut bytes = serde_json::to_vec_pretty(&value)
+            .map_err(|e| io_err("encode", &self.path)(e.into()))?;
+        bytes.push(b'\n');
+        if bytes.len() as u64 > MAX_FILE_SIZE {
+            return Err(StoreError::WouldBeTooLarge { path: self.path.clone() });
+        }
+
+        let temp = self.dir.join(format!("{TEMP_PREFIX}{}-{}", std::process::id(), random_hex(8)));
+        let result = (|| {
+            let fd = rustix::fs::open(
+                &temp,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )
+            .map_err(|e| io_err("create", &temp)(e.into()))?;
+            let mut out = File::from(fd);
+            // The umask can only narrow the create mode; set it exactly.
+            out.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(io_err("set permissions on", &temp))?;
+            out.write_all(&bytes).map_err(io_err("write", &temp))?;
+            out.sync_all().map_err(io_err("sync", &temp))?;
+            drop(out);
+            std::fs::rename(&temp, &self.path).map_err(io_err("replace", &self.path))?;
+            sync_dir(&self.dir)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        result
+    }
+
+    /// Temp files left by a writer that died before its rename. Safe to remove: the lock is held,
+    /// so no live writer owns one.
+    fn remove_stale_temp_files(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Updated<T> {
+    pub value: T,
+    /// Whether the file was rewritten.
+    pub written: bool,
+    pub moved_aside: Option<MovedAside>,
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    let d = File::open(dir).map_err(io_err("open", dir))?;
+    d.sync_all().map_err(io_err("sync", dir))
+}
+
+/// Refuses control characters in any key or string value, naming where (never the value).
+pub fn reject_control_characters(value: &Value, at: &str) -> Result<(), StoreError> {
+    let bad = |s: &str| s.chars().any(char::is_control);
+    match value {
+        Value::String(s) if bad(s) => Err(StoreError::ControlCharacters { field: at.to_owned() }),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, v)| reject_control_characters(v, &format!("{at}[{i}]"))),
+        Value::Object(map) => map.iter().try_for_each(|(k, v)| {
+            let path = format!("{at}.{}", k.escape_debug());
+            if bad(k) {
+                return Err(StoreError::ControlCharacters { field: path });
+            }
+            reject_control_characters(v, &path)
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Lowercase hex of `n` random bytes. Falls back to the clock if the OS has no randomness to
+/// give (names only need to be unlikely to collide, and creation is exclusive anyway).
+pub fn random_hex(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    if getrandom::fill(&mut buf).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (nanos >> ((i % 16) * 8)) as u8;
+        }
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+    use std::os::unix::fs::symlink;
+
+    fn store() -> (tempfile::TempDir, AuthStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AuthStore::new(dir.path().join("home/auth.json"));
+        (dir, store)
+    }
+
+    #[test]
+    fn round_trip_preserves_unknown_keys() {
+        let (_d, store) = store();
+        std::fs::create_dir_all(store.path().parent().unwrap()).unwrap();
+        let original = r#"{"version":1,"future":{"x":1},"mogplex":{"api_key":"mog_a","later":true},
+            "providers":{"openai":{"apiKey":"sk-1","org":"o"}}}"#;
+        std::fs::write(store.path(), original).unwrap();
+        std::fs::set_permissions(store.path(), std::fs::Permissions::from_mode(0o600)).unwrap();
+        store
+            .update(|f| {
+                f.set_provider_key("groq", Secret::new("gsk_2"));
+                Ok(())
+            })
+            .unwrap();
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(store.path()).unwrap()).unwrap();
+        assert_eq!(v["future"]["x"], 1);
+        assert_eq!(v["mogplex"]["later"], true);
+        assert_eq!(v["providers"]["openai"]["org"], "o");
+        assert_eq!(v["providers"]["groq"]["apiKey"], "gsk_2");
+    }
+
+    #[test]
+    fn symlink_is_refused_and_untouched() {
+        let (d, store) = store();
+        std::fs::create_dir_all(store.path().parent().unwrap()).unwrap();
+        let target = d.path().join("elsewhere.json");
+        std::fs::write(&target, "{}").unwrap();
+        symlink(&target, store.path()).unwrap();
+        assert!(matches!(store.load(), Err(StoreError::Symlink { .. })));
+        let r = store.update(|f| {
+            f.set_provider_key("openai", Secret::new("sk-x"));
+            Ok(())
+        });
+        assert!(matches!(r, Err(StoreError::Symlink { .. })));
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "{}");
+    }
+
+    #[test]
+    fn control_characters_are_refused_on_write() {
+        let (_d, store) = store();
+        let r = store.update(|f| {
+            f.set_provider_key("openai", Secret::new("sk-a\nb"));
+            Ok(())
+        });
+        let e = r.unwrap_err();
+        assert!(matches!(e, StoreError::ControlCharacters { .. }));
+        assert!(!e.to_string().contains("sk-a"));
+        assert!(!store.path().exists());
+    }
+
+    #[test]
+    fn parse_errors_never_quote_content() {
+        let e = parse(br#"{"providers":{"openai":"sk-secret-value"}}"#).unwrap_err();
+        assert!(!e.contains("sk-secret"), "{e}");
+    }
+}
