@@ -6,12 +6,16 @@
 
 pub mod chat;
 pub mod error;
+pub mod models;
+pub mod sse;
 
 pub use chat::{
     ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage, ChunkChoice,
     ChunkDelta, CompletionChoice, Role, StreamOptions, Usage,
 };
 pub use error::{ApiError, ApiErrorBody, V1Error, V1ErrorBody};
+pub use models::{CliModel, ModelCaps, Pricing};
+pub use sse::{SseEvent, SseParser};
 
 /// The path of the OpenAI-shaped chat completions endpoint of the Mogplex gateway.
 pub const INFERENCE_PATH: &str = "/api/cli/inference/chat/completions";

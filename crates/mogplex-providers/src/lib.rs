@@ -1,0 +1,16 @@
+//! Model adapters for mogplex.
+//!
+//! Three API shapes cover every provider mogplex speaks to: the Mogplex gateway (OpenAI-shaped,
+//! bearer token from the Mogplex credential), OpenAI-compatible chat completions (OpenAI, Google,
+//! Groq, Mistral, DeepSeek, xAI, Cohere, Vercel AI Gateway) and Anthropic Messages. All stream.
+//! [`select`] decides which provider and model a session uses; [`client`] talks to them.
+
+pub mod catalog;
+pub mod client;
+pub mod error;
+pub mod select;
+
+pub use catalog::{Api, BaseUrlError, ProviderSpec, spec};
+pub use client::{ChatRequest, Finish, ModelClient, StreamEvent};
+pub use error::{ErrorKind, ProviderError};
+pub use select::{ModelSource, SelectError, Selection, select};

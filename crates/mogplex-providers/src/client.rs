@@ -1,0 +1,414 @@
+//! The HTTP side of the adapters: one client, one streaming chat call per API shape.
+
+use crate::catalog::{Api, join};
+use crate::error::{ErrorKind, ProviderError};
+use crate::select::Selection;
+use mogplex_auth::Provider;
+use mogplex_protocol::{
+    ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage, CliModel, Role,
+    SseEvent, SseParser, StreamOptions, Usage,
+};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::{Response, Url};
+use std::time::Duration;
+
+/// Anthropic's API version header; the Messages API shape below is this version's.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+/// Anthropic requires `max_tokens`.
+const ANTHROPIC_MAX_TOKENS: u32 = 8192;
+/// Error bodies are read up to this size.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// What a stream produces, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// Text of the answer.
+    Delta(String),
+    /// A raw `data:` frame as received (for debug logs; may hold anything the provider sent).
+    Frame(String),
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Finish {
+    pub finish_reason: Option<String>,
+    pub usage: Option<Usage>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ChatRequest {
+    pub selection: Selection,
+    pub base_url: Url,
+    pub model: String,
+    pub messages: Vec<ChatMessage>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ModelClient {
+    http: reqwest::Client,
+}
+
+impl ModelClient {
+    pub fn new() -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("mogplex/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(300))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self { http })
+    }
+
+    /// The first model of the Mogplex account's catalog (`GET /api/models?format=cli`).
+    pub async fn account_default_model(
+        &self,
+        selection: &Selection,
+        base_url: &Url,
+    ) -> Result<String, ProviderError> {
+        let provider = selection.provider();
+        let url = join(base_url, mogplex_protocol::MODELS_PATH);
+        let resp = self
+            .http
+            .get(url)
+            .query(&[("format", "cli")])
+            .header(AUTHORIZATION, bearer(selection.credential.secret.expose())?)
+            .header(ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| ProviderError::from_reqwest(provider, &e))?;
+        let resp = check_status(provider, resp).await?;
+        let models: Vec<CliModel> = resp.json().await.map_err(|e| {
+            ProviderError::new(ErrorKind::Protocol, provider, format!("the model catalog did not parse: {e}"))
+        })?;
+        models.into_iter().next().map(|m| m.slug).ok_or_else(|| {
+            ProviderError::new(ErrorKind::NoModelAccess, provider, "the account's model catalog is empty")
+        })
+    }
+
+    /// Sends one chat turn and streams the answer to `on_event`.
+    pub async fn chat(
+        &self,
+        req: &ChatRequest,
+        on_event: &mut (dyn FnMut(StreamEvent) + Send),
+    ) -> Result<Finish, ProviderError> {
+        let provider = req.selection.provider();
+        let secret = req.selection.credential.secret.expose();
+        let spec = &req.selection.spec;
+        let (url, headers, body) = match spec.api {
+            Api::OpenAiCompatible | Api::MogplexGateway => {
+                let path = if spec.api == Api::MogplexGateway {
+                    mogplex_protocol::INFERENCE_PATH
+                } else {
+                    "/chat/completions"
+                };
+                let mut headers = HeaderMap::new();
+                headers.insert(AUTHORIZATION, bearer(secret)?);
+                let body = ChatCompletionRequest {
+                    model: req.model.clone(),
+                    messages: req.messages.clone(),
+                    stream: true,
+                    stream_options: spec.stream_usage.then_some(StreamOptions { include_usage: true }),
+                    max_tokens: None,
+                    temperature: None,
+                };
+                (join(&req.base_url, path), headers, serde_json::to_value(&body))
+            }
+            Api::AnthropicMessages => {
+                let mut headers = HeaderMap::new();
+                headers.insert("x-api-key", sensitive(secret)?);
+                headers.insert("anthropic-version", HeaderValue::from_static(ANTHROPIC_VERSION));
+                (join(&req.base_url, "/v1/messages"), headers, Ok(anthropic_body(&req.model, &req.messages)))
+            }
+        };
+        let body = body.map_err(|e| ProviderError::new(ErrorKind::Protocol, provider, e.to_string()))?;
+        let resp = self
+            .http
+            .post(url)
+            .headers(headers)
+            .header(ACCEPT, "text/event-stream")
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| ProviderError::from_reqwest(provider, &e))?;
+        let resp = check_status(provider, resp).await?;
+        let is_sse = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if !is_sse {
+            return whole_answer(provider, spec.api, resp, on_event).await;
+        }
+        let mut state = match spec.api {
+            Api::AnthropicMessages => StreamState::Anthropic(AnthropicState::default()),
+            _ => StreamState::OpenAi(OpenAiState::default()),
+        };
+        read_sse(provider, resp, |ev| {
+            on_event(StreamEvent::Frame(ev.data.clone()));
+            match &mut state {
+                StreamState::OpenAi(s) => s.on(provider, ev, on_event),
+                StreamState::Anthropic(s) => s.on(provider, ev, on_event),
+            }
+        })
+        .await?;
+        match state {
+            StreamState::OpenAi(s) => s.finish(provider),
+            StreamState::Anthropic(s) => s.finish(provider),
+        }
+    }
+}
+
+fn sensitive(value: &str) -> Result<HeaderValue, ProviderError> {
+    let mut v = HeaderValue::from_str(value).map_err(|_| {
+        ProviderError::new(ErrorKind::BadRequest, Provider::Mogplex, "the credential contains characters that cannot be sent in a header")
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+fn bearer(token: &str) -> Result<HeaderValue, ProviderError> {
+    sensitive(&format!("Bearer {token}"))
+}
+
+async fn check_status(provider: Provider, resp: Response) -> Result<Response, ProviderError> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let retry_after = resp
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = read_capped(resp, MAX_ERROR_BODY).await;
+    Err(ProviderError::from_status(provider, status.as_u16(), &body, retry_after))
+}
+
+async fn read_capped(mut resp: Response, cap: usize) -> String {
+    let mut buf = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        buf.extend_from_slice(&chunk);
+        if buf.len() >= cap {
+            buf.truncate(cap);
+            break;
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// Drives an SSE body through `on` until it ends or `on` says it is done.
+async fn read_sse(
+    provider: Provider,
+    mut resp: Response,
+    mut on: impl FnMut(&SseEvent) -> Result<Flow, ProviderError>,
+) -> Result<(), ProviderError> {
+    let mut parser = SseParser::new();
+    let mut events = Vec::new();
+    loop {
+        let chunk = resp.chunk().await.map_err(|e| {
+            let mut err = ProviderError::from_reqwest(provider, &e);
+            err.message = format!("the stream broke off: {}", err.message);
+            err
+        })?;
+        let Some(chunk) = chunk else { return Ok(()) };
+        parser.push(&chunk, &mut events).map_err(|_| {
+            ProviderError::new(ErrorKind::Protocol, provider, "the stream sent a line over 4 MiB")
+        })?;
+        for ev in events.drain(..) {
+            if on(&ev)? == Flow::Done {
+                return Ok(());
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    More,
+    Done,
+}
+
+enum StreamState {
+    OpenAi(OpenAiState),
+    Anthropic(AnthropicState),
+}
+
+#[derive(Default)]
+struct OpenAiState {
+    done: bool,
+    finish: Finish,
+}
+
+impl OpenAiState {
+    fn on(
+        &mut self,
+        provider: Provider,
+        ev: &SseEvent,
+        out: &mut (dyn FnMut(StreamEvent) + Send),
+    ) -> Result<Flow, ProviderError> {
+        let data = ev.data.trim();
+        if data == "[DONE]" {
+            self.done = true;
+            return Ok(Flow::Done);
+        }
+        if data.is_empty() {
+            return Ok(Flow::More);
+        }
+        let value: serde_json::Value = serde_json::from_str(data).map_err(|e| {
+            ProviderError::new(ErrorKind::Protocol, provider, format!("a stream frame did not parse: {e}"))
+        })?;
+        if value.get("error").is_some_and(|e| !e.is_null()) || ev.event.as_deref() == Some("error") {
+            let (message, _) = crate::error::error_message(data);
+            return Err(ProviderError::new(
+                ErrorKind::InStream,
+                provider,
+                message.unwrap_or_else(|| "the stream reported an error".into()),
+            ));
+        }
+        let chunk: ChatCompletionChunk = serde_json::from_value(value).map_err(|e| {
+            ProviderError::new(ErrorKind::Protocol, provider, format!("a stream frame had an unexpected shape: {e}"))
+        })?;
+        for choice in chunk.choices {
+            if let Some(text) = choice.delta.content.filter(|t| !t.is_empty()) {
+                out(StreamEvent::Delta(text));
+            }
+            if choice.finish_reason.is_some() {
+                self.finish.finish_reason = choice.finish_reason;
+            }
+        }
+        if chunk.usage.is_some() {
+            self.finish.usage = chunk.usage;
+        }
+        Ok(Flow::More)
+    }
+
+    fn finish(self, provider: Provider) -> Result<Finish, ProviderError> {
+        if self.done || self.finish.finish_reason.is_some() {
+            Ok(self.finish)
+        } else {
+            Err(ProviderError::new(ErrorKind::Protocol, provider, "the stream ended before the answer was complete"))
+        }
+    }
+}
+
+#[derive(Default)]
+struct AnthropicState {
+    done: bool,
+    finish: Finish,
+    input_tokens: u64,
+}
+
+impl AnthropicState {
+    fn on(
+        &mut self,
+        provider: Provider,
+        ev: &SseEvent,
+        out: &mut (dyn FnMut(StreamEvent) + Send),
+    ) -> Result<Flow, ProviderError> {
+        let value: serde_json::Value = match serde_json::from_str(&ev.data) {
+            Ok(v) => v,
+            Err(e) => {
+                return Err(ProviderError::new(ErrorKind::Protocol, provider, format!("a stream frame did not parse: {e}")));
+            }
+        };
+        let kind = ev.event.as_deref().or_else(|| value.get("type").and_then(|t| t.as_str())).unwrap_or("");
+        match kind {
+            "message_start" => {
+                self.input_tokens = value
+                    .pointer("/message/usage/input_tokens")
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(0);
+            }
+            "content_block_delta" => {
+                if let Some(text) = value.pointer("/delta/text").and_then(|t| t.as_str()).filter(|t| !t.is_empty()) {
+                    out(StreamEvent::Delta(text.to_owned()));
+                }
+            }
+            "message_delta" => {
+                if let Some(r) = value.pointer("/delta/stop_reason").and_then(|v| v.as_str()) {
+                    self.finish.finish_reason = Some(r.to_owned());
+                }
+                if let Some(o) = value.pointer("/usage/output_tokens").and_then(|v| v.as_u64()) {
+                    self.finish.usage = Some(Usage {
+                        prompt_tokens: self.input_tokens,
+                        completion_tokens: o,
+                        total_tokens: self.input_tokens + o,
+                    });
+                }
+            }
+            "message_stop" => {
+                self.done = true;
+                return Ok(Flow::Done);
+            }
+            "error" => {
+                let (message, _) = crate::error::error_message(&ev.data);
+                return Err(ProviderError::new(
+                    ErrorKind::InStream,
+                    provider,
+                    message.unwrap_or_else(|| "the stream reported an error".into()),
+                ));
+            }
+            _ => {}
+        }
+        Ok(Flow::More)
+    }
+
+    fn finish(self, provider: Provider) -> Result<Finish, ProviderError> {
+        if self.done {
+            Ok(self.finish)
+        } else {
+            Err(ProviderError::new(ErrorKind::Protocol, provider, "the stream ended before the answer was complete"))
+        }
+    }
+}
+
+fn anthropic_body(model: &str, messages: &[ChatMessage]) -> serde_json::Value {
+    let system: Vec<&str> = messages.iter().filter(|m| m.role == Role::System).map(|m| m.content.as_str()).collect();
+    let turns: Vec<serde_json::Value> = messages
+        .iter()
+        .filter(|m| m.role != Role::System)
+        .map(|m| {
+            let role = if m.role == Role::Assistant { "assistant" } else { "user" };
+            serde_json::json!({ "role": role, "content": m.content })
+        })
+        .collect();
+    let mut body = serde_json::json!({
+        "model": model,
+        "max_tokens": ANTHROPIC_MAX_TOKENS,
+        "messages": turns,
+        "stream": true,
+    });
+    if !system.is_empty() {
+        body["system"] = serde_json::Value::String(system.join("\n\n"));
+    }
+    body
+}
+
+/// A provider that ignored `stream: true` and answered with one JSON document.
+async fn whole_answer(
+    provider: Provider,
+    api: Api,
+    resp: Response,
+    on_event: &mut (dyn FnMut(StreamEvent) + Send),
+) -> Result<Finish, ProviderError> {
+    let text = resp.text().await.map_err(|e| ProviderError::from_reqwest(provider, &e))?;
+    let protocol = |what: String| ProviderError::new(ErrorKind::Protocol, provider, what);
+    if api == Api::AnthropicMessages {
+        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| protocol(format!("the answer did not parse: {e}")))?;
+        let content = v.get("content").and_then(|c| c.as_array()).cloned().unwrap_or_default();
+        for block in content {
+            if let Some(t) = block.get("text").and_then(|t| t.as_str()) {
+                on_event(StreamEvent::Delta(t.to_owned()));
+            }
+        }
+        let reason = v.get("stop_reason").and_then(|r| r.as_str()).map(str::to_owned);
+        return Ok(Finish { finish_reason: reason, usage: None });
+    }
+    let c: ChatCompletion = serde_json::from_str(&text).map_err(|e| protocol(format!("the answer did not parse: {e}")))?;
+    let mut finish = Finish { finish_reason: None, usage: c.usage };
+    if let Some(choice) = c.choices.into_iter().next() {
+        on_event(StreamEvent::Delta(choice.message.content));
+        finish.finish_reason = choice.finish_reason;
+    }
+    Ok(finish)
+}
