@@ -49,13 +49,20 @@ impl ProviderError {
         } else {
             ErrorKind::Unavailable
         };
-        // reqwest's Display names the URL, never headers; walk the chain for the root cause.
-        let mut message = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            message = format!("{message}: {s}");
-            source = s.source();
+        // reqwest's Display names the URL, never headers. The root cause says what happened.
+        let mut root: &dyn std::error::Error = e;
+        while let Some(s) = root.source() {
+            root = s;
         }
+        let message = if e.is_timeout() {
+            "timed out waiting for an answer".to_owned()
+        } else if e.is_connect() {
+            format!("cannot connect: {root}")
+        } else if std::ptr::addr_eq(root, e as &dyn std::error::Error) {
+            e.to_string()
+        } else {
+            format!("{e}: {root}")
+        };
         Self::new(kind, provider, message)
     }
 

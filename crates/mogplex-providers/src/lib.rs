@@ -14,3 +14,4 @@ pub use catalog::{Api, BaseUrlError, ProviderSpec, spec};
 pub use client::{ChatRequest, Finish, ModelClient, StreamEvent};
 pub use error::{ErrorKind, ProviderError};
 pub use select::{ModelSource, SelectError, Selection, select};
+pub use reqwest::Url;

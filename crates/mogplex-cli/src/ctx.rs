@@ -1,0 +1,67 @@
+//! What every command starts from: the home, the store, what is stored, and the resolution.
+
+use crate::error::CliError;
+use crate::log::SessionLog;
+use mogplex_auth::{AuthStore, Env, MogplexHome, ProcessEnv, Redactor, Resolution};
+
+#[derive(Debug)]
+pub struct Ctx {
+    pub env: ProcessEnv,
+    pub home: MogplexHome,
+    pub store: AuthStore,
+    /// Redacts every secret known to this process; grows as credentials are read or stored.
+    pub redactor: Redactor,
+}
+
+impl Ctx {
+    /// Finds the home and prints the `CODEX_HOME` deprecation warning when it applies.
+    pub fn new() -> Result<Self, CliError> {
+        let env = ProcessEnv;
+        let home = MogplexHome::from_env(&env)?;
+        if let Some(w) = home.deprecation_warning() {
+            eprintln!("{w}");
+        }
+        let store = AuthStore::new(home.auth_file());
+        let mut redactor = Redactor::new();
+        // Every variable that can carry a credential is redacted from output, whichever wins.
+        for p in mogplex_auth::Provider::ALL {
+            if let Some(v) = env.var(p.env_var()) {
+                redactor.add(&mogplex_auth::Secret::new(v));
+            }
+        }
+        Ok(Self { env, home, store, redactor })
+    }
+
+    /// Reads `auth.json` and resolves. A corrupt file is moved aside and reported.
+    pub fn resolve(&mut self) -> Result<Resolution, CliError> {
+        let loaded = self.store.load()?;
+        if let Some(m) = &loaded.moved_aside {
+            eprintln!("{}", m.warning());
+        }
+        let resolution = Resolution::resolve(&self.env, &loaded.file, self.store.path());
+        // Stored secrets that lost to the environment are still secrets.
+        remember_file_secrets(&mut self.redactor, &loaded.file);
+        for s in resolution.secrets() {
+            self.redactor.add(s);
+        }
+        Ok(resolution)
+    }
+
+    pub fn session_log(&self) -> SessionLog {
+        let debug = self.env.var("MOGPLEX_DEBUG").is_some_and(|v| v != "0" && v != "false");
+        SessionLog::new(self.home.clone(), self.redactor.clone(), debug)
+    }
+}
+
+pub fn remember_file_secrets(redactor: &mut Redactor, file: &mogplex_auth::AuthFile) {
+    if let Some(m) = &file.mogplex {
+        for s in [&m.access_token, &m.refresh_token, &m.id_token, &m.api_key].into_iter().flatten() {
+            redactor.add(s);
+        }
+    }
+    for entry in file.providers.values() {
+        if let Some(k) = &entry.api_key {
+            redactor.add(k);
+        }
+    }
+}

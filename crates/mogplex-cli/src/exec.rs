@@ -1,0 +1,282 @@
+//! `mogplex exec "<prompt>"` (and `mogplex "<prompt>"`): one non-interactive turn.
+//!
+//! Resolution and model selection happen before anything else is set up (no async runtime, no
+//! HTTP client), so the common failures (no credential, unknown model) are reported in about the
+//! time it takes to read the environment and `auth.json`.
+
+use crate::args::ExecArgs;
+use crate::ctx::Ctx;
+use crate::error::CliError;
+use crate::exit;
+use crate::log::Level;
+use mogplex_auth::{CredentialKind, Provider, Resolution, Source};
+use mogplex_protocol::ChatMessage;
+use mogplex_providers::{
+    ChatRequest, ErrorKind, ModelClient, ProviderError, SelectError, Selection, StreamEvent,
+};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read, Write};
+
+/// Prompts larger than this are refused rather than sent.
+const MAX_PROMPT: u64 = 4 * 1024 * 1024;
+
+pub fn no_credential(resolution: &Resolution) -> CliError {
+    CliError::new(
+        exit::NO_CREDENTIAL,
+        format!(
+            "no credentials: nothing in the environment and no stored sign-in in {}",
+            resolution.auth_file.display()
+        ),
+    )
+    .hint("run `mogplex` in a terminal and choose \"Sign in with Mogplex\"")
+    .hint("or set MOGPLEX_API_KEY (or a provider key such as ANTHROPIC_API_KEY or OPENAI_API_KEY) for this shell")
+}
+
+fn select_error(e: SelectError, resolution: &Resolution) -> CliError {
+    match e {
+        SelectError::NoCredential => no_credential(resolution),
+        SelectError::NoCredentialFor { provider, .. } => CliError::new(exit::NO_CREDENTIAL, e.to_string())
+            .hint(format!(
+                "set {} for this shell, or store a key with `printenv {} | mogplex login {} --with-api-key`",
+                provider.env_var(),
+                provider.env_var(),
+                provider.id()
+            )),
+        SelectError::UnknownModel { ref model } => CliError::usage(e.to_string()).hint(format!(
+            "name the provider too, for example `--model openai/{model}`; providers: {}",
+            Provider::names()
+        )),
+        SelectError::EmptyModel => CliError::usage(e.to_string()).hint("pass a model name, or leave out --model"),
+    }
+}
+
+/// Reads the prompt from the argument, or stdin for `-` or when none was given.
+fn read_prompt(arg: Option<String>) -> Result<String, CliError> {
+    let prompt = match arg.as_deref() {
+        Some("-") | None => {
+            if std::io::stdin().is_terminal() {
+                return Err(CliError::usage("no prompt given")
+                    .hint("pass one as an argument: mogplex exec \"explain this error\""));
+            }
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .take(MAX_PROMPT + 1)
+                .read_to_end(&mut buf)
+                .map_err(|e| CliError::usage("cannot read the prompt from stdin").cause(e.to_string()))?;
+            if buf.len() as u64 > MAX_PROMPT {
+                return Err(CliError::usage("the prompt on stdin is over 4 MiB"));
+            }
+            String::from_utf8(buf).map_err(|_| CliError::usage("the prompt on stdin is not UTF-8 text"))?
+        }
+        Some(p) => p.to_owned(),
+    };
+    if prompt.trim().is_empty() {
+        return Err(CliError::usage("the prompt is empty").hint("mogplex exec \"your question\""));
+    }
+    Ok(prompt)
+}
+
+fn credential_json(sel: &Selection) -> serde_json::Value {
+    let c = &sel.credential;
+    let (source, name) = match &c.source {
+        Source::Env { var } => ("env", (*var).to_owned()),
+        Source::File { path, field } => ("auth.json", format!("{} ({field})", path.display())),
+    };
+    let kind = match c.kind {
+        CredentialKind::ApiKey => "api_key",
+        CredentialKind::PersonalAccessToken => "personal_access_token",
+        CredentialKind::AccountSession => "account_session",
+    };
+    json!({"kind": kind, "source": source, "from": name, "masked": c.masked()})
+}
+
+struct Output {
+    json: bool,
+    out: std::io::Stdout,
+    last: Option<char>,
+    closed: bool,
+}
+
+impl Output {
+    fn event(&mut self, v: serde_json::Value) {
+        if self.json {
+            let line = format!("{v}\n");
+            self.raw(&line);
+        }
+    }
+
+    fn text(&mut self, t: &str) {
+        if self.json {
+            self.event(json!({"type": "delta", "text": t}));
+        } else {
+            self.raw(t);
+            self.last = t.chars().last().or(self.last);
+        }
+    }
+
+    fn raw(&mut self, s: &str) {
+        if self.closed {
+            return;
+        }
+        let mut lock = self.out.lock();
+        if lock.write_all(s.as_bytes()).and_then(|_| lock.flush()).is_err() {
+            // A closed pipe (`| head`) is not an error of ours; stop writing.
+            self.closed = true;
+        }
+    }
+}
+
+pub fn run(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
+    let resolution = ctx.resolve()?;
+    let json_out = args.json;
+    let selection = select(&resolution, args.model.as_deref())?;
+    let base_url = selection
+        .spec
+        .base_url(&ctx.env)
+        .map_err(|e| CliError::usage(e.to_string()).hint(e.hint()))?;
+    for o in resolution.overrides_for(selection.provider()) {
+        eprintln!("note: {}", o.notice());
+    }
+    let prompt = read_prompt(args.prompt)?;
+
+    let mut log = ctx.session_log();
+    for o in resolution.overrides_for(selection.provider()) {
+        log.write(Level::Warn, "credential.override", &o.notice(), json!({"variable": o.var}));
+    }
+    let mut out = Output { json: json_out, out: std::io::stdout(), last: None, closed: false };
+    let provider = selection.provider();
+    let redactor = log.redactor().clone();
+    let mut session = json!({
+        "type": "session",
+        "session_id": log.id(),
+        "provider": provider.id(),
+        "model": selection.model,
+        "credential": credential_json(&selection),
+        "notices": resolution.overrides_for(provider).map(|o| o.notice()).collect::<Vec<_>>(),
+    });
+    redactor.redact_json(&mut session);
+    log.write(
+        Level::Info,
+        "session.start",
+        &format!("exec with {}", selection.credential.describe()),
+        json!({"provider": provider.id(), "model": selection.model, "base_url": base_url.as_str(),
+               "credential": credential_json(&selection), "log": log.path()}),
+    );
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::new(exit::FAILURE, "cannot start the async runtime").cause(e.to_string()))?;
+    let result: Result<_, CliError> = rt.block_on(async {
+        let client = ModelClient::new()
+            .map_err(|e| CliError::new(exit::FAILURE, "cannot set up the HTTP client").cause(e.to_string()))?;
+        let model = match selection.model.clone() {
+            Some(m) => m,
+            None => client
+                .account_default_model(&selection, &base_url)
+                .await
+                .map_err(|e| provider_error(&e, &selection, &base_url))?,
+        };
+        session["model"] = json!(model);
+        out.event(session.clone());
+        log.write(Level::Info, "request.start", "sending the prompt", json!({"model": model, "prompt_chars": prompt.chars().count()}));
+        let req = ChatRequest { selection: selection.clone(), base_url: base_url.clone(), model, messages: vec![ChatMessage::user(prompt)] };
+        let mut chars = 0usize;
+        let finish = client
+            .chat(&req, &mut |ev| match ev {
+                StreamEvent::Delta(t) => {
+                    chars += t.chars().count();
+                    out.text(&t);
+                }
+                StreamEvent::Frame(f) => log.write(Level::Debug, "stream.chunk", "stream frame", json!({"frame": f})),
+            })
+            .await;
+        Ok((finish, chars))
+    });
+    let (finish, chars) = result?;
+    if !json_out && out.last.is_some_and(|c| c != '\n') {
+        out.raw("\n");
+    }
+    match finish {
+        Ok(f) => {
+            let usage = f.usage.as_ref().map(|u| json!({"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens, "total_tokens": u.total_tokens}));
+            out.event(json!({"type": "done", "finish_reason": f.finish_reason, "usage": usage}));
+            log.write(Level::Info, "response.done", "answer complete", json!({"chars": chars, "finish_reason": f.finish_reason, "usage": usage}));
+            Ok(())
+        }
+        Err(e) => {
+            let err = provider_error(&e, &selection, &base_url);
+            log.write(Level::Error, "response.error", &err.message, json!({"kind": format!("{:?}", e.kind), "status": e.status, "detail": e.message}));
+            out.event(err.json(&redactor));
+            Err(err)
+        }
+    }
+}
+
+fn select(resolution: &Resolution, model: Option<&str>) -> Result<Selection, CliError> {
+    // The model last picked in this home is recorded by the cockpit's /model; none yet.
+    let last_picked = BTreeMap::new();
+    mogplex_providers::select(resolution, model, &last_picked).map_err(|e| select_error(e, resolution))
+}
+
+/// Turns a provider failure into what the user reads, with the exit code of SPEC section 6.
+pub fn provider_error(e: &ProviderError, sel: &Selection, base_url: &mogplex_providers::Url) -> CliError {
+    let name = e.provider.display_name();
+    let cred = &sel.credential;
+    let status = e.status.map(|s| format!(" (HTTP {s})")).unwrap_or_default();
+    let fix_credential = match (&cred.source, cred.kind) {
+        (Source::Env { var }, _) => format!("check the value of {var}, or unset it to use a stored credential"),
+        (Source::File { .. }, CredentialKind::AccountSession) => {
+            "sign in again: run `mogplex` in a terminal and choose \"Sign in with Mogplex\"".to_owned()
+        }
+        (Source::File { .. }, CredentialKind::PersonalAccessToken) => {
+            "create a new personal access token and store it with `mogplex login mogplex --with-api-key`".to_owned()
+        }
+        (Source::File { .. }, CredentialKind::ApiKey) => format!(
+            "store a new key with `printenv {} | mogplex login {} --with-api-key`",
+            e.provider.env_var(),
+            e.provider.id()
+        ),
+    };
+    match e.kind {
+        ErrorKind::NoModelAccess => {
+            let site = base_url.as_str().trim_end_matches('/');
+            CliError::new(exit::FORBIDDEN, "signed in to Mogplex, but this account cannot use models yet")
+                .cause(e.message.clone())
+                .hint(format!("see which models your plan includes under Available Models: {site}/web/models"))
+                .hint(format!("add model access under Plans & Billing: {site}/plans-and-billing"))
+        }
+        ErrorKind::Unauthorized => CliError::new(exit::FORBIDDEN, format!("{name} did not accept the {}{status}", cred.describe()))
+            .cause(e.message.clone())
+            .hint(fix_credential),
+        ErrorKind::Forbidden => CliError::new(exit::FORBIDDEN, format!("{name} refused the request{status}"))
+            .cause(e.message.clone())
+            .hint(format!("the {} is valid but may not use this model or endpoint; check its permissions", cred.describe())),
+        ErrorKind::RateLimited => {
+            let wait = match &e.retry_after {
+                Some(s) => format!("wait {s} seconds (Retry-After) and try again"),
+                None => "wait a little and try again".to_owned(),
+            };
+            CliError::new(exit::RATE_LIMITED, format!("{name} is rate limiting requests{status}"))
+                .cause(e.message.clone())
+                .hint(wait)
+        }
+        ErrorKind::Unavailable => CliError::new(exit::UNAVAILABLE, format!("{name} is unavailable at {base_url}{status}"))
+            .cause(e.message.clone())
+            .hint(format!(
+                "check your network connection; the address comes from {} when it is set",
+                sel.spec.base_url_var
+            )),
+        ErrorKind::InStream | ErrorKind::Protocol => {
+            CliError::new(exit::UNAVAILABLE, format!("the answer from {name} broke off with an error"))
+                .cause(e.message.clone())
+                .hint("try again; if it keeps happening, the provider may be having trouble")
+        }
+        ErrorKind::NotFound => CliError::new(exit::FAILURE, format!("{name} does not know that model or endpoint{status}"))
+            .cause(e.message.clone())
+            .hint("check the model name passed to --model"),
+        ErrorKind::BadRequest => CliError::new(exit::FAILURE, format!("{name} refused the request{status}"))
+            .cause(e.message.clone()),
+    }
+}

@@ -1,0 +1,134 @@
+//! `mogplex login <provider> --with-api-key`, `mogplex logout [provider]` and `--logout`.
+
+use crate::ctx::{Ctx, remember_file_secrets};
+use crate::error::CliError;
+use crate::log::Level;
+use mogplex_auth::{Env, MogplexEntry, Provider, Secret};
+use serde_json::json;
+use std::io::{IsTerminal, Read};
+
+/// Keys longer than this are not keys.
+const MAX_KEY_INPUT: u64 = 64 * 1024;
+
+fn read_key(provider: Provider) -> Result<Secret, CliError> {
+    let example = format!(
+        "printenv {} | mogplex login {} --with-api-key",
+        provider.env_var(),
+        provider.id()
+    );
+    if std::io::stdin().is_terminal() {
+        return Err(CliError::usage("--with-api-key reads the key from stdin, and stdin is a terminal")
+            .hint(format!("pipe the key in, so it stays out of your shell history: `{example}`")));
+    }
+    let mut buf = Vec::new();
+    std::io::stdin()
+        .take(MAX_KEY_INPUT + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| CliError::usage("cannot read the key from stdin").cause(e.to_string()))?;
+    if buf.len() as u64 > MAX_KEY_INPUT {
+        return Err(CliError::usage("the input on stdin is over 64 KiB, which is not an API key")
+            .hint(format!("pipe only the key: `{example}`")));
+    }
+    let text = String::from_utf8(buf).map_err(|_| CliError::usage("the key on stdin is not UTF-8 text"))?;
+    let key = Secret::new(text.trim());
+    drop(text);
+    if key.is_empty() {
+        return Err(CliError::usage("no key on stdin").hint(format!("pipe the key in: `{example}`")));
+    }
+    if key.expose().chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(CliError::usage("the key contains spaces or control characters")
+            .hint("pipe exactly one key, with nothing else on the line"));
+    }
+    if provider == Provider::Mogplex && !key.expose().starts_with("mog_") {
+        return Err(CliError::usage("a Mogplex personal access token starts with `mog_`")
+            .hint("create one in your Mogplex account settings, or sign in with `mogplex` in a terminal"));
+    }
+    Ok(key)
+}
+
+pub fn login_with_api_key(ctx: &mut Ctx, provider: Provider) -> Result<(), CliError> {
+    let key = read_key(provider)?;
+    ctx.redactor.add(&key);
+    let masked = key.masked();
+    let updated = ctx.store.update(|file| {
+        let replaced_session = if provider == Provider::Mogplex {
+            let was_session = file.mogplex.as_ref().is_some_and(|m| m.access_token.is_some());
+            file.mogplex = Some(MogplexEntry::pat(key.clone()));
+            was_session
+        } else {
+            file.set_provider_key(provider.id(), key.clone());
+            false
+        };
+        Ok(replaced_session)
+    })?;
+    if let Some(m) = &updated.moved_aside {
+        eprintln!("{}", m.warning());
+    }
+    let what = if provider == Provider::Mogplex {
+        "Mogplex personal access token".to_owned()
+    } else {
+        format!("{} API key", provider.display_name())
+    };
+    println!("Stored the {what} {masked} in {}", ctx.store.path().display());
+    if updated.value {
+        eprintln!("note: this replaces your stored Mogplex sign-in");
+    }
+    if ctx.env.var(provider.env_var()).is_some() {
+        eprintln!(
+            "note: {} is set in this shell and takes precedence over the stored key; unset it to use the stored one",
+            provider.env_var()
+        );
+    }
+    let mut log = ctx.session_log();
+    log.write(Level::Info, "login.api_key", &format!("stored the {what}"), json!({"provider": provider.id(), "masked": masked}));
+    Ok(())
+}
+
+/// Removes a stored credential. `quiet_stdout` sends the report to stderr (for `--logout`, whose
+/// stdout may carry an answer).
+pub fn logout(ctx: &mut Ctx, provider: Provider, to_stderr: bool) -> Result<(), CliError> {
+    let path = ctx.store.path().to_owned();
+    let updated = ctx.store.update(|file| {
+        remember_file_secrets(&mut ctx.redactor, file);
+        Ok(if provider == Provider::Mogplex {
+            let removed = file.mogplex.take().map(|m| m.access_token.is_some());
+            let kept: Vec<String> = file.providers.keys().cloned().collect();
+            (removed, kept)
+        } else {
+            (file.remove_provider_key(provider.id()).then_some(false), Vec::new())
+        })
+    })?;
+    if let Some(m) = &updated.moved_aside {
+        eprintln!("{}", m.warning());
+    }
+    let (removed, kept) = updated.value;
+    let report = match (provider, removed) {
+        (Provider::Mogplex, Some(true)) => format!("Signed out of Mogplex: removed the stored sign-in from {}", path.display()),
+        (Provider::Mogplex, Some(false)) => {
+            format!("Removed the stored Mogplex personal access token from {}", path.display())
+        }
+        (Provider::Mogplex, None) => format!("No stored Mogplex sign-in in {}; nothing to remove", path.display()),
+        (p, Some(_)) => format!("Removed the stored {} API key from {}", p.display_name(), path.display()),
+        (p, None) => format!("No stored {} API key in {}; nothing to remove", p.display_name(), path.display()),
+    };
+    if to_stderr {
+        eprintln!("{report}");
+    } else {
+        println!("{report}");
+    }
+    if !kept.is_empty() && removed.is_some() {
+        eprintln!(
+            "note: stored provider keys are kept ({}); remove one with `mogplex logout <provider>`",
+            kept.join(", ")
+        );
+    }
+    if ctx.env.var(provider.env_var()).is_some() {
+        eprintln!(
+            "note: {} is still set in this shell, so the next session still uses it; unset it to stop",
+            provider.env_var()
+        );
+    }
+    let mut log = ctx.session_log();
+    log.write(Level::Info, "logout", &report, json!({"provider": provider.id(), "removed": removed.is_some()}));
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! `mogplex`: the Mogplex command-line cockpit.
+//!
+//! This file only wires arguments to commands and turns errors into `error:`/`hint:` text and
+//! the documented exit codes (see [`exit`]).
+
+mod args;
+mod ctx;
+mod error;
+mod exec;
+mod exit;
+mod log;
+mod login;
+
+use args::{Cli, Command};
+use clap::{CommandFactory, Parser};
+use error::CliError;
+use mogplex_auth::{Provider, Redactor};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let mut redactor = Redactor::new();
+    let result = run(cli, &mut redactor);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // With --json, exec has already put the error event on stdout; stderr keeps the text.
+            eprint!("{}", e.render(&redactor));
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+fn run(cli: Cli, redactor_out: &mut Redactor) -> Result<(), CliError> {
+    // Read here rather than through clap, so that an empty variable counts as unset.
+    let attach = match (&cli.attach, std::env::var("MOGPLEX_ATTACH_RUN_ID").ok().filter(|v| !v.is_empty())) {
+        (Some(id), _) => Some(id.clone()),
+        (None, Some(v)) => Some(args::parse_run_id(&v).map_err(|e| {
+            CliError::usage(format!("MOGPLEX_ATTACH_RUN_ID is not a run id: {e}"))
+                .hint("fix or unset MOGPLEX_ATTACH_RUN_ID")
+        })?),
+        (None, None) => None,
+    };
+    if let Some(run_id) = &attach {
+        return Err(CliError::usage(format!("cannot attach to {run_id}: attaching to runs is not available in this version of mogplex"))
+            .hint("run without --attach, and unset MOGPLEX_ATTACH_RUN_ID if it is set"));
+    }
+    let mut ctx = ctx::Ctx::new()?;
+    let result = dispatch(cli, &mut ctx);
+    *redactor_out = ctx.redactor.clone();
+    result
+}
+
+fn dispatch(cli: Cli, ctx: &mut ctx::Ctx) -> Result<(), CliError> {
+    if cli.logout {
+        login::logout(ctx, Provider::Mogplex, true)?;
+    }
+    match cli.command {
+        Some(Command::Exec(args)) => exec::run(ctx, args),
+        Some(Command::Login(args)) => login::login_with_api_key(ctx, args.provider),
+        Some(Command::Logout(args)) => {
+            let provider = args.provider.unwrap_or(Provider::Mogplex);
+            if cli.logout && provider == Provider::Mogplex {
+                return Ok(());
+            }
+            login::logout(ctx, provider, false)
+        }
+        None => {
+            let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+            if cli.exec.prompt.is_none() && interactive {
+                if cli.logout {
+                    return Ok(());
+                }
+                // The cockpit is not built yet; on a terminal, bare `mogplex` shows help.
+                let _ = Cli::command().print_help();
+                return Ok(());
+            }
+            exec::run(ctx, cli.exec)
+        }
+    }
+}
