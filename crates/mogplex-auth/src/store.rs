@@ -107,7 +107,10 @@ impl StoreError {
                 path.display()
             ),
             StoreError::TooOpen { path, .. } => {
-                format!("run `chmod 600 {}` and try again", path.display())
+                format!(
+                    "run `chmod 600 {}` and try again; if other users may have read it, replace the keys it holds",
+                    path.display()
+                )
             }
             StoreError::TooLarge { path, .. } => format!(
                 "this is not a file mogplex wrote; move {} aside and sign in again",
@@ -152,7 +155,9 @@ fn parse(bytes: &[u8]) -> Result<AuthFile, String> {
     if !value.is_object() {
         return Err("unexpected structure: the top level is not a JSON object".into());
     }
-    serde_json::from_value(value).map_err(describe)
+    // `from_value` errors carry no location; say which kind of problem it is instead.
+    serde_json::from_value(value)
+        .map_err(|_| "unexpected structure: a known key holds a value of the wrong type".to_owned())
 }
 
 enum Read_ {

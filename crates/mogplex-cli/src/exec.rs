@@ -262,12 +262,19 @@ pub fn provider_error(e: &ProviderError, sel: &Selection, base_url: &mogplex_pro
                 .cause(e.message.clone())
                 .hint(wait)
         }
-        ErrorKind::Unavailable => CliError::new(exit::UNAVAILABLE, format!("{name} is unavailable at {base_url}{status}"))
-            .cause(e.message.clone())
-            .hint(format!(
-                "check your network connection; the address comes from {} when it is set",
-                sel.spec.base_url_var
-            )),
+        ErrorKind::Unavailable => {
+            let hint = if e.status.is_some() {
+                "the service answered but cannot serve the request now; try again in a little while".to_owned()
+            } else {
+                format!(
+                    "check your network connection; the address comes from {} when it is set",
+                    sel.spec.base_url_var
+                )
+            };
+            CliError::new(exit::UNAVAILABLE, format!("{name} is unavailable at {base_url}{status}"))
+                .cause(e.message.clone())
+                .hint(hint)
+        }
         ErrorKind::InStream | ErrorKind::Protocol => {
             CliError::new(exit::UNAVAILABLE, format!("the answer from {name} broke off with an error"))
                 .cause(e.message.clone())
@@ -275,7 +282,7 @@ pub fn provider_error(e: &ProviderError, sel: &Selection, base_url: &mogplex_pro
         }
         ErrorKind::NotFound => CliError::new(exit::FAILURE, format!("{name} does not know that model or endpoint{status}"))
             .cause(e.message.clone())
-            .hint("check the model name passed to --model"),
+            .hint("check the model name, or choose another with --model"),
         ErrorKind::BadRequest => CliError::new(exit::FAILURE, format!("{name} refused the request{status}"))
             .cause(e.message.clone()),
     }

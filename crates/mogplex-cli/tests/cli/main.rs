@@ -1,0 +1,9 @@
+//! Integration tests of the real `mogplex` binary: one test binary, a module per concern.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[macro_use]
+mod common;
+mod leak;
+mod messages;
+mod precedence;
+mod store;
