@@ -37,7 +37,11 @@ impl MapEnv {
         K: Into<String>,
         V: Into<String>,
     {
-        Self(vars.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
+        Self(
+            vars.into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        )
     }
 }
 

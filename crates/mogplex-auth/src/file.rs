@@ -81,7 +81,10 @@ impl MogplexEntry {
     }
 
     pub fn pat(api_key: Secret) -> Self {
-        Self { api_key: Some(api_key), ..Self::default() }
+        Self {
+            api_key: Some(api_key),
+            ..Self::default()
+        }
     }
 }
 
@@ -111,7 +114,11 @@ pub struct ProviderEntry {
 
 impl AuthFile {
     pub fn provider_key(&self, id: &str) -> Option<&Secret> {
-        self.providers.get(id)?.api_key.as_ref().filter(|k| !k.is_empty())
+        self.providers
+            .get(id)?
+            .api_key
+            .as_ref()
+            .filter(|k| !k.is_empty())
     }
 
     /// Stores a provider key, keeping whatever else that provider's entry holds.
@@ -122,7 +129,9 @@ impl AuthFile {
     /// Removes a provider key; the entry goes too when nothing else is left in it.
     /// Returns whether a key was there.
     pub fn remove_provider_key(&mut self, id: &str) -> bool {
-        let Some(entry) = self.providers.get_mut(id) else { return false };
+        let Some(entry) = self.providers.get_mut(id) else {
+            return false;
+        };
         let had = entry.api_key.take().is_some();
         if entry.extra.is_empty() {
             self.providers.remove(id);

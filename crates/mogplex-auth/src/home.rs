@@ -58,17 +58,29 @@ impl MogplexHome {
     pub fn from_env(env: &dyn Env) -> Result<Self, HomeError> {
         let cwd_relative = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
         if let Some(p) = env.var_os("MOGPLEX_HOME") {
-            return Ok(Self { path: cwd_relative(p.into()), source: HomeSource::MogplexHome });
+            return Ok(Self {
+                path: cwd_relative(p.into()),
+                source: HomeSource::MogplexHome,
+            });
         }
         if let Some(p) = env.var_os("CODEX_HOME") {
-            return Ok(Self { path: cwd_relative(p.into()), source: HomeSource::CodexHome });
+            return Ok(Self {
+                path: cwd_relative(p.into()),
+                source: HomeSource::CodexHome,
+            });
         }
         let home = env.var_os("HOME").ok_or(HomeError::NoHome)?;
-        Ok(Self { path: PathBuf::from(home).join(".mogplex"), source: HomeSource::Default })
+        Ok(Self {
+            path: PathBuf::from(home).join(".mogplex"),
+            source: HomeSource::Default,
+        })
     }
 
     pub fn at(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into(), source: HomeSource::MogplexHome }
+        Self {
+            path: path.into(),
+            source: HomeSource::MogplexHome,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -121,13 +133,20 @@ impl MogplexHome {
 pub fn ensure_private_dir(path: &Path) -> Result<(), HomeError> {
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => return Ok(()),
-        Ok(_) => return Err(HomeError::NotADirectory { path: path.to_owned() }),
+        Ok(_) => {
+            return Err(HomeError::NotADirectory {
+                path: path.to_owned(),
+            });
+        }
         Err(_) => {}
     }
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         ensure_private_dir(parent)?;
     }
-    let create = |e| HomeError::Create { path: path.to_owned(), source: e };
+    let create = |e| HomeError::Create {
+        path: path.to_owned(),
+        source: e,
+    };
     match DirBuilder::new().mode(0o700).create(path) {
         Ok(()) => {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700)).map_err(create)
@@ -151,7 +170,13 @@ mod tests {
         assert_eq!(home.path(), Path::new("/b"));
         assert!(home.deprecation_warning().unwrap().contains("MOGPLEX_HOME"));
         let env = MapEnv::new([("HOME", "/h")]);
-        assert_eq!(MogplexHome::from_env(&env).unwrap().path(), Path::new("/h/.mogplex"));
-        assert!(matches!(MogplexHome::from_env(&MapEnv::default()), Err(HomeError::NoHome)));
+        assert_eq!(
+            MogplexHome::from_env(&env).unwrap().path(),
+            Path::new("/h/.mogplex")
+        );
+        assert!(matches!(
+            MogplexHome::from_env(&MapEnv::default()),
+            Err(HomeError::NoHome)
+        ));
     }
 }

@@ -85,7 +85,11 @@ impl Provider {
 
     /// The comma-separated list of provider names, for help and error text.
     pub fn names() -> String {
-        Provider::ALL.iter().map(|p| p.id()).collect::<Vec<_>>().join(", ")
+        Provider::ALL
+            .iter()
+            .map(|p| p.id())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 

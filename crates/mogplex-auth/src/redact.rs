@@ -12,8 +12,20 @@ pub const REDACTED: &str = "[REDACTED]";
 
 /// Key names (compared lowercase, without `_` and `-`) whose values are always secret.
 const SECRET_KEYS: &[&str] = &[
-    "authorization", "proxyauthorization", "apikey", "xapikey", "accesstoken", "refreshtoken",
-    "idtoken", "token", "password", "secret", "clientsecret", "code", "codeverifier", "cookie",
+    "authorization",
+    "proxyauthorization",
+    "apikey",
+    "xapikey",
+    "accesstoken",
+    "refreshtoken",
+    "idtoken",
+    "token",
+    "password",
+    "secret",
+    "clientsecret",
+    "code",
+    "codeverifier",
+    "cookie",
     "setcookie",
 ];
 
@@ -29,8 +41,11 @@ pub struct Redactor {
 }
 
 pub fn is_secret_key(key: &str) -> bool {
-    let norm: String =
-        key.chars().filter(|c| *c != '_' && *c != '-').map(|c| c.to_ascii_lowercase()).collect();
+    let norm: String = key
+        .chars()
+        .filter(|c| *c != '_' && *c != '-')
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
     SECRET_KEYS.contains(&norm.as_str())
 }
 
@@ -48,7 +63,8 @@ impl Redactor {
         if secret.expose().len() >= MIN_KNOWN_SECRET_LEN && !self.known.contains(secret) {
             self.known.push(secret.clone());
             // Longest first, so a secret containing another is replaced whole.
-            self.known.sort_by_key(|s| std::cmp::Reverse(s.expose().len()));
+            self.known
+                .sort_by_key(|s| std::cmp::Reverse(s.expose().len()));
         }
     }
 
@@ -103,7 +119,10 @@ pub fn redact_patterns(text: &str) -> String {
     'scan: while let Some(c) = rest.chars().next() {
         let at_boundary = prev.is_none_or(|p| !is_token_char(p));
         if at_boundary {
-            if let Some(tail) = rest.strip_prefix("Bearer ").or_else(|| rest.strip_prefix("bearer ")) {
+            if let Some(tail) = rest
+                .strip_prefix("Bearer ")
+                .or_else(|| rest.strip_prefix("bearer "))
+            {
                 let len = tail.find(char::is_whitespace).unwrap_or(tail.len());
                 if len > 0 && !tail.starts_with(REDACTED) {
                     out.push_str(&rest[..7]);
@@ -140,8 +159,14 @@ mod tests {
     #[test]
     fn patterns() {
         assert_eq!(redact_patterns("key sk-abcdefgh12 ok"), "key [REDACTED] ok");
-        assert_eq!(redact_patterns("Authorization: Bearer abc.def"), "Authorization: Bearer [REDACTED]");
-        assert_eq!(redact_patterns("task-force-abcdefghij"), "task-force-abcdefghij");
+        assert_eq!(
+            redact_patterns("Authorization: Bearer abc.def"),
+            "Authorization: Bearer [REDACTED]"
+        );
+        assert_eq!(
+            redact_patterns("task-force-abcdefghij"),
+            "task-force-abcdefghij"
+        );
         assert_eq!(redact_patterns("sk-short"), "sk-short");
         assert_eq!(redact_patterns("(mog_0123456789abcdef)"), "([REDACTED])");
     }
@@ -152,6 +177,9 @@ mod tests {
         assert_eq!(r.redact_str("x plain-secret-99 y"), "x [REDACTED] y");
         let mut v = json!({"access_token": "zzz", "nested": {"apiKey": "q"}, "msg": "plain-secret-99", "exit_code": 1});
         r.redact_json(&mut v);
-        assert_eq!(v, json!({"access_token": "[REDACTED]", "nested": {"apiKey": "[REDACTED]"}, "msg": "[REDACTED]", "exit_code": 1}));
+        assert_eq!(
+            v,
+            json!({"access_token": "[REDACTED]", "nested": {"apiKey": "[REDACTED]"}, "msg": "[REDACTED]", "exit_code": 1})
+        );
     }
 }

@@ -97,10 +97,17 @@ impl Override {
     pub fn notice(&self) -> String {
         let stored = match self.stored_kind {
             CredentialKind::ApiKey => {
-                format!("the {} key stored in {}", self.stored_provider.display_name(), self.stored_at.display())
+                format!(
+                    "the {} key stored in {}",
+                    self.stored_provider.display_name(),
+                    self.stored_at.display()
+                )
             }
             CredentialKind::PersonalAccessToken => {
-                format!("the Mogplex access token stored in {}", self.stored_at.display())
+                format!(
+                    "the Mogplex access token stored in {}",
+                    self.stored_at.display()
+                )
             }
             CredentialKind::AccountSession => "your stored Mogplex sign-in".to_owned(),
         };
@@ -142,7 +149,9 @@ impl Resolution {
                 } else {
                     CredentialKind::ApiKey
                 },
-                source: Source::Env { var: provider.env_var() },
+                source: Source::Env {
+                    var: provider.env_var(),
+                },
                 secret: Secret::new(v),
                 account_email: None,
             });
@@ -170,7 +179,9 @@ impl Resolution {
 
         if let (Some(active), Some(account)) = (
             credentials.first(),
-            credentials.iter().find(|c| c.provider == Provider::Mogplex && !c.source.is_env()),
+            credentials
+                .iter()
+                .find(|c| c.provider == Provider::Mogplex && !c.source.is_env()),
         ) && let Source::Env { var } = active.source
         {
             overrides.push(Override {
@@ -178,11 +189,17 @@ impl Resolution {
                 stored_provider: Provider::Mogplex,
                 stored_kind: account.kind,
                 stored_at: auth_file.to_owned(),
-                reason: OverrideReason::BeatsAccount { active: active.provider },
+                reason: OverrideReason::BeatsAccount {
+                    active: active.provider,
+                },
             });
         }
 
-        Self { credentials, overrides, auth_file: auth_file.to_owned() }
+        Self {
+            credentials,
+            overrides,
+            auth_file: auth_file.to_owned(),
+        }
     }
 
     /// The credential picked when nothing else chooses the provider.
@@ -218,7 +235,9 @@ fn stored_credential(provider: Provider, file: &AuthFile, path: &Path) -> Option
         let entry = file.mogplex.as_ref()?;
         let (secret, kind) = entry.bearer()?;
         let (kind, field) = match kind {
-            MogplexCredentialKind::Session => (CredentialKind::AccountSession, "mogplex.access_token"),
+            MogplexCredentialKind::Session => {
+                (CredentialKind::AccountSession, "mogplex.access_token")
+            }
             MogplexCredentialKind::PersonalAccessToken => {
                 (CredentialKind::PersonalAccessToken, "mogplex.api_key")
             }
@@ -226,7 +245,10 @@ fn stored_credential(provider: Provider, file: &AuthFile, path: &Path) -> Option
         return Some(Credential {
             provider,
             kind,
-            source: Source::File { path: path.to_owned(), field: field.to_owned() },
+            source: Source::File {
+                path: path.to_owned(),
+                field: field.to_owned(),
+            },
             secret: secret.clone(),
             account_email: entry.account.as_ref().and_then(|a| a.email.clone()),
         });
@@ -251,12 +273,13 @@ mod tests {
     use crate::file::MogplexEntry;
 
     fn signed_in() -> AuthFile {
-        let mut f = AuthFile::default();
-        f.mogplex = Some(MogplexEntry {
-            access_token: Some(Secret::new("at-123")),
-            ..MogplexEntry::default()
-        });
-        f
+        AuthFile {
+            mogplex: Some(MogplexEntry {
+                access_token: Some(Secret::new("at-123")),
+                ..MogplexEntry::default()
+            }),
+            ..AuthFile::default()
+        }
     }
 
     #[test]
@@ -265,7 +288,11 @@ mod tests {
         let r = Resolution::resolve(&env, &signed_in(), Path::new("/h/auth.json"));
         assert_eq!(r.active().unwrap().provider, Provider::Anthropic);
         assert_eq!(r.overrides.len(), 1);
-        assert!(r.overrides[0].notice().starts_with("ANTHROPIC_API_KEY in this shell takes precedence"));
+        assert!(
+            r.overrides[0]
+                .notice()
+                .starts_with("ANTHROPIC_API_KEY in this shell takes precedence")
+        );
     }
 
     #[test]

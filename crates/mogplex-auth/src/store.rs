@@ -73,7 +73,9 @@ pub enum StoreError {
     TooOpen { path: PathBuf, mode: u32 },
     #[error("refusing to read {path}: it is {size} bytes, over the 1 MiB limit")]
     TooLarge { path: PathBuf, size: u64 },
-    #[error("{path} has schema version {version}; this mogplex understands version {SCHEMA_VERSION}")]
+    #[error(
+        "{path} has schema version {version}; this mogplex understands version {SCHEMA_VERSION}"
+    )]
     NewerVersion { path: PathBuf, version: u32 },
     #[error("refusing to store {field}: it contains control characters")]
     ControlCharacters { field: String },
@@ -121,7 +123,8 @@ impl StoreError {
                     .into()
             }
             StoreError::ControlCharacters { .. } => {
-                "check for a stray newline, tab or escape sequence in the value and try again".into()
+                "check for a stray newline, tab or escape sequence in the value and try again"
+                    .into()
             }
             StoreError::WouldBeTooLarge { .. } => {
                 "remove unused entries from auth.json and try again".into()
@@ -136,7 +139,11 @@ impl StoreError {
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
-    move |source| StoreError::Io { op, path: path.to_owned(), source }
+    move |source| StoreError::Io {
+        op,
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// The file could not be parsed; the reason is a location only, never content (serde's own
@@ -160,19 +167,26 @@ fn parse(bytes: &[u8]) -> Result<AuthFile, String> {
         .map_err(|_| "unexpected structure: a known key holds a value of the wrong type".to_owned())
 }
 
-enum Read_ {
+enum ReadOutcome {
     Missing,
-    Parsed(AuthFile),
+    Parsed(Box<AuthFile>),
     Corrupt(String),
 }
 
 impl AuthStore {
     pub fn new(auth_file: impl Into<PathBuf>) -> Self {
         let path: PathBuf = auth_file.into();
-        let dir = path.parent().map(Path::to_owned).unwrap_or_else(|| PathBuf::from("."));
+        let dir = path
+            .parent()
+            .map(Path::to_owned)
+            .unwrap_or_else(|| PathBuf::from("."));
         let mut lock = path.clone().into_os_string();
         lock.push(".lock");
-        Self { path, lock_path: PathBuf::from(lock), dir }
+        Self {
+            path,
+            lock_path: PathBuf::from(lock),
+            dir,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -184,15 +198,20 @@ impl AuthStore {
     /// lock.
     pub fn load(&self) -> Result<Loaded, StoreError> {
         match self.read_checked()? {
-            Read_::Missing => Ok(Loaded::default()),
-            Read_::Parsed(file) => Ok(Loaded { file, exists: true, moved_aside: None }),
-            Read_::Corrupt(_) => {
+            ReadOutcome::Missing => Ok(Loaded::default()),
+            ReadOutcome::Parsed(file) => Ok(Loaded {
+                file: *file,
+                exists: true,
+                moved_aside: None,
+            }),
+            ReadOutcome::Corrupt(_) => {
                 let _lock = self.lock()?;
-                self.read_locked().map(|(file, exists, moved_aside)| Loaded {
-                    file,
-                    exists,
-                    moved_aside,
-                })
+                self.read_locked()
+                    .map(|(file, exists, moved_aside)| Loaded {
+                        file,
+                        exists,
+                        moved_aside,
+                    })
             }
         }
     }
@@ -207,7 +226,10 @@ impl AuthStore {
         let _lock = self.lock()?;
         let (mut file, exists, moved_aside) = self.read_locked()?;
         if file.version > SCHEMA_VERSION {
-            return Err(StoreError::NewerVersion { path: self.path.clone(), version: file.version });
+            return Err(StoreError::NewerVersion {
+                path: self.path.clone(),
+                version: file.version,
+            });
         }
         self.remove_stale_temp_files();
         let before = file.clone();
@@ -217,7 +239,11 @@ impl AuthStore {
             file.version = SCHEMA_VERSION;
             self.write_locked(&file)?;
         }
-        Ok(Updated { value, written, moved_aside })
+        Ok(Updated {
+            value,
+            written,
+            moved_aside,
+        })
     }
 
     fn lock(&self) -> Result<File, StoreError> {
@@ -227,7 +253,9 @@ impl AuthStore {
             Mode::from_raw_mode(0o600),
         )
         .map_err(|e| match e {
-            Errno::LOOP => StoreError::Symlink { path: self.lock_path.clone() },
+            Errno::LOOP => StoreError::Symlink {
+                path: self.lock_path.clone(),
+            },
             e => io_err("open the lock file", &self.lock_path)(e.into()),
         })?;
         let file = File::from(fd);
@@ -238,13 +266,17 @@ impl AuthStore {
     /// Reads with the lock held: a corrupt file is moved aside here.
     fn read_locked(&self) -> Result<(AuthFile, bool, Option<MovedAside>), StoreError> {
         match self.read_checked()? {
-            Read_::Missing => Ok((AuthFile::default(), false, None)),
-            Read_::Parsed(file) => Ok((file, true, None)),
-            Read_::Corrupt(reason) => {
+            ReadOutcome::Missing => Ok((AuthFile::default(), false, None)),
+            ReadOutcome::Parsed(file) => Ok((*file, true, None)),
+            ReadOutcome::Corrupt(reason) => {
                 let to = self.corrupt_name();
                 std::fs::rename(&self.path, &to).map_err(io_err("move aside", &self.path))?;
                 sync_dir(&self.dir)?;
-                let moved = MovedAside { from: self.path.clone(), to, reason };
+                let moved = MovedAside {
+                    from: self.path.clone(),
+                    to,
+                    reason,
+                };
                 Ok((AuthFile::default(), false, Some(moved)))
             }
         }
@@ -268,7 +300,7 @@ impl AuthStore {
 
     /// Opens without following links and without blocking on FIFOs, then checks what was opened
     /// (not the path, which could change in between).
-    fn read_checked(&self) -> Result<Read_, StoreError> {
+    fn read_checked(&self) -> Result<ReadOutcome, StoreError> {
         let path = &self.path;
         let fd = match rustix::fs::open(
             path,
@@ -276,10 +308,13 @@ impl AuthStore {
             Mode::empty(),
         ) {
             Ok(fd) => fd,
-            Err(Errno::NOENT) => return Ok(Read_::Missing),
+            Err(Errno::NOENT) => return Ok(ReadOutcome::Missing),
             Err(Errno::LOOP) => return Err(StoreError::Symlink { path: path.clone() }),
             Err(Errno::NXIO) => {
-                return Err(StoreError::NotRegular { path: path.clone(), kind: "a socket" });
+                return Err(StoreError::NotRegular {
+                    path: path.clone(),
+                    kind: "a socket",
+                });
             }
             Err(e) => return Err(io_err("open", path)(e.into())),
         };
@@ -295,19 +330,32 @@ impl AuthStore {
                 rustix::fs::FileType::Socket => "a socket",
                 _ => "not a regular file",
             };
-            return Err(StoreError::NotRegular { path: path.clone(), kind });
+            return Err(StoreError::NotRegular {
+                path: path.clone(),
+                kind,
+            });
         }
         let me = rustix::process::geteuid().as_raw();
         if stat.st_uid != me {
-            return Err(StoreError::WrongOwner { path: path.clone(), owner: stat.st_uid, me });
+            return Err(StoreError::WrongOwner {
+                path: path.clone(),
+                owner: stat.st_uid,
+                me,
+            });
         }
         let mode = stat.st_mode & 0o7777;
         if mode & 0o077 != 0 {
-            return Err(StoreError::TooOpen { path: path.clone(), mode });
+            return Err(StoreError::TooOpen {
+                path: path.clone(),
+                mode,
+            });
         }
         let size = u64::try_from(stat.st_size).unwrap_or(u64::MAX);
         if size > MAX_FILE_SIZE {
-            return Err(StoreError::TooLarge { path: path.clone(), size });
+            return Err(StoreError::TooLarge {
+                path: path.clone(),
+                size,
+            });
         }
         let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
         File::from(fd)
@@ -315,25 +363,35 @@ impl AuthStore {
             .read_to_end(&mut bytes)
             .map_err(io_err("read", path))?;
         if bytes.len() as u64 > MAX_FILE_SIZE {
-            return Err(StoreError::TooLarge { path: path.clone(), size: bytes.len() as u64 });
+            return Err(StoreError::TooLarge {
+                path: path.clone(),
+                size: bytes.len() as u64,
+            });
         }
         Ok(match parse(&bytes) {
-            Ok(file) => Read_::Parsed(file),
-            Err(reason) => Read_::Corrupt(reason),
+            Ok(file) => ReadOutcome::Parsed(Box::new(file)),
+            Err(reason) => ReadOutcome::Corrupt(reason),
         })
     }
 
     fn write_locked(&self, file: &AuthFile) -> Result<(), StoreError> {
-        let value = serde_json::to_value(file).map_err(|e| io_err("encode", &self.path)(e.into()))?;
+        let value =
+            serde_json::to_value(file).map_err(|e| io_err("encode", &self.path)(e.into()))?;
         reject_control_characters(&value, "auth.json")?;
         let mut bytes = serde_json::to_vec_pretty(&value)
             .map_err(|e| io_err("encode", &self.path)(e.into()))?;
         bytes.push(b'\n');
         if bytes.len() as u64 > MAX_FILE_SIZE {
-            return Err(StoreError::WouldBeTooLarge { path: self.path.clone() });
+            return Err(StoreError::WouldBeTooLarge {
+                path: self.path.clone(),
+            });
         }
 
-        let temp = self.dir.join(format!("{TEMP_PREFIX}{}-{}", std::process::id(), random_hex(8)));
+        let temp = self.dir.join(format!(
+            "{TEMP_PREFIX}{}-{}",
+            std::process::id(),
+            random_hex(8)
+        ));
         let result = (|| {
             let fd = rustix::fs::open(
                 &temp,
@@ -360,7 +418,9 @@ impl AuthStore {
     /// Temp files left by a writer that died before its rename. Safe to remove: the lock is held,
     /// so no live writer owns one.
     fn remove_stale_temp_files(&self) {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
         for entry in entries.flatten() {
             if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
                 let _ = std::fs::remove_file(entry.path());
@@ -386,7 +446,9 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 pub fn reject_control_characters(value: &Value, at: &str) -> Result<(), StoreError> {
     let bad = |s: &str| s.chars().any(char::is_control);
     match value {
-        Value::String(s) if bad(s) => Err(StoreError::ControlCharacters { field: at.to_owned() }),
+        Value::String(s) if bad(s) => Err(StoreError::ControlCharacters {
+            field: at.to_owned(),
+        }),
         Value::Array(items) => items
             .iter()
             .enumerate()
@@ -444,7 +506,8 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        let v: Value = serde_json::from_str(&std::fs::read_to_string(store.path()).unwrap()).unwrap();
+        let v: Value =
+            serde_json::from_str(&std::fs::read_to_string(store.path()).unwrap()).unwrap();
         assert_eq!(v["future"]["x"], 1);
         assert_eq!(v["mogplex"]["later"], true);
         assert_eq!(v["providers"]["openai"]["org"], "o");

@@ -29,7 +29,9 @@ fn child_args() -> Option<(String, AuthStore)> {
 /// In a child: store one provider key. In the test process: nothing (it is run as a child only).
 #[test]
 fn child_store_one_key() {
-    let Some((name, store)) = child_args() else { return };
+    let Some((name, store)) = child_args() else {
+        return;
+    };
     store
         .update(|f| {
             f.set_provider_key(&name, Secret::new(format!("key-for-{name}")));
@@ -41,7 +43,9 @@ fn child_store_one_key() {
 /// In a child: rewrite the file in a loop, with a growing value so sizes change, until killed.
 #[test]
 fn child_write_forever() {
-    let Some((_, store)) = child_args() else { return };
+    let Some((_, store)) = child_args() else {
+        return;
+    };
     println!("ready");
     let mut i = 0u64;
     loop {
@@ -64,7 +68,12 @@ fn twenty_concurrent_writers_all_land() {
     let dir = tempfile::tempdir().unwrap();
     let auth = dir.path().join("home/auth.json");
     let children: Vec<_> = (0..20)
-        .map(|i| child("child_store_one_key", &auth, &format!("provider-{i:02}")).stdout(Stdio::null()).spawn().unwrap())
+        .map(|i| {
+            child("child_store_one_key", &auth, &format!("provider-{i:02}"))
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
         .collect();
     for mut c in children {
         assert!(c.wait().unwrap().success());
@@ -73,7 +82,10 @@ fn twenty_concurrent_writers_all_land() {
     assert_eq!(loaded.file.providers.len(), 20);
     for i in 0..20 {
         let name = format!("provider-{i:02}");
-        assert_eq!(loaded.file.provider_key(&name).unwrap().expose(), format!("key-for-{name}"));
+        assert_eq!(
+            loaded.file.provider_key(&name).unwrap().expose(),
+            format!("key-for-{name}")
+        );
     }
 }
 
@@ -100,21 +112,40 @@ fn a_writer_killed_at_random_moments_never_corrupts() {
     };
     const KILLS: usize = 60;
     for round in 0..KILLS {
-        let mut c = child("child_write_forever", &auth, "loop").stdout(Stdio::piped()).spawn().unwrap();
+        let mut c = child("child_write_forever", &auth, "loop")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
         // libtest prints its own lines first; wait for the child's.
         let mut out = BufReader::new(c.stdout.take().unwrap());
         let mut line = String::new();
         while !line.contains("ready") {
             line.clear();
-            assert!(out.read_line(&mut line).unwrap() > 0, "the writer exited early");
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "the writer exited early"
+            );
         }
         std::thread::sleep(Duration::from_micros(rand() % 30_000));
-        rustix::process::kill_process(rustix::process::Pid::from_child(&c), rustix::process::Signal::KILL).unwrap();
+        rustix::process::kill_process(
+            rustix::process::Pid::from_child(&c),
+            rustix::process::Signal::KILL,
+        )
+        .unwrap();
         c.wait().unwrap();
 
-        let loaded = store.load().unwrap_or_else(|e| panic!("round {round}: {e}"));
-        assert!(loaded.moved_aside.is_none(), "round {round}: the file was corrupt");
-        assert_eq!(loaded.file.provider_key("keep").unwrap().expose(), "kept-key", "round {round}");
+        let loaded = store
+            .load()
+            .unwrap_or_else(|e| panic!("round {round}: {e}"));
+        assert!(
+            loaded.moved_aside.is_none(),
+            "round {round}: the file was corrupt"
+        );
+        assert_eq!(
+            loaded.file.provider_key("keep").unwrap().expose(),
+            "kept-key",
+            "round {round}"
+        );
         // A later write succeeds and clears any temp file the killed writer left.
         store
             .update(|f| {
@@ -130,6 +161,13 @@ fn a_writer_killed_at_random_moments_never_corrupts() {
             .collect();
         assert!(debris.is_empty(), "round {round}: left behind {debris:?}");
     }
-    let counter = store.load().unwrap().file.extra.get("counter").and_then(|v| v.as_u64()).unwrap_or(0);
+    let counter = store
+        .load()
+        .unwrap()
+        .file
+        .extra
+        .get("counter")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
     assert!(counter > 0, "the writer did write");
 }

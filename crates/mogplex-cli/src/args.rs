@@ -72,18 +72,25 @@ pub struct LogoutArgs {
 }
 
 fn parse_provider(s: &str) -> Result<Provider, String> {
-    s.parse().map_err(|_| format!("unknown provider; use one of: {}", Provider::names()))
+    s.parse()
+        .map_err(|_| format!("unknown provider; use one of: {}", Provider::names()))
 }
 
 /// `run_` then letters, digits, `_` or `-` (at most 128 characters).
 pub fn parse_run_id(s: &str) -> Result<String, String> {
     let ok = s.len() <= 128
         && s.strip_prefix("run_").is_some_and(|rest| {
-            !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            !rest.is_empty()
+                && rest
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         });
     if ok {
         Ok(s.to_owned())
     } else {
-        Err("a run id is `run_` followed by letters, digits, `_` or `-` (for example run_abc123)".into())
+        Err(
+            "a run id is `run_` followed by letters, digits, `_` or `-` (for example run_abc123)"
+                .into(),
+        )
     }
 }

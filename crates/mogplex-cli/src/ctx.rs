@@ -29,7 +29,12 @@ impl Ctx {
                 redactor.add(&mogplex_auth::Secret::new(v));
             }
         }
-        Ok(Self { env, home, store, redactor })
+        Ok(Self {
+            env,
+            home,
+            store,
+            redactor,
+        })
     }
 
     /// Reads `auth.json` and resolves. A corrupt file is moved aside and reported.
@@ -48,14 +53,20 @@ impl Ctx {
     }
 
     pub fn session_log(&self) -> SessionLog {
-        let debug = self.env.var("MOGPLEX_DEBUG").is_some_and(|v| v != "0" && v != "false");
+        let debug = self
+            .env
+            .var("MOGPLEX_DEBUG")
+            .is_some_and(|v| v != "0" && v != "false");
         SessionLog::new(self.home.clone(), self.redactor.clone(), debug)
     }
 }
 
 pub fn remember_file_secrets(redactor: &mut Redactor, file: &mogplex_auth::AuthFile) {
     if let Some(m) = &file.mogplex {
-        for s in [&m.access_token, &m.refresh_token, &m.id_token, &m.api_key].into_iter().flatten() {
+        for s in [&m.access_token, &m.refresh_token, &m.id_token, &m.api_key]
+            .into_iter()
+            .flatten()
+        {
             redactor.add(s);
         }
     }

@@ -16,7 +16,12 @@ pub struct CliError {
 
 impl CliError {
     pub fn new(code: u8, message: impl Into<String>) -> Self {
-        Self { message: message.into(), causes: Vec::new(), hints: Vec::new(), code }
+        Self {
+            message: message.into(),
+            causes: Vec::new(),
+            hints: Vec::new(),
+            code,
+        }
     }
 
     pub fn cause(mut self, cause: impl Into<String>) -> Self {

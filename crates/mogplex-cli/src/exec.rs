@@ -63,11 +63,14 @@ fn read_prompt(arg: Option<String>) -> Result<String, CliError> {
             std::io::stdin()
                 .take(MAX_PROMPT + 1)
                 .read_to_end(&mut buf)
-                .map_err(|e| CliError::usage("cannot read the prompt from stdin").cause(e.to_string()))?;
+                .map_err(|e| {
+                    CliError::usage("cannot read the prompt from stdin").cause(e.to_string())
+                })?;
             if buf.len() as u64 > MAX_PROMPT {
                 return Err(CliError::usage("the prompt on stdin is over 4 MiB"));
             }
-            String::from_utf8(buf).map_err(|_| CliError::usage("the prompt on stdin is not UTF-8 text"))?
+            String::from_utf8(buf)
+                .map_err(|_| CliError::usage("the prompt on stdin is not UTF-8 text"))?
         }
         Some(p) => p.to_owned(),
     };
@@ -120,7 +123,11 @@ impl Output {
             return;
         }
         let mut lock = self.out.lock();
-        if lock.write_all(s.as_bytes()).and_then(|_| lock.flush()).is_err() {
+        if lock
+            .write_all(s.as_bytes())
+            .and_then(|_| lock.flush())
+            .is_err()
+        {
             // A closed pipe (`| head`) is not an error of ours; stop writing.
             self.closed = true;
         }
@@ -142,9 +149,19 @@ pub fn run(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
 
     let mut log = ctx.session_log();
     for o in resolution.overrides_for(selection.provider()) {
-        log.write(Level::Warn, "credential.override", &o.notice(), json!({"variable": o.var}));
+        log.write(
+            Level::Warn,
+            "credential.override",
+            &o.notice(),
+            json!({"variable": o.var}),
+        );
     }
-    let mut out = Output { json: json_out, out: std::io::stdout(), last: None, closed: false };
+    let mut out = Output {
+        json: json_out,
+        out: std::io::stdout(),
+        last: None,
+        closed: false,
+    };
     let provider = selection.provider();
     let redactor = log.redactor().clone();
     let mut session = json!({
@@ -167,10 +184,13 @@ pub fn run(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| CliError::new(exit::FAILURE, "cannot start the async runtime").cause(e.to_string()))?;
+        .map_err(|e| {
+            CliError::new(exit::FAILURE, "cannot start the async runtime").cause(e.to_string())
+        })?;
     let result: Result<_, CliError> = rt.block_on(async {
-        let client = ModelClient::new()
-            .map_err(|e| CliError::new(exit::FAILURE, "cannot set up the HTTP client").cause(e.to_string()))?;
+        let client = ModelClient::new().map_err(|e| {
+            CliError::new(exit::FAILURE, "cannot set up the HTTP client").cause(e.to_string())
+        })?;
         let model = match selection.model.clone() {
             Some(m) => m,
             None => client
@@ -180,8 +200,18 @@ pub fn run(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
         };
         session["model"] = json!(model);
         out.event(session.clone());
-        log.write(Level::Info, "request.start", "sending the prompt", json!({"model": model, "prompt_chars": prompt.chars().count()}));
-        let req = ChatRequest { selection: selection.clone(), base_url: base_url.clone(), model, messages: vec![ChatMessage::user(prompt)] };
+        log.write(
+            Level::Info,
+            "request.start",
+            "sending the prompt",
+            json!({"model": model, "prompt_chars": prompt.chars().count()}),
+        );
+        let req = ChatRequest {
+            selection: selection.clone(),
+            base_url: base_url.clone(),
+            model,
+            messages: vec![ChatMessage::user(prompt)],
+        };
         let mut chars = 0usize;
         let finish = client
             .chat(&req, &mut |ev| match ev {
@@ -189,7 +219,12 @@ pub fn run(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
                     chars += t.chars().count();
                     out.text(&t);
                 }
-                StreamEvent::Frame(f) => log.write(Level::Debug, "stream.chunk", "stream frame", json!({"frame": f})),
+                StreamEvent::Frame(f) => log.write(
+                    Level::Debug,
+                    "stream.chunk",
+                    "stream frame",
+                    json!({"frame": f}),
+                ),
             })
             .await;
         Ok((finish, chars))
@@ -202,12 +237,22 @@ pub fn run(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
         Ok(f) => {
             let usage = f.usage.as_ref().map(|u| json!({"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens, "total_tokens": u.total_tokens}));
             out.event(json!({"type": "done", "finish_reason": f.finish_reason, "usage": usage}));
-            log.write(Level::Info, "response.done", "answer complete", json!({"chars": chars, "finish_reason": f.finish_reason, "usage": usage}));
+            log.write(
+                Level::Info,
+                "response.done",
+                "answer complete",
+                json!({"chars": chars, "finish_reason": f.finish_reason, "usage": usage}),
+            );
             Ok(())
         }
         Err(e) => {
             let err = provider_error(&e, &selection, &base_url);
-            log.write(Level::Error, "response.error", &err.message, json!({"kind": format!("{:?}", e.kind), "status": e.status, "detail": e.message}));
+            log.write(
+                Level::Error,
+                "response.error",
+                &err.message,
+                json!({"kind": format!("{:?}", e.kind), "status": e.status, "detail": e.message}),
+            );
             out.event(err.json(&redactor));
             Err(err)
         }
@@ -217,11 +262,16 @@ pub fn run(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
 fn select(resolution: &Resolution, model: Option<&str>) -> Result<Selection, CliError> {
     // The model last picked in this home is recorded by the cockpit's /model; none yet.
     let last_picked = BTreeMap::new();
-    mogplex_providers::select(resolution, model, &last_picked).map_err(|e| select_error(e, resolution))
+    mogplex_providers::select(resolution, model, &last_picked)
+        .map_err(|e| select_error(e, resolution))
 }
 
 /// Turns a provider failure into what the user reads, with the exit code of SPEC section 6.
-pub fn provider_error(e: &ProviderError, sel: &Selection, base_url: &mogplex_providers::Url) -> CliError {
+pub fn provider_error(
+    e: &ProviderError,
+    sel: &Selection,
+    base_url: &mogplex_providers::Url,
+) -> CliError {
     let name = e.provider.display_name();
     let cred = &sel.credential;
     let status = e.status.map(|s| format!(" (HTTP {s})")).unwrap_or_default();
@@ -242,48 +292,77 @@ pub fn provider_error(e: &ProviderError, sel: &Selection, base_url: &mogplex_pro
     match e.kind {
         ErrorKind::NoModelAccess => {
             let site = base_url.as_str().trim_end_matches('/');
-            CliError::new(exit::FORBIDDEN, "signed in to Mogplex, but this account cannot use models yet")
-                .cause(e.message.clone())
-                .hint(format!("see which models your plan includes under Available Models: {site}/web/models"))
-                .hint(format!("add model access under Plans & Billing: {site}/plans-and-billing"))
+            CliError::new(
+                exit::FORBIDDEN,
+                "signed in to Mogplex, but this account cannot use models yet",
+            )
+            .cause(e.message.clone())
+            .hint(format!(
+                "see which models your plan includes under Available Models: {site}/web/models"
+            ))
+            .hint(format!(
+                "add model access under Plans & Billing: {site}/plans-and-billing"
+            ))
         }
-        ErrorKind::Unauthorized => CliError::new(exit::FORBIDDEN, format!("{name} did not accept the {}{status}", cred.describe()))
-            .cause(e.message.clone())
-            .hint(fix_credential),
-        ErrorKind::Forbidden => CliError::new(exit::FORBIDDEN, format!("{name} refused the request{status}"))
-            .cause(e.message.clone())
-            .hint(format!("the {} is valid but may not use this model or endpoint; check its permissions", cred.describe())),
+        ErrorKind::Unauthorized => CliError::new(
+            exit::FORBIDDEN,
+            format!("{name} did not accept the {}{status}", cred.describe()),
+        )
+        .cause(e.message.clone())
+        .hint(fix_credential),
+        ErrorKind::Forbidden => CliError::new(
+            exit::FORBIDDEN,
+            format!("{name} refused the request{status}"),
+        )
+        .cause(e.message.clone())
+        .hint(format!(
+            "the {} is valid but may not use this model or endpoint; check its permissions",
+            cred.describe()
+        )),
         ErrorKind::RateLimited => {
             let wait = match &e.retry_after {
                 Some(s) => format!("wait {s} seconds (Retry-After) and try again"),
                 None => "wait a little and try again".to_owned(),
             };
-            CliError::new(exit::RATE_LIMITED, format!("{name} is rate limiting requests{status}"))
-                .cause(e.message.clone())
-                .hint(wait)
+            CliError::new(
+                exit::RATE_LIMITED,
+                format!("{name} is rate limiting requests{status}"),
+            )
+            .cause(e.message.clone())
+            .hint(wait)
         }
         ErrorKind::Unavailable => {
             let hint = if e.status.is_some() {
-                "the service answered but cannot serve the request now; try again in a little while".to_owned()
+                "the service answered but cannot serve the request now; try again in a little while"
+                    .to_owned()
             } else {
                 format!(
                     "check your network connection; the address comes from {} when it is set",
                     sel.spec.base_url_var
                 )
             };
-            CliError::new(exit::UNAVAILABLE, format!("{name} is unavailable at {base_url}{status}"))
-                .cause(e.message.clone())
-                .hint(hint)
-        }
-        ErrorKind::InStream | ErrorKind::Protocol => {
-            CliError::new(exit::UNAVAILABLE, format!("the answer from {name} broke off with an error"))
-                .cause(e.message.clone())
-                .hint("try again; if it keeps happening, the provider may be having trouble")
-        }
-        ErrorKind::NotFound => CliError::new(exit::FAILURE, format!("{name} does not know that model or endpoint{status}"))
+            CliError::new(
+                exit::UNAVAILABLE,
+                format!("{name} is unavailable at {base_url}{status}"),
+            )
             .cause(e.message.clone())
-            .hint("check the model name, or choose another with --model"),
-        ErrorKind::BadRequest => CliError::new(exit::FAILURE, format!("{name} refused the request{status}"))
-            .cause(e.message.clone()),
+            .hint(hint)
+        }
+        ErrorKind::InStream | ErrorKind::Protocol => CliError::new(
+            exit::UNAVAILABLE,
+            format!("the answer from {name} broke off with an error"),
+        )
+        .cause(e.message.clone())
+        .hint("try again; if it keeps happening, the provider may be having trouble"),
+        ErrorKind::NotFound => CliError::new(
+            exit::FAILURE,
+            format!("{name} does not know that model or endpoint{status}"),
+        )
+        .cause(e.message.clone())
+        .hint("check the model name, or choose another with --model"),
+        ErrorKind::BadRequest => {
+            CliError::new(exit::FAILURE, format!("{name} refused the request{status}"))
+                .cause(e.message.clone())
+        }
     }
 }

@@ -51,10 +51,19 @@ pub fn now_rfc3339() -> String {
 impl SessionLog {
     pub fn new(home: MogplexHome, redactor: Redactor, debug: bool) -> Self {
         let stamp = time::OffsetDateTime::now_utc()
-            .format(time::macros::format_description!("[year][month][day]T[hour][minute][second]Z"))
+            .format(time::macros::format_description!(
+                "[year][month][day]T[hour][minute][second]Z"
+            ))
             .unwrap_or_default();
         let id = format!("{stamp}-{}", mogplex_auth::store::random_hex(4));
-        Self { id, home, redactor, debug, file: None, failed: false }
+        Self {
+            id,
+            home,
+            redactor,
+            debug,
+            file: None,
+            failed: false,
+        }
     }
 
     pub fn id(&self) -> &str {
@@ -95,7 +104,12 @@ impl SessionLog {
             let opened = self.home.ensure_subdir("logs").ok().and_then(|_| {
                 rustix::fs::open(
                     &path,
-                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::APPEND,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC
+                        | OFlags::APPEND,
                     Mode::from_raw_mode(0o600),
                 )
                 .ok()

@@ -17,8 +17,12 @@ fn read_key(provider: Provider) -> Result<Secret, CliError> {
         provider.id()
     );
     if std::io::stdin().is_terminal() {
-        return Err(CliError::usage("--with-api-key reads the key from stdin, and stdin is a terminal")
-            .hint(format!("pipe the key in, so it stays out of your shell history: `{example}`")));
+        return Err(CliError::usage(
+            "--with-api-key reads the key from stdin, and stdin is a terminal",
+        )
+        .hint(format!(
+            "pipe the key in, so it stays out of your shell history: `{example}`"
+        )));
     }
     let mut buf = Vec::new();
     std::io::stdin()
@@ -26,18 +30,29 @@ fn read_key(provider: Provider) -> Result<Secret, CliError> {
         .read_to_end(&mut buf)
         .map_err(|e| CliError::usage("cannot read the key from stdin").cause(e.to_string()))?;
     if buf.len() as u64 > MAX_KEY_INPUT {
-        return Err(CliError::usage("the input on stdin is over 64 KiB, which is not an API key")
-            .hint(format!("pipe only the key: `{example}`")));
+        return Err(
+            CliError::usage("the input on stdin is over 64 KiB, which is not an API key")
+                .hint(format!("pipe only the key: `{example}`")),
+        );
     }
-    let text = String::from_utf8(buf).map_err(|_| CliError::usage("the key on stdin is not UTF-8 text"))?;
+    let text = String::from_utf8(buf)
+        .map_err(|_| CliError::usage("the key on stdin is not UTF-8 text"))?;
     let key = Secret::new(text.trim());
     drop(text);
     if key.is_empty() {
-        return Err(CliError::usage("no key on stdin").hint(format!("pipe the key in: `{example}`")));
+        return Err(
+            CliError::usage("no key on stdin").hint(format!("pipe the key in: `{example}`"))
+        );
     }
-    if key.expose().chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(CliError::usage("the key contains spaces or control characters")
-            .hint("pipe exactly one key, with nothing else on the line"));
+    if key
+        .expose()
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(
+            CliError::usage("the key contains spaces or control characters")
+                .hint("pipe exactly one key, with nothing else on the line"),
+        );
     }
     if provider == Provider::Mogplex && !key.expose().starts_with("mog_") {
         return Err(CliError::usage("a Mogplex personal access token starts with `mog_`")
@@ -52,7 +67,10 @@ pub fn login_with_api_key(ctx: &mut Ctx, provider: Provider) -> Result<(), CliEr
     let masked = key.masked();
     let updated = ctx.store.update(|file| {
         let replaced_session = if provider == Provider::Mogplex {
-            let was_session = file.mogplex.as_ref().is_some_and(|m| m.access_token.is_some());
+            let was_session = file
+                .mogplex
+                .as_ref()
+                .is_some_and(|m| m.access_token.is_some());
             file.mogplex = Some(MogplexEntry::pat(key.clone()));
             was_session
         } else {
@@ -69,7 +87,10 @@ pub fn login_with_api_key(ctx: &mut Ctx, provider: Provider) -> Result<(), CliEr
     } else {
         format!("{} API key", provider.display_name())
     };
-    println!("Stored the {what} {masked} in {}", ctx.store.path().display());
+    println!(
+        "Stored the {what} {masked} in {}",
+        ctx.store.path().display()
+    );
     if updated.value {
         eprintln!("note: this replaces your stored Mogplex sign-in");
     }
@@ -80,7 +101,12 @@ pub fn login_with_api_key(ctx: &mut Ctx, provider: Provider) -> Result<(), CliEr
         );
     }
     let mut log = ctx.session_log();
-    log.write(Level::Info, "login.api_key", &format!("stored the {what}"), json!({"provider": provider.id(), "masked": masked}));
+    log.write(
+        Level::Info,
+        "login.api_key",
+        &format!("stored the {what}"),
+        json!({"provider": provider.id(), "masked": masked}),
+    );
     Ok(())
 }
 
@@ -95,7 +121,10 @@ pub fn logout(ctx: &mut Ctx, provider: Provider, to_stderr: bool) -> Result<(), 
             let kept: Vec<String> = file.providers.keys().cloned().collect();
             (removed, kept)
         } else {
-            (file.remove_provider_key(provider.id()).then_some(false), Vec::new())
+            (
+                file.remove_provider_key(provider.id()).then_some(false),
+                Vec::new(),
+            )
         })
     })?;
     if let Some(m) = &updated.moved_aside {
@@ -103,13 +132,30 @@ pub fn logout(ctx: &mut Ctx, provider: Provider, to_stderr: bool) -> Result<(), 
     }
     let (removed, kept) = updated.value;
     let report = match (provider, removed) {
-        (Provider::Mogplex, Some(true)) => format!("Signed out of Mogplex: removed the stored sign-in from {}", path.display()),
+        (Provider::Mogplex, Some(true)) => format!(
+            "Signed out of Mogplex: removed the stored sign-in from {}",
+            path.display()
+        ),
         (Provider::Mogplex, Some(false)) => {
-            format!("Removed the stored Mogplex personal access token from {}", path.display())
+            format!(
+                "Removed the stored Mogplex personal access token from {}",
+                path.display()
+            )
         }
-        (Provider::Mogplex, None) => format!("No stored Mogplex sign-in in {}; nothing to remove", path.display()),
-        (p, Some(_)) => format!("Removed the stored {} API key from {}", p.display_name(), path.display()),
-        (p, None) => format!("No stored {} API key in {}; nothing to remove", p.display_name(), path.display()),
+        (Provider::Mogplex, None) => format!(
+            "No stored Mogplex sign-in in {}; nothing to remove",
+            path.display()
+        ),
+        (p, Some(_)) => format!(
+            "Removed the stored {} API key from {}",
+            p.display_name(),
+            path.display()
+        ),
+        (p, None) => format!(
+            "No stored {} API key in {}; nothing to remove",
+            p.display_name(),
+            path.display()
+        ),
     };
     if to_stderr {
         eprintln!("{report}");
@@ -129,6 +175,11 @@ pub fn logout(ctx: &mut Ctx, provider: Provider, to_stderr: bool) -> Result<(), 
         );
     }
     let mut log = ctx.session_log();
-    log.write(Level::Info, "logout", &report, json!({"provider": provider.id(), "removed": removed.is_some()}));
+    log.write(
+        Level::Info,
+        "logout",
+        &report,
+        json!({"provider": provider.id(), "removed": removed.is_some()}),
+    );
     Ok(())
 }

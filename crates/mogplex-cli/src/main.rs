@@ -34,7 +34,12 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli, redactor_out: &mut Redactor) -> Result<(), CliError> {
     // Read here rather than through clap, so that an empty variable counts as unset.
-    let attach = match (&cli.attach, std::env::var("MOGPLEX_ATTACH_RUN_ID").ok().filter(|v| !v.is_empty())) {
+    let attach = match (
+        &cli.attach,
+        std::env::var("MOGPLEX_ATTACH_RUN_ID")
+            .ok()
+            .filter(|v| !v.is_empty()),
+    ) {
         (Some(id), _) => Some(id.clone()),
         (None, Some(v)) => Some(args::parse_run_id(&v).map_err(|e| {
             CliError::usage(format!("MOGPLEX_ATTACH_RUN_ID is not a run id: {e}"))

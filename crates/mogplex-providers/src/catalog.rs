@@ -31,18 +31,85 @@ pub struct ProviderSpec {
 pub fn spec(provider: Provider) -> ProviderSpec {
     use Api::*;
     let (api, default_base_url, base_url_var, default_model, stream_usage) = match provider {
-        Provider::Mogplex => (MogplexGateway, mogplex_protocol::DEFAULT_BASE_URL, "MOGPLEX_URL", None, true),
-        Provider::Anthropic => (AnthropicMessages, "https://api.anthropic.com", "ANTHROPIC_BASE_URL", Some("claude-sonnet-4-5"), false),
-        Provider::OpenAi => (OpenAiCompatible, "https://api.openai.com/v1", "OPENAI_BASE_URL", Some("gpt-4.1"), true),
-        Provider::Google => (OpenAiCompatible, "https://generativelanguage.googleapis.com/v1beta/openai", "GOOGLE_GENERATIVE_AI_BASE_URL", Some("gemini-2.5-flash"), true),
-        Provider::Groq => (OpenAiCompatible, "https://api.groq.com/openai/v1", "GROQ_BASE_URL", Some("llama-3.3-70b-versatile"), true),
-        Provider::Mistral => (OpenAiCompatible, "https://api.mistral.ai/v1", "MISTRAL_BASE_URL", Some("mistral-large-latest"), false),
-        Provider::DeepSeek => (OpenAiCompatible, "https://api.deepseek.com/v1", "DEEPSEEK_BASE_URL", Some("deepseek-chat"), true),
-        Provider::Xai => (OpenAiCompatible, "https://api.x.ai/v1", "XAI_BASE_URL", Some("grok-4"), true),
-        Provider::Cohere => (OpenAiCompatible, "https://api.cohere.ai/compatibility/v1", "COHERE_BASE_URL", Some("command-a-03-2025"), false),
-        Provider::Vercel => (OpenAiCompatible, "https://ai-gateway.vercel.sh/v1", "VERCEL_AI_GATEWAY_BASE_URL", Some("openai/gpt-4.1"), true),
+        Provider::Mogplex => (
+            MogplexGateway,
+            mogplex_protocol::DEFAULT_BASE_URL,
+            "MOGPLEX_URL",
+            None,
+            true,
+        ),
+        Provider::Anthropic => (
+            AnthropicMessages,
+            "https://api.anthropic.com",
+            "ANTHROPIC_BASE_URL",
+            Some("claude-sonnet-4-5"),
+            false,
+        ),
+        Provider::OpenAi => (
+            OpenAiCompatible,
+            "https://api.openai.com/v1",
+            "OPENAI_BASE_URL",
+            Some("gpt-4.1"),
+            true,
+        ),
+        Provider::Google => (
+            OpenAiCompatible,
+            "https://generativelanguage.googleapis.com/v1beta/openai",
+            "GOOGLE_GENERATIVE_AI_BASE_URL",
+            Some("gemini-2.5-flash"),
+            true,
+        ),
+        Provider::Groq => (
+            OpenAiCompatible,
+            "https://api.groq.com/openai/v1",
+            "GROQ_BASE_URL",
+            Some("llama-3.3-70b-versatile"),
+            true,
+        ),
+        Provider::Mistral => (
+            OpenAiCompatible,
+            "https://api.mistral.ai/v1",
+            "MISTRAL_BASE_URL",
+            Some("mistral-large-latest"),
+            false,
+        ),
+        Provider::DeepSeek => (
+            OpenAiCompatible,
+            "https://api.deepseek.com/v1",
+            "DEEPSEEK_BASE_URL",
+            Some("deepseek-chat"),
+            true,
+        ),
+        Provider::Xai => (
+            OpenAiCompatible,
+            "https://api.x.ai/v1",
+            "XAI_BASE_URL",
+            Some("grok-4"),
+            true,
+        ),
+        Provider::Cohere => (
+            OpenAiCompatible,
+            "https://api.cohere.ai/compatibility/v1",
+            "COHERE_BASE_URL",
+            Some("command-a-03-2025"),
+            false,
+        ),
+        Provider::Vercel => (
+            OpenAiCompatible,
+            "https://ai-gateway.vercel.sh/v1",
+            "VERCEL_AI_GATEWAY_BASE_URL",
+            Some("openai/gpt-4.1"),
+            true,
+        ),
     };
-    ProviderSpec { provider, api, default_base_url, base_url_var, default_model, stream_usage }
+    ProviderSpec {
+        provider,
+        api,
+        default_base_url,
+        base_url_var,
+        default_model,
+        stream_usage,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,7 +129,9 @@ impl BaseUrlError {
                 "credentials would travel unencrypted; use https://, or http:// only for 127.0.0.1, ::1 or localhost (check {var})"
             ),
             BaseUrlError::Invalid { var, .. } | BaseUrlError::Scheme { var } => {
-                format!("set {var} to a base URL such as https://example.com/v1, or unset it to use the default")
+                format!(
+                    "set {var} to a base URL such as https://example.com/v1, or unset it to use the default"
+                )
             }
         }
     }
@@ -72,14 +141,19 @@ impl ProviderSpec {
     /// The base URL in force: the override variable when set, else the default.
     pub fn base_url(&self, env: &dyn Env) -> Result<Url, BaseUrlError> {
         let var = self.base_url_var;
-        let raw = env.var(var).unwrap_or_else(|| self.default_base_url.to_owned());
+        let raw = env
+            .var(var)
+            .unwrap_or_else(|| self.default_base_url.to_owned());
         check_base_url(var, &raw)
     }
 }
 
 /// Parses and checks a base URL; plain http is allowed for loopback hosts only.
 pub fn check_base_url(var: &'static str, raw: &str) -> Result<Url, BaseUrlError> {
-    let url = Url::parse(raw.trim()).map_err(|e| BaseUrlError::Invalid { var, reason: e.to_string() })?;
+    let url = Url::parse(raw.trim()).map_err(|e| BaseUrlError::Invalid {
+        var,
+        reason: e.to_string(),
+    })?;
     match url.scheme() {
         "https" => {}
         "http" => {
@@ -97,7 +171,10 @@ pub fn check_base_url(var: &'static str, raw: &str) -> Result<Url, BaseUrlError>
         _ => return Err(BaseUrlError::Scheme { var }),
     }
     if url.cannot_be_a_base() || url.host().is_none() {
-        return Err(BaseUrlError::Invalid { var, reason: "no host".into() });
+        return Err(BaseUrlError::Invalid {
+            var,
+            reason: "no host".into(),
+        });
     }
     Ok(url)
 }
@@ -106,7 +183,11 @@ pub fn check_base_url(var: &'static str, raw: &str) -> Result<Url, BaseUrlError>
 /// `https://h/v1/chat`).
 pub fn join(base: &Url, path: &str) -> Url {
     let mut url = base.clone();
-    let joined = format!("{}/{}", base.path().trim_end_matches('/'), path.trim_start_matches('/'));
+    let joined = format!(
+        "{}/{}",
+        base.path().trim_end_matches('/'),
+        path.trim_start_matches('/')
+    );
     url.set_path(&joined);
     url.set_query(None);
     url
@@ -121,15 +202,24 @@ mod tests {
         assert!(check_base_url("X", "http://127.0.0.1:9/v1").is_ok());
         assert!(check_base_url("X", "http://[::1]:9").is_ok());
         assert!(check_base_url("X", "http://localhost").is_ok());
-        assert!(matches!(check_base_url("X", "http://example.com"), Err(BaseUrlError::InsecureHttp { .. })));
-        assert!(matches!(check_base_url("X", "ftp://example.com"), Err(BaseUrlError::Scheme { .. })));
+        assert!(matches!(
+            check_base_url("X", "http://example.com"),
+            Err(BaseUrlError::InsecureHttp { .. })
+        ));
+        assert!(matches!(
+            check_base_url("X", "ftp://example.com"),
+            Err(BaseUrlError::Scheme { .. })
+        ));
         assert!(check_base_url("X", "https://example.com/v1").is_ok());
     }
 
     #[test]
     fn join_keeps_base_path() {
         let b = Url::parse("https://h/v1/").unwrap();
-        assert_eq!(join(&b, "/chat/completions").as_str(), "https://h/v1/chat/completions");
+        assert_eq!(
+            join(&b, "/chat/completions").as_str(),
+            "https://h/v1/chat/completions"
+        );
         let b = Url::parse("http://127.0.0.1:5").unwrap();
         assert_eq!(join(&b, "/api/x").as_str(), "http://127.0.0.1:5/api/x");
     }

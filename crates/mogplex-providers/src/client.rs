@@ -77,10 +77,18 @@ impl ModelClient {
             .map_err(|e| ProviderError::from_reqwest(provider, &e))?;
         let resp = check_status(provider, resp).await?;
         let models: Vec<CliModel> = resp.json().await.map_err(|e| {
-            ProviderError::new(ErrorKind::Protocol, provider, format!("the model catalog did not parse: {e}"))
+            ProviderError::new(
+                ErrorKind::Protocol,
+                provider,
+                format!("the model catalog did not parse: {e}"),
+            )
         })?;
         models.into_iter().next().map(|m| m.slug).ok_or_else(|| {
-            ProviderError::new(ErrorKind::NoModelAccess, provider, "the account's model catalog is empty")
+            ProviderError::new(
+                ErrorKind::NoModelAccess,
+                provider,
+                "the account's model catalog is empty",
+            )
         })
     }
 
@@ -106,20 +114,34 @@ impl ModelClient {
                     model: req.model.clone(),
                     messages: req.messages.clone(),
                     stream: true,
-                    stream_options: spec.stream_usage.then_some(StreamOptions { include_usage: true }),
+                    stream_options: spec.stream_usage.then_some(StreamOptions {
+                        include_usage: true,
+                    }),
                     max_tokens: None,
                     temperature: None,
                 };
-                (join(&req.base_url, path), headers, serde_json::to_value(&body))
+                (
+                    join(&req.base_url, path),
+                    headers,
+                    serde_json::to_value(&body),
+                )
             }
             Api::AnthropicMessages => {
                 let mut headers = HeaderMap::new();
                 headers.insert("x-api-key", sensitive(secret)?);
-                headers.insert("anthropic-version", HeaderValue::from_static(ANTHROPIC_VERSION));
-                (join(&req.base_url, "/v1/messages"), headers, Ok(anthropic_body(&req.model, &req.messages)))
+                headers.insert(
+                    "anthropic-version",
+                    HeaderValue::from_static(ANTHROPIC_VERSION),
+                );
+                (
+                    join(&req.base_url, "/v1/messages"),
+                    headers,
+                    Ok(anthropic_body(&req.model, &req.messages)),
+                )
             }
         };
-        let body = body.map_err(|e| ProviderError::new(ErrorKind::Protocol, provider, e.to_string()))?;
+        let body =
+            body.map_err(|e| ProviderError::new(ErrorKind::Protocol, provider, e.to_string()))?;
         let resp = self
             .http
             .post(url)
@@ -160,7 +182,11 @@ impl ModelClient {
 
 fn sensitive(value: &str) -> Result<HeaderValue, ProviderError> {
     let mut v = HeaderValue::from_str(value).map_err(|_| {
-        ProviderError::new(ErrorKind::BadRequest, Provider::Mogplex, "the credential contains characters that cannot be sent in a header")
+        ProviderError::new(
+            ErrorKind::BadRequest,
+            Provider::Mogplex,
+            "the credential contains characters that cannot be sent in a header",
+        )
     })?;
     v.set_sensitive(true);
     Ok(v)
@@ -181,7 +207,12 @@ async fn check_status(provider: Provider, resp: Response) -> Result<Response, Pr
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let body = read_capped(resp, MAX_ERROR_BODY).await;
-    Err(ProviderError::from_status(provider, status.as_u16(), &body, retry_after))
+    Err(ProviderError::from_status(
+        provider,
+        status.as_u16(),
+        &body,
+        retry_after,
+    ))
 }
 
 async fn read_capped(mut resp: Response, cap: usize) -> String {
@@ -212,7 +243,11 @@ async fn read_sse(
         })?;
         let Some(chunk) = chunk else { return Ok(()) };
         parser.push(&chunk, &mut events).map_err(|_| {
-            ProviderError::new(ErrorKind::Protocol, provider, "the stream sent a line over 4 MiB")
+            ProviderError::new(
+                ErrorKind::Protocol,
+                provider,
+                "the stream sent a line over 4 MiB",
+            )
         })?;
         for ev in events.drain(..) {
             if on(&ev)? == Flow::Done {
@@ -255,9 +290,14 @@ impl OpenAiState {
             return Ok(Flow::More);
         }
         let value: serde_json::Value = serde_json::from_str(data).map_err(|e| {
-            ProviderError::new(ErrorKind::Protocol, provider, format!("a stream frame did not parse: {e}"))
+            ProviderError::new(
+                ErrorKind::Protocol,
+                provider,
+                format!("a stream frame did not parse: {e}"),
+            )
         })?;
-        if value.get("error").is_some_and(|e| !e.is_null()) || ev.event.as_deref() == Some("error") {
+        if value.get("error").is_some_and(|e| !e.is_null()) || ev.event.as_deref() == Some("error")
+        {
             let (message, _) = crate::error::error_message(data);
             return Err(ProviderError::new(
                 ErrorKind::InStream,
@@ -266,7 +306,11 @@ impl OpenAiState {
             ));
         }
         let chunk: ChatCompletionChunk = serde_json::from_value(value).map_err(|e| {
-            ProviderError::new(ErrorKind::Protocol, provider, format!("a stream frame had an unexpected shape: {e}"))
+            ProviderError::new(
+                ErrorKind::Protocol,
+                provider,
+                format!("a stream frame had an unexpected shape: {e}"),
+            )
         })?;
         for choice in chunk.choices {
             if let Some(text) = choice.delta.content.filter(|t| !t.is_empty()) {
@@ -286,7 +330,11 @@ impl OpenAiState {
         if self.done || self.finish.finish_reason.is_some() {
             Ok(self.finish)
         } else {
-            Err(ProviderError::new(ErrorKind::Protocol, provider, "the stream ended before the answer was complete"))
+            Err(ProviderError::new(
+                ErrorKind::Protocol,
+                provider,
+                "the stream ended before the answer was complete",
+            ))
         }
     }
 }
@@ -308,10 +356,18 @@ impl AnthropicState {
         let value: serde_json::Value = match serde_json::from_str(&ev.data) {
             Ok(v) => v,
             Err(e) => {
-                return Err(ProviderError::new(ErrorKind::Protocol, provider, format!("a stream frame did not parse: {e}")));
+                return Err(ProviderError::new(
+                    ErrorKind::Protocol,
+                    provider,
+                    format!("a stream frame did not parse: {e}"),
+                ));
             }
         };
-        let kind = ev.event.as_deref().or_else(|| value.get("type").and_then(|t| t.as_str())).unwrap_or("");
+        let kind = ev
+            .event
+            .as_deref()
+            .or_else(|| value.get("type").and_then(|t| t.as_str()))
+            .unwrap_or("");
         match kind {
             "message_start" => {
                 self.input_tokens = value
@@ -320,7 +376,11 @@ impl AnthropicState {
                     .unwrap_or(0);
             }
             "content_block_delta" => {
-                if let Some(text) = value.pointer("/delta/text").and_then(|t| t.as_str()).filter(|t| !t.is_empty()) {
+                if let Some(text) = value
+                    .pointer("/delta/text")
+                    .and_then(|t| t.as_str())
+                    .filter(|t| !t.is_empty())
+                {
                     out(StreamEvent::Delta(text.to_owned()));
                 }
             }
@@ -328,7 +388,10 @@ impl AnthropicState {
                 if let Some(r) = value.pointer("/delta/stop_reason").and_then(|v| v.as_str()) {
                     self.finish.finish_reason = Some(r.to_owned());
                 }
-                if let Some(o) = value.pointer("/usage/output_tokens").and_then(|v| v.as_u64()) {
+                if let Some(o) = value
+                    .pointer("/usage/output_tokens")
+                    .and_then(|v| v.as_u64())
+                {
                     self.finish.usage = Some(Usage {
                         prompt_tokens: self.input_tokens,
                         completion_tokens: o,
@@ -357,18 +420,30 @@ impl AnthropicState {
         if self.done {
             Ok(self.finish)
         } else {
-            Err(ProviderError::new(ErrorKind::Protocol, provider, "the stream ended before the answer was complete"))
+            Err(ProviderError::new(
+                ErrorKind::Protocol,
+                provider,
+                "the stream ended before the answer was complete",
+            ))
         }
     }
 }
 
 fn anthropic_body(model: &str, messages: &[ChatMessage]) -> serde_json::Value {
-    let system: Vec<&str> = messages.iter().filter(|m| m.role == Role::System).map(|m| m.content.as_str()).collect();
+    let system: Vec<&str> = messages
+        .iter()
+        .filter(|m| m.role == Role::System)
+        .map(|m| m.content.as_str())
+        .collect();
     let turns: Vec<serde_json::Value> = messages
         .iter()
         .filter(|m| m.role != Role::System)
         .map(|m| {
-            let role = if m.role == Role::Assistant { "assistant" } else { "user" };
+            let role = if m.role == Role::Assistant {
+                "assistant"
+            } else {
+                "user"
+            };
             serde_json::json!({ "role": role, "content": m.content })
         })
         .collect();
@@ -391,21 +466,39 @@ async fn whole_answer(
     resp: Response,
     on_event: &mut (dyn FnMut(StreamEvent) + Send),
 ) -> Result<Finish, ProviderError> {
-    let text = resp.text().await.map_err(|e| ProviderError::from_reqwest(provider, &e))?;
+    let text = resp
+        .text()
+        .await
+        .map_err(|e| ProviderError::from_reqwest(provider, &e))?;
     let protocol = |what: String| ProviderError::new(ErrorKind::Protocol, provider, what);
     if api == Api::AnthropicMessages {
-        let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| protocol(format!("the answer did not parse: {e}")))?;
-        let content = v.get("content").and_then(|c| c.as_array()).cloned().unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| protocol(format!("the answer did not parse: {e}")))?;
+        let content = v
+            .get("content")
+            .and_then(|c| c.as_array())
+            .cloned()
+            .unwrap_or_default();
         for block in content {
             if let Some(t) = block.get("text").and_then(|t| t.as_str()) {
                 on_event(StreamEvent::Delta(t.to_owned()));
             }
         }
-        let reason = v.get("stop_reason").and_then(|r| r.as_str()).map(str::to_owned);
-        return Ok(Finish { finish_reason: reason, usage: None });
+        let reason = v
+            .get("stop_reason")
+            .and_then(|r| r.as_str())
+            .map(str::to_owned);
+        return Ok(Finish {
+            finish_reason: reason,
+            usage: None,
+        });
     }
-    let c: ChatCompletion = serde_json::from_str(&text).map_err(|e| protocol(format!("the answer did not parse: {e}")))?;
-    let mut finish = Finish { finish_reason: None, usage: c.usage };
+    let c: ChatCompletion = serde_json::from_str(&text)
+        .map_err(|e| protocol(format!("the answer did not parse: {e}")))?;
+    let mut finish = Finish {
+        finish_reason: None,
+        usage: c.usage,
+    };
     if let Some(choice) = c.choices.into_iter().next() {
         on_event(StreamEvent::Delta(choice.message.content));
         finish.finish_reason = choice.finish_reason;

@@ -40,7 +40,13 @@ pub struct ProviderError {
 
 impl ProviderError {
     pub fn new(kind: ErrorKind, provider: Provider, message: impl Into<String>) -> Self {
-        Self { kind, provider, status: None, message: message.into(), retry_after: None }
+        Self {
+            kind,
+            provider,
+            status: None,
+            message: message.into(),
+            retry_after: None,
+        }
     }
 
     pub(crate) fn from_reqwest(provider: Provider, e: &reqwest::Error) -> Self {
@@ -93,7 +99,13 @@ impl ProviderError {
             500..=599 => ErrorKind::Unavailable,
             _ => ErrorKind::BadRequest,
         };
-        Self { kind, provider, status: Some(status), message, retry_after }
+        Self {
+            kind,
+            provider,
+            status: Some(status),
+            message,
+            retry_after,
+        }
     }
 }
 

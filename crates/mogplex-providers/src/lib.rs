@@ -13,5 +13,5 @@ pub mod select;
 pub use catalog::{Api, BaseUrlError, ProviderSpec, spec};
 pub use client::{ChatRequest, Finish, ModelClient, StreamEvent};
 pub use error::{ErrorKind, ProviderError};
-pub use select::{ModelSource, SelectError, Selection, select};
 pub use reqwest::Url;
+pub use select::{ModelSource, SelectError, Selection, select};

@@ -83,7 +83,11 @@ fn route(model: &str) -> Option<(Provider, String)> {
         && let Ok(provider) = head.parse::<Provider>()
         && !rest.is_empty()
     {
-        let id = if provider == Provider::Mogplex { model.to_owned() } else { rest.to_owned() };
+        let id = if provider == Provider::Mogplex {
+            model.to_owned()
+        } else {
+            rest.to_owned()
+        };
         return Some((provider, id));
     }
     PREFIXES
@@ -110,14 +114,21 @@ pub fn select(
             Some((provider, model)) => match resolution.for_provider(provider) {
                 Some(c) => Ok(chosen(c, Some(model), ModelSource::Session)),
                 // The gateway serves other providers' models too.
-                None if provider != Provider::Mogplex && mogplex.is_some() => {
-                    Ok(chosen(mogplex.unwrap_or(active), Some(requested.to_owned()), ModelSource::Session))
-                }
-                None => Err(SelectError::NoCredentialFor { provider, model: requested.to_owned() }),
+                None if provider != Provider::Mogplex && mogplex.is_some() => Ok(chosen(
+                    mogplex.unwrap_or(active),
+                    Some(requested.to_owned()),
+                    ModelSource::Session,
+                )),
+                None => Err(SelectError::NoCredentialFor {
+                    provider,
+                    model: requested.to_owned(),
+                }),
             },
             None => match mogplex {
                 Some(c) => Ok(chosen(c, Some(requested.to_owned()), ModelSource::Session)),
-                None => Err(SelectError::UnknownModel { model: requested.to_owned() }),
+                None => Err(SelectError::UnknownModel {
+                    model: requested.to_owned(),
+                }),
             },
         };
     }
@@ -132,7 +143,12 @@ pub fn select(
 }
 
 fn chosen(c: &Credential, model: Option<String>, model_source: ModelSource) -> Selection {
-    Selection { credential: c.clone(), spec: spec(c.provider), model, model_source }
+    Selection {
+        credential: c.clone(),
+        spec: spec(c.provider),
+        model,
+        model_source,
+    }
 }
 
 #[cfg(test)]
@@ -142,31 +158,53 @@ mod tests {
     use std::path::Path;
 
     fn resolve(vars: &[(&str, &str)]) -> Resolution {
-        Resolution::resolve(&MapEnv::new(vars.iter().copied()), &AuthFile::default(), Path::new("/a"))
+        Resolution::resolve(
+            &MapEnv::new(vars.iter().copied()),
+            &AuthFile::default(),
+            Path::new("/a"),
+        )
     }
 
     #[test]
     fn routes() {
         let r = resolve(&[("OPENAI_API_KEY", "sk-1"), ("VERCEL_API_TOKEN", "v")]);
         let s = select(&r, Some("gpt-4.1-mini"), &BTreeMap::new()).unwrap();
-        assert_eq!((s.provider(), s.model.as_deref()), (Provider::OpenAi, Some("gpt-4.1-mini")));
+        assert_eq!(
+            (s.provider(), s.model.as_deref()),
+            (Provider::OpenAi, Some("gpt-4.1-mini"))
+        );
         let s = select(&r, Some("vercel/openai/gpt-4o"), &BTreeMap::new()).unwrap();
-        assert_eq!((s.provider(), s.model.as_deref()), (Provider::Vercel, Some("openai/gpt-4o")));
+        assert_eq!(
+            (s.provider(), s.model.as_deref()),
+            (Provider::Vercel, Some("openai/gpt-4o"))
+        );
         assert_eq!(
             select(&r, Some("claude-x"), &BTreeMap::new()).unwrap_err(),
-            SelectError::NoCredentialFor { provider: Provider::Anthropic, model: "claude-x".into() }
+            SelectError::NoCredentialFor {
+                provider: Provider::Anthropic,
+                model: "claude-x".into()
+            }
         );
-        assert!(matches!(select(&r, Some("nosuch"), &BTreeMap::new()), Err(SelectError::UnknownModel { .. })));
+        assert!(matches!(
+            select(&r, Some("nosuch"), &BTreeMap::new()),
+            Err(SelectError::UnknownModel { .. })
+        ));
     }
 
     #[test]
     fn unknown_names_go_to_the_gateway_when_signed_in() {
         let r = resolve(&[("MOGPLEX_API_KEY", "mog_1"), ("OPENAI_API_KEY", "sk-1")]);
         let s = select(&r, Some("mogplex/echo"), &BTreeMap::new()).unwrap();
-        assert_eq!((s.provider(), s.model.as_deref()), (Provider::Mogplex, Some("mogplex/echo")));
+        assert_eq!(
+            (s.provider(), s.model.as_deref()),
+            (Provider::Mogplex, Some("mogplex/echo"))
+        );
         let s = select(&r, Some("house-model"), &BTreeMap::new()).unwrap();
         assert_eq!(s.provider(), Provider::Mogplex);
         let s = select(&r, None, &BTreeMap::new()).unwrap();
-        assert_eq!((s.provider(), s.model_source), (Provider::Mogplex, ModelSource::AccountDefault));
+        assert_eq!(
+            (s.provider(), s.model_source),
+            (Provider::Mogplex, ModelSource::AccountDefault)
+        );
     }
 }

@@ -4,7 +4,9 @@
 use mogplex_auth::{AuthFile, MapEnv, Provider, Resolution};
 use mogplex_protocol::ChatMessage;
 use mogplex_providers::{ChatRequest, ErrorKind, ModelClient, ProviderError, StreamEvent, select};
-use mogplex_testkit::{FakeServer, Reply, anthropic_stream, anthropic_stream_error, openai_stream, openai_stream_error};
+use mogplex_testkit::{
+    FakeServer, Reply, anthropic_stream, anthropic_stream_error, openai_stream, openai_stream_error,
+};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -32,20 +34,34 @@ fn run(server: &FakeServer, provider: Provider, model: Option<&str>) -> Run {
     let spec = mogplex_providers::spec(provider);
     let env = MapEnv::new([
         (provider.env_var().to_owned(), KEY.to_owned()),
-        (spec.base_url_var.to_owned(), format!("{}{}", server.url(), base_path(provider))),
+        (
+            spec.base_url_var.to_owned(),
+            format!("{}{}", server.url(), base_path(provider)),
+        ),
     ]);
     let resolution = Resolution::resolve(&env, &AuthFile::default(), Path::new("/none"));
     let selection = select(&resolution, model, &BTreeMap::new()).unwrap();
     assert_eq!(selection.provider(), provider);
     let base_url = selection.spec.base_url(&env).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let client = ModelClient::new().unwrap();
         let model = match selection.model.clone() {
             Some(m) => m,
-            None => client.account_default_model(&selection, &base_url).await.unwrap(),
+            None => client
+                .account_default_model(&selection, &base_url)
+                .await
+                .unwrap(),
         };
-        let req = ChatRequest { selection, base_url, model, messages: vec![ChatMessage::user("Say hi")] };
+        let req = ChatRequest {
+            selection,
+            base_url,
+            model,
+            messages: vec![ChatMessage::user("Say hi")],
+        };
         let mut text = String::new();
         let mut frames = 0;
         let result = client
@@ -54,7 +70,11 @@ fn run(server: &FakeServer, provider: Provider, model: Option<&str>) -> Run {
                 StreamEvent::Frame(_) => frames += 1,
             })
             .await;
-        Run { text, frames, result }
+        Run {
+            text,
+            frames,
+            result,
+        }
     })
 }
 
@@ -69,11 +89,20 @@ fn chat_path(p: Provider) -> String {
 #[test]
 fn openai_compatible_providers_send_exact_requests_and_stream_answers() {
     for provider in [
-        Provider::OpenAi, Provider::Google, Provider::Groq, Provider::Mistral, Provider::DeepSeek,
-        Provider::Xai, Provider::Cohere, Provider::Vercel,
+        Provider::OpenAi,
+        Provider::Google,
+        Provider::Groq,
+        Provider::Mistral,
+        Provider::DeepSeek,
+        Provider::Xai,
+        Provider::Cohere,
+        Provider::Vercel,
     ] {
         let server = FakeServer::start();
-        server.route(&chat_path(provider), openai_stream(&["Hel", "lo", " there"]));
+        server.route(
+            &chat_path(provider),
+            openai_stream(&["Hel", "lo", " there"]),
+        );
         let out = run(&server, provider, None);
         let finish = out.result.unwrap();
         assert_eq!(out.text, "Hello there", "{provider}");
@@ -83,8 +112,15 @@ fn openai_compatible_providers_send_exact_requests_and_stream_answers() {
         let reqs = server.requests();
         assert_eq!(reqs.len(), 1, "{provider}");
         let r = &reqs[0];
-        assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", chat_path(provider).as_str()), "{provider}");
-        assert_eq!(r.header("authorization"), Some(format!("Bearer {KEY}").as_str()));
+        assert_eq!(
+            (r.method.as_str(), r.path.as_str()),
+            ("POST", chat_path(provider).as_str()),
+            "{provider}"
+        );
+        assert_eq!(
+            r.header("authorization"),
+            Some(format!("Bearer {KEY}").as_str())
+        );
         assert_eq!(r.header("content-type"), Some("application/json"));
         assert_eq!(r.header("accept"), Some("text/event-stream"));
         assert!(r.header("user-agent").unwrap().starts_with("mogplex/"));
@@ -92,13 +128,20 @@ fn openai_compatible_providers_send_exact_requests_and_stream_answers() {
         let spec = mogplex_providers::spec(provider);
         assert_eq!(body["model"], spec.default_model.unwrap(), "{provider}");
         assert_eq!(body["stream"], true);
-        assert_eq!(body["messages"], serde_json::json!([{"role": "user", "content": "Say hi"}]));
+        assert_eq!(
+            body["messages"],
+            serde_json::json!([{"role": "user", "content": "Say hi"}])
+        );
         if spec.stream_usage {
             assert_eq!(body["stream_options"]["include_usage"], true);
         } else {
             assert!(body.get("stream_options").is_none(), "{provider}");
         }
-        assert_eq!(finish.usage.map(|u| u.completion_tokens), Some(3), "the final usage frame is read");
+        assert_eq!(
+            finish.usage.map(|u| u.completion_tokens),
+            Some(3),
+            "the final usage frame is read"
+        );
     }
 }
 
@@ -109,14 +152,20 @@ fn mogplex_gateway_uses_the_catalog_default_and_bearer() {
         "/api/models",
         Reply::json(200, serde_json::json!([{"slug": "mogplex/echo", "provider": "mogplex", "displayName": "Echo"}])),
     );
-    server.route("/api/cli/inference/chat/completions", openai_stream(&["Say", " hi"]));
+    server.route(
+        "/api/cli/inference/chat/completions",
+        openai_stream(&["Say", " hi"]),
+    );
     let out = run(&server, Provider::Mogplex, None);
     out.result.unwrap();
     assert_eq!(out.text, "Say hi");
     let reqs = server.requests();
     assert_eq!(reqs[0].path, "/api/models");
     assert_eq!(reqs[0].query.as_deref(), Some("format=cli"));
-    assert_eq!(reqs[0].header("authorization"), Some(format!("Bearer {KEY}").as_str()));
+    assert_eq!(
+        reqs[0].header("authorization"),
+        Some(format!("Bearer {KEY}").as_str())
+    );
     assert_eq!(reqs[1].json()["model"], "mogplex/echo");
 }
 
@@ -137,19 +186,54 @@ fn anthropic_uses_its_own_headers_and_body() {
     assert_eq!(body["model"], "claude-test");
     assert_eq!(body["max_tokens"], 8192);
     assert_eq!(body["stream"], true);
-    assert_eq!(body["messages"], serde_json::json!([{"role": "user", "content": "Say hi"}]));
+    assert_eq!(
+        body["messages"],
+        serde_json::json!([{"role": "user", "content": "Say hi"}])
+    );
 }
 
 #[test]
 fn error_statuses_are_classified() {
     let cases = [
-        (Reply::json(401, serde_json::json!({"error": {"message": "Incorrect API key provided"}})), ErrorKind::Unauthorized),
-        (Reply::json(403, serde_json::json!({"error": {"message": "forbidden"}})), ErrorKind::Forbidden),
-        (Reply::json(404, serde_json::json!({"error": {"message": "The model does not exist"}})), ErrorKind::NotFound),
-        (Reply::json(429, serde_json::json!({"error": {"message": "slow down"}})).with_header("retry-after", "7"), ErrorKind::RateLimited),
-        (Reply::json(503, serde_json::json!({"error": {"message": "overloaded"}})), ErrorKind::Unavailable),
-        (Reply::Status { status: 502, body: "<html>bad gateway</html>".into(), headers: vec![] }, ErrorKind::Unavailable),
-        (Reply::json(400, serde_json::json!({"error": {"message": "bad"}})), ErrorKind::BadRequest),
+        (
+            Reply::json(
+                401,
+                serde_json::json!({"error": {"message": "Incorrect API key provided"}}),
+            ),
+            ErrorKind::Unauthorized,
+        ),
+        (
+            Reply::json(403, serde_json::json!({"error": {"message": "forbidden"}})),
+            ErrorKind::Forbidden,
+        ),
+        (
+            Reply::json(
+                404,
+                serde_json::json!({"error": {"message": "The model does not exist"}}),
+            ),
+            ErrorKind::NotFound,
+        ),
+        (
+            Reply::json(429, serde_json::json!({"error": {"message": "slow down"}}))
+                .with_header("retry-after", "7"),
+            ErrorKind::RateLimited,
+        ),
+        (
+            Reply::json(503, serde_json::json!({"error": {"message": "overloaded"}})),
+            ErrorKind::Unavailable,
+        ),
+        (
+            Reply::Status {
+                status: 502,
+                body: "<html>bad gateway</html>".into(),
+                headers: vec![],
+            },
+            ErrorKind::Unavailable,
+        ),
+        (
+            Reply::json(400, serde_json::json!({"error": {"message": "bad"}})),
+            ErrorKind::BadRequest,
+        ),
     ];
     for (reply, kind) in cases {
         let server = FakeServer::start();
@@ -169,7 +253,9 @@ fn gateway_no_model_access_is_recognised() {
         "/api/cli/inference/chat/completions",
         Reply::json(400, serde_json::json!({"error": {"message": "Signed in, but this account has no model access. See Plans & Billing.", "code": "no_model_access"}})),
     );
-    let err = run(&server, Provider::Mogplex, Some("mogplex/echo")).result.unwrap_err();
+    let err = run(&server, Provider::Mogplex, Some("mogplex/echo"))
+        .result
+        .unwrap_err();
     assert_eq!(err.kind, ErrorKind::NoModelAccess);
     assert!(err.message.contains("no model access"));
 }
@@ -177,24 +263,38 @@ fn gateway_no_model_access_is_recognised() {
 #[test]
 fn in_stream_errors_are_reported_not_swallowed() {
     let server = FakeServer::start();
-    server.route("/v1/chat/completions", openai_stream_error(&["partial"], "upstream exploded"));
+    server.route(
+        "/v1/chat/completions",
+        openai_stream_error(&["partial"], "upstream exploded"),
+    );
     let out = run(&server, Provider::OpenAi, None);
     assert_eq!(out.text, "partial");
     let err = out.result.unwrap_err();
-    assert_eq!((err.kind, err.message.as_str()), (ErrorKind::InStream, "upstream exploded"));
+    assert_eq!(
+        (err.kind, err.message.as_str()),
+        (ErrorKind::InStream, "upstream exploded")
+    );
 
     let server = FakeServer::start();
-    server.route("/v1/messages", anthropic_stream_error(&["par"], "Overloaded"));
+    server.route(
+        "/v1/messages",
+        anthropic_stream_error(&["par"], "Overloaded"),
+    );
     let out = run(&server, Provider::Anthropic, None);
     assert_eq!(out.text, "par");
     let err = out.result.unwrap_err();
-    assert_eq!((err.kind, err.message.as_str()), (ErrorKind::InStream, "Overloaded"));
+    assert_eq!(
+        (err.kind, err.message.as_str()),
+        (ErrorKind::InStream, "Overloaded")
+    );
 }
 
 #[test]
 fn a_stream_cut_short_is_an_error() {
     let server = FakeServer::start();
-    let Reply::Sse { mut frames, pause } = openai_stream(&["a", "b"]) else { unreachable!() };
+    let Reply::Sse { mut frames, pause } = openai_stream(&["a", "b"]) else {
+        unreachable!()
+    };
     frames.truncate(2);
     server.route("/v1/chat/completions", Reply::Sse { frames, pause });
     let err = run(&server, Provider::OpenAi, None).result.unwrap_err();
@@ -210,10 +310,18 @@ fn an_unreachable_server_is_unavailable() {
     let resolution = Resolution::resolve(&env, &AuthFile::default(), Path::new("/none"));
     let selection = select(&resolution, None, &BTreeMap::new()).unwrap();
     let base_url = selection.spec.base_url(&env).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let err = rt
         .block_on(async {
-            let req = ChatRequest { selection, base_url, model: "m".into(), messages: vec![ChatMessage::user("x")] };
+            let req = ChatRequest {
+                selection,
+                base_url,
+                model: "m".into(),
+                messages: vec![ChatMessage::user("x")],
+            };
             ModelClient::new().unwrap().chat(&req, &mut |_| {}).await
         })
         .unwrap_err();

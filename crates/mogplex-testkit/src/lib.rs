@@ -20,9 +20,16 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub enum Reply {
     /// `text/event-stream`, each frame sent as its own chunk with a pause in between.
-    Sse { frames: Vec<String>, pause: Duration },
+    Sse {
+        frames: Vec<String>,
+        pause: Duration,
+    },
     /// Any status with a body and extra headers.
-    Status { status: u16, body: String, headers: Vec<(String, String)> },
+    Status {
+        status: u16,
+        body: String,
+        headers: Vec<(String, String)>,
+    },
 }
 
 impl Reply {
@@ -36,9 +43,17 @@ impl Reply {
 
     pub fn with_header(self, name: &str, value: &str) -> Self {
         match self {
-            Reply::Status { status, body, mut headers } => {
+            Reply::Status {
+                status,
+                body,
+                mut headers,
+            } => {
                 headers.push((name.into(), value.into()));
-                Reply::Status { status, body, headers }
+                Reply::Status {
+                    status,
+                    body,
+                    headers,
+                }
             }
             other => other,
         }
@@ -48,8 +63,15 @@ impl Reply {
 /// An OpenAI-style stream: a role frame, one frame per piece, a finish frame, a usage frame,
 /// then `[DONE]`.
 pub fn openai_stream(pieces: &[&str]) -> Reply {
-    let mut frames = vec![openai_frame(serde_json::json!({"role": "assistant", "content": ""}), None)];
-    frames.extend(pieces.iter().map(|p| openai_frame(serde_json::json!({"content": p}), None)));
+    let mut frames = vec![openai_frame(
+        serde_json::json!({"role": "assistant", "content": ""}),
+        None,
+    )];
+    frames.extend(
+        pieces
+            .iter()
+            .map(|p| openai_frame(serde_json::json!({"content": p}), None)),
+    );
     frames.push(openai_frame(serde_json::json!({}), Some("stop")));
     frames.push(format!(
         "data: {}\n\n",
@@ -57,15 +79,26 @@ pub fn openai_stream(pieces: &[&str]) -> Reply {
             "usage":{"prompt_tokens":5,"completion_tokens":pieces.len(),"total_tokens":5+pieces.len()}})
     ));
     frames.push("data: [DONE]\n\n".into());
-    Reply::Sse { frames, pause: Duration::from_millis(5) }
+    Reply::Sse {
+        frames,
+        pause: Duration::from_millis(5),
+    }
 }
 
 /// An OpenAI-style stream that sends `pieces`, then an in-stream error frame, then ends.
 pub fn openai_stream_error(pieces: &[&str], message: &str) -> Reply {
-    let mut frames: Vec<String> =
-        pieces.iter().map(|p| openai_frame(serde_json::json!({"content": p}), None)).collect();
-    frames.push(format!("data: {}\n\n", serde_json::json!({"error": {"message": message, "type": "server_error"}})));
-    Reply::Sse { frames, pause: Duration::from_millis(5) }
+    let mut frames: Vec<String> = pieces
+        .iter()
+        .map(|p| openai_frame(serde_json::json!({"content": p}), None))
+        .collect();
+    frames.push(format!(
+        "data: {}\n\n",
+        serde_json::json!({"error": {"message": message, "type": "server_error"}})
+    ));
+    Reply::Sse {
+        frames,
+        pause: Duration::from_millis(5),
+    }
 }
 
 pub fn openai_frame(delta: serde_json::Value, finish: Option<&str>) -> String {
@@ -80,22 +113,39 @@ pub fn openai_frame(delta: serde_json::Value, finish: Option<&str>) -> String {
 pub fn anthropic_stream(pieces: &[&str]) -> Reply {
     let ev = |name: &str, data: serde_json::Value| format!("event: {name}\ndata: {data}\n\n");
     let mut frames = vec![
-        ev("message_start", serde_json::json!({"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"claude","stop_reason":null,"usage":{"input_tokens":7,"output_tokens":1}}})),
-        ev("content_block_start", serde_json::json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}})),
+        ev(
+            "message_start",
+            serde_json::json!({"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"claude","stop_reason":null,"usage":{"input_tokens":7,"output_tokens":1}}}),
+        ),
+        ev(
+            "content_block_start",
+            serde_json::json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}),
+        ),
         ev("ping", serde_json::json!({"type":"ping"})),
     ];
     frames.extend(pieces.iter().map(|p| {
         ev("content_block_delta", serde_json::json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":p}}))
     }));
-    frames.push(ev("content_block_stop", serde_json::json!({"type":"content_block_stop","index":0})));
+    frames.push(ev(
+        "content_block_stop",
+        serde_json::json!({"type":"content_block_stop","index":0}),
+    ));
     frames.push(ev("message_delta", serde_json::json!({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":pieces.len()}})));
-    frames.push(ev("message_stop", serde_json::json!({"type":"message_stop"})));
-    Reply::Sse { frames, pause: Duration::from_millis(5) }
+    frames.push(ev(
+        "message_stop",
+        serde_json::json!({"type":"message_stop"}),
+    ));
+    Reply::Sse {
+        frames,
+        pause: Duration::from_millis(5),
+    }
 }
 
 /// An Anthropic stream that fails part way with an `error` event.
 pub fn anthropic_stream_error(pieces: &[&str], message: &str) -> Reply {
-    let Reply::Sse { mut frames, pause } = anthropic_stream(pieces) else { unreachable!() };
+    let Reply::Sse { mut frames, pause } = anthropic_stream(pieces) else {
+        unreachable!()
+    };
     frames.truncate(3 + pieces.len());
     frames.push(format!(
         "event: error\ndata: {}\n\n",
@@ -115,7 +165,10 @@ pub struct Recorded {
 
 impl Recorded {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.body).expect("request body is JSON")
@@ -138,7 +191,9 @@ pub struct FakeServer {
 
 impl std::fmt::Debug for FakeServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeServer").field("addr", &self.addr).finish()
+        f.debug_struct("FakeServer")
+            .field("addr", &self.addr)
+            .finish()
     }
 }
 
@@ -152,7 +207,10 @@ impl FakeServer {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let state = shared.clone();
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(std_listener).unwrap();
                 let app = Router::new().fallback(handle).with_state(state);
@@ -164,11 +222,20 @@ impl FakeServer {
                     .unwrap();
             });
         });
-        Self { addr, shared, stop: Some(stop), thread: Some(thread) }
+        Self {
+            addr,
+            shared,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
     }
 
     pub fn route(&self, path: &str, reply: Reply) -> &Self {
-        self.shared.lock().unwrap().routes.insert(path.to_owned(), reply);
+        self.shared
+            .lock()
+            .unwrap()
+            .routes
+            .insert(path.to_owned(), reply);
         self
     }
 
@@ -208,7 +275,12 @@ async fn handle(
             query: uri.query().map(str::to_owned),
             headers: headers
                 .iter()
-                .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .map(|(k, v)| {
+                    (
+                        k.to_string(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
                 .collect(),
             body: String::from_utf8_lossy(&body).into_owned(),
         });
@@ -218,21 +290,31 @@ async fn handle(
         None => Response::builder()
             .status(StatusCode::NOT_FOUND)
             .header("content-type", "application/json")
-            .body(Body::from(r#"{"error":{"message":"no such route on the fake server"}}"#))
+            .body(Body::from(
+                r#"{"error":{"message":"no such route on the fake server"}}"#,
+            ))
             .unwrap(),
-        Some(Reply::Status { status, body, headers }) => {
+        Some(Reply::Status {
+            status,
+            body,
+            headers,
+        }) => {
             let mut resp = Response::builder().status(status);
             for (k, v) in headers {
-                resp = resp.header(HeaderName::try_from(k).unwrap(), HeaderValue::try_from(v).unwrap());
+                resp = resp.header(
+                    HeaderName::try_from(k).unwrap(),
+                    HeaderValue::try_from(v).unwrap(),
+                );
             }
             resp.body(Body::from(body)).unwrap()
         }
         Some(Reply::Sse { frames, pause }) => {
-            let stream = futures_util::stream::unfold(frames.into_iter(), move |mut it| async move {
-                let frame = it.next()?;
-                tokio::time::sleep(pause).await;
-                Some((Ok::<_, std::convert::Infallible>(Bytes::from(frame)), it))
-            });
+            let stream =
+                futures_util::stream::unfold(frames.into_iter(), move |mut it| async move {
+                    let frame = it.next()?;
+                    tokio::time::sleep(pause).await;
+                    Some((Ok::<_, std::convert::Infallible>(Bytes::from(frame)), it))
+                });
             Response::builder()
                 .status(200)
                 .header("content-type", "text/event-stream")

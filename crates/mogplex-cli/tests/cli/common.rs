@@ -6,7 +6,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-pub use mogplex_testkit::{FakeServer, Reply, anthropic_stream, openai_stream, openai_stream_error};
+pub use mogplex_testkit::{
+    FakeServer, Reply, anthropic_stream, openai_stream, openai_stream_error,
+};
 
 pub struct TestHome {
     pub dir: tempfile::TempDir,
@@ -18,7 +20,11 @@ impl TestHome {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let home = dir.path().join("mogplex-home");
-        Self { dir, home, env: Vec::new() }
+        Self {
+            dir,
+            home,
+            env: Vec::new(),
+        }
     }
 
     pub fn env(&mut self, k: &str, v: &str) -> &mut Self {
@@ -52,8 +58,19 @@ impl TestHome {
 
     pub fn run_stdin(&self, args: &[&str], input: &str) -> Output {
         use std::io::Write;
-        let mut child = self.cmd(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let mut child = self
+            .cmd(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
         child.wait_with_output().unwrap()
     }
 
@@ -88,7 +105,9 @@ impl TestHome {
     pub fn render(&self, out: &Output) -> String {
         let text = format!(
             "exit_code: {}\n----- stdout -----\n{}----- stderr -----\n{}",
-            out.status.code().map_or("signal".to_owned(), |c| c.to_string()),
+            out.status
+                .code()
+                .map_or("signal".to_owned(), |c| c.to_string()),
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
@@ -126,9 +145,15 @@ macro_rules! snap {
 /// which provider was used: `/<provider id>/…`.
 pub fn route_all_providers(home: &mut TestHome, server: &FakeServer) {
     let vars = [
-        ("mogplex", "MOGPLEX_URL"), ("anthropic", "ANTHROPIC_BASE_URL"), ("openai", "OPENAI_BASE_URL"),
-        ("google", "GOOGLE_GENERATIVE_AI_BASE_URL"), ("groq", "GROQ_BASE_URL"), ("mistral", "MISTRAL_BASE_URL"),
-        ("deepseek", "DEEPSEEK_BASE_URL"), ("xai", "XAI_BASE_URL"), ("cohere", "COHERE_BASE_URL"),
+        ("mogplex", "MOGPLEX_URL"),
+        ("anthropic", "ANTHROPIC_BASE_URL"),
+        ("openai", "OPENAI_BASE_URL"),
+        ("google", "GOOGLE_GENERATIVE_AI_BASE_URL"),
+        ("groq", "GROQ_BASE_URL"),
+        ("mistral", "MISTRAL_BASE_URL"),
+        ("deepseek", "DEEPSEEK_BASE_URL"),
+        ("xai", "XAI_BASE_URL"),
+        ("cohere", "COHERE_BASE_URL"),
         ("vercel", "VERCEL_AI_GATEWAY_BASE_URL"),
     ];
     for (id, var) in vars {
@@ -138,7 +163,11 @@ pub fn route_all_providers(home: &mut TestHome, server: &FakeServer) {
             "anthropic" => "/anthropic/v1/messages".to_owned(),
             other => format!("/{other}/chat/completions"),
         };
-        let reply = if id == "anthropic" { anthropic_stream(&["Hello", " from ", id]) } else { openai_stream(&["Hello", " from ", id]) };
+        let reply = if id == "anthropic" {
+            anthropic_stream(&["Hello", " from ", id])
+        } else {
+            openai_stream(&["Hello", " from ", id])
+        };
         server.route(&path, reply);
     }
     server.route(
@@ -165,6 +194,12 @@ impl Pty {
     }
 
     pub fn stdio(&self) -> Stdio {
-        Stdio::from(std::fs::OpenOptions::new().read(true).write(true).open(&self.path).unwrap())
+        Stdio::from(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(&self.path)
+                .unwrap(),
+        )
     }
 }

@@ -6,7 +6,10 @@ use serde_json::json;
 #[test]
 fn no_credential_fails_fast_with_both_ways_out() {
     let home = TestHome::new();
-    snap!("exec_no_credential", home.render(&home.run(&["exec", "hi"])));
+    snap!(
+        "exec_no_credential",
+        home.render(&home.run(&["exec", "hi"]))
+    );
     snap!("prompt_no_credential", home.render(&home.run(&["hi"])));
     // Bare `mogplex` without a terminal behaves like exec.
     let out = home.run(&[]);
@@ -42,7 +45,12 @@ fn prompts_from_stdin() {
     assert_eq!(out.status.code(), Some(0));
     let out = home.run_stdin(&[], "bare and piped");
     assert_eq!(out.status.code(), Some(0));
-    let sent: Vec<_> = server.requests().iter().filter(|r| r.method == "POST").map(|r| r.json()["messages"][0]["content"].clone()).collect();
+    let sent: Vec<_> = server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| r.json()["messages"][0]["content"].clone())
+        .collect();
     assert_eq!(sent, vec![json!("from stdin\n"), json!("bare and piped")]);
     let out = home.run_stdin(&["exec"], "   ");
     snap!("empty_prompt", home.render(&out));
@@ -52,24 +60,63 @@ fn prompts_from_stdin() {
 #[test]
 fn provider_failures_map_to_exit_codes() {
     let cases: Vec<(&str, Reply, i32)> = vec![
-        ("unauthorized", Reply::json(401, json!({"error": {"message": "Incorrect API key provided: sk-env-o*****6789."}})), 65),
-        ("forbidden", Reply::json(403, json!({"error": {"message": "Project does not have access to model"}})), 65),
-        ("rate_limited", Reply::json(429, json!({"error": {"message": "Rate limit reached"}})).with_header("retry-after", "20"), 75),
-        ("unavailable", Reply::json(503, json!({"error": {"message": "The server is overloaded"}})), 69),
-        ("not_found", Reply::json(404, json!({"error": {"message": "The model `gpt-4.1` does not exist"}})), 1),
-        ("in_stream_error", openai_stream_error(&["Partial ", "answer"], "The upstream connection was reset"), 69),
+        (
+            "unauthorized",
+            Reply::json(
+                401,
+                json!({"error": {"message": "Incorrect API key provided: sk-env-o*****6789."}}),
+            ),
+            65,
+        ),
+        (
+            "forbidden",
+            Reply::json(
+                403,
+                json!({"error": {"message": "Project does not have access to model"}}),
+            ),
+            65,
+        ),
+        (
+            "rate_limited",
+            Reply::json(429, json!({"error": {"message": "Rate limit reached"}}))
+                .with_header("retry-after", "20"),
+            75,
+        ),
+        (
+            "unavailable",
+            Reply::json(
+                503,
+                json!({"error": {"message": "The server is overloaded"}}),
+            ),
+            69,
+        ),
+        (
+            "not_found",
+            Reply::json(
+                404,
+                json!({"error": {"message": "The model `gpt-4.1` does not exist"}}),
+            ),
+            1,
+        ),
+        (
+            "in_stream_error",
+            openai_stream_error(&["Partial ", "answer"], "The upstream connection was reset"),
+            69,
+        ),
     ];
     for (name, reply, code) in cases {
         let server = FakeServer::start();
         let mut home = TestHome::new();
         server.route("/v1/chat/completions", reply);
-        home.env("OPENAI_API_KEY", "sk-env-openai-0123456789").env("OPENAI_BASE_URL", &format!("{}/v1", server.url()));
+        home.env("OPENAI_API_KEY", "sk-env-openai-0123456789")
+            .env("OPENAI_BASE_URL", &format!("{}/v1", server.url()));
         let out = home.run(&["exec", "hi"]);
         snap!(format!("provider_{name}"), home.render(&out));
         assert_eq!(out.status.code(), Some(code), "{name}");
     }
     let mut home = TestHome::new();
-    home.env("OPENAI_API_KEY", "sk-env-openai-0123456789").env("OPENAI_BASE_URL", "http://127.0.0.1:9/v1");
+    home.env("OPENAI_API_KEY", "sk-env-openai-0123456789")
+        .env("OPENAI_BASE_URL", "http://127.0.0.1:9/v1");
     let out = home.run(&["exec", "hi"]);
     snap!("provider_unreachable", home.render(&out));
     assert_eq!(out.status.code(), Some(69));
@@ -81,7 +128,8 @@ fn gateway_without_model_access() {
     let mut home = TestHome::new();
     server.route("/api/cli/inference/chat/completions", Reply::json(400, json!({"error": {
         "message": "Signed in, but this account has no access to mogplex/echo.", "code": "no_model_access"}})));
-    home.env("MOGPLEX_API_KEY", "mog_env0123456789abcdefghij").env("MOGPLEX_URL", &server.url());
+    home.env("MOGPLEX_API_KEY", "mog_env0123456789abcdefghij")
+        .env("MOGPLEX_URL", &server.url());
     let out = home.run(&["exec", "--model", "mogplex/echo", "hi"]);
     snap!("gateway_no_model_access", home.render(&out));
     assert_eq!(out.status.code(), Some(65));
@@ -92,7 +140,8 @@ fn gateway_without_model_access() {
     assert_eq!(out.status.code(), Some(65));
     // A JSON error event on stdout with --json.
     let out = home.run(&["exec", "--json", "--model", "mogplex/echo", "hi"]);
-    let last: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    let last: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
     assert_eq!(last["type"], "error");
     assert_eq!(last["exit_code"], 65);
 }
@@ -100,12 +149,24 @@ fn gateway_without_model_access() {
 #[test]
 fn login_and_logout_messages() {
     let mut home = TestHome::new();
-    let out = home.run_stdin(&["login", "openai", "--with-api-key"], "sk-login-test-0123456789\n");
+    let out = home.run_stdin(
+        &["login", "openai", "--with-api-key"],
+        "sk-login-test-0123456789\n",
+    );
     snap!("login_openai", home.render(&out));
-    let out = home.run_stdin(&["login", "mogplex", "--with-api-key"], "mog_login0123456789abcdefghij");
+    let out = home.run_stdin(
+        &["login", "mogplex", "--with-api-key"],
+        "mog_login0123456789abcdefghij",
+    );
     snap!("login_mogplex_pat", home.render(&out));
-    assert_eq!(home.auth()["mogplex"], json!({"api_key": "mog_login0123456789abcdefghij"}));
-    let out = home.run_stdin(&["login", "mogplex", "--with-api-key"], "sk-not-a-pat-0123456789");
+    assert_eq!(
+        home.auth()["mogplex"],
+        json!({"api_key": "mog_login0123456789abcdefghij"})
+    );
+    let out = home.run_stdin(
+        &["login", "mogplex", "--with-api-key"],
+        "sk-not-a-pat-0123456789",
+    );
     snap!("login_mogplex_wrong_prefix", home.render(&out));
     assert_eq!(out.status.code(), Some(2));
     let out = home.run_stdin(&["login", "nosuch", "--with-api-key"], "k");
@@ -116,13 +177,19 @@ fn login_and_logout_messages() {
     assert_eq!(out.status.code(), Some(2));
 
     home.env("OPENAI_API_KEY", "sk-env-openai-0123456789");
-    let out = home.run_stdin(&["login", "openai", "--with-api-key"], "sk-login-test2-0123456789");
+    let out = home.run_stdin(
+        &["login", "openai", "--with-api-key"],
+        "sk-login-test2-0123456789",
+    );
     snap!("login_env_still_wins", home.render(&out));
 
     let out = home.run(&["logout"]);
     snap!("logout_mogplex_keeps_provider_keys", home.render(&out));
     assert!(home.auth().get("mogplex").is_none());
-    assert_eq!(home.auth()["providers"]["openai"]["apiKey"], "sk-login-test2-0123456789");
+    assert_eq!(
+        home.auth()["providers"]["openai"]["apiKey"],
+        "sk-login-test2-0123456789"
+    );
     let out = home.run(&["logout"]);
     snap!("logout_nothing_stored", home.render(&out));
     assert_eq!(out.status.code(), Some(0));
@@ -147,14 +214,21 @@ fn logout_of_a_session_and_flag_logout() {
     snap!("flag_logout_then_prompt", home.render(&out));
     assert_eq!(out.status.code(), Some(0));
     assert!(home.auth().get("mogplex").is_none());
-    assert_eq!(home.auth()["providers"]["groq"]["apiKey"], "gsk_stored0123456789");
+    assert_eq!(
+        home.auth()["providers"]["groq"]["apiKey"],
+        "gsk_stored0123456789"
+    );
 }
 
 #[test]
 fn login_refuses_a_terminal() {
     let home = TestHome::new();
     let pty = Pty::open();
-    let out = home.cmd(&["login", "anthropic", "--with-api-key"]).stdin(pty.stdio()).output().unwrap();
+    let out = home
+        .cmd(&["login", "anthropic", "--with-api-key"])
+        .stdin(pty.stdio())
+        .output()
+        .unwrap();
     snap!("login_stdin_is_terminal", home.render(&out));
     assert_eq!(out.status.code(), Some(2));
     assert!(!home.auth_path().exists());
@@ -168,7 +242,10 @@ fn attach_is_validated_then_refused() {
     snap!("attach_not_available", home.render(&out));
     assert_eq!(out.status.code(), Some(2));
     // Refused before anything changed: the sign-in is still there.
-    assert_eq!(home.auth()["mogplex"]["api_key"], "mog_keep0123456789abcdef");
+    assert_eq!(
+        home.auth()["mogplex"]["api_key"],
+        "mog_keep0123456789abcdef"
+    );
     let out = home.run(&["--attach", "abc"]);
     snap!("attach_invalid", home.render(&out));
     assert_eq!(out.status.code(), Some(2));
@@ -179,7 +256,11 @@ fn attach_is_validated_then_refused() {
     let mut home = TestHome::new();
     home.env("MOGPLEX_ATTACH_RUN_ID", "");
     let out = home.run(&["logout"]);
-    assert_eq!(out.status.code(), Some(0), "an empty variable counts as unset");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "an empty variable counts as unset"
+    );
 }
 
 #[test]
@@ -187,14 +268,21 @@ fn logs_are_written_and_redacted() {
     let server = FakeServer::start();
     let mut home = TestHome::new();
     route_all_providers(&mut home, &server);
-    home.env("OPENAI_API_KEY", "sk-env-openai-0123456789").env("MOGPLEX_DEBUG", "1");
+    home.env("OPENAI_API_KEY", "sk-env-openai-0123456789")
+        .env("MOGPLEX_DEBUG", "1");
     let out = home.run(&["exec", "hi"]);
     assert_eq!(out.status.code(), Some(0));
     let logs = home.log_text();
-    let lines: Vec<serde_json::Value> = logs.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     let events: Vec<&str> = lines.iter().map(|l| l["event"].as_str().unwrap()).collect();
     assert_eq!(events.first(), Some(&"session.start"));
-    assert!(events.contains(&"stream.chunk"), "MOGPLEX_DEBUG=1 logs chunks: {events:?}");
+    assert!(
+        events.contains(&"stream.chunk"),
+        "MOGPLEX_DEBUG=1 logs chunks: {events:?}"
+    );
     assert_eq!(events.last(), Some(&"response.done"));
     for l in &lines {
         for k in ["ts", "level", "event", "message", "data"] {

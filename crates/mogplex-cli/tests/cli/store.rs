@@ -10,8 +10,11 @@ fn with_umask(home: &TestHome, umask: &str, args: &str, stdin: &str) -> std::pro
     // The same environment mogplex would get, in a shell that sets the umask and then execs it.
     let c = home.cmd(&[]);
     let mut sh = std::process::Command::new("sh");
-    sh.env_clear().envs(c.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))));
-    sh.arg("-c").arg(format!("umask {umask}; printf '%s' \"$KEY\" | exec \"$BIN\" {args}"));
+    sh.env_clear()
+        .envs(c.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))));
+    sh.arg("-c").arg(format!(
+        "umask {umask}; printf '%s' \"$KEY\" | exec \"$BIN\" {args}"
+    ));
     sh.env("KEY", stdin).env("BIN", bin());
     sh.stdin(Stdio::null()).output().unwrap()
 }
@@ -22,21 +25,38 @@ fn files_are_private_whatever_the_umask() {
         let mut home = TestHome::new();
         // A nested home: every directory mogplex creates is 0700.
         home.home = home.dir.path().join("a/b/home");
-        let out = with_umask(&home, umask, "login openai --with-api-key", "sk-umask-test-0123456789");
+        let out = with_umask(
+            &home,
+            umask,
+            "login openai --with-api-key",
+            "sk-umask-test-0123456789",
+        );
         assert_eq!(out.status.code(), Some(0), "{}", home.render(&out));
         assert_eq!(mode(&home.home), 0o700, "umask {umask}");
         assert_eq!(mode(&home.dir.path().join("a")), 0o700, "umask {umask}");
         assert_eq!(mode(&home.auth_path()), 0o600, "umask {umask}");
-        assert_eq!(mode(&home.home.join("auth.json.lock")), 0o600, "umask {umask}");
+        assert_eq!(
+            mode(&home.home.join("auth.json.lock")),
+            0o600,
+            "umask {umask}"
+        );
         assert_eq!(mode(&home.home.join("logs")), 0o700, "umask {umask}");
         for log in std::fs::read_dir(home.home.join("logs")).unwrap() {
             assert_eq!(mode(&log.unwrap().path()), 0o600, "umask {umask}");
         }
         // A rewrite keeps 0600 too.
-        let out = with_umask(&home, umask, "login groq --with-api-key", "gsk_umask0123456789");
+        let out = with_umask(
+            &home,
+            umask,
+            "login groq --with-api-key",
+            "gsk_umask0123456789",
+        );
         assert_eq!(out.status.code(), Some(0));
         assert_eq!(mode(&home.auth_path()), 0o600, "umask {umask}");
-        assert_eq!(home.auth()["providers"]["openai"]["apiKey"], "sk-umask-test-0123456789");
+        assert_eq!(
+            home.auth()["providers"]["openai"]["apiKey"],
+            "sk-umask-test-0123456789"
+        );
     }
 }
 
@@ -48,8 +68,18 @@ fn codex_home_is_honoured_with_a_warning() {
     cmd.env_remove("MOGPLEX_HOME").env("CODEX_HOME", &codex);
     let out = {
         use std::io::Write;
-        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        child.stdin.take().unwrap().write_all(b"sk-codex-home-0123456789").unwrap();
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"sk-codex-home-0123456789")
+            .unwrap();
         child.wait_with_output().unwrap()
     };
     snap!("codex_home_warning", home.render(&out));
@@ -69,12 +99,22 @@ fn refused(name: &str, setup: impl Fn(&TestHome)) {
     setup(&home);
     let before = std::fs::symlink_metadata(home.auth_path()).unwrap();
     let read = home.run(&["exec", "hi"]);
-    let write = home.run_stdin(&["login", "openai", "--with-api-key"], "sk-refused-0123456789");
-    snap!(format!("refused_{name}"), format!("{}\n{}", home.render(&read), home.render(&write)));
+    let write = home.run_stdin(
+        &["login", "openai", "--with-api-key"],
+        "sk-refused-0123456789",
+    );
+    snap!(
+        format!("refused_{name}"),
+        format!("{}\n{}", home.render(&read), home.render(&write))
+    );
     assert_eq!(read.status.code(), Some(78), "{name}");
     assert_eq!(write.status.code(), Some(78), "{name}");
     let after = std::fs::symlink_metadata(home.auth_path()).unwrap();
-    assert_eq!(before.permissions().mode(), after.permissions().mode(), "{name}");
+    assert_eq!(
+        before.permissions().mode(),
+        after.permissions().mode(),
+        "{name}"
+    );
     assert_eq!(before.len(), after.len(), "{name}");
     assert_eq!(before.file_type(), after.file_type(), "{name}");
 }
@@ -88,7 +128,16 @@ fn unsafe_files_are_refused_and_left_alone() {
         std::os::unix::fs::symlink(&target, h.auth_path()).unwrap();
     });
     refused("directory", |h| std::fs::create_dir(h.auth_path()).unwrap());
-    refused("fifo", |h| rustix::fs::mknodat(rustix::fs::CWD, &h.auth_path(), rustix::fs::FileType::Fifo, rustix::fs::Mode::from_raw_mode(0o600), 0).unwrap());
+    refused("fifo", |h| {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            h.auth_path(),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap()
+    });
     refused("group_readable", |h| {
         h.write_auth(&json!({"version": 1}));
         std::fs::set_permissions(h.auth_path(), std::fs::Permissions::from_mode(0o640)).unwrap();
@@ -106,7 +155,7 @@ fn unsafe_files_are_refused_and_left_alone() {
     if rustix::process::geteuid().is_root() {
         refused("other_owner", |h| {
             h.write_auth(&json!({"version": 1}));
-            rustix::fs::chown(&h.auth_path(), Some(rustix::fs::Uid::from_raw(65534)), None).unwrap();
+            rustix::fs::chown(h.auth_path(), Some(rustix::fs::Uid::from_raw(65534)), None).unwrap();
         });
     }
 }
@@ -120,16 +169,33 @@ fn a_corrupt_file_is_moved_aside_and_reported() {
     snap!("corrupt_moved_aside", home.render(&out));
     assert_eq!(out.status.code(), Some(64));
     assert!(!home.auth_path().exists());
-    let moved: Vec<_> = std::fs::read_dir(&home.home).unwrap().flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("auth.json.corrupt-")).collect();
+    let moved: Vec<_> = std::fs::read_dir(&home.home)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("auth.json.corrupt-")
+        })
+        .collect();
     assert_eq!(moved.len(), 1);
-    assert_eq!(std::fs::read(moved[0].path()).unwrap(), garbage, "the original bytes are kept");
+    assert_eq!(
+        std::fs::read(moved[0].path()).unwrap(),
+        garbage,
+        "the original bytes are kept"
+    );
     // Wrong structure (valid JSON) counts as corrupt too, and a write then starts afresh.
     home.write_auth(&json!({"providers": {"openai": "sk-not-an-object-0123456789"}}));
-    let out = home.run_stdin(&["login", "groq", "--with-api-key"], "gsk_after_corrupt0123");
+    let out = home.run_stdin(
+        &["login", "groq", "--with-api-key"],
+        "gsk_after_corrupt0123",
+    );
     snap!("corrupt_moved_aside_on_write", home.render(&out));
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(home.auth(), json!({"version": 1, "providers": {"groq": {"apiKey": "gsk_after_corrupt0123"}}}));
+    assert_eq!(
+        home.auth(),
+        json!({"version": 1, "providers": {"groq": {"apiKey": "gsk_after_corrupt0123"}}})
+    );
 }
 
 #[test]
@@ -147,12 +213,21 @@ fn control_characters_and_bad_keys_are_refused() {
         assert_eq!(out.status.code(), Some(2), "{name}");
         assert!(!home.auth_path().exists(), "{name}: nothing written");
     }
-    let out = home.run_stdin(&["login", "openai", "--with-api-key"], &"k".repeat(70 * 1024));
+    let out = home.run_stdin(
+        &["login", "openai", "--with-api-key"],
+        &"k".repeat(70 * 1024),
+    );
     assert_eq!(out.status.code(), Some(2));
     // Surrounding whitespace and the trailing newline of `echo` are fine.
-    let out = home.run_stdin(&["login", "openai", "--with-api-key"], "  sk-trimmed-0123456789 \n");
+    let out = home.run_stdin(
+        &["login", "openai", "--with-api-key"],
+        "  sk-trimmed-0123456789 \n",
+    );
     assert_eq!(out.status.code(), Some(0));
-    assert_eq!(home.auth()["providers"]["openai"]["apiKey"], "sk-trimmed-0123456789");
+    assert_eq!(
+        home.auth()["providers"]["openai"]["apiKey"],
+        "sk-trimmed-0123456789"
+    );
 }
 
 #[test]
@@ -160,15 +235,23 @@ fn unknown_keys_survive_a_rewrite() {
     let home = TestHome::new();
     home.write_auth(&json!({"version": 1, "later": {"a": [1, 2]}, "mogplex": {"api_key": "mog_keep0123456789abcdef", "extra": "x"},
         "providers": {"openai": {"apiKey": "sk-keep-0123456789", "organization": "org-1"}}}));
-    let out = home.run_stdin(&["login", "anthropic", "--with-api-key"], "sk-ant-new-0123456789");
+    let out = home.run_stdin(
+        &["login", "anthropic", "--with-api-key"],
+        "sk-ant-new-0123456789",
+    );
     assert_eq!(out.status.code(), Some(0));
     let v = home.auth();
     assert_eq!(v["later"], json!({"a": [1, 2]}));
     assert_eq!(v["mogplex"]["extra"], "x");
     assert_eq!(v["providers"]["openai"]["organization"], "org-1");
-    assert_eq!(v["providers"]["anthropic"]["apiKey"], "sk-ant-new-0123456789");
+    assert_eq!(
+        v["providers"]["anthropic"]["apiKey"],
+        "sk-ant-new-0123456789"
+    );
     // A newer schema version is read but never rewritten.
-    home.write_auth(&json!({"version": 2, "providers": {"openai": {"apiKey": "sk-keep-0123456789"}}}));
+    home.write_auth(
+        &json!({"version": 2, "providers": {"openai": {"apiKey": "sk-keep-0123456789"}}}),
+    );
     let out = home.run_stdin(&["login", "groq", "--with-api-key"], "gsk_new0123456789");
     snap!("newer_schema_version", home.render(&out));
     assert_eq!(out.status.code(), Some(78));
@@ -178,20 +261,46 @@ fn unknown_keys_survive_a_rewrite() {
 #[test]
 fn concurrent_logins_lose_nothing() {
     let home = TestHome::new();
-    let providers = ["mogplex", "anthropic", "openai", "google", "groq", "mistral", "deepseek", "xai", "cohere", "vercel"];
+    let providers = [
+        "mogplex",
+        "anthropic",
+        "openai",
+        "google",
+        "groq",
+        "mistral",
+        "deepseek",
+        "xai",
+        "cohere",
+        "vercel",
+    ];
     let children: Vec<_> = providers
         .iter()
         .map(|p| {
             use std::io::Write;
-            let mut c = home.cmd(&["login", p, "--with-api-key"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-            let key = if *p == "mogplex" { "mog_concurrent0123456789".to_owned() } else { format!("key-{p}-0123456789") };
+            let mut c = home
+                .cmd(&["login", p, "--with-api-key"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let key = if *p == "mogplex" {
+                "mog_concurrent0123456789".to_owned()
+            } else {
+                format!("key-{p}-0123456789")
+            };
             c.stdin.take().unwrap().write_all(key.as_bytes()).unwrap();
             c
         })
         .collect();
     for c in children {
         let out = c.wait_with_output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let v = home.auth();
     assert_eq!(v["mogplex"]["api_key"], "mog_concurrent0123456789");
