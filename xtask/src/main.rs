@@ -1,1 +1,226 @@
-fn main() {}
+//! `cargo xtask …`: project automation that is not part of the product.
+//!
+//! `cargo xtask bench` times whole `mogplex` processes (spawn to exit) reaching "clear failure"
+//! (no credential) and "credential resolved" (stopped at the last check before the network),
+//! each against `baseline`, a minimal Rust program that reads the same variables and parses the
+//! same `auth.json`. It reports medians, the ratio, and each process's peak RSS (from wait4).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("bench") => bench(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(300)),
+        _ => Err("usage: cargo xtask bench [RUNS]".to_owned()),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_owned)
+        .unwrap_or_default()
+}
+
+fn cargo(args: &[&str]) -> Result<(), String> {
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(args)
+        .current_dir(workspace_root())
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("cargo {} failed", args.join(" ")))
+    }
+}
+
+struct Sample {
+    wall: Duration,
+    max_rss_kib: i64,
+    code: i32,
+}
+
+/// Spawns and reaps one process, with its own resource usage.
+fn run_once(cmd: &mut Command) -> Result<Sample, String> {
+    let start = Instant::now();
+    let child = cmd.spawn().map_err(|e| format!("spawn: {e}"))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: `rusage` is plain old data that wait4 fills in; `status` is a valid out pointer;
+    // the pid is our own child, reaped exactly once here (the Child handle is forgotten below so
+    // it does not try to reap it again).
+    #[allow(unsafe_code)]
+    let (ret, rusage) = unsafe {
+        let mut rusage: libc::rusage = std::mem::zeroed();
+        let ret = libc::wait4(pid, &mut status, 0, &mut rusage);
+        (ret, rusage)
+    };
+    let wall = start.elapsed();
+    std::mem::forget(child);
+    if ret != pid {
+        return Err(format!("wait4 failed: {}", std::io::Error::last_os_error()));
+    }
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    Ok(Sample {
+        wall,
+        max_rss_kib: rusage.ru_maxrss,
+        code,
+    })
+}
+
+struct Stats {
+    median: Duration,
+    p90: Duration,
+    max_rss_kib: i64,
+}
+
+fn measure(
+    name: &str,
+    runs: usize,
+    expect_code: i32,
+    mut make: impl FnMut() -> Command,
+) -> Result<Stats, String> {
+    for _ in 0..20 {
+        run_once(&mut make())?;
+    }
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let s = run_once(&mut make())?;
+        if s.code != expect_code {
+            return Err(format!(
+                "{name}: exit code {} (expected {expect_code})",
+                s.code
+            ));
+        }
+        samples.push(s);
+    }
+    let mut walls: Vec<Duration> = samples.iter().map(|s| s.wall).collect();
+    walls.sort();
+    Ok(Stats {
+        median: walls[walls.len() / 2],
+        p90: walls[walls.len() * 9 / 10],
+        max_rss_kib: samples.iter().map(|s| s.max_rss_kib).max().unwrap_or(0),
+    })
+}
+
+fn bench(runs: usize) -> Result<(), String> {
+    cargo(&[
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "mogplex-cli",
+        "--bin",
+        "mogplex",
+        "-p",
+        "xtask",
+        "--bin",
+        "baseline",
+    ])?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let mogplex = target.join("release/mogplex");
+    let baseline = target.join("release/baseline");
+
+    let dir = std::env::temp_dir().join(format!("mogplex-bench-{}", std::process::id()));
+    let empty_home = dir.join("empty");
+    let full_home = dir.join("full");
+    std::fs::create_dir_all(&empty_home).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(&full_home).map_err(|e| e.to_string())?;
+    let auth = serde_json::json!({"version": 1,
+        "mogplex": {"issuer": "https://www.mogplex.com", "access_token": "a".repeat(64), "refresh_token": "r".repeat(64),
+            "id_token": "i".repeat(600), "token_type": "Bearer", "scope": "openid profile email offline_access read write",
+            "expires_at": "2099-01-01T00:00:00Z", "obtained_at": "2026-11-22T06:00:00Z", "account": {"id": "u1", "email": "ada@example.com"}},
+        "providers": {"openai": {"apiKey": format!("sk-{}", "k".repeat(48))}, "anthropic": {"apiKey": format!("sk-ant-{}", "k".repeat(90))}}});
+    write_private(&full_home.join("auth.json"), &auth.to_string())?;
+
+    let cmd = |bin: &Path, home: &Path, args: &[&str], env: &[(&str, &str)]| {
+        let mut c = Command::new(bin);
+        c.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", home)
+            .env("MOGPLEX_HOME", home)
+            .args(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    };
+    // "Resolved" ends at the last check before the network: a plain-http base URL for a
+    // non-loopback host is refused after resolution and model selection (exit 2).
+    let key = [
+        ("OPENAI_API_KEY", "sk-benchmark-0123456789abcdef"),
+        ("OPENAI_BASE_URL", "http://example.com/v1"),
+    ];
+    println!("{runs} runs each, after 20 warm-up runs; wall time from spawn to exit\n");
+    println!(
+        "{:<52} {:>10} {:>10} {:>12}",
+        "scenario", "median", "p90", "peak RSS"
+    );
+    let row = |name: &str, s: &Stats| {
+        println!(
+            "{name:<52} {:>8.3}ms {:>8.3}ms {:>9.1}MiB",
+            ms(s.median),
+            ms(s.p90),
+            s.max_rss_kib as f64 / 1024.0
+        );
+    };
+    let fail_m = measure("mogplex no credential", runs, 64, || {
+        cmd(&mogplex, &empty_home, &["exec", "hi"], &[])
+    })?;
+    let fail_b = measure("baseline no credential", runs, 64, || {
+        cmd(&baseline, &empty_home, &[], &[])
+    })?;
+    let res_m = measure("mogplex resolved", runs, 2, || {
+        cmd(&mogplex, &full_home, &["exec", "hi"], &key)
+    })?;
+    let res_b = measure("baseline resolved", runs, 0, || {
+        cmd(&baseline, &full_home, &[], &key)
+    })?;
+    row("mogplex exec hi (no credential, exit 64)", &fail_m);
+    row("baseline (no credential)", &fail_b);
+    row("mogplex exec hi (resolved, exit 2 before network)", &res_m);
+    row("baseline (resolved)", &res_b);
+    println!();
+    println!(
+        "ratio, no credential: {:.2}x (target at most 2x)",
+        ms(fail_m.median) / ms(fail_b.median)
+    );
+    println!(
+        "ratio, resolved:      {:.2}x (target at most 2x)",
+        ms(res_m.median) / ms(res_b.median)
+    );
+    let peak = fail_m.max_rss_kib.max(res_m.max_rss_kib) as f64 / 1024.0;
+    println!("mogplex peak RSS:     {peak:.1} MiB (target under 10 MiB)");
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| e.to_string())
+}
