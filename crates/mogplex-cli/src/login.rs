@@ -6,6 +6,7 @@ use crate::log::Level;
 use mogplex_auth::{Env, MogplexEntry, Provider, Secret};
 use serde_json::json;
 use std::io::{IsTerminal, Read};
+use zeroize::Zeroize;
 
 /// Keys longer than this are not keys.
 const MAX_KEY_INPUT: u64 = 64 * 1024;
@@ -24,7 +25,8 @@ fn read_key(provider: Provider) -> Result<Secret, CliError> {
             "pipe the key in, so it stays out of your shell history: `{example}`"
         )));
     }
-    let mut buf = Vec::new();
+    // Sized up front so the key is never left behind in a reallocated buffer.
+    let mut buf = Vec::with_capacity(MAX_KEY_INPUT as usize + 1);
     std::io::stdin()
         .take(MAX_KEY_INPUT + 1)
         .read_to_end(&mut buf)

@@ -327,3 +327,42 @@ fn an_unreachable_server_is_unavailable() {
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Unavailable);
 }
+
+#[test]
+fn anthropic_error_statuses_use_its_error_envelope() {
+    let cases = [
+        (
+            401,
+            "authentication_error",
+            "invalid x-api-key",
+            ErrorKind::Unauthorized,
+        ),
+        (
+            529,
+            "overloaded_error",
+            "Overloaded",
+            ErrorKind::Unavailable,
+        ),
+        (
+            429,
+            "rate_limit_error",
+            "Number of requests has exceeded your rate limit",
+            ErrorKind::RateLimited,
+        ),
+    ];
+    for (status, kind, message, expected) in cases {
+        let server = FakeServer::start();
+        server.route(
+            "/v1/messages",
+            Reply::json(
+                status,
+                serde_json::json!({"type": "error", "error": {"type": kind, "message": message}}),
+            ),
+        );
+        let err = run(&server, Provider::Anthropic, None).result.unwrap_err();
+        assert_eq!(
+            (err.kind, err.message.as_str(), err.status),
+            (expected, message, Some(status))
+        );
+    }
+}
