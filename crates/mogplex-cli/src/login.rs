@@ -37,10 +37,15 @@ fn read_key(provider: Provider) -> Result<Secret, CliError> {
                 .hint(format!("pipe only the key: `{example}`")),
         );
     }
-    let text = String::from_utf8(buf)
-        .map_err(|_| CliError::usage("the key on stdin is not UTF-8 text"))?;
+    let mut text = match String::from_utf8(buf) {
+        Ok(t) => t,
+        Err(e) => {
+            e.into_bytes().zeroize();
+            return Err(CliError::usage("the key on stdin is not UTF-8 text"));
+        }
+    };
     let key = Secret::new(text.trim());
-    drop(text);
+    text.zeroize();
     if key.is_empty() {
         return Err(
             CliError::usage("no key on stdin").hint(format!("pipe the key in: `{example}`"))
