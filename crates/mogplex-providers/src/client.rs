@@ -263,6 +263,36 @@ enum Flow {
     Done,
 }
 
+/// Parses one `data:` frame as JSON.
+fn parse_frame(provider: Provider, data: &str) -> Result<serde_json::Value, ProviderError> {
+    serde_json::from_str(data).map_err(|e| {
+        ProviderError::new(
+            ErrorKind::Protocol,
+            provider,
+            format!("a stream frame did not parse: {e}"),
+        )
+    })
+}
+
+/// The error an in-stream error frame carries.
+fn in_stream_error(provider: Provider, data: &str) -> ProviderError {
+    let (message, _) = crate::error::error_message(data);
+    ProviderError::new(
+        ErrorKind::InStream,
+        provider,
+        message.unwrap_or_else(|| "the stream reported an error".into()),
+    )
+}
+
+/// The error for a stream that ended without its end marker.
+fn ended_early(provider: Provider) -> ProviderError {
+    ProviderError::new(
+        ErrorKind::Protocol,
+        provider,
+        "the stream ended before the answer was complete",
+    )
+}
+
 enum StreamState {
     OpenAi(OpenAiState),
     Anthropic(AnthropicState),
@@ -289,21 +319,10 @@ impl OpenAiState {
         if data.is_empty() {
             return Ok(Flow::More);
         }
-        let value: serde_json::Value = serde_json::from_str(data).map_err(|e| {
-            ProviderError::new(
-                ErrorKind::Protocol,
-                provider,
-                format!("a stream frame did not parse: {e}"),
-            )
-        })?;
+        let value = parse_frame(provider, data)?;
         if value.get("error").is_some_and(|e| !e.is_null()) || ev.event.as_deref() == Some("error")
         {
-            let (message, _) = crate::error::error_message(data);
-            return Err(ProviderError::new(
-                ErrorKind::InStream,
-                provider,
-                message.unwrap_or_else(|| "the stream reported an error".into()),
-            ));
+            return Err(in_stream_error(provider, data));
         }
         let chunk: ChatCompletionChunk = serde_json::from_value(value).map_err(|e| {
             ProviderError::new(
@@ -330,11 +349,7 @@ impl OpenAiState {
         if self.done || self.finish.finish_reason.is_some() {
             Ok(self.finish)
         } else {
-            Err(ProviderError::new(
-                ErrorKind::Protocol,
-                provider,
-                "the stream ended before the answer was complete",
-            ))
+            Err(ended_early(provider))
         }
     }
 }
@@ -353,16 +368,7 @@ impl AnthropicState {
         ev: &SseEvent,
         out: &mut (dyn FnMut(StreamEvent) + Send),
     ) -> Result<Flow, ProviderError> {
-        let value: serde_json::Value = match serde_json::from_str(&ev.data) {
-            Ok(v) => v,
-            Err(e) => {
-                return Err(ProviderError::new(
-                    ErrorKind::Protocol,
-                    provider,
-                    format!("a stream frame did not parse: {e}"),
-                ));
-            }
-        };
+        let value = parse_frame(provider, &ev.data)?;
         let kind = ev
             .event
             .as_deref()
@@ -403,14 +409,7 @@ impl AnthropicState {
                 self.done = true;
                 return Ok(Flow::Done);
             }
-            "error" => {
-                let (message, _) = crate::error::error_message(&ev.data);
-                return Err(ProviderError::new(
-                    ErrorKind::InStream,
-                    provider,
-                    message.unwrap_or_else(|| "the stream reported an error".into()),
-                ));
-            }
+            "error" => return Err(in_stream_error(provider, &ev.data)),
             _ => {}
         }
         Ok(Flow::More)
@@ -420,11 +419,7 @@ impl AnthropicState {
         if self.done {
             Ok(self.finish)
         } else {
-            Err(ProviderError::new(
-                ErrorKind::Protocol,
-                provider,
-                "the stream ended before the answer was complete",
-            ))
+            Err(ended_early(provider))
         }
     }
 }

@@ -57,21 +57,7 @@ impl TestHome {
     }
 
     pub fn run_stdin(&self, args: &[&str], input: &str) -> Output {
-        use std::io::Write;
-        let mut child = self
-            .cmd(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
+        output_with_stdin(self.cmd(args), input)
     }
 
     /// Writes auth.json the way mogplex would (home 0700, file 0600).
@@ -113,6 +99,24 @@ impl TestHome {
         );
         text.replace(&self.dir.path().display().to_string(), "[TEMP]")
     }
+}
+
+/// Runs `cmd` with `input` on its stdin.
+pub fn output_with_stdin(mut cmd: Command, input: &str) -> Output {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
 }
 
 pub fn bin() -> PathBuf {

@@ -66,22 +66,7 @@ fn codex_home_is_honoured_with_a_warning() {
     let codex = home.dir.path().join("codex");
     let mut cmd = home.cmd(&["login", "openai", "--with-api-key"]);
     cmd.env_remove("MOGPLEX_HOME").env("CODEX_HOME", &codex);
-    let out = {
-        use std::io::Write;
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"sk-codex-home-0123456789")
-            .unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let out = output_with_stdin(cmd, "sk-codex-home-0123456789");
     snap!("codex_home_warning", home.render(&out));
     assert!(codex.join("auth.json").exists());
     // MOGPLEX_HOME wins over CODEX_HOME, silently.
