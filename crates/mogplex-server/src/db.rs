@@ -1,0 +1,838 @@
+//! Storage: one interface, SQLite or PostgreSQL behind it.
+//!
+//! Every query is written once with `$N` placeholders (both drivers bind `$N` by number) and
+//! portable types (TEXT, 64-bit integers for unix seconds), and runs on whichever pool the
+//! database URL chose. Each backend has its own migrations. Everything that must hold across
+//! several server processes (code redemption, refresh rotation, throttling, device approval) is a
+//! single conditional UPDATE or a transaction here, never state in memory.
+
+use crate::crypto::{self, now};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Row, SqlitePool};
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database URL must start with sqlite:// or postgres:// (got `{0}`)")]
+    BadUrl(String),
+    #[error(transparent)]
+    Sqlx(#[from] sqlx::Error),
+}
+
+/// Runs the same expression against whichever pool is in use.
+macro_rules! on_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match $db {
+            Db::Sqlite($pool) => $body,
+            Db::Postgres($pool) => $body,
+        }
+    };
+}
+
+const SQLITE_MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+const POSTGRES_MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+/// Serialises migrations when several processes start at once on one PostgreSQL.
+const MIGRATION_LOCK: i64 = 0x006d_6f67_706c_6578;
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub user_id: String,
+    pub client_id: String,
+    pub scope: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct CodeRow {
+    pub user_id: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub code_challenge: String,
+    pub scope: String,
+    pub expires_at: i64,
+}
+
+/// What a refresh-token presentation found.
+#[derive(Debug)]
+pub enum Refresh {
+    /// Rotated: the family and what the old token granted.
+    Rotated { family_id: String, grant: Grant },
+    /// Already used: reuse. The family has been revoked.
+    Reused,
+    /// Unknown, expired, or its family revoked.
+    Invalid,
+}
+
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user_id: String,
+    pub scope: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeviceRow {
+    pub client_id: String,
+    pub scope: String,
+    pub expires_at: i64,
+    pub interval_secs: i64,
+    pub last_polled_at: Option<i64>,
+    pub status: String,
+    pub user_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PatRow {
+    pub id: String,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+impl Db {
+    /// Connects to `sqlite://PATH` (created if missing, WAL) or `postgres://…`, and migrates.
+    pub async fn connect(url: &str) -> Result<Self, DbError> {
+        let db = if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            let opts = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            Db::Sqlite(
+                SqlitePoolOptions::new()
+                    .max_connections(8)
+                    .connect_with(opts)
+                    .await?,
+            )
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url)?;
+            Db::Postgres(
+                PgPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(opts)
+                    .await?,
+            )
+        } else {
+            return Err(DbError::BadUrl(url.to_owned()));
+        };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    async fn migrate(&self) -> Result<(), DbError> {
+        const CREATE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)";
+        match self {
+            Db::Sqlite(pool) => {
+                let mut conn = pool.acquire().await?;
+                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+                let result: Result<(), sqlx::Error> = async {
+                    sqlx::query(CREATE).execute(&mut *conn).await?;
+                    for (version, sql) in SQLITE_MIGRATIONS {
+                        let done = sqlx::query("SELECT 1 FROM schema_migrations WHERE version = $1")
+                            .bind(version)
+                            .fetch_optional(&mut *conn)
+                            .await?;
+                        if done.is_none() {
+                            sqlx::raw_sql(sqlx::AssertSqlSafe(*sql)).execute(&mut *conn).await?;
+                            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+                                .bind(version)
+                                .bind(now())
+                                .execute(&mut *conn)
+                                .await?;
+                        }
+                    }
+                    Ok(())
+                }
+                .await;
+                let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+                sqlx::query(end).execute(&mut *conn).await?;
+                result?;
+            }
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(MIGRATION_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(CREATE).execute(&mut *tx).await?;
+                for (version, sql) in POSTGRES_MIGRATIONS {
+                    let done = sqlx::query("SELECT 1 FROM schema_migrations WHERE version = $1")
+                        .bind(version)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if done.is_none() {
+                        sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
+                            .execute(&mut *tx)
+                            .await?;
+                        sqlx::query(
+                            "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+                        )
+                        .bind(version)
+                        .bind(now())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                tx.commit().await?;
+            }
+        }
+        Ok(())
+    }
+
+    // ----- users -----
+
+    pub async fn create_user(
+        &self,
+        email: &str,
+        name: &str,
+        password_hash: &str,
+    ) -> Result<User, DbError> {
+        let user = User {
+            id: crypto::id("usr_"),
+            email: email.to_owned(),
+            name: name.to_owned(),
+            created_at: now(),
+        };
+        let q = "INSERT INTO users (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)";
+        on_pool!(self, |p| sqlx::query(q)
+            .bind(&user.id)
+            .bind(&user.email)
+            .bind(&user.name)
+            .bind(password_hash)
+            .bind(user.created_at)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(user)
+    }
+
+    pub async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<(), DbError> {
+        let q = "UPDATE users SET password_hash = $1 WHERE id = $2";
+        on_pool!(self, |p| sqlx::query(q)
+            .bind(password_hash)
+            .bind(user_id)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// The user and their password hash.
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<(User, String)>, DbError> {
+        let q = "SELECT id, email, name, created_at, password_hash FROM users WHERE email = $1";
+        let row = on_pool!(self, |p| {
+            sqlx::query(q)
+                .bind(email)
+                .fetch_optional(p)
+                .await?
+                .map(|r| {
+                    (
+                        User {
+                            id: r.get(0),
+                            email: r.get(1),
+                            name: r.get(2),
+                            created_at: r.get(3),
+                        },
+                        r.get::<String, _>(4),
+                    )
+                })
+        });
+        Ok(row)
+    }
+
+    pub async fn user(&self, id: &str) -> Result<Option<User>, DbError> {
+        let q = "SELECT id, email, name, created_at FROM users WHERE id = $1";
+        Ok(on_pool!(self, |p| sqlx::query(q)
+            .bind(id)
+            .fetch_optional(p)
+            .await?
+            .map(|r| User {
+                id: r.get(0),
+                email: r.get(1),
+                name: r.get(2),
+                created_at: r.get(3)
+            })))
+    }
+
+    // ----- browser sessions -----
+
+    pub async fn create_web_session(
+        &self,
+        token: &str,
+        user_id: &str,
+        ttl: i64,
+    ) -> Result<(), DbError> {
+        let q = "INSERT INTO web_sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
+        let t = now();
+        on_pool!(self, |p| sqlx::query(q)
+            .bind(crypto::hash(token))
+            .bind(user_id)
+            .bind(t)
+            .bind(t + ttl)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn web_session_user(&self, token: &str) -> Result<Option<User>, DbError> {
+        let q = "SELECT u.id, u.email, u.name, u.created_at FROM web_sessions s JOIN users u ON u.id = s.user_id \
+                 WHERE s.token_hash = $1 AND s.expires_at > $2";
+        Ok(on_pool!(self, |p| sqlx::query(q)
+            .bind(crypto::hash(token))
+            .bind(now())
+            .fetch_optional(p)
+            .await?
+            .map(|r| User {
+                id: r.get(0),
+                email: r.get(1),
+                name: r.get(2),
+                created_at: r.get(3)
+            })))
+    }
+
+    pub async fn delete_web_session(&self, token: &str) -> Result<(), DbError> {
+        let q = "DELETE FROM web_sessions WHERE token_hash = $1";
+        on_pool!(self, |p| sqlx::query(q)
+            .bind(crypto::hash(token))
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    // ----- throttling -----
+
+    /// Counts one event for `key` in a fixed window of `window` seconds; returns the count so far
+    /// and when the window ends.
+    pub async fn throttle_hit(&self, key: &str, window: i64) -> Result<(i64, i64), DbError> {
+        let t = now();
+        let q = "INSERT INTO throttle (key, window_start, count) VALUES ($1, $2, 1) \
+                 ON CONFLICT (key) DO UPDATE SET \
+                   count = CASE WHEN throttle.window_start <= $3 THEN 1 ELSE throttle.count + 1 END, \
+                   window_start = CASE WHEN throttle.window_start <= $3 THEN $2 ELSE throttle.window_start END \
+                 RETURNING count, window_start";
+        let (count, start): (i64, i64) = on_pool!(self, |p| {
+            let r = sqlx::query(q)
+                .bind(key)
+                .bind(t)
+                .bind(t - window)
+                .fetch_one(p)
+                .await?;
+            (r.get(0), r.get(1))
+        });
+        Ok((count, start + window))
+    }
+
+    /// The count in the current window, and when it ends.
+    pub async fn throttle_count(&self, key: &str, window: i64) -> Result<(i64, i64), DbError> {
+        let q = "SELECT count, window_start FROM throttle WHERE key = $1 AND window_start > $2";
+        let t = now();
+        Ok(on_pool!(self, |p| sqlx::query(q)
+            .bind(key)
+            .bind(t - window)
+            .fetch_optional(p)
+            .await?
+            .map(|r| (r.get::<i64, _>(0), r.get::<i64, _>(1) + window))
+            .unwrap_or((0, t))))
+    }
+
+    pub async fn throttle_clear(&self, key: &str) -> Result<(), DbError> {
+        on_pool!(self, |p| sqlx::query("DELETE FROM throttle WHERE key = $1")
+            .bind(key)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    // ----- authorization codes -----
+
+    pub async fn create_code(&self, code: &str, row: &CodeRow) -> Result<(), DbError> {
+        let q = "INSERT INTO auth_codes (code_hash, user_id, client_id, redirect_uri, code_challenge, scope, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        on_pool!(self, |p| sqlx::query(q)
+            .bind(crypto::hash(code))
+            .bind(&row.user_id)
+            .bind(&row.client_id)
+            .bind(&row.redirect_uri)
+            .bind(&row.code_challenge)
+            .bind(&row.scope)
+            .bind(row.expires_at)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Marks the code used, atomically, binding it to a new token family. `Ok(Some)` for exactly
+    /// one caller; a second presentation gets `Ok(None)` and the family the code issued (if any)
+    /// is revoked.
+    pub async fn redeem_code(
+        &self,
+        code: &str,
+        family_id: &str,
+    ) -> Result<Option<CodeRow>, DbError> {
+        let h = crypto::hash(code);
+        let t = now();
+        let q = "UPDATE auth_codes SET used_at = $1, family_id = $2 WHERE code_hash = $3 AND used_at IS NULL \
+                 RETURNING user_id, client_id, redirect_uri, code_challenge, scope, expires_at";
+        let row = on_pool!(self, |p| sqlx::query(q)
+            .bind(t)
+            .bind(family_id)
+            .bind(&h)
+            .fetch_optional(p)
+            .await?
+            .map(|r| CodeRow {
+                user_id: r.get(0),
+                client_id: r.get(1),
+                redirect_uri: r.get(2),
+                code_challenge: r.get(3),
+                scope: r.get(4),
+                expires_at: r.get(5),
+            }));
+        if row.is_none() {
+            // A replay: revoke whatever the code issued. The family row may not be committed yet
+            // if the first redemption is still running, so revoke by upsert.
+            let q =
+                "SELECT family_id, user_id, client_id, scope FROM auth_codes WHERE code_hash = $1";
+            let found: Option<(Option<String>, String, String, String)> =
+                on_pool!(self, |p| sqlx::query(q)
+                    .bind(&h)
+                    .fetch_optional(p)
+                    .await?
+                    .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))));
+            if let Some((Some(fid), user_id, client_id, scope)) = found {
+                let q = "INSERT INTO token_families (id, user_id, client_id, scope, created_at, revoked_at) \
+                         VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (id) DO UPDATE SET revoked_at = $5";
+                on_pool!(self, |p| sqlx::query(q)
+                    .bind(fid)
+                    .bind(user_id)
+                    .bind(client_id)
+                    .bind(scope)
+                    .bind(t)
+                    .execute(p)
+                    .await
+                    .map(|r| r.rows_affected()))?;
+            }
+        }
+        Ok(row)
+    }
+
+    // ----- token families, access and refresh tokens -----
+
+    /// Creates the family and its first tokens. If a replay of the code got in first, the family
+    /// row already exists, revoked, and stays so: the tokens issued here are dead on arrival, as
+    /// the replay rule demands.
+    pub async fn start_family(
+        &self,
+        family_id: &str,
+        grant: &Grant,
+        access: &str,
+        access_expires: i64,
+        refresh: &str,
+        refresh_expires: i64,
+    ) -> Result<(), DbError> {
+        let q = "INSERT INTO token_families (id, user_id, client_id, scope, created_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (id) DO NOTHING";
+        on_pool!(self, |p| sqlx::query(q)
+            .bind(family_id)
+            .bind(&grant.user_id)
+            .bind(&grant.client_id)
+            .bind(&grant.scope)
+            .bind(now())
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        self.issue_tokens(
+            family_id,
+            grant,
+            access,
+            access_expires,
+            refresh,
+            refresh_expires,
+        )
+        .await
+    }
+
+    async fn issue_tokens(
+        &self,
+        family_id: &str,
+        grant: &Grant,
+        access: &str,
+        access_expires: i64,
+        refresh: &str,
+        refresh_expires: i64,
+    ) -> Result<(), DbError> {
+        let t = now();
+        let qa = "INSERT INTO access_tokens (token_hash, family_id, user_id, scope, expires_at) VALUES ($1, $2, $3, $4, $5)";
+        let qr = "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
+        on_pool!(self, |p| {
+            sqlx::query(qa)
+                .bind(crypto::hash(access))
+                .bind(family_id)
+                .bind(&grant.user_id)
+                .bind(&grant.scope)
+                .bind(access_expires)
+                .execute(p)
+                .await?;
+            sqlx::query(qr)
+                .bind(crypto::hash(refresh))
+                .bind(family_id)
+                .bind(t)
+                .bind(refresh_expires)
+                .execute(p)
+                .await?
+                .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Rotates a refresh token: exactly one presentation of a token wins; any later one is reuse
+    /// and revokes the whole family.
+    pub async fn rotate_refresh(
+        &self,
+        refresh: &str,
+        client_id: &str,
+        new_access: &str,
+        access_expires: i64,
+        new_refresh: &str,
+        refresh_expires: i64,
+    ) -> Result<Refresh, DbError> {
+        let h = crypto::hash(refresh);
+        let t = now();
+        // Winning needs an unused, unexpired token of a live family, checked in one statement, so
+        // exactly one concurrent presentation wins (later ones are reuse, whatever they race).
+        let q = "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 \
+                 AND family_id IN (SELECT id FROM token_families WHERE revoked_at IS NULL) RETURNING family_id";
+        let won: Option<String> = on_pool!(self, |p| sqlx::query(q)
+            .bind(t)
+            .bind(&h)
+            .fetch_optional(p)
+            .await?
+            .map(|r| r.get(0)));
+        let Some(family_id) = won else {
+            let q = "SELECT family_id, used_at FROM refresh_tokens WHERE token_hash = $1";
+            let seen: Option<(String, Option<i64>)> = on_pool!(self, |p| sqlx::query(q)
+                .bind(&h)
+                .fetch_optional(p)
+                .await?
+                .map(|r| (r.get(0), r.get(1))));
+            return Ok(match seen {
+                Some((family, Some(_))) => {
+                    self.revoke_family(&family).await?;
+                    Refresh::Reused
+                }
+                _ => Refresh::Invalid,
+            });
+        };
+        let q = "SELECT user_id, client_id, scope FROM token_families WHERE id = $1";
+        let fam: Option<(String, String, String)> = on_pool!(self, |p| sqlx::query(q)
+            .bind(&family_id)
+            .fetch_optional(p)
+            .await?
+            .map(|r| (r.get(0), r.get(1), r.get(2))));
+        let Some((user_id, fam_client, scope)) = fam else {
+            return Ok(Refresh::Invalid);
+        };
+        if fam_client != client_id {
+            self.revoke_family(&family_id).await?;
+            return Ok(Refresh::Invalid);
+        }
+        let grant = Grant {
+            user_id,
+            client_id: fam_client,
+            scope,
+        };
+        self.issue_tokens(
+            &family_id,
+            &grant,
+            new_access,
+            access_expires,
+            new_refresh,
+            refresh_expires,
+        )
+        .await?;
+        Ok(Refresh::Rotated { family_id, grant })
+    }
+
+    pub async fn revoke_family(&self, family_id: &str) -> Result<(), DbError> {
+        let q = "UPDATE token_families SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
+        on_pool!(self, |p| sqlx::query(q)
+            .bind(now())
+            .bind(family_id)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// RFC 7009: a refresh token revokes its family (and so its access tokens); an access token
+    /// revokes itself. Unknown tokens are not an error.
+    pub async fn revoke_token(&self, token: &str) -> Result<(), DbError> {
+        let h = crypto::hash(token);
+        let q = "SELECT family_id FROM refresh_tokens WHERE token_hash = $1";
+        let fam: Option<String> = on_pool!(self, |p| sqlx::query(q)
+            .bind(&h)
+            .fetch_optional(p)
+            .await?
+            .map(|r| r.get(0)));
+        if let Some(f) = fam {
+            return self.revoke_family(&f).await;
+        }
+        let q =
+            "UPDATE access_tokens SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL";
+        on_pool!(self, |p| sqlx::query(q)
+            .bind(now())
+            .bind(&h)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// The bearer check: an unexpired, unrevoked access token or personal access token.
+    pub async fn principal(&self, bearer: &str) -> Result<Option<Principal>, DbError> {
+        let h = crypto::hash(bearer);
+        let t = now();
+        let q = if crypto::is_personal_access_token(bearer) {
+            "SELECT user_id, 'openid profile email offline_access read write' FROM personal_access_tokens \
+             WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)"
+        } else {
+            "SELECT a.user_id, a.scope FROM access_tokens a JOIN token_families f ON f.id = a.family_id \
+             WHERE a.token_hash = $1 AND a.expires_at > $2 AND a.revoked_at IS NULL AND f.revoked_at IS NULL"
+        };
+        Ok(on_pool!(self, |p| sqlx::query(q)
+            .bind(&h)
+            .bind(t)
+            .fetch_optional(p)
+            .await?
+            .map(|r| Principal {
+                user_id: r.get(0),
+                scope: r.get(1)
+            })))
+    }
+
+    // ----- device authorization -----
+
+    pub async fn create_device_code(
+        &self,
+        device_code: &str,
+        user_code: &str,
+        client_id: &str,
+        scope: &str,
+        expires_at: i64,
+        interval: i64,
+    ) -> Result<(), DbError> {
+        let q = "INSERT INTO device_codes (device_code_hash, user_code_hash, client_id, scope, expires_at, interval_secs, status) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 'pending')";
+        on_pool!(self, |p| sqlx::query(q)
+            .bind(crypto::hash(device_code))
+            .bind(crypto::hash(user_code))
+            .bind(client_id)
+            .bind(scope)
+            .bind(expires_at)
+            .bind(interval)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    fn device_row(r: impl Row + RowExt) -> DeviceRow {
+        r.device()
+    }
+
+    pub async fn device_by_user_code(&self, user_code: &str) -> Result<Option<DeviceRow>, DbError> {
+        let q = "SELECT client_id, scope, expires_at, interval_secs, last_polled_at, status, user_id FROM device_codes WHERE user_code_hash = $1";
+        Ok(on_pool!(self, |p| sqlx::query(q)
+            .bind(crypto::hash(user_code))
+            .fetch_optional(p)
+            .await?
+            .map(Self::device_row)))
+    }
+
+    /// Approves or denies a pending, unexpired code. Returns whether it changed.
+    pub async fn decide_device(
+        &self,
+        user_code: &str,
+        user_id: &str,
+        approve: bool,
+    ) -> Result<bool, DbError> {
+        let q = "UPDATE device_codes SET status = $1, user_id = $2 WHERE user_code_hash = $3 AND status = 'pending' AND expires_at > $4";
+        let status = if approve { "approved" } else { "denied" };
+        let n = on_pool!(self, |p| sqlx::query(q)
+            .bind(status)
+            .bind(user_id)
+            .bind(crypto::hash(user_code))
+            .bind(now())
+            .execute(p)
+            .await?
+            .rows_affected());
+        Ok(n == 1)
+    }
+
+    /// Records a poll and returns the row as it was before it (so the caller can apply
+    /// `slow_down`). A poll that comes too early also widens the interval by 5 seconds.
+    pub async fn poll_device(&self, device_code: &str) -> Result<Option<DeviceRow>, DbError> {
+        let h = crypto::hash(device_code);
+        let q = "SELECT client_id, scope, expires_at, interval_secs, last_polled_at, status, user_id FROM device_codes WHERE device_code_hash = $1";
+        let Some(row) = on_pool!(self, |p| sqlx::query(q)
+            .bind(&h)
+            .fetch_optional(p)
+            .await?
+            .map(Self::device_row))
+        else {
+            return Ok(None);
+        };
+        let t = now();
+        let too_fast = row
+            .last_polled_at
+            .is_some_and(|last| t - last < row.interval_secs);
+        let q = if too_fast {
+            "UPDATE device_codes SET last_polled_at = $1, interval_secs = interval_secs + 5 WHERE device_code_hash = $2"
+        } else {
+            "UPDATE device_codes SET last_polled_at = $1 WHERE device_code_hash = $2"
+        };
+        on_pool!(self, |p| sqlx::query(q)
+            .bind(t)
+            .bind(&h)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(Some(row))
+    }
+
+    /// Moves an approved code to redeemed, once.
+    pub async fn redeem_device(&self, device_code: &str, family_id: &str) -> Result<bool, DbError> {
+        let q = "UPDATE device_codes SET status = 'redeemed', family_id = $1 WHERE device_code_hash = $2 AND status = 'approved'";
+        let n = on_pool!(self, |p| sqlx::query(q)
+            .bind(family_id)
+            .bind(crypto::hash(device_code))
+            .execute(p)
+            .await?
+            .rows_affected());
+        Ok(n == 1)
+    }
+
+    // ----- personal access tokens -----
+
+    pub async fn create_pat(
+        &self,
+        user_id: &str,
+        name: &str,
+        token: &str,
+        expires_at: Option<i64>,
+    ) -> Result<PatRow, DbError> {
+        let row = PatRow {
+            id: crypto::id("pat_"),
+            name: name.to_owned(),
+            prefix: format!("{}…", &token[..8.min(token.len())]),
+            created_at: now(),
+            expires_at,
+            revoked_at: None,
+        };
+        let q = "INSERT INTO personal_access_tokens (token_hash, id, user_id, name, prefix, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        on_pool!(self, |p| sqlx::query(q)
+            .bind(crypto::hash(token))
+            .bind(&row.id)
+            .bind(user_id)
+            .bind(&row.name)
+            .bind(&row.prefix)
+            .bind(row.created_at)
+            .bind(row.expires_at)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(row)
+    }
+
+    pub async fn list_pats(&self, user_id: &str) -> Result<Vec<PatRow>, DbError> {
+        let q = "SELECT id, name, prefix, created_at, expires_at, revoked_at FROM personal_access_tokens WHERE user_id = $1 ORDER BY created_at";
+        Ok(on_pool!(self, |p| sqlx::query(q)
+            .bind(user_id)
+            .fetch_all(p)
+            .await?
+            .into_iter()
+            .map(|r| PatRow {
+                id: r.get(0),
+                name: r.get(1),
+                prefix: r.get(2),
+                created_at: r.get(3),
+                expires_at: r.get(4),
+                revoked_at: r.get(5)
+            })
+            .collect()))
+    }
+
+    /// Revokes by id (`pat_…`) or by the token itself. Returns whether one was revoked.
+    pub async fn revoke_pat(&self, user_id: &str, id_or_token: &str) -> Result<bool, DbError> {
+        let q = "UPDATE personal_access_tokens SET revoked_at = $1 WHERE user_id = $2 AND (id = $3 OR token_hash = $4) AND revoked_at IS NULL";
+        let n = on_pool!(self, |p| sqlx::query(q)
+            .bind(now())
+            .bind(user_id)
+            .bind(id_or_token)
+            .bind(crypto::hash(id_or_token))
+            .execute(p)
+            .await?
+            .rows_affected());
+        Ok(n > 0)
+    }
+}
+
+/// Row decoding shared by both backends.
+trait RowExt {
+    fn device(self) -> DeviceRow;
+}
+
+impl<R: Row> RowExt for R
+where
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<String>: sqlx::Decode<'a, R::Database>,
+    for<'a> Option<i64>: sqlx::Decode<'a, R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    fn device(self) -> DeviceRow {
+        DeviceRow {
+            client_id: self.get(0),
+            scope: self.get(1),
+            expires_at: self.get(2),
+            interval_secs: self.get(3),
+            last_polled_at: self.get(4),
+            status: self.get(5),
+            user_id: self.get(6),
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! The one error type of the server, and how each kind becomes a response.
+//!
+//! OAuth endpoints answer RFC 6749 §5.2 JSON (`{"error","error_description"}`), `/api/v1/` answers
+//! the `{"ok":false,"error":{…}}` envelope, pages answer HTML. A storage failure is the only 500,
+//! and its detail goes to the log, never to the client.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// RFC 6749 error for the token, revocation and device endpoints.
+    #[error("{code}: {description}")]
+    OAuth {
+        status: StatusCode,
+        code: &'static str,
+        description: String,
+    },
+    /// `/api/v1/…` error envelope.
+    #[error("{code}: {message}")]
+    V1 {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+        bearer_error: Option<&'static str>,
+    },
+    /// An HTML page with a message.
+    #[error("{title}")]
+    Page {
+        status: StatusCode,
+        title: String,
+        message: String,
+    },
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn oauth(code: &'static str, description: impl Into<String>) -> Self {
+        let status = match code {
+            "invalid_client" => StatusCode::UNAUTHORIZED,
+            "slow_down" | "authorization_pending" | "expired_token" | "access_denied" => {
+                StatusCode::BAD_REQUEST
+            }
+            _ => StatusCode::BAD_REQUEST,
+        };
+        AppError::OAuth {
+            status,
+            code,
+            description: description.into(),
+        }
+    }
+
+    pub fn page(status: StatusCode, title: impl Into<String>, message: impl Into<String>) -> Self {
+        AppError::Page {
+            status,
+            title: title.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn unauthorized(bearer_error: Option<&'static str>) -> Self {
+        AppError::V1 {
+            status: StatusCode::UNAUTHORIZED,
+            code: "unauthorized",
+            message: "sign in, or send a valid bearer token".into(),
+            bearer_error,
+        }
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> Self {
+        AppError::Db(e.into())
+    }
+}
+
+pub fn www_authenticate(error: Option<&str>) -> HeaderValue {
+    let v = match error {
+        Some(e) => format!("Bearer realm=\"mogplex\", error=\"{e}\""),
+        None => "Bearer realm=\"mogplex\"".to_owned(),
+    };
+    HeaderValue::from_str(&v).unwrap_or(HeaderValue::from_static("Bearer"))
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        match self {
+            AppError::OAuth {
+                status,
+                code,
+                description,
+            } => {
+                let mut r = (
+                    status,
+                    axum::Json(json!({"error": code, "error_description": description})),
+                )
+                    .into_response();
+                r.headers_mut()
+                    .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                if status == StatusCode::UNAUTHORIZED {
+                    r.headers_mut().insert(
+                        header::WWW_AUTHENTICATE,
+                        HeaderValue::from_static("Basic realm=\"mogplex\""),
+                    );
+                }
+                r
+            }
+            AppError::V1 {
+                status,
+                code,
+                message,
+                bearer_error,
+            } => {
+                let mut r = (
+                    status,
+                    axum::Json(json!({"ok": false, "error": {"code": code, "message": message}})),
+                )
+                    .into_response();
+                if status == StatusCode::UNAUTHORIZED {
+                    r.headers_mut()
+                        .insert(header::WWW_AUTHENTICATE, www_authenticate(bearer_error));
+                }
+                r
+            }
+            AppError::Page {
+                status,
+                title,
+                message,
+            } => (status, crate::pages::message_page(&title, &message)).into_response(),
+            AppError::Db(e) => {
+                eprintln!("mogplex-server: storage error: {e}");
+                (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"error": "server_error", "error_description": "a storage error occurred"})))
+                    .into_response()
+            }
+            AppError::Internal(e) => {
+                eprintln!("mogplex-server: internal error: {e}");
+                (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"error": "server_error", "error_description": "an internal error occurred"})))
+                    .into_response()
+            }
+        }
+    }
+}

@@ -1,0 +1,411 @@
+//! `mogplex-server`: serve the account service, run a local development instance, and
+//! administer accounts and personal access tokens.
+//!
+//! Exit codes: 0 success, 1 failure (database unreachable, address in use, …), 2 usage.
+
+use clap::{Args, Parser, Subcommand};
+use mogplex_server::{AppState, Config, crypto, db::Db, password};
+use std::io::{IsTerminal, Read};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mogplex-server",
+    version,
+    about = "The self-hostable Mogplex account service"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the account service
+    Serve {
+        /// sqlite://PATH or postgres://USER@HOST/DB
+        #[arg(long, env = "MOGPLEX_DATABASE_URL")]
+        database: String,
+        /// Address to listen on
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// The address users and the CLI reach this server at (the OAuth issuer); default http://LISTEN
+        #[arg(long)]
+        public_url: Option<String>,
+    },
+    /// Run a local development server with a demo account (loopback only)
+    Dev {
+        #[arg(long, default_value = "127.0.0.1:8787")]
+        listen: SocketAddr,
+        /// Where to keep the SQLite database; a new temporary directory if not given
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Manage accounts
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage personal access tokens
+    #[command(subcommand)]
+    Pat(PatCommand),
+}
+
+#[derive(Debug, Args)]
+struct DbArg {
+    /// sqlite://PATH or postgres://USER@HOST/DB
+    #[arg(long, env = "MOGPLEX_DATABASE_URL")]
+    database: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create an account; the password is read from stdin
+    Add {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Read the password from stdin (required, so it never appears in the process list)
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PatCommand {
+    /// Create a personal access token and print it once on stdout
+    Create {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// Expire after this many days (default: never)
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// Revoke a personal access token by id (pat_…) or by the token itself
+    Revoke {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        email: String,
+        /// The id shown by `pat list`, or the token
+        #[arg(long)]
+        id: String,
+    },
+    /// List an account's personal access tokens (never the tokens themselves)
+    List {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        email: String,
+    },
+}
+
+struct Failure {
+    message: String,
+    hint: Option<String>,
+    code: u8,
+}
+
+impl Failure {
+    fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            hint: None,
+            code: 1,
+        }
+    }
+    fn hint(mut self, h: impl Into<String>) -> Self {
+        self.hint = Some(h.into());
+        self
+    }
+    fn usage(mut self) -> Self {
+        self.code = 2;
+        self
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            if let Some(h) = f.hint {
+                eprintln!("hint: {h}");
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+async fn connect(url: &str) -> Result<Db, Failure> {
+    Db::connect(url).await.map_err(|e| {
+        Failure::new(format!("cannot open the database: {e}"))
+            .hint("pass --database sqlite:///path/to/mogplex.db or postgres://user@host/db, and check the server is reachable")
+    })
+}
+
+async fn user_id(db: &Db, email: &str) -> Result<String, Failure> {
+    match db.user_by_email(&email.trim().to_lowercase()).await {
+        Ok(Some((u, _))) => Ok(u.id),
+        Ok(None) => Err(Failure::new(format!("no account with the email {email}"))
+            .hint("create it with `mogplex-server user add`")
+            .usage()),
+        Err(e) => Err(Failure::new(format!("cannot read accounts: {e}"))),
+    }
+}
+
+fn read_password() -> Result<String, Failure> {
+    if std::io::stdin().is_terminal() {
+        return Err(Failure::new(
+            "--password-stdin reads the password from stdin, and stdin is a terminal",
+        )
+        .hint("pipe it in, for example: printf '%s' \"$PASSWORD\" | mogplex-server user add …")
+        .usage());
+    }
+    let mut buf = String::new();
+    std::io::stdin()
+        .take(1025)
+        .read_to_string(&mut buf)
+        .map_err(|_| Failure::new("cannot read the password from stdin (is it UTF-8?)").usage())?;
+    let pw = buf
+        .strip_suffix('\n')
+        .map(|p| p.strip_suffix('\r').unwrap_or(p))
+        .unwrap_or(&buf)
+        .to_owned();
+    if pw.chars().count() < 8 || pw.len() > 1024 {
+        return Err(Failure::new("the password must be 8 to 1024 characters").usage());
+    }
+    Ok(pw)
+}
+
+fn check_email(email: &str) -> Result<String, Failure> {
+    let e = email.trim().to_lowercase();
+    let ok = e.len() <= 320
+        && e.split_once('@')
+            .is_some_and(|(a, b)| !a.is_empty() && b.contains('.') && !b.starts_with('.'))
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(e)
+    } else {
+        Err(Failure::new(format!("`{email}` is not an email address")).usage())
+    }
+}
+
+async fn add_user(db: &Db, email: &str, name: &str, password: String) -> Result<String, Failure> {
+    let hash = password::hash(password).await.map_err(Failure::new)?;
+    match db.create_user(email, name, &hash).await {
+        Ok(u) => Ok(u.id),
+        Err(e) if e.to_string().to_lowercase().contains("unique") => {
+            Err(Failure::new(format!("an account with the email {email} already exists")).usage())
+        }
+        Err(e) => Err(Failure::new(format!("cannot create the account: {e}"))),
+    }
+}
+
+async fn serve_until_signal(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+) -> Result<(), Failure> {
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    mogplex_server::serve(listener, state, shutdown)
+        .await
+        .map_err(|e| Failure::new(format!("the server stopped: {e}")))
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, Failure> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        Failure::new(format!("cannot listen on {addr}: {e}"))
+            .hint("choose another address with --listen")
+    })
+}
+
+async fn run(cmd: Command) -> Result<(), Failure> {
+    match cmd {
+        Command::Serve {
+            database,
+            listen,
+            public_url,
+        } => {
+            let listener = bind(listen).await?;
+            let addr = listener
+                .local_addr()
+                .map_err(|e| Failure::new(e.to_string()))?;
+            let public = public_url.unwrap_or_else(|| format!("http://{addr}"));
+            if url::Url::parse(&public)
+                .map(|u| !matches!(u.scheme(), "http" | "https"))
+                .unwrap_or(true)
+            {
+                return Err(
+                    Failure::new(format!("--public-url `{public}` is not an http(s) URL")).usage(),
+                );
+            }
+            let state = AppState::new(&database, Config::new(&public))
+                .await
+                .map_err(|e| Failure::new(format!("cannot start: {e}")))?;
+            eprintln!(
+                "mogplex-server: listening on {addr} as {public} ({} database)",
+                state.db.backend()
+            );
+            serve_until_signal(listener, state).await
+        }
+        Command::Dev { listen, data_dir } => {
+            if !listen.ip().is_loopback() {
+                return Err(Failure::new("the dev server only listens on loopback")
+                    .hint("use --listen 127.0.0.1:PORT; for anything else use `serve`")
+                    .usage());
+            }
+            let dir = match data_dir {
+                Some(d) => d,
+                None => std::env::temp_dir().join(format!(
+                    "mogplex-dev-{}",
+                    crypto::hex(&crypto::random_bytes::<6>())
+                )),
+            };
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Failure::new(format!("cannot create {}: {e}", dir.display())))?;
+            let listener = bind(listen).await?;
+            let addr = listener
+                .local_addr()
+                .map_err(|e| Failure::new(e.to_string()))?;
+            let public = format!("http://{addr}");
+            let database = format!("sqlite://{}", dir.join("mogplex.db").display());
+            let state = AppState::new(&database, Config::new(&public))
+                .await
+                .map_err(|e| Failure::new(format!("cannot start: {e}")))?;
+            let (email, password) = seed_demo(&state.db, &dir).await?;
+            println!("mogplex-server dev: listening on {public}");
+            println!("  data directory: {}", dir.display());
+            println!("  demo account:   {email}");
+            println!("  demo password:  {password}");
+            println!();
+            println!("Point the CLI at it:");
+            println!("  MOGPLEX_URL={public} mogplex");
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            serve_until_signal(listener, state).await
+        }
+        Command::User(UserCommand::Add {
+            db,
+            email,
+            name,
+            password_stdin: _,
+        }) => {
+            let email = check_email(&email)?;
+            let password = read_password()?;
+            let db = connect(&db.database).await?;
+            let id = add_user(&db, &email, name.as_deref().unwrap_or(""), password).await?;
+            println!("Created account {email} ({id})");
+            Ok(())
+        }
+        Command::Pat(PatCommand::Create {
+            db,
+            email,
+            name,
+            expires_in_days,
+        }) => {
+            let db = connect(&db.database).await?;
+            let uid = user_id(&db, &email).await?;
+            let token = crypto::personal_access_token();
+            let expires = expires_in_days.map(|d| crypto::now() + i64::from(d) * 86_400);
+            let row = db
+                .create_pat(&uid, &name, &token, expires)
+                .await
+                .map_err(|e| Failure::new(format!("cannot create the token: {e}")))?;
+            eprintln!(
+                "Created personal access token {} ({}) for {email}; it is shown once:",
+                row.id, row.prefix
+            );
+            println!("{token}");
+            Ok(())
+        }
+        Command::Pat(PatCommand::Revoke { db, email, id }) => {
+            let db = connect(&db.database).await?;
+            let uid = user_id(&db, &email).await?;
+            if db
+                .revoke_pat(&uid, id.trim())
+                .await
+                .map_err(|e| Failure::new(e.to_string()))?
+            {
+                println!("Revoked the personal access token");
+                Ok(())
+            } else {
+                Err(Failure::new(format!(
+                    "{email} has no active personal access token with that id"
+                ))
+                .hint("see `mogplex-server pat list`")
+                .usage())
+            }
+        }
+        Command::Pat(PatCommand::List { db, email }) => {
+            let db = connect(&db.database).await?;
+            let uid = user_id(&db, &email).await?;
+            for p in db
+                .list_pats(&uid)
+                .await
+                .map_err(|e| Failure::new(e.to_string()))?
+            {
+                let state = if p.revoked_at.is_some() {
+                    "revoked"
+                } else if p.expires_at.is_some_and(|e| e <= crypto::now()) {
+                    "expired"
+                } else {
+                    "active"
+                };
+                println!("{}\t{}\t{}\t{state}", p.id, p.prefix, p.name);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The demo account: created once per data directory; its password is kept beside the database
+/// (mode 0600) so a restart can print it again.
+async fn seed_demo(db: &Db, dir: &std::path::Path) -> Result<(String, String), Failure> {
+    use std::os::unix::fs::PermissionsExt;
+    let email = "demo@mogplex.local".to_owned();
+    let pw_file = dir.join("demo-password");
+    if let (Ok(Some(_)), Ok(pw)) = (
+        db.user_by_email(&email).await,
+        std::fs::read_to_string(&pw_file),
+    ) {
+        return Ok((email, pw.trim().to_owned()));
+    }
+    let password = crypto::b64url(&crypto::random_bytes::<12>());
+    match db.user_by_email(&email).await {
+        Ok(Some((u, _))) => {
+            let h = password::hash(password.clone())
+                .await
+                .map_err(Failure::new)?;
+            db.set_password(&u.id, &h)
+                .await
+                .map_err(|e| Failure::new(e.to_string()))?;
+        }
+        _ => {
+            add_user(db, &email, "Demo", password.clone()).await?;
+        }
+    }
+    std::fs::write(&pw_file, format!("{password}\n"))
+        .and_then(|_| std::fs::set_permissions(&pw_file, std::fs::Permissions::from_mode(0o600)))
+        .map_err(|e| Failure::new(format!("cannot write {}: {e}", pw_file.display())))?;
+    Ok((email, password))
+}

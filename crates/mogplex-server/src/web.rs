@@ -1,0 +1,442 @@
+//! Browser pages: sign-in, sign-out, and device approval.
+//!
+//! CSRF: a random token in an HttpOnly, SameSite=Strict cookie that each form must echo
+//! (double submit), compared in constant time. Sessions: an opaque token in an HttpOnly,
+//! SameSite=Lax cookie (Lax so that the CLI's top-level navigation to the authorize endpoint
+//! carries it), stored only as a hash. Cookies are `__Host-` prefixed and `Secure` when the
+//! public URL is https.
+
+use crate::crypto::{self, now};
+use crate::db::User;
+use crate::error::AppError;
+use crate::{AppState, pages};
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use std::net::SocketAddr;
+
+/// Sign-in attempts allowed per account, and per client address, in a 15-minute window.
+pub const LOGIN_WINDOW: i64 = 15 * 60;
+pub const LOGIN_MAX_PER_ACCOUNT: i64 = 5;
+pub const LOGIN_MAX_PER_ADDRESS: i64 = 30;
+/// Wrong device codes allowed per account and per address in the same window.
+pub const DEVICE_MAX_WRONG: i64 = 10;
+const SESSION_TTL: i64 = 7 * 24 * 3600;
+
+/// A parsed `application/x-www-form-urlencoded` body or query: no parameter may repeat.
+#[derive(Debug, Default)]
+pub struct Form(Vec<(String, String)>);
+
+impl Form {
+    pub fn parse(body: &[u8]) -> Result<Self, String> {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for (k, v) in url::form_urlencoded::parse(body) {
+            if pairs.iter().any(|(seen, _)| *seen == k) {
+                return Err(format!("the parameter {k} appears more than once"));
+            }
+            pairs.push((k.into_owned(), v.into_owned()));
+        }
+        Ok(Form(pairs))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn cookie_name(s: &AppState, base: &str) -> String {
+    if s.cfg.secure_cookies {
+        format!("__Host-{base}")
+    } else {
+        base.to_owned()
+    }
+}
+
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+fn set_cookie(s: &AppState, name: &str, value: &str, same_site: &str, max_age: i64) -> HeaderValue {
+    let secure = if s.cfg.secure_cookies { "; Secure" } else { "" };
+    let v = format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite={same_site}; Max-Age={max_age}{secure}"
+    );
+    HeaderValue::from_str(&v).unwrap_or(HeaderValue::from_static(""))
+}
+
+pub async fn signed_in_user(s: &AppState, headers: &HeaderMap) -> Result<Option<User>, AppError> {
+    match cookie(headers, &cookie_name(s, "mogplex_session")) {
+        Some(token) if token.len() < 128 => Ok(s.db.web_session_user(&token).await?),
+        _ => Ok(None),
+    }
+}
+
+/// The CSRF token of this browser, and the Set-Cookie to send when it is new.
+fn csrf_token(s: &AppState, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+    let name = cookie_name(s, "mogplex_csrf");
+    match cookie(headers, &name).filter(|t| t.len() == 43) {
+        Some(t) => (t, None),
+        None => {
+            let t = crypto::b64url(&crypto::random_bytes::<32>());
+            let c = set_cookie(s, &name, &t, "Strict", SESSION_TTL);
+            (t, Some(c))
+        }
+    }
+}
+
+fn check_csrf(s: &AppState, headers: &HeaderMap, form: &Form) -> Result<(), AppError> {
+    let expected = cookie(headers, &cookie_name(s, "mogplex_csrf"));
+    match (expected, form.get("csrf")) {
+        (Some(e), Some(got)) if e.len() == 43 && crypto::ct_eq(&e, got) => Ok(()),
+        _ => Err(AppError::page(
+            StatusCode::FORBIDDEN,
+            "This form has expired",
+            "For your safety this form could not be accepted. Go back, reload the page and try again.",
+        )),
+    }
+}
+
+fn page_form(body: &[u8]) -> Result<Form, AppError> {
+    Form::parse(body).map_err(|e| AppError::page(StatusCode::BAD_REQUEST, "Invalid form", e))
+}
+
+/// Where sign-in may return to: this server's own authorize request or device page, nothing else.
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if (n.starts_with("/api/auth/mcp/authorize?")
+                || n == "/device"
+                || n.starts_with("/device?"))
+                && !n.contains('\\')
+                && !n.chars().any(char::is_control) =>
+        {
+            n.to_owned()
+        }
+        _ => "/".to_owned(),
+    }
+}
+
+fn with_cookie(mut r: Response, c: Option<HeaderValue>) -> Response {
+    if let Some(c) = c {
+        r.headers_mut().append(header::SET_COOKIE, c);
+    }
+    r
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct NextQuery {
+    next: Option<String>,
+}
+
+pub async fn login_page(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<NextQuery>,
+) -> Response {
+    let (csrf, set) = csrf_token(&s, &headers);
+    let next = safe_next(q.next.as_deref());
+    with_cookie(
+        pages::login_page(&csrf, &next, "", None).into_response(),
+        set,
+    )
+}
+
+fn client_key(addr: &SocketAddr) -> String {
+    format!("addr:{}", addr.ip())
+}
+
+fn minutes_until(t: i64) -> i64 {
+    ((t - now()).max(60) + 59) / 60
+}
+
+pub async fn login_submit(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let form = page_form(&body)?;
+    check_csrf(&s, &headers, &form)?;
+    let (csrf, _) = csrf_token(&s, &headers);
+    let email = form.get("email").unwrap_or_default().trim().to_lowercase();
+    let password = form.get("password").unwrap_or_default();
+    let next = safe_next(form.get("next"));
+    if email.len() > 320 || password.len() > 1024 {
+        return Ok((
+            StatusCode::BAD_REQUEST,
+            pages::login_page(
+                &csrf,
+                &next,
+                "",
+                Some("That email or password is too long."),
+            ),
+        )
+            .into_response());
+    }
+    let account_key = format!("login:{}", crypto::hash(&email));
+    let address_key = format!("login:{}", client_key(&addr));
+    let (account_count, account_until) = s.db.throttle_count(&account_key, LOGIN_WINDOW).await?;
+    let (address_count, address_until) = s.db.throttle_count(&address_key, LOGIN_WINDOW).await?;
+    if account_count >= LOGIN_MAX_PER_ACCOUNT || address_count >= LOGIN_MAX_PER_ADDRESS {
+        let until = if account_count >= LOGIN_MAX_PER_ACCOUNT {
+            account_until
+        } else {
+            address_until
+        };
+        let msg = format!(
+            "Too many sign-in attempts. Try again in {} minutes.",
+            minutes_until(until)
+        );
+        let mut r = (
+            StatusCode::TOO_MANY_REQUESTS,
+            pages::login_page(&csrf, &next, &email, Some(&msg)),
+        )
+            .into_response();
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from((until - now()).max(1)),
+        );
+        return Ok(r);
+    }
+    // Unknown accounts are checked against a dummy hash, so both failures take as long.
+    let found = s.db.user_by_email(&email).await?;
+    let hash = found
+        .as_ref()
+        .map(|(_, h)| h.clone())
+        .unwrap_or_else(|| s.dummy_hash.to_string());
+    let ok = crate::password::verify(password.to_owned(), hash).await && found.is_some();
+    let Some((user, _)) = found.filter(|_| ok) else {
+        s.db.throttle_hit(&account_key, LOGIN_WINDOW).await?;
+        s.db.throttle_hit(&address_key, LOGIN_WINDOW).await?;
+        return Ok((
+            StatusCode::UNAUTHORIZED,
+            pages::login_page(&csrf, &next, &email, Some("Incorrect email or password.")),
+        )
+            .into_response());
+    };
+    s.db.throttle_clear(&account_key).await?;
+    let token = crypto::token("");
+    s.db.create_web_session(&token, &user.id, SESSION_TTL)
+        .await?;
+    let mut r = Redirect::to(&next).into_response();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(
+            &s,
+            &cookie_name(&s, "mogplex_session"),
+            &token,
+            "Lax",
+            SESSION_TTL,
+        ),
+    );
+    Ok(r)
+}
+
+pub async fn logout(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let form = page_form(&body)?;
+    check_csrf(&s, &headers, &form)?;
+    if let Some(token) = cookie(&headers, &cookie_name(&s, "mogplex_session")) {
+        s.db.delete_web_session(&token).await?;
+    }
+    let mut r = pages::message_page(
+        "Signed out",
+        "You are signed out of Mogplex in this browser.",
+    )
+    .into_response();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&s, &cookie_name(&s, "mogplex_session"), "", "Lax", 0),
+    );
+    Ok(r)
+}
+
+pub async fn home(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
+    let Some(user) = signed_in_user(&s, &headers).await? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let (csrf, set) = csrf_token(&s, &headers);
+    let body = format!(
+        "<h1>Mogplex</h1><p id=\"message\">Signed in as {}.</p><form method=\"post\" action=\"/logout\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">Sign out</button></form>",
+        pages::esc(&user.email),
+        pages::esc(&csrf)
+    );
+    Ok(with_cookie(
+        pages::layout("Mogplex", &body).into_response(),
+        set,
+    ))
+}
+
+fn to_login(next: &str) -> Response {
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("next", next)
+        .finish();
+    Redirect::to(&format!("/login?{q}")).into_response()
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct DeviceQuery {
+    user_code: Option<String>,
+}
+
+/// Shows the code entry form, prefilled from `verification_uri_complete`. A GET never approves.
+pub async fn device_page(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<DeviceQuery>,
+) -> Result<Response, AppError> {
+    let prefill = q.user_code.unwrap_or_default();
+    let Some(user) = signed_in_user(&s, &headers).await? else {
+        let next = if prefill.is_empty() {
+            "/device".to_owned()
+        } else {
+            format!(
+                "/device?{}",
+                url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("user_code", &prefill)
+                    .finish()
+            )
+        };
+        return Ok(to_login(&next));
+    };
+    let (csrf, set) = csrf_token(&s, &headers);
+    let prefill: String = prefill.chars().take(16).collect();
+    Ok(with_cookie(
+        pages::device_entry_page(&csrf, &user.email, &prefill, None).into_response(),
+        set,
+    ))
+}
+
+async fn device_throttled(s: &AppState, user: &User, addr: &SocketAddr) -> Result<bool, AppError> {
+    let (a, _) =
+        s.db.throttle_count(&format!("device:{}", user.id), LOGIN_WINDOW)
+            .await?;
+    let (b, _) =
+        s.db.throttle_count(&format!("device:{}", client_key(addr)), LOGIN_WINDOW)
+            .await?;
+    Ok(a >= DEVICE_MAX_WRONG || b >= DEVICE_MAX_WRONG)
+}
+
+/// Looks the code up and asks the user to confirm. Wrong codes count towards a limit.
+pub async fn device_submit(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let form = page_form(&body)?;
+    let Some(user) = signed_in_user(&s, &headers).await? else {
+        return Ok(to_login("/device"));
+    };
+    check_csrf(&s, &headers, &form)?;
+    let (csrf, _) = csrf_token(&s, &headers);
+    if device_throttled(&s, &user, &addr).await? {
+        return Ok((
+            StatusCode::TOO_MANY_REQUESTS,
+            pages::device_entry_page(
+                &csrf,
+                &user.email,
+                "",
+                Some("Too many wrong codes. Wait 15 minutes and try again."),
+            ),
+        )
+            .into_response());
+    }
+    let input = form.get("user_code").unwrap_or_default();
+    let valid = match crypto::normalize_user_code(input) {
+        Some(code) => {
+            s.db.device_by_user_code(&code)
+                .await?
+                .filter(|d| d.status == "pending" && d.expires_at > now())
+                .map(|_| code)
+        }
+        None => None,
+    };
+    let Some(code) = valid else {
+        s.db.throttle_hit(&format!("device:{}", user.id), LOGIN_WINDOW)
+            .await?;
+        s.db.throttle_hit(&format!("device:{}", client_key(&addr)), LOGIN_WINDOW)
+            .await?;
+        let shown: String = input.chars().take(16).collect();
+        return Ok((
+            StatusCode::BAD_REQUEST,
+            pages::device_entry_page(
+                &csrf,
+                &user.email,
+                &shown,
+                Some("That code is not valid or has expired. Check your terminal and try again."),
+            ),
+        )
+            .into_response());
+    };
+    Ok(
+        pages::device_confirm_page(&csrf, &user.email, &crypto::display_user_code(&code))
+            .into_response(),
+    )
+}
+
+/// Approval happens only here: a CSRF-protected POST from a signed-in session.
+pub async fn device_approve(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let form = page_form(&body)?;
+    let Some(user) = signed_in_user(&s, &headers).await? else {
+        return Ok(to_login("/device"));
+    };
+    check_csrf(&s, &headers, &form)?;
+    let approve = match form.get("decision") {
+        Some("approve") => true,
+        Some("deny") => false,
+        _ => {
+            return Err(AppError::page(
+                StatusCode::BAD_REQUEST,
+                "Invalid form",
+                "Choose Approve or Deny.",
+            ));
+        }
+    };
+    let Some(code) = form.get("user_code").and_then(crypto::normalize_user_code) else {
+        return Err(AppError::page(
+            StatusCode::BAD_REQUEST,
+            "Invalid code",
+            "That code is not valid.",
+        ));
+    };
+    if !s.db.decide_device(&code, &user.id, approve).await? {
+        return Err(AppError::page(
+            StatusCode::BAD_REQUEST,
+            "Code no longer valid",
+            "This code has expired or was already used. Start the sign-in again from your terminal.",
+        ));
+    }
+    Ok(if approve {
+        pages::message_page(
+            "Device connected",
+            "The Mogplex CLI is signed in. You can close this window and return to your terminal.",
+        )
+    } else {
+        pages::message_page("Sign-in denied", "The device was not signed in.")
+    }
+    .into_response())
+}
+
+pub fn not_found_page() -> Html<String> {
+    pages::message_page("Not found", "There is nothing at this address.")
+}

@@ -1,0 +1,8 @@
+//! The account server, tested over real HTTP on SQLite and PostgreSQL alike.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod device;
+pub mod harness;
+mod limits;
+mod oauth;
+mod signin;
