@@ -149,6 +149,23 @@ impl Drop for TestServer {
     }
 }
 
+/// Anything with a base URL the helpers can talk to: a test server, or a URL string.
+pub trait Base {
+    fn base(&self) -> &str;
+}
+
+impl Base for TestServer {
+    fn base(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Base for str {
+    fn base(&self) -> &str {
+        self
+    }
+}
+
 pub fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_store(true)
@@ -206,8 +223,8 @@ pub fn pkce() -> Pkce {
     }
 }
 
-pub fn authorize_url(server: &TestServer, redirect: &str, extra: &[(&str, &str)]) -> String {
-    let mut u = url::Url::parse(&format!("{}/api/auth/mcp/authorize", server.url)).unwrap();
+pub fn authorize_url(server: &(impl Base + ?Sized), redirect: &str, extra: &[(&str, &str)]) -> String {
+    let mut u = url::Url::parse(&format!("{}/api/auth/mcp/authorize", server.base())).unwrap();
     {
         let mut q = u.query_pairs_mut();
         q.append_pair("client_id", "mogplex-cli")
@@ -221,14 +238,14 @@ pub fn authorize_url(server: &TestServer, redirect: &str, extra: &[(&str, &str)]
 
 /// Signs in through the real page, as a browser would.
 pub async fn sign_in(
-    server: &TestServer,
+    server: &(impl Base + ?Sized),
     client: &reqwest::Client,
     email: &str,
     password: &str,
     next: &str,
 ) -> reqwest::Response {
     let page = client
-        .get(format!("{}/login?next={}", server.url, urlencode(next)))
+        .get(format!("{}/login?next={}", server.base(), urlencode(next)))
         .send()
         .await
         .unwrap()
@@ -237,7 +254,7 @@ pub async fn sign_in(
         .unwrap();
     let csrf = hidden(&page, "csrf");
     client
-        .post(format!("{}/login", server.url))
+        .post(format!("{}/login", server.base()))
         .form(&[
             ("csrf", csrf.as_str()),
             ("email", email),
@@ -254,7 +271,16 @@ pub fn urlencode(s: &str) -> String {
 }
 
 /// The whole browser part of the code flow: returns the code and the PKCE verifier.
-pub async fn get_code(server: &TestServer, email: &str, redirect: &str) -> (String, Pkce) {
+pub async fn get_code(server: &(impl Base + ?Sized), email: &str, redirect: &str) -> (String, Pkce) {
+    get_code_with(server, email, PASSWORD, redirect).await
+}
+
+/// [`get_code`] for an account with another password.
+pub async fn get_code_as(server: &(impl Base + ?Sized), email: &str, password: &str) -> (String, Pkce) {
+    get_code_with(server, email, password, REDIRECT).await
+}
+
+async fn get_code_with(server: &(impl Base + ?Sized), email: &str, password: &str, redirect: &str) -> (String, Pkce) {
     let client = browser();
     let p = pkce();
     let state = crypto::b64url(&crypto::random_bytes::<32>());
@@ -272,13 +298,13 @@ pub async fn get_code(server: &TestServer, email: &str, redirect: &str) -> (Stri
     let r = client.get(&authorize).send().await.unwrap();
     assert_eq!(r.status(), 303, "unauthenticated authorize goes to sign-in");
     let login = location(&r);
-    let next = query_param(&format!("{}{}", server.url, login), "next").unwrap();
-    let r = sign_in(server, &client, email, PASSWORD, &next).await;
+    let next = query_param(&format!("{}{}", server.base(), login), "next").unwrap();
+    let r = sign_in(server, &client, email, password, &next).await;
     assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
     let back = location(&r);
     assert!(back.starts_with("/api/auth/mcp/authorize?"), "{back}");
     let r = client
-        .get(format!("{}{}", server.url, back))
+        .get(format!("{}{}", server.base(), back))
         .send()
         .await
         .unwrap();
@@ -288,17 +314,17 @@ pub async fn get_code(server: &TestServer, email: &str, redirect: &str) -> (Stri
     assert_eq!(query_param(&cb, "state").as_deref(), Some(state.as_str()));
     assert_eq!(
         query_param(&cb, "iss").as_deref(),
-        Some(server.url.as_str())
+        Some(server.base())
     );
     (query_param(&cb, "code").unwrap(), p)
 }
 
 pub async fn token(
-    server: &TestServer,
+    server: &(impl Base + ?Sized),
     form: &[(&str, &str)],
 ) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
     let r = plain()
-        .post(format!("{}/api/auth/mcp/token", server.url))
+        .post(format!("{}/api/auth/mcp/token", server.base()))
         .form(form)
         .send()
         .await
@@ -310,7 +336,7 @@ pub async fn token(
 }
 
 pub async fn exchange(
-    server: &TestServer,
+    server: &(impl Base + ?Sized),
     code: &str,
     p: &Pkce,
     redirect: &str,
@@ -329,7 +355,7 @@ pub async fn exchange(
     (s, b)
 }
 
-pub async fn refresh(server: &TestServer, rt: &str) -> (u16, serde_json::Value) {
+pub async fn refresh(server: &(impl Base + ?Sized), rt: &str) -> (u16, serde_json::Value) {
     let (s, b, _) = token(
         server,
         &[
@@ -343,9 +369,9 @@ pub async fn refresh(server: &TestServer, rt: &str) -> (u16, serde_json::Value) 
 }
 
 /// `GET /api/auth/user` with a bearer: the status and the email, if any.
-pub async fn whoami(server: &TestServer, bearer: &str) -> (u16, Option<String>) {
+pub async fn whoami(server: &(impl Base + ?Sized), bearer: &str) -> (u16, Option<String>) {
     let r = plain()
-        .get(format!("{}/api/auth/user", server.url))
+        .get(format!("{}/api/auth/user", server.base()))
         .bearer_auth(bearer)
         .send()
         .await
@@ -356,7 +382,7 @@ pub async fn whoami(server: &TestServer, bearer: &str) -> (u16, Option<String>) 
 }
 
 /// Signed-in tokens for `email`: (access, refresh).
-pub async fn signed_in_tokens(server: &TestServer, email: &str) -> (String, String) {
+pub async fn signed_in_tokens(server: &(impl Base + ?Sized), email: &str) -> (String, String) {
     let (code, p) = get_code(server, email, REDIRECT).await;
     let (s, b) = exchange(server, &code, &p, REDIRECT).await;
     assert_eq!(s, 200, "{b}");
