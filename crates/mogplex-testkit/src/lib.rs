@@ -7,6 +7,8 @@
 //! the one fake the test suite allows itself.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod webdriver;
+
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;

@@ -2,8 +2,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod binary;
+mod chromium;
 mod device;
 pub mod harness;
 mod limits;
 mod oauth;
 mod signin;
+mod third_party;
