@@ -5,6 +5,8 @@
 //! each against `baseline`, a minimal Rust program that reads the same variables and parses the
 //! same `auth.json`. It reports medians, the ratio, and each process's peak RSS (from wait4).
 
+mod server_bench;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -13,7 +15,10 @@ fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("bench") => bench(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(300)),
-        _ => Err("usage: cargo xtask bench [RUNS]".to_owned()),
+        Some("bench-server") => {
+            server_bench::run(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(5))
+        }
+        _ => Err("usage: cargo xtask bench [RUNS] | cargo xtask bench-server [SECONDS]".to_owned()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -29,6 +34,12 @@ fn workspace_root() -> PathBuf {
         .parent()
         .map(Path::to_owned)
         .unwrap_or_default()
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
 }
 
 fn cargo(args: &[&str]) -> Result<(), String> {

@@ -37,8 +37,13 @@ macro_rules! on_pool {
     };
 }
 
-const SQLITE_MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_init.sql")),
+    (
+        2,
+        include_str!("../migrations/sqlite/0002_rotation_trigger.sql"),
+    ),
+];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] =
     &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
 /// Serialises migrations when several processes start at once on one PostgreSQL.
@@ -131,6 +136,9 @@ impl Db {
             Db::Postgres(
                 PgPoolOptions::new()
                     .max_connections(16)
+                    // A ping before every query doubles the round trips of the bearer check;
+                    // broken connections surface as errors on use instead.
+                    .test_before_acquire(false)
                     .acquire_timeout(Duration::from_secs(10))
                     .connect_with(opts)
                     .await?,
@@ -519,7 +527,7 @@ impl Db {
     }
 
     /// Rotates a refresh token: exactly one presentation of a token wins; any later one is reuse
-    /// and revokes the whole family.
+    /// and revokes the whole family. The winner's rotation is one transaction (one commit).
     pub async fn rotate_refresh(
         &self,
         refresh: &str,
@@ -533,57 +541,110 @@ impl Db {
         let t = now();
         // Winning needs an unused, unexpired token of a live family, checked in one statement, so
         // exactly one concurrent presentation wins (later ones are reuse, whatever they race).
-        let q = "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 \
-                 AND family_id IN (SELECT id FROM token_families WHERE revoked_at IS NULL) RETURNING family_id";
-        let won: Option<String> = on_pool!(self, |p| sqlx::query(q)
-            .bind(t)
+        let _serialised = self.write_guard().await;
+        let rotated: Option<(String, Grant)> = match self {
+            // One statement (one round trip, one commit): PostgreSQL allows data-modifying CTEs.
+            Db::Postgres(p) => {
+                let q = "WITH won AS ( \
+                           UPDATE refresh_tokens SET used_at = $1 \
+                           WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 \
+                             AND family_id IN (SELECT id FROM token_families WHERE revoked_at IS NULL) \
+                           RETURNING family_id), \
+                         fam AS (SELECT f.id, f.user_id, f.client_id, f.scope FROM token_families f JOIN won ON won.family_id = f.id), \
+                         a AS (INSERT INTO access_tokens (token_hash, family_id, user_id, scope, expires_at) \
+                               SELECT $3, id, user_id, scope, $4 FROM fam WHERE client_id = $7), \
+                         r AS (INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) \
+                               SELECT $5, id, $1, $6 FROM fam WHERE client_id = $7) \
+                         SELECT id, user_id, client_id, scope FROM fam";
+                let row = sqlx::query(q)
+                    .bind(t)
+                    .bind(&h)
+                    .bind(crypto::hash(new_access))
+                    .bind(access_expires)
+                    .bind(crypto::hash(new_refresh))
+                    .bind(refresh_expires)
+                    .bind(client_id)
+                    .fetch_optional(p)
+                    .await?;
+                match row {
+                    Some(r) => {
+                        let family_id: String = r.get(0);
+                        let grant = Grant {
+                            user_id: r.get(1),
+                            client_id: r.get(2),
+                            scope: r.get(3),
+                        };
+                        if grant.client_id == client_id {
+                            Some((family_id, grant))
+                        } else {
+                            self.revoke_family(&family_id).await?;
+                            None
+                        }
+                    }
+                    None => None,
+                }
+            }
+            // SQLite has no data-modifying CTEs: the winning UPDATE carries the new hashes and
+            // the `refresh_rotation` trigger inserts the new tokens (migration 0002).
+            Db::Sqlite(p) => {
+                let q = "UPDATE refresh_tokens SET used_at = $1, next_access_hash = $3, next_access_expires = $4, \
+                           next_refresh_hash = $5, next_refresh_expires = $6 \
+                         WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 \
+                           AND family_id IN (SELECT id FROM token_families WHERE revoked_at IS NULL AND client_id = $7) \
+                         RETURNING family_id, \
+                           (SELECT user_id FROM token_families f WHERE f.id = family_id), \
+                           (SELECT client_id FROM token_families f WHERE f.id = family_id), \
+                           (SELECT scope FROM token_families f WHERE f.id = family_id)";
+                sqlx::query(q)
+                    .bind(t)
+                    .bind(&h)
+                    .bind(crypto::hash(new_access))
+                    .bind(access_expires)
+                    .bind(crypto::hash(new_refresh))
+                    .bind(refresh_expires)
+                    .bind(client_id)
+                    .fetch_optional(p)
+                    .await?
+                    .map(|r| {
+                        (
+                            r.get(0),
+                            Grant {
+                                user_id: r.get(1),
+                                client_id: r.get(2),
+                                scope: r.get(3),
+                            },
+                        )
+                    })
+            }
+        };
+        drop(_serialised);
+        if let Some((family_id, grant)) = rotated {
+            return Ok(Refresh::Rotated { family_id, grant });
+        }
+        let q = "SELECT family_id, used_at FROM refresh_tokens WHERE token_hash = $1";
+        let seen: Option<(String, Option<i64>)> = on_pool!(self, |p| sqlx::query(q)
             .bind(&h)
             .fetch_optional(p)
             .await?
-            .map(|r| r.get(0)));
-        let Some(family_id) = won else {
-            let q = "SELECT family_id, used_at FROM refresh_tokens WHERE token_hash = $1";
-            let seen: Option<(String, Option<i64>)> = on_pool!(self, |p| sqlx::query(q)
-                .bind(&h)
-                .fetch_optional(p)
-                .await?
-                .map(|r| (r.get(0), r.get(1))));
-            return Ok(match seen {
-                Some((family, Some(_))) => {
-                    self.revoke_family(&family).await?;
-                    Refresh::Reused
-                }
-                _ => Refresh::Invalid,
-            });
-        };
-        let q = "SELECT user_id, client_id, scope FROM token_families WHERE id = $1";
-        let fam: Option<(String, String, String)> = on_pool!(self, |p| sqlx::query(q)
-            .bind(&family_id)
-            .fetch_optional(p)
-            .await?
-            .map(|r| (r.get(0), r.get(1), r.get(2))));
-        let Some((user_id, fam_client, scope)) = fam else {
-            return Ok(Refresh::Invalid);
-        };
-        if fam_client != client_id {
-            self.revoke_family(&family_id).await?;
-            return Ok(Refresh::Invalid);
+            .map(|r| (r.get(0), r.get(1))));
+        Ok(match seen {
+            Some((family, Some(_))) => {
+                self.revoke_family(&family).await?;
+                Refresh::Reused
+            }
+            _ => Refresh::Invalid,
+        })
+    }
+
+    /// SQLite allows one writer at a time and makes the others sleep and retry; serialising this
+    /// process's writers on an async lock is much faster than letting them collide. (Several
+    /// processes on one SQLite file still coordinate through SQLite's own lock.)
+    async fn write_guard(&self) -> Option<tokio::sync::MutexGuard<'static, ()>> {
+        static SQLITE_WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        match self {
+            Db::Sqlite(_) => Some(SQLITE_WRITES.lock().await),
+            Db::Postgres(_) => None,
         }
-        let grant = Grant {
-            user_id,
-            client_id: fam_client,
-            scope,
-        };
-        self.issue_tokens(
-            &family_id,
-            &grant,
-            new_access,
-            access_expires,
-            new_refresh,
-            refresh_expires,
-        )
-        .await?;
-        Ok(Refresh::Rotated { family_id, grant })
     }
 
     pub async fn revoke_family(&self, family_id: &str) -> Result<(), DbError> {
@@ -834,5 +895,51 @@ where
             status: self.get(5),
             user_id: self.get(6),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_sqlite_migration_applies() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("m.db").display());
+        let db = Db::connect(&url).await.unwrap();
+        let Db::Sqlite(p) = &db else { unreachable!() };
+        let versions: Vec<i64> =
+            sqlx::query("SELECT version FROM schema_migrations ORDER BY version")
+                .fetch_all(p)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+        assert_eq!(
+            versions,
+            SQLITE_MIGRATIONS
+                .iter()
+                .map(|(v, _)| *v)
+                .collect::<Vec<_>>()
+        );
+        let cols: Vec<String> = sqlx::query("SELECT name FROM pragma_table_info('refresh_tokens')")
+            .fetch_all(p)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert!(cols.contains(&"next_refresh_hash".to_owned()), "{cols:?}");
+        let triggers: i64 =
+            sqlx::query("SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger'")
+                .fetch_one(p)
+                .await
+                .unwrap()
+                .get(0);
+        assert_eq!(triggers, 1);
+        // Connecting again (a restart) applies nothing twice.
+        drop(db);
+        Db::connect(&url).await.unwrap();
     }
 }

@@ -37,26 +37,64 @@ fn start_dev(dir: &std::path::Path) -> Dev {
     let mut printed = String::new();
     loop {
         let mut line = String::new();
-        assert!(out.read_line(&mut line).unwrap() > 0, "dev exited: {printed}");
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "dev exited: {printed}"
+        );
         printed.push_str(&line);
         if line.contains("MOGPLEX_URL=") {
             break;
         }
     }
-    let field = |name: &str| printed.lines().find(|l| l.trim_start().starts_with(name)).unwrap().split_once(':').unwrap().1.trim().to_owned();
-    let url = printed.lines().find(|l| l.contains("MOGPLEX_URL=")).unwrap().trim().trim_start_matches("MOGPLEX_URL=").split(' ').next().unwrap().to_owned();
-    Dev { child, email: field("demo account"), password: field("demo password"), url, printed }
+    let field = |name: &str| {
+        printed
+            .lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap()
+            .split_once(':')
+            .unwrap()
+            .1
+            .trim()
+            .to_owned()
+    };
+    let url = printed
+        .lines()
+        .find(|l| l.contains("MOGPLEX_URL="))
+        .unwrap()
+        .trim()
+        .trim_start_matches("MOGPLEX_URL=")
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    Dev {
+        child,
+        email: field("demo account"),
+        password: field("demo password"),
+        url,
+        printed,
+    }
 }
 
 fn run(args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
-    let mut child = bin().args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = bin()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut input = child.stdin.take().unwrap();
     if let Some(s) = stdin {
         input.write_all(s.as_bytes()).unwrap();
     }
     drop(input);
     let out = child.wait_with_output().unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -64,30 +102,68 @@ async fn dev_restarted_on_the_same_directory_keeps_accounts_and_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}", dir.path().join("mogplex.db").display());
     let first = start_dev(dir.path());
-    assert!(first.printed.contains("Point the CLI at it"), "{}", first.printed);
+    assert!(
+        first.printed.contains("Point the CLI at it"),
+        "{}",
+        first.printed
+    );
     assert!(first.url.starts_with("http://127.0.0.1:"));
     // A PAT made by the admin command while the server runs, and an OAuth sign-in.
-    let (code, pat, err) = run(&["pat", "create", "--database", &database, "--email", &first.email, "--name", "laptop"], None);
+    let (code, pat, err) = run(
+        &[
+            "pat",
+            "create",
+            "--database",
+            &database,
+            "--email",
+            &first.email,
+            "--name",
+            "laptop",
+        ],
+        None,
+    );
     assert_eq!(code, 0, "{err}");
     let pat = pat.trim().to_owned();
     assert!(mogplex_server::crypto::is_personal_access_token(&pat));
     assert!(err.contains("shown once") && !err.contains(&pat), "{err}");
     assert_eq!(whoami(first.url.as_str(), &pat).await.0, 200);
     let client = browser();
-    let r = sign_in(first.url.as_str(), &client, &first.email, &first.password, "/").await;
+    let r = sign_in(
+        first.url.as_str(),
+        &client,
+        &first.email,
+        &first.password,
+        "/",
+    )
+    .await;
     assert_eq!(r.status(), 303, "the printed demo password works");
     let (code_, p) = get_code_as(first.url.as_str(), &first.email, &first.password).await;
     let (st, tokens) = exchange(first.url.as_str(), &code_, &p, REDIRECT).await;
     assert_eq!(st, 200, "{tokens}");
     let rt = tokens["refresh_token"].as_str().unwrap().to_owned();
-    let (email, password, url1) = (first.email.clone(), first.password.clone(), first.url.clone());
+    let (email, password, url1) = (
+        first.email.clone(),
+        first.password.clone(),
+        first.url.clone(),
+    );
     drop(first);
 
     let second = start_dev(dir.path());
-    assert_eq!((second.email.as_str(), second.password.as_str()), (email.as_str(), password.as_str()));
+    assert_eq!(
+        (second.email.as_str(), second.password.as_str()),
+        (email.as_str(), password.as_str())
+    );
     assert_ne!(second.url, url1, "a new port, the same data");
-    assert_eq!(whoami(second.url.as_str(), &pat).await, (200, Some(email.clone())));
-    assert_eq!(sign_in(second.url.as_str(), &browser(), &email, &password, "/").await.status(), 303);
+    assert_eq!(
+        whoami(second.url.as_str(), &pat).await,
+        (200, Some(email.clone()))
+    );
+    assert_eq!(
+        sign_in(second.url.as_str(), &browser(), &email, &password, "/")
+            .await
+            .status(),
+        303
+    );
     let (st, rotated) = refresh(second.url.as_str(), &rt).await;
     assert_eq!(st, 200, "the refresh token survived the restart: {rotated}");
 }
@@ -96,32 +172,143 @@ async fn dev_restarted_on_the_same_directory_keeps_accounts_and_tokens() {
 async fn admin_commands() {
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}", dir.path().join("a.db").display());
-    let (code, out, err) = run(&["user", "add", "--database", &database, "--email", "Bob@Example.com", "--password-stdin"], Some("a long password\n"));
+    let (code, out, err) = run(
+        &[
+            "user",
+            "add",
+            "--database",
+            &database,
+            "--email",
+            "Bob@Example.com",
+            "--password-stdin",
+        ],
+        Some("a long password\n"),
+    );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Created account bob@example.com"), "{out}");
-    let (code, _, err) = run(&["user", "add", "--database", &database, "--email", "bob@example.com", "--password-stdin"], Some("another password"));
+    let (code, _, err) = run(
+        &[
+            "user",
+            "add",
+            "--database",
+            &database,
+            "--email",
+            "bob@example.com",
+            "--password-stdin",
+        ],
+        Some("another password"),
+    );
     assert_eq!(code, 2);
     assert!(err.contains("already exists"), "{err}");
-    let (code, _, err) = run(&["user", "add", "--database", &database, "--email", "x@example.com", "--password-stdin"], Some("short"));
+    let (code, _, err) = run(
+        &[
+            "user",
+            "add",
+            "--database",
+            &database,
+            "--email",
+            "x@example.com",
+            "--password-stdin",
+        ],
+        Some("short"),
+    );
     assert_eq!(code, 2, "{err}");
-    let (code, _, err) = run(&["user", "add", "--database", &database, "--email", "not-an-email", "--password-stdin"], Some("long enough pw"));
+    let (code, _, err) = run(
+        &[
+            "user",
+            "add",
+            "--database",
+            &database,
+            "--email",
+            "not-an-email",
+            "--password-stdin",
+        ],
+        Some("long enough pw"),
+    );
     assert_eq!(code, 2, "{err}");
-    let (code, token, _) = run(&["pat", "create", "--database", &database, "--email", "bob@example.com"], None);
+    let (code, token, _) = run(
+        &[
+            "pat",
+            "create",
+            "--database",
+            &database,
+            "--email",
+            "bob@example.com",
+        ],
+        None,
+    );
     assert_eq!(code, 0);
-    let (code, list, _) = run(&["pat", "list", "--database", &database, "--email", "bob@example.com"], None);
+    let (code, list, _) = run(
+        &[
+            "pat",
+            "list",
+            "--database",
+            &database,
+            "--email",
+            "bob@example.com",
+        ],
+        None,
+    );
     assert_eq!(code, 0);
-    assert!(list.contains("active") && !list.contains(token.trim()), "{list}");
+    assert!(
+        list.contains("active") && !list.contains(token.trim()),
+        "{list}"
+    );
     let id = list.split('\t').next().unwrap().to_owned();
-    let (code, out, _) = run(&["pat", "revoke", "--database", &database, "--email", "bob@example.com", "--id", &id], None);
+    let (code, out, _) = run(
+        &[
+            "pat",
+            "revoke",
+            "--database",
+            &database,
+            "--email",
+            "bob@example.com",
+            "--id",
+            &id,
+        ],
+        None,
+    );
     assert_eq!((code, out.trim()), (0, "Revoked the personal access token"));
-    let (code, list, _) = run(&["pat", "list", "--database", &database, "--email", "bob@example.com"], None);
+    let (code, list, _) = run(
+        &[
+            "pat",
+            "list",
+            "--database",
+            &database,
+            "--email",
+            "bob@example.com",
+        ],
+        None,
+    );
     assert!(code == 0 && list.contains("revoked"));
-    let (code, _, err) = run(&["pat", "create", "--database", &database, "--email", "nobody@example.com"], None);
+    let (code, _, err) = run(
+        &[
+            "pat",
+            "create",
+            "--database",
+            &database,
+            "--email",
+            "nobody@example.com",
+        ],
+        None,
+    );
     assert_eq!(code, 2);
     assert!(err.contains("no account"), "{err}");
-    let (code, _, err) = run(&["serve", "--database", "mysql://x", "--listen", "127.0.0.1:0"], None);
+    let (code, _, err) = run(
+        &[
+            "serve",
+            "--database",
+            "mysql://x",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        None,
+    );
     assert_eq!(code, 1);
-    assert!(err.contains("sqlite://") && err.contains("postgres://"), "{err}");
+    assert!(
+        err.contains("sqlite://") && err.contains("postgres://"),
+        "{err}"
+    );
     let (code, _, err) = run(&["dev", "--listen", "0.0.0.0:0"], None);
     assert_eq!(code, 2);
     assert!(err.contains("loopback"), "{err}");

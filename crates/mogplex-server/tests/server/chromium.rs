@@ -9,7 +9,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// request's path and query.
 async fn callback_listener() -> (String, tokio::sync::oneshot::Receiver<String>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let redirect = format!("http://127.0.0.1:{}/auth/callback", listener.local_addr().unwrap().port());
+    let redirect = format!(
+        "http://127.0.0.1:{}/auth/callback",
+        listener.local_addr().unwrap().port()
+    );
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let mut tx = Some(tx);
@@ -35,27 +38,56 @@ async fn callback_listener() -> (String, tokio::sync::oneshot::Receiver<String>)
 async fn sign_in_and_device_approval_in_chromium() {
     let s = TestServer::start(Backend::Sqlite).await;
     s.user("ada@example.com").await;
-    let browser = Browser::start().await.expect("headless Chromium (scripts/test installs it)");
+    let browser = Browser::start()
+        .await
+        .expect("headless Chromium (scripts/test installs it)");
 
     // Code flow: the browser follows the authorize link, signs in on the real page, and lands on
     // the loopback callback with a code.
     let (redirect, got_callback) = callback_listener().await;
     let p = pkce();
-    let link = authorize_url(&s, &redirect, &[("response_type", "code"), ("scope", "openid offline_access"), ("state", "chromium-state"),
-        ("code_challenge", &p.challenge), ("code_challenge_method", "S256")]);
+    let link = authorize_url(
+        &s,
+        &redirect,
+        &[
+            ("response_type", "code"),
+            ("scope", "openid offline_access"),
+            ("state", "chromium-state"),
+            ("code_challenge", &p.challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    );
     browser.goto(&link).await.unwrap();
-    browser.wait_for_url(|u| u.contains("/login")).await.unwrap();
-    browser.type_into("#email", "ada@example.com").await.unwrap();
+    browser
+        .wait_for_url(|u| u.contains("/login"))
+        .await
+        .unwrap();
+    browser
+        .type_into("#email", "ada@example.com")
+        .await
+        .unwrap();
     browser.type_into("#password", PASSWORD).await.unwrap();
     browser.click("#submit").await.unwrap();
-    let target = tokio::time::timeout(std::time::Duration::from_secs(15), got_callback).await.expect("callback reached").unwrap();
+    let target = tokio::time::timeout(std::time::Duration::from_secs(15), got_callback)
+        .await
+        .expect("callback reached")
+        .unwrap();
     let full = format!("http://127.0.0.1{target}");
-    assert_eq!(query_param(&full, "state").as_deref(), Some("chromium-state"));
+    assert_eq!(
+        query_param(&full, "state").as_deref(),
+        Some("chromium-state")
+    );
     assert_eq!(query_param(&full, "iss").as_deref(), Some(s.url.as_str()));
     let code = query_param(&full, "code").unwrap();
     let (status, tokens) = exchange(&s, &code, &p, &redirect).await;
     assert_eq!(status, 200, "{tokens}");
-    assert_eq!(whoami(&s, tokens["access_token"].as_str().unwrap()).await.1.as_deref(), Some("ada@example.com"));
+    assert_eq!(
+        whoami(&s, tokens["access_token"].as_str().unwrap())
+            .await
+            .1
+            .as_deref(),
+        Some("ada@example.com")
+    );
 
     // Device flow: the same (signed-in) browser opens verification_uri_complete and approves.
     let d: serde_json::Value = plain()
@@ -67,13 +99,34 @@ async fn sign_in_and_device_approval_in_chromium() {
         .json()
         .await
         .unwrap();
-    browser.goto(d["verification_uri_complete"].as_str().unwrap()).await.unwrap();
+    browser
+        .goto(d["verification_uri_complete"].as_str().unwrap())
+        .await
+        .unwrap();
     browser.click("#continue").await.unwrap();
-    assert_eq!(browser.text("#code").await.unwrap(), d["user_code"].as_str().unwrap());
+    assert_eq!(
+        browser.text("#code").await.unwrap(),
+        d["user_code"].as_str().unwrap()
+    );
     browser.click("#approve").await.unwrap();
-    assert!(browser.text("#message").await.unwrap().contains("signed in"), "{}", browser.source().await.unwrap());
+    assert!(
+        browser
+            .text("#message")
+            .await
+            .unwrap()
+            .contains("signed in"),
+        "{}",
+        browser.source().await.unwrap()
+    );
     tokio::time::sleep(std::time::Duration::from_millis(5100)).await;
-    let (st, b, _) = token(&s, &[("grant_type", "urn:ietf:params:oauth:grant-type:device_code"), ("client_id", "mogplex-cli"),
-        ("device_code", d["device_code"].as_str().unwrap())]).await;
+    let (st, b, _) = token(
+        &s,
+        &[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("client_id", "mogplex-cli"),
+            ("device_code", d["device_code"].as_str().unwrap()),
+        ],
+    )
+    .await;
     assert_eq!(st, 200, "{b}");
 }

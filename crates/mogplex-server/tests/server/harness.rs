@@ -223,7 +223,11 @@ pub fn pkce() -> Pkce {
     }
 }
 
-pub fn authorize_url(server: &(impl Base + ?Sized), redirect: &str, extra: &[(&str, &str)]) -> String {
+pub fn authorize_url(
+    server: &(impl Base + ?Sized),
+    redirect: &str,
+    extra: &[(&str, &str)],
+) -> String {
     let mut u = url::Url::parse(&format!("{}/api/auth/mcp/authorize", server.base())).unwrap();
     {
         let mut q = u.query_pairs_mut();
@@ -271,16 +275,29 @@ pub fn urlencode(s: &str) -> String {
 }
 
 /// The whole browser part of the code flow: returns the code and the PKCE verifier.
-pub async fn get_code(server: &(impl Base + ?Sized), email: &str, redirect: &str) -> (String, Pkce) {
+pub async fn get_code(
+    server: &(impl Base + ?Sized),
+    email: &str,
+    redirect: &str,
+) -> (String, Pkce) {
     get_code_with(server, email, PASSWORD, redirect).await
 }
 
 /// [`get_code`] for an account with another password.
-pub async fn get_code_as(server: &(impl Base + ?Sized), email: &str, password: &str) -> (String, Pkce) {
+pub async fn get_code_as(
+    server: &(impl Base + ?Sized),
+    email: &str,
+    password: &str,
+) -> (String, Pkce) {
     get_code_with(server, email, password, REDIRECT).await
 }
 
-async fn get_code_with(server: &(impl Base + ?Sized), email: &str, password: &str, redirect: &str) -> (String, Pkce) {
+async fn get_code_with(
+    server: &(impl Base + ?Sized),
+    email: &str,
+    password: &str,
+    redirect: &str,
+) -> (String, Pkce) {
     let client = browser();
     let p = pkce();
     let state = crypto::b64url(&crypto::random_bytes::<32>());
@@ -312,10 +329,7 @@ async fn get_code_with(server: &(impl Base + ?Sized), email: &str, password: &st
     let cb = location(&r);
     assert!(cb.starts_with(redirect), "{cb}");
     assert_eq!(query_param(&cb, "state").as_deref(), Some(state.as_str()));
-    assert_eq!(
-        query_param(&cb, "iss").as_deref(),
-        Some(server.base())
-    );
+    assert_eq!(query_param(&cb, "iss").as_deref(), Some(server.base()));
     (query_param(&cb, "code").unwrap(), p)
 }
 

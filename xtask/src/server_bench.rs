@@ -1,0 +1,421 @@
+//! `cargo xtask bench-server`: the account server under a bounded load on loopback.
+//!
+//! For each backend (SQLite, and PostgreSQL when it is reachable) it starts the release
+//! `mogplex-server serve`, signs in through the real pages to mint refresh tokens, then:
+//! - refresh throughput: concurrent workers each rotate their own refresh-token chain for a fixed
+//!   time; reports grants per second and latency percentiles;
+//! - bearer-check cost, two ways: in-process, the check itself (`Db::principal`) timed against the
+//!   live database; and over HTTP, sequential requests to an endpoint behind the check and to one
+//!   without it (the difference of the percentiles; noisy on a shared machine).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PASSWORD: &str = "benchmark password";
+const REDIRECT: &str = "http://127.0.0.1:24816/auth/callback";
+const ADMIN_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(bin: &std::path::Path, database: &str) -> Result<Server, String> {
+    use std::io::{BufRead, BufReader};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let mut child = Command::new(bin)
+        .args([
+            "serve",
+            "--database",
+            database,
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let mut err = BufReader::new(child.stderr.take().ok_or("no stderr")?);
+    let mut line = String::new();
+    err.read_line(&mut line).map_err(|e| e.to_string())?;
+    if !line.contains("listening") {
+        return Err(format!("server did not start: {line}"));
+    }
+    Ok(Server {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    })
+}
+
+fn cookie(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| {
+            c.split(';')
+                .next()
+                .and_then(|kv| kv.split_once('='))
+                .filter(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_owned())
+        })
+}
+
+fn hidden(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    Some(html[start..start + html[start..].find('"')?].to_owned())
+}
+
+fn query_param(u: &str, name: &str) -> Option<String> {
+    url::Url::parse(u)
+        .ok()?
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Signs in once, then mints `n` refresh tokens through the code flow.
+async fn mint_refresh_tokens(
+    http: &reqwest::Client,
+    base: &str,
+    n: usize,
+) -> Result<Vec<String>, String> {
+    let e = |e: reqwest::Error| e.to_string();
+    let r = http.get(format!("{base}/login")).send().await.map_err(e)?;
+    let csrf = cookie(&r, "mogplex_csrf").ok_or("no csrf cookie")?;
+    let page = r.text().await.map_err(e)?;
+    let field = hidden(&page, "csrf").ok_or("no csrf field")?;
+    let r = http
+        .post(format!("{base}/login"))
+        .header("cookie", format!("mogplex_csrf={csrf}"))
+        .form(&[
+            ("csrf", field.as_str()),
+            ("email", "bench@example.com"),
+            ("password", PASSWORD),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .map_err(e)?;
+    let session = cookie(&r, "mogplex_session").ok_or("sign-in failed")?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let verifier = "v".repeat(64);
+        let challenge = pkce(&verifier);
+        let mut u = url::Url::parse(&format!("{base}/api/auth/mcp/authorize"))
+            .map_err(|e| e.to_string())?;
+        u.query_pairs_mut()
+            .append_pair("client_id", "mogplex-cli")
+            .append_pair("redirect_uri", REDIRECT)
+            .append_pair("response_type", "code")
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("state", "s");
+        let r = http
+            .get(u.as_str())
+            .header("cookie", format!("mogplex_session={session}"))
+            .send()
+            .await
+            .map_err(e)?;
+        let loc = r
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .ok_or("no redirect")?
+            .to_owned();
+        let code = query_param(&loc, "code").ok_or("no code")?;
+        let v: serde_json::Value = http
+            .post(format!("{base}/api/auth/mcp/token"))
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("client_id", "mogplex-cli"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &verifier),
+            ])
+            .send()
+            .await
+            .map_err(e)?
+            .json()
+            .await
+            .map_err(e)?;
+        out.push(
+            v["refresh_token"]
+                .as_str()
+                .ok_or("no refresh token")?
+                .to_owned(),
+        );
+    }
+    Ok(out)
+}
+
+/// S256 of the verifier (RFC 7636).
+fn pkce(verifier: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(sha2::Sha256::digest(verifier.as_bytes()))
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+async fn refresh_load(
+    http: &reqwest::Client,
+    base: &str,
+    tokens: Vec<String>,
+    duration: Duration,
+) -> (usize, usize, Vec<Duration>) {
+    let deadline = Instant::now() + duration;
+    let tasks: Vec<_> = tokens
+        .into_iter()
+        .map(|mut rt| {
+            let http = http.clone();
+            let url = format!("{base}/api/auth/mcp/token");
+            tokio::spawn(async move {
+                let (mut ok, mut failed, mut lat) = (0usize, 0usize, Vec::new());
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    let r = http
+                        .post(&url)
+                        .form(&[
+                            ("grant_type", "refresh_token"),
+                            ("client_id", "mogplex-cli"),
+                            ("refresh_token", &rt),
+                        ])
+                        .send()
+                        .await;
+                    match r {
+                        Ok(r) if r.status().is_success() => {
+                            let v: serde_json::Value = r.json().await.unwrap_or_default();
+                            lat.push(t.elapsed());
+                            match v["refresh_token"].as_str() {
+                                Some(next) => {
+                                    rt = next.to_owned();
+                                    ok += 1;
+                                }
+                                None => break,
+                            }
+                        }
+                        _ => {
+                            failed += 1;
+                            break;
+                        }
+                    }
+                }
+                (ok, failed, lat)
+            })
+        })
+        .collect();
+    let (mut ok, mut failed, mut lat) = (0, 0, Vec::new());
+    for t in tasks {
+        if let Ok((o, f, l)) = t.await {
+            ok += o;
+            failed += f;
+            lat.extend(l);
+        }
+    }
+    lat.sort();
+    (ok, failed, lat)
+}
+
+async fn sequential(
+    http: &reqwest::Client,
+    url: &str,
+    bearer: Option<&str>,
+    n: usize,
+) -> Vec<Duration> {
+    let mut lat = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut req = http.get(url);
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        let t = Instant::now();
+        if let Ok(r) = req.send().await {
+            let _ = r.bytes().await;
+        }
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    lat
+}
+
+pub fn run(seconds: u64) -> Result<(), String> {
+    crate::cargo(&["build", "--release", "--quiet", "-p", "mogplex-server"])?;
+    let bin = crate::target_dir().join("release/mogplex-server");
+    let dir = std::env::temp_dir().join(format!("mogplex-server-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut backends = vec![(
+        "sqlite",
+        format!("sqlite://{}", dir.join("bench.db").display()),
+    )];
+    let pg_name = format!("mogplex_bench_{}", std::process::id());
+    let pg_ok = Command::new("psql")
+        .args([ADMIN_PG, "-qc", &format!("CREATE DATABASE {pg_name}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if pg_ok {
+        backends.push((
+            "postgres",
+            format!("postgres://postgres@127.0.0.1:5432/{pg_name}"),
+        ));
+    } else {
+        println!("(PostgreSQL not reachable at 127.0.0.1:5432: skipping it)");
+    }
+    println!(
+        "{seconds} s of refresh load per backend, 32 concurrent chains; 3000 sequential requests for the bearer check\n"
+    );
+    println!(
+        "{:<9} {:>12} {:>9} {:>9} {:>9} | {:>14} {:>14} {:>14}",
+        "backend",
+        "refreshes/s",
+        "p50 ms",
+        "p99 ms",
+        "failed",
+        "no auth p50/p99",
+        "bearer p50/p99",
+        "added p50/p99"
+    );
+    let mut checks = Vec::new();
+    for (name, database) in &backends {
+        let mut add = Command::new(&bin)
+            .args([
+                "user",
+                "add",
+                "--database",
+                database,
+                "--email",
+                "bench@example.com",
+                "--password-stdin",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        if let Some(mut i) = add.stdin.take() {
+            use std::io::Write;
+            let _ = i.write_all(PASSWORD.as_bytes());
+        }
+        add.wait().map_err(|e| e.to_string())?;
+        let pat = Command::new(&bin)
+            .args([
+                "pat",
+                "create",
+                "--database",
+                database,
+                "--email",
+                "bench@example.com",
+            ])
+            .stderr(Stdio::null())
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .map_err(|e| e.to_string())?;
+        let server = start(&bin, database)?;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let row = rt.block_on(async {
+            let tokens = mint_refresh_tokens(&http, &server.url, 32).await?;
+            // Warm up, then measure.
+            sequential(
+                &http,
+                &format!("{}/api/v1/bench", server.url),
+                Some(&pat),
+                300,
+            )
+            .await;
+            let (ok, failed, lat) =
+                refresh_load(&http, &server.url, tokens, Duration::from_secs(seconds)).await;
+            let open = sequential(
+                &http,
+                &format!("{}/.well-known/oauth-authorization-server", server.url),
+                None,
+                3000,
+            )
+            .await;
+            let guarded = sequential(
+                &http,
+                &format!("{}/api/v1/bench", server.url),
+                Some(&pat),
+                3000,
+            )
+            .await;
+            let db = mogplex_server::db::Db::connect(database)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut check = Vec::with_capacity(5000);
+            for _ in 0..5000 {
+                let t = Instant::now();
+                let found = db.principal(&pat).await.map_err(|e| e.to_string())?;
+                check.push(t.elapsed());
+                if found.is_none() {
+                    return Err("the benchmark token did not authenticate".into());
+                }
+            }
+            check.sort();
+            Ok::<_, String>((ok, failed, lat, open, guarded, check))
+        })?;
+        let (ok, failed, lat, open, guarded, check) = row;
+        println!(
+            "{name:<9} {:>12.0} {:>9.2} {:>9.2} {:>9} | {:>6.3}/{:<7.3} {:>6.3}/{:<7.3} {:>6.3}/{:<7.3}",
+            ok as f64 / seconds as f64,
+            pct(&lat, 0.5),
+            pct(&lat, 0.99),
+            failed,
+            pct(&open, 0.5),
+            pct(&open, 0.99),
+            pct(&guarded, 0.5),
+            pct(&guarded, 0.99),
+            pct(&guarded, 0.5) - pct(&open, 0.5),
+            pct(&guarded, 0.99) - pct(&open, 0.99),
+        );
+        checks.push((name, pct(&check, 0.5), pct(&check, 0.99)));
+        drop(server);
+    }
+    println!();
+    for (name, p50, p99) in checks {
+        println!(
+            "bearer check in-process ({name}): p50 {p50:.3} ms, p99 {p99:.3} ms (target: under 1 ms at p99)"
+        );
+    }
+    if pg_ok {
+        let _ = Command::new("psql")
+            .args([
+                ADMIN_PG,
+                "-qc",
+                &format!("DROP DATABASE {pg_name} WITH (FORCE)"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
