@@ -8,10 +8,12 @@
 pub mod env;
 pub mod file;
 pub mod home;
+pub mod oauth;
 pub mod provider;
 pub mod redact;
 pub mod resolve;
 pub mod secret;
+pub mod session;
 pub mod store;
 
 pub use env::{Env, MapEnv, ProcessEnv};

@@ -246,6 +246,17 @@ impl AuthStore {
         })
     }
 
+    /// Holds the `auth.json` lock for a read-modify-write that has to await something in the middle
+    /// (a token refresh). Dropping it releases the lock.
+    pub fn locked(&self) -> Result<Locked, StoreError> {
+        ensure_private_dir(&self.dir)?;
+        let lock = self.lock()?;
+        Ok(Locked {
+            store: self.clone(),
+            _lock: lock,
+        })
+    }
+
     fn lock(&self) -> Result<File, StoreError> {
         let fd = rustix::fs::open(
             &self.lock_path,
@@ -426,6 +437,30 @@ impl AuthStore {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
+    }
+}
+
+#[derive(Debug)]
+pub struct Locked {
+    store: AuthStore,
+    _lock: File,
+}
+
+impl Locked {
+    /// The file as it is now (a corrupt one is moved aside).
+    pub fn read(&self) -> Result<(AuthFile, Option<MovedAside>), StoreError> {
+        self.store.read_locked().map(|(f, _, m)| (f, m))
+    }
+
+    pub fn write(&self, file: &AuthFile) -> Result<(), StoreError> {
+        if file.version > SCHEMA_VERSION {
+            return Err(StoreError::NewerVersion {
+                path: self.store.path.clone(),
+                version: file.version,
+            });
+        }
+        self.store.remove_stale_temp_files();
+        self.store.write_locked(file)
     }
 }
 

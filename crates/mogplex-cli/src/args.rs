@@ -32,7 +32,7 @@ pub struct Cli {
 pub enum Command {
     /// Run one turn non-interactively and stream the answer to stdout
     Exec(ExecArgs),
-    /// Store a credential
+    /// Sign in with Mogplex (browser or device code), or store a provider key
     Login(LoginArgs),
     /// Remove a stored credential (the Mogplex sign-in unless a provider is named)
     Logout(LogoutArgs),
@@ -55,13 +55,18 @@ pub struct ExecArgs {
 
 #[derive(Debug, Args)]
 pub struct LoginArgs {
-    /// Which credential: mogplex (a mog_ personal access token) or a model provider
+    /// mogplex (sign in, or with --with-api-key a mog_ personal access token) or a model provider;
+    /// without it, a terminal offers a choice
     #[arg(value_name = "PROVIDER", value_parser = parse_provider)]
-    pub provider: Provider,
+    pub provider: Option<Provider>,
 
     /// Read the key from stdin (for example `printenv OPENAI_API_KEY | mogplex login openai --with-api-key`)
-    #[arg(long, required = true)]
+    #[arg(long, conflicts_with = "device")]
     pub with_api_key: bool,
+
+    /// Sign in with a device code (for SSH sessions, containers, or a browser on another machine)
+    #[arg(long)]
+    pub device: bool,
 }
 
 #[derive(Debug, Args)]

@@ -187,10 +187,16 @@ pub fn run(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
         .map_err(|e| {
             CliError::new(exit::FAILURE, "cannot start the async runtime").cause(e.to_string())
         })?;
+    let is_session = selection.credential.kind == CredentialKind::AccountSession;
+    let mut selection = selection;
+    let store = ctx.store.clone();
     let result: Result<_, CliError> = rt.block_on(async {
         let client = ModelClient::new().map_err(|e| {
             CliError::new(exit::FAILURE, "cannot set up the HTTP client").cause(e.to_string())
         })?;
+        if is_session {
+            selection.credential.secret = renew(&store, &base_url, None).await?;
+        }
         let model = match selection.model.clone() {
             Some(m) => m,
             None => client
@@ -206,28 +212,48 @@ pub fn run(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
             "sending the prompt",
             json!({"model": model, "prompt_chars": prompt.chars().count()}),
         );
-        let req = ChatRequest {
+        let mut req = ChatRequest {
             selection: selection.clone(),
             base_url: base_url.clone(),
             model,
             messages: vec![ChatMessage::user(prompt)],
         };
         let mut chars = 0usize;
-        let finish = client
-            .chat(&req, &mut |ev| match ev {
-                StreamEvent::Delta(t) => {
-                    chars += t.chars().count();
-                    out.text(&t);
-                }
-                StreamEvent::Frame(f) => log.write(
-                    Level::Debug,
-                    "stream.chunk",
-                    "stream frame",
-                    json!({"frame": f}),
-                ),
-            })
-            .await;
-        Ok((finish, chars))
+        let mut retried = false;
+        loop {
+            let finish = client
+                .chat(&req, &mut |ev| match ev {
+                    StreamEvent::Delta(t) => {
+                        chars += t.chars().count();
+                        out.text(&t);
+                    }
+                    StreamEvent::Frame(f) => log.write(
+                        Level::Debug,
+                        "stream.chunk",
+                        "stream frame",
+                        json!({"frame": f}),
+                    ),
+                })
+                .await;
+            // A signed-in session gets one refresh and one retry on a 401 (nothing was streamed).
+            if let Err(e) = &finish
+                && e.kind == ErrorKind::Unauthorized
+                && is_session
+                && !retried
+            {
+                retried = true;
+                let rejected = req.selection.credential.secret.clone();
+                req.selection.credential.secret = renew(&store, &base_url, Some(&rejected)).await?;
+                log.write(
+                    Level::Info,
+                    "session.refreshed",
+                    "refreshed the sign-in after a 401",
+                    json!({}),
+                );
+                continue;
+            }
+            return Ok((finish, chars));
+        }
     });
     let (finish, chars) = result?;
     if !json_out && out.last.is_some_and(|c| c != '\n') {
@@ -257,6 +283,39 @@ pub fn run(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
             Err(err)
         }
     }
+}
+
+/// A current access token for the stored sign-in (refreshing under the lock when needed).
+async fn renew(
+    store: &mogplex_auth::AuthStore,
+    base_url: &mogplex_providers::Url,
+    rejected: Option<&mogplex_auth::Secret>,
+) -> Result<mogplex_auth::Secret, CliError> {
+    use mogplex_auth::session::{SessionError, fresh_access_token};
+    let base = base_url.clone();
+    let base_str = base_url.as_str().trim_end_matches('/').to_owned();
+    fresh_access_token(store, rejected, || async move {
+        let http = mogplex_auth::oauth::http_client()?;
+        mogplex_auth::oauth::OAuthClient::discover(http, base).await
+    })
+    .await
+    .map_err(|e| match e {
+        SessionError::NotSignedIn => CliError::new(exit::NO_CREDENTIAL, "not signed in to Mogplex")
+            .hint("run `mogplex login` to sign in"),
+        SessionError::SignedOut { reason } => CliError::new(
+            exit::NO_CREDENTIAL,
+            "your Mogplex sign-in has ended; you are signed out",
+        )
+        .cause(reason)
+        .hint("sign in again: run `mogplex login` (or `mogplex` in a terminal and choose \"Sign in with Mogplex\")"),
+        SessionError::Transient(e) => CliError::new(
+            exit::UNAVAILABLE,
+            "could not renew your Mogplex sign-in; it is kept, try again shortly",
+        )
+        .cause(e.to_string())
+        .hint(format!("check your connection to {base_str}")),
+        SessionError::Store(e) => e.into(),
+    })
 }
 
 fn select(resolution: &Resolution, model: Option<&str>) -> Result<Selection, CliError> {

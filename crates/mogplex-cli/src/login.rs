@@ -68,6 +68,75 @@ fn read_key(provider: Provider) -> Result<Secret, CliError> {
     Ok(key)
 }
 
+/// `mogplex login …`: what to do follows from the arguments, or from a choice on a terminal.
+pub fn login(ctx: &mut Ctx, args: crate::args::LoginArgs) -> Result<(), CliError> {
+    use crate::signin::{Method, login as sign_in};
+    match (args.provider, args.with_api_key, args.device) {
+        (Some(p), true, _) => login_with_api_key(ctx, p),
+        (None, true, _) => Err(
+            CliError::usage("--with-api-key needs the provider it is for")
+                .hint("for example: printenv OPENAI_API_KEY | mogplex login openai --with-api-key"),
+        ),
+        (Some(Provider::Mogplex) | None, false, true) => sign_in(ctx, Method::Device),
+        (Some(Provider::Mogplex), false, false) => sign_in(ctx, Method::Auto),
+        (Some(p), false, _) => Err(CliError::usage(format!(
+            "{} keys are stored with --with-api-key",
+            p.display_name()
+        ))
+        .hint(format!(
+            "printenv {} | mogplex login {} --with-api-key",
+            p.env_var(),
+            p.id()
+        ))),
+        (None, false, false) => choose(ctx),
+    }
+}
+
+/// The login chooser, on a terminal.
+fn choose(ctx: &mut Ctx) -> Result<(), CliError> {
+    use crate::signin::{Method, login as sign_in};
+    use std::io::Write;
+    if !std::io::stdin().is_terminal() {
+        return Err(CliError::usage("`mogplex login` without a provider asks how to sign in, and stdin is not a terminal")
+            .hint("use `mogplex login mogplex` (browser), `mogplex login --device`, or `printenv OPENAI_API_KEY | mogplex login openai --with-api-key`"));
+    }
+    eprintln!(
+        "How do you want to sign in?\n  1) Sign in with Mogplex in a browser\n  2) Sign in with Mogplex using a device code\n  3) Use a model provider's API key"
+    );
+    eprint!("Choose 1, 2 or 3: ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| CliError::usage("cannot read the choice").cause(e.to_string()))?;
+    match line.trim() {
+        "1" | "" => sign_in(ctx, Method::Browser),
+        "2" => sign_in(ctx, Method::Device),
+        "3" => {
+            eprint!("Provider ({}): ", Provider::names());
+            let _ = std::io::stderr().flush();
+            let mut name = String::new();
+            std::io::stdin()
+                .read_line(&mut name)
+                .map_err(|e| CliError::usage("cannot read the provider").cause(e.to_string()))?;
+            let provider: Provider = name.trim().parse().map_err(|_| {
+                CliError::usage(format!("unknown provider `{}`", name.trim()))
+                    .hint(format!("use one of: {}", Provider::names()))
+            })?;
+            eprintln!(
+                "Store the key without showing it: printenv {} | mogplex login {} --with-api-key",
+                provider.env_var(),
+                provider.id()
+            );
+            Ok(())
+        }
+        other => Err(
+            CliError::usage(format!("`{other}` is not one of the choices"))
+                .hint("run `mogplex login` again and type 1, 2 or 3"),
+        ),
+    }
+}
+
 pub fn login_with_api_key(ctx: &mut Ctx, provider: Provider) -> Result<(), CliError> {
     let key = read_key(provider)?;
     ctx.redactor.add(&key);
@@ -124,20 +193,27 @@ pub fn logout(ctx: &mut Ctx, provider: Provider, to_stderr: bool) -> Result<(), 
     let updated = ctx.store.update(|file| {
         remember_file_secrets(&mut ctx.redactor, file);
         Ok(if provider == Provider::Mogplex {
-            let removed = file.mogplex.take().map(|m| m.access_token.is_some());
+            let entry = file.mogplex.take();
+            let removed = entry.as_ref().map(|m| m.access_token.is_some());
+            let refresh = entry.and_then(|m| m.refresh_token);
             let kept: Vec<String> = file.providers.keys().cloned().collect();
-            (removed, kept)
+            (removed, kept, refresh)
         } else {
             (
                 file.remove_provider_key(provider.id()).then_some(false),
                 Vec::new(),
+                None,
             )
         })
     })?;
     if let Some(m) = &updated.moved_aside {
         eprintln!("{}", m.warning());
     }
-    let (removed, kept) = updated.value;
+    let (removed, kept, refresh) = updated.value;
+    // The local entry is gone already; now tell the server, best effort.
+    let revocation = refresh
+        .as_ref()
+        .and_then(|r| crate::signin::revoke_best_effort(&ctx.env, r));
     let report = match (provider, removed) {
         (Provider::Mogplex, Some(true)) => format!(
             "Signed out of Mogplex: removed the stored sign-in from {}",
@@ -168,6 +244,9 @@ pub fn logout(ctx: &mut Ctx, provider: Provider, to_stderr: bool) -> Result<(), 
         eprintln!("{report}");
     } else {
         println!("{report}");
+    }
+    if let Some(note) = revocation {
+        eprintln!("note: {note}");
     }
     if !kept.is_empty() && removed.is_some() {
         eprintln!(

@@ -10,6 +10,7 @@ mod exec;
 mod exit;
 mod log;
 mod login;
+mod signin;
 
 use args::{Cli, Command};
 use clap::{CommandFactory, Parser};
@@ -63,7 +64,7 @@ fn dispatch(cli: Cli, ctx: &mut ctx::Ctx) -> Result<(), CliError> {
     }
     match cli.command {
         Some(Command::Exec(args)) => exec::run(ctx, args),
-        Some(Command::Login(args)) => login::login_with_api_key(ctx, args.provider),
+        Some(Command::Login(args)) => login::login(ctx, args),
         Some(Command::Logout(args)) => {
             let provider = args.provider.unwrap_or(Provider::Mogplex);
             if cli.logout && provider == Provider::Mogplex {

@@ -6,4 +6,5 @@ mod common;
 mod leak;
 mod messages;
 mod precedence;
+mod signin;
 mod store;
