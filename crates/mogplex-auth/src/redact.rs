@@ -124,7 +124,13 @@ pub fn redact_patterns(text: &str) -> String {
                 .or_else(|| rest.strip_prefix("bearer "))
             {
                 let len = tail.find(char::is_whitespace).unwrap_or(tail.len());
-                if len > 0 && !tail.starts_with(REDACTED) {
+                // Token-shaped only: "bearer token" in prose is not a secret.
+                let word = &tail[..len];
+                let token_like = len >= 8
+                    && !word
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_punctuation());
+                if token_like && !tail.starts_with(REDACTED) {
                     out.push_str(&rest[..7]);
                     out.push_str(REDACTED);
                     rest = &tail[len..];
@@ -160,7 +166,7 @@ mod tests {
     fn patterns() {
         assert_eq!(redact_patterns("key sk-abcdefgh12 ok"), "key [REDACTED] ok");
         assert_eq!(
-            redact_patterns("Authorization: Bearer abc.def"),
+            redact_patterns("Authorization: Bearer abc.def.Ghi"),
             "Authorization: Bearer [REDACTED]"
         );
         assert_eq!(
@@ -169,6 +175,22 @@ mod tests {
         );
         assert_eq!(redact_patterns("sk-short"), "sk-short");
         assert_eq!(redact_patterns("(mog_0123456789abcdef)"), "([REDACTED])");
+    }
+
+    #[test]
+    fn bearer_needs_a_token_shaped_word() {
+        assert_eq!(
+            redact_patterns("Bearer mog_at_x1y2z3w4"),
+            "Bearer [REDACTED]"
+        );
+        assert_eq!(
+            redact_patterns("send a valid bearer token"),
+            "send a valid bearer token"
+        );
+        assert_eq!(
+            redact_patterns("Bearer realm=\"mogplex\""),
+            "Bearer realm=\"mogplex\""
+        );
     }
 
     #[test]

@@ -197,12 +197,23 @@ pub fn run(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
         if is_session {
             selection.credential.secret = renew(&store, &base_url, None).await?;
         }
+        let mut retried = false;
         let model = match selection.model.clone() {
             Some(m) => m,
-            None => client
-                .account_default_model(&selection, &base_url)
-                .await
-                .map_err(|e| provider_error(&e, &selection, &base_url))?,
+            None => match client.account_default_model(&selection, &base_url).await {
+                Ok(m) => m,
+                // A signed-in session gets one refresh and one retry on a 401.
+                Err(e) if e.kind == ErrorKind::Unauthorized && is_session => {
+                    retried = true;
+                    let rejected = selection.credential.secret.clone();
+                    selection.credential.secret = renew(&store, &base_url, Some(&rejected)).await?;
+                    client
+                        .account_default_model(&selection, &base_url)
+                        .await
+                        .map_err(|e| provider_error(&e, &selection, &base_url))?
+                }
+                Err(e) => return Err(provider_error(&e, &selection, &base_url)),
+            },
         };
         session["model"] = json!(model);
         out.event(session.clone());
@@ -219,7 +230,6 @@ pub fn run(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
             messages: vec![ChatMessage::user(prompt)],
         };
         let mut chars = 0usize;
-        let mut retried = false;
         loop {
             let finish = client
                 .chat(&req, &mut |ev| match ev {

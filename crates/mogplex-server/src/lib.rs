@@ -7,6 +7,7 @@ pub mod api;
 pub mod crypto;
 pub mod db;
 pub mod error;
+pub mod gateway;
 pub mod oauth;
 pub mod pages;
 pub mod password;
@@ -97,6 +98,15 @@ async fn limit_headers(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
+/// The body limit of a path: chat requests may be larger than everything else.
+fn body_limit(path: &str) -> usize {
+    if path.starts_with("/api/cli/") {
+        gateway::MAX_CHAT_BODY
+    } else {
+        MAX_BODY
+    }
+}
+
 /// Unread request bytes the server will swallow to answer a too-large request cleanly.
 const MAX_DRAIN: usize = 1024 * 1024;
 
@@ -112,7 +122,7 @@ async fn shape_errors(req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     let resp = match declared {
-        Some(n) if n > MAX_BODY => {
+        Some(n) if n > body_limit(&path) => {
             if n <= MAX_DRAIN {
                 let _ = axum::body::to_bytes(req.into_body(), MAX_DRAIN).await;
             }
@@ -121,7 +131,7 @@ async fn shape_errors(req: Request, next: Next) -> Response {
         _ => next.run(req).await,
     };
     if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        let description = format!("the request body is over {} KiB", MAX_BODY / 1024);
+        let description = format!("the request body is over {} KiB", body_limit(&path) / 1024);
         return if path.starts_with("/api/auth/mcp/") {
             error::AppError::OAuth {
                 status: StatusCode::PAYLOAD_TOO_LARGE,
@@ -151,6 +161,15 @@ pub fn app(state: AppState) -> Router {
         .route("/api/auth/mcp/revoke", post(oauth::revoke))
         .route("/api/auth/mcp/device", post(oauth::device_authorization))
         .route("/api/auth/user", get(api::user))
+        .route("/api/models", get(gateway::models))
+        .route(
+            "/api/cli/inference/chat/completions",
+            post(gateway::chat_completions).layer(DefaultBodyLimit::max(gateway::MAX_CHAT_BODY)),
+        )
+        .route(
+            "/api/cli/openai/chat/completions",
+            post(gateway::chat_completions).layer(DefaultBodyLimit::max(gateway::MAX_CHAT_BODY)),
+        )
         .route("/api/v1/{*rest}", any(api::v1_fallback))
         .route("/", get(web::home))
         .route("/login", get(web::login_page).post(web::login_submit))

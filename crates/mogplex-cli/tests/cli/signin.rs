@@ -338,3 +338,284 @@ fn busy_ports_fall_back_and_a_waiting_login_stands_down() {
     let (code, out, err) = second.finish();
     assert_signed_in(&home, code, &out, &err);
 }
+
+impl Server {
+    pub fn count(&self, q: &str) -> i64 {
+        use sqlx::Row;
+        let mogplex_server::db::Db::Sqlite(p) = &self.state.db else {
+            unreachable!("the CLI tests use SQLite")
+        };
+        self.block_on(async {
+            sqlx::query(sqlx::AssertSqlSafe(q.to_owned()))
+                .fetch_one(p)
+                .await
+                .unwrap()
+                .get(0)
+        })
+    }
+
+    pub fn sql(&self, q: &str) {
+        let mogplex_server::db::Db::Sqlite(p) = &self.state.db else {
+            unreachable!("the CLI tests use SQLite")
+        };
+        self.block_on(async {
+            sqlx::query(sqlx::AssertSqlSafe(q.to_owned()))
+                .execute(p)
+                .await
+                .unwrap()
+        });
+    }
+}
+
+/// Signs `home` in through the browser flow.
+fn signed_in(server: &Server) -> TestHome {
+    let home = TestHome::new();
+    let mut login = Login::start(&home, server, &["login", "mogplex"], "true");
+    let authorize = login.authorize_url();
+    let callback = server.block_on(browser_until_callback(&server.url, &authorize));
+    let stdin = login.child.stdin.as_mut().unwrap();
+    stdin.write_all(format!("{callback}\n").as_bytes()).unwrap();
+    let (code, out, err) = login.finish();
+    assert_signed_in(&home, code, &out, &err);
+    home
+}
+
+/// Makes the stored access token look like it expires in `secs` seconds.
+fn expire_in(home: &TestHome, secs: i64) {
+    let mut v = home.auth();
+    let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(secs);
+    v["mogplex"]["expires_at"] = at
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+        .into();
+    home.write_auth(&v);
+}
+
+fn exec(home: &TestHome, server: &Server, prompt: &str) -> std::process::Output {
+    home.cmd(&["exec", prompt])
+        .env("MOGPLEX_URL", &server.url)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn prompt_through_the_gateway_with_the_signed_in_token() {
+    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start();
+    let home = signed_in(&server);
+    let out = exec(&home, &server, "the quick brown fox jumps");
+    assert_eq!(out.status.code(), Some(0), "{}", home.render(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "the quick brown fox jumps\n"
+    );
+}
+
+#[test]
+fn two_processes_needing_a_refresh_make_one_between_them() {
+    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start();
+    let home = signed_in(&server);
+    let before = home.auth()["mogplex"]["refresh_token"].clone();
+    expire_in(&home, 60);
+    let a = home
+        .cmd(&["exec", "one"])
+        .env("MOGPLEX_URL", &server.url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let b = home
+        .cmd(&["exec", "two"])
+        .env("MOGPLEX_URL", &server.url)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for child in [a, b] {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", home.render(&out));
+    }
+    // One rotation on the server: the first refresh token used once, one new one issued, and the
+    // sign-in (its family) still alive.
+    assert_eq!(
+        server.count("SELECT COUNT(*) FROM refresh_tokens WHERE used_at IS NOT NULL"),
+        1
+    );
+    assert_eq!(server.count("SELECT COUNT(*) FROM refresh_tokens"), 2);
+    assert_eq!(
+        server.count("SELECT COUNT(*) FROM token_families WHERE revoked_at IS NULL"),
+        1
+    );
+    assert_ne!(home.auth()["mogplex"]["refresh_token"], before);
+    assert_eq!(
+        exec(&home, &server, "still signed in").status.code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn expired_or_revoked_sign_ins_end_clearly() {
+    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start();
+    // Expired refresh token (30 days unused), found when the access token needs renewing.
+    let home = signed_in(&server);
+    server.sql("UPDATE refresh_tokens SET expires_at = 0");
+    expire_in(&home, -10);
+    let out = exec(&home, &server, "hi");
+    snap!(
+        "signed_out_expired_refresh",
+        home.render(&out).replace(&server.url, "[SERVER]")
+    );
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        home.auth().get("mogplex").is_none(),
+        "the entry is removed in one write"
+    );
+    // Revoked on the server (signed out elsewhere): the gateway answers 401, one refresh is
+    // tried, it fails for good.
+    let home = signed_in(&server);
+    let rt = home.auth()["mogplex"]["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{}/api/auth/mcp/revoke", server.url))
+            .form(&[("token", rt.as_str())])
+            .send()
+            .await
+            .unwrap()
+    });
+    let out = exec(&home, &server, "hi");
+    assert_eq!(out.status.code(), Some(64), "{}", home.render(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("your Mogplex sign-in has ended"));
+    assert!(home.auth().get("mogplex").is_none());
+}
+
+#[test]
+fn logout_revokes_and_works_with_the_server_down() {
+    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start();
+    let home = signed_in(&server);
+    let out = home
+        .cmd(&["logout"])
+        .env("MOGPLEX_URL", &server.url)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", home.render(&out));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("not confirmed"));
+    assert_eq!(
+        server.count("SELECT COUNT(*) FROM token_families WHERE revoked_at IS NULL"),
+        0,
+        "revoked on the server"
+    );
+
+    let home = signed_in(&server);
+    let url = server.url.clone();
+    drop(server);
+    let out = home
+        .cmd(&["logout"])
+        .env("MOGPLEX_URL", &url)
+        .output()
+        .unwrap();
+    snap!(
+        "logout_server_down",
+        home.render(&out).replace(&url, "[SERVER]")
+    );
+    assert_eq!(out.status.code(), Some(0));
+    assert!(home.auth().get("mogplex").is_none());
+    // A renewal that cannot reach the server keeps the sign-in.
+    let server = Server::start();
+    let home = signed_in(&server);
+    let url = server.url.clone();
+    drop(server);
+    expire_in(&home, 60);
+    let out = home
+        .cmd(&["exec", "hi"])
+        .env("MOGPLEX_URL", &url)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(69), "{}", home.render(&out));
+    assert!(home.auth()["mogplex"]["refresh_token"].is_string(), "kept");
+}
+
+/// Not a test on its own: `BROWSER` for the Chromium tests re-runs this test binary with only this
+/// test selected and the address as the last argument; it then plays the user in headless
+/// Chromium: signs in on the real page, and on `/device` continues and approves.
+#[test]
+fn chromium_browser() {
+    let (Ok(email), Ok(password)) = (
+        std::env::var("MOGPLEX_TEST_CHROMIUM_EMAIL"),
+        std::env::var("MOGPLEX_TEST_CHROMIUM_PASSWORD"),
+    ) else {
+        return;
+    };
+    let url = std::env::args().last().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let b = mogplex_testkit::webdriver::Browser::start().await.unwrap();
+        b.goto(&url).await.unwrap();
+        let started = std::time::Instant::now();
+        while started.elapsed() < Duration::from_secs(60) {
+            let page = b.source().await.unwrap_or_default();
+            if page.contains("Signed in to Mogplex") || page.contains("Device connected") {
+                return;
+            }
+            if page.contains("id=\"password\"") {
+                b.type_into("#email", &email).await.unwrap();
+                b.type_into("#password", &password).await.unwrap();
+                b.click("#submit").await.unwrap();
+            } else if page.contains("id=\"approve\"") {
+                b.click("#approve").await.unwrap();
+            } else if page.contains("id=\"continue\"") {
+                b.click("#continue").await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        panic!(
+            "the browser did not finish: {}",
+            b.source().await.unwrap_or_default()
+        );
+    });
+}
+
+fn chromium_login(args: &[&str]) {
+    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start();
+    let home = TestHome::new();
+    let browser = format!(
+        "{} --exact signin::chromium_browser --nocapture --test-threads=1",
+        std::env::current_exe().unwrap().display()
+    );
+    let mut cmd = home.cmd(args);
+    cmd.env("MOGPLEX_URL", &server.url)
+        .env("BROWSER", browser)
+        .env("MOGPLEX_TEST_CHROMIUM_EMAIL", "ada@example.com")
+        .env("MOGPLEX_TEST_CHROMIUM_PASSWORD", PASSWORD);
+    let out = cmd.output().unwrap();
+    let (code, stdout, stderr) = (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert_signed_in(&home, code, &stdout, &stderr);
+    let session = exec(&home, &server, "signed in through Chromium");
+    assert_eq!(
+        String::from_utf8_lossy(&session.stdout),
+        "signed in through Chromium\n"
+    );
+}
+
+#[test]
+fn browser_sign_in_in_chromium() {
+    chromium_login(&["login", "mogplex"]);
+}
+
+#[test]
+fn device_sign_in_approved_in_chromium() {
+    chromium_login(&["login", "--device"]);
+}
