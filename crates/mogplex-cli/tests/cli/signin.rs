@@ -551,7 +551,7 @@ fn chromium_browser() {
     ) else {
         return;
     };
-    let url = std::env::args().last().unwrap();
+    let url = std::env::args().next_back().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
