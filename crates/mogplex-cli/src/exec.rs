@@ -192,7 +192,9 @@ pub fn run(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
     let store = ctx.store.clone();
     let result: Result<_, CliError> = rt.block_on(async {
         let client = ModelClient::new().map_err(|e| {
-            CliError::new(exit::FAILURE, "cannot set up the HTTP client").cause(e.to_string())
+            CliError::new(exit::CONFIG, "cannot set up the HTTP client")
+                .cause(e)
+                .hint("point SSL_CERT_FILE at a PEM bundle of certificate authorities, or unset it")
         })?;
         if is_session {
             selection.credential.secret = renew(&store, &base_url, None).await?;

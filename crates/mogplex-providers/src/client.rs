@@ -48,13 +48,17 @@ pub struct ModelClient {
 }
 
 impl ModelClient {
-    pub fn new() -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
+    /// Streams have no overall timeout, only one between chunks. Trusts the same extra roots
+    /// (`SSL_CERT_FILE`) as the sign-in client.
+    pub fn new() -> Result<Self, String> {
+        let b = reqwest::Client::builder()
             .user_agent(concat!("mogplex/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(Duration::from_secs(300))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+            .redirect(reqwest::redirect::Policy::none());
+        let http = mogplex_auth::oauth::with_extra_roots(b)?
+            .build()
+            .map_err(|e| e.to_string())?;
         Ok(Self { http })
     }
 

@@ -127,21 +127,31 @@ impl Pkce {
 /// One HTTP client for every OAuth and account call: proxies from the environment, extra CAs from
 /// `SSL_CERT_FILE`, no redirects.
 pub fn http_client() -> Result<reqwest::Client, OAuthError> {
-    let mut b = reqwest::Client::builder()
+    let b = reqwest::Client::builder()
         .user_agent(concat!("mogplex/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(30))
         .redirect(reqwest::redirect::Policy::none());
+    with_extra_roots(b)
+        .map_err(OAuthError::Protocol)?
+        .build()
+        .map_err(|e| OAuthError::Protocol(e.to_string()))
+}
+
+/// Adds the certificate authorities of `SSL_CERT_FILE` (a PEM bundle), when set, to a client
+/// builder: every client mogplex builds trusts the same roots.
+pub fn with_extra_roots(mut b: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, String> {
     if let Some(path) = std::env::var_os("SSL_CERT_FILE").filter(|p| !p.is_empty()) {
+        let shown = std::path::Path::new(&path).display().to_string();
         let pem = std::fs::read(&path)
-            .map_err(|e| OAuthError::Protocol(format!("cannot read SSL_CERT_FILE: {e}")))?;
-        for cert in reqwest::Certificate::from_pem_bundle(&pem)
-            .map_err(|e| OAuthError::Protocol(format!("SSL_CERT_FILE: {e}")))?
-        {
+            .map_err(|e| format!("cannot read SSL_CERT_FILE ({shown}): {e}"))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("SSL_CERT_FILE is not a PEM bundle: {e}"))?;
+        for cert in certs {
             b = b.add_root_certificate(cert);
         }
     }
-    b.build().map_err(|e| OAuthError::Protocol(e.to_string()))
+    Ok(b)
 }
 
 #[derive(Debug, Clone)]

@@ -319,3 +319,13 @@ fn bare_mogplex_on_a_terminal_prints_help() {
     assert!(screen.contains("Usage: mogplex"), "{screen}");
     assert!(screen.contains("exec"), "{screen}");
 }
+
+#[test]
+fn a_bad_extra_ca_bundle_is_a_configuration_error() {
+    let mut home = TestHome::new();
+    home.env("OPENAI_API_KEY", "sk-env-openai-0123456789")
+        .env("SSL_CERT_FILE", "/nonexistent/ca.pem");
+    let out = home.run(&["exec", "hi"]);
+    snap!("bad_ssl_cert_file", home.render(&out));
+    assert_eq!(out.status.code(), Some(78));
+}
