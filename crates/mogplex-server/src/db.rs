@@ -263,17 +263,7 @@ impl Db {
                 .bind(email)
                 .fetch_optional(p)
                 .await?
-                .map(|r| {
-                    (
-                        User {
-                            id: r.get(0),
-                            email: r.get(1),
-                            name: r.get(2),
-                            created_at: r.get(3),
-                        },
-                        r.get::<String, _>(4),
-                    )
-                })
+                .map(|r| (r.user(), r.get::<String, _>(4)))
         });
         Ok(row)
     }
@@ -284,12 +274,7 @@ impl Db {
             .bind(id)
             .fetch_optional(p)
             .await?
-            .map(|r| User {
-                id: r.get(0),
-                email: r.get(1),
-                name: r.get(2),
-                created_at: r.get(3)
-            })))
+            .map(|r| r.user())))
     }
 
     // ----- browser sessions -----
@@ -321,12 +306,7 @@ impl Db {
             .bind(now())
             .fetch_optional(p)
             .await?
-            .map(|r| User {
-                id: r.get(0),
-                email: r.get(1),
-                name: r.get(2),
-                created_at: r.get(3)
-            })))
+            .map(|r| r.user())))
     }
 
     pub async fn delete_web_session(&self, token: &str) -> Result<(), DbError> {
@@ -875,6 +855,8 @@ impl Db {
 /// Row decoding shared by both backends.
 trait RowExt {
     fn device(self) -> DeviceRow;
+    /// Columns 0..4: id, email, name, created_at.
+    fn user(&self) -> User;
 }
 
 impl<R: Row> RowExt for R
@@ -885,6 +867,15 @@ where
     for<'a> Option<i64>: sqlx::Decode<'a, R::Database>,
     usize: sqlx::ColumnIndex<R>,
 {
+    fn user(&self) -> User {
+        User {
+            id: self.get(0),
+            email: self.get(1),
+            name: self.get(2),
+            created_at: self.get(3),
+        }
+    }
+
     fn device(self) -> DeviceRow {
         DeviceRow {
             client_id: self.get(0),

@@ -285,6 +285,26 @@ fn new_tokens(s: &AppState) -> NewTokens {
     }
 }
 
+/// Starts a new sign-in (token family) for `grant` and answers with its first tokens.
+async fn start_sign_in(s: &AppState, family_id: &str, grant: &Grant) -> Result<Response, AppError> {
+    let t = new_tokens(s);
+    s.db.start_family(
+        family_id,
+        grant,
+        &t.access,
+        t.access_expires,
+        &t.refresh,
+        t.refresh_expires,
+    )
+    .await?;
+    Ok(token_response(
+        &t.access,
+        &t.refresh,
+        &grant.scope,
+        s.cfg.access_ttl,
+    ))
+}
+
 pub async fn token(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -334,22 +354,7 @@ pub async fn token(
                 client_id: row.client_id,
                 scope: row.scope,
             };
-            let t = new_tokens(&s);
-            s.db.start_family(
-                &family_id,
-                &grant,
-                &t.access,
-                t.access_expires,
-                &t.refresh,
-                t.refresh_expires,
-            )
-            .await?;
-            Ok(token_response(
-                &t.access,
-                &t.refresh,
-                &grant.scope,
-                s.cfg.access_ttl,
-            ))
+            start_sign_in(&s, &family_id, &grant).await
         }
         "refresh_token" => {
             let refresh = required(&f, "refresh_token")?;
@@ -458,22 +463,7 @@ pub async fn token(
                 client_id: row.client_id,
                 scope: row.scope,
             };
-            let t = new_tokens(&s);
-            s.db.start_family(
-                &family_id,
-                &grant,
-                &t.access,
-                t.access_expires,
-                &t.refresh,
-                t.refresh_expires,
-            )
-            .await?;
-            Ok(token_response(
-                &t.access,
-                &t.refresh,
-                &grant.scope,
-                s.cfg.access_ttl,
-            ))
+            start_sign_in(&s, &family_id, &grant).await
         }
         _ => Err(AppError::oauth(
             "unsupported_grant_type",
