@@ -43,9 +43,18 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../migrations/sqlite/0002_rotation_trigger.sql"),
     ),
+    (
+        3,
+        include_str!("../migrations/sqlite/0003_plans_models.sql"),
+    ),
 ];
-const POSTGRES_MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_init.sql")),
+    (
+        2,
+        include_str!("../migrations/postgres/0002_plans_models.sql"),
+    ),
+];
 /// Serialises migrations when several processes start at once on one PostgreSQL.
 const MIGRATION_LOCK: i64 = 0x006d_6f67_706c_6578;
 
@@ -100,6 +109,22 @@ pub struct DeviceRow {
     pub last_polled_at: Option<i64>,
     pub status: String,
     pub user_id: Option<String>,
+}
+
+/// A model: its catalog entry and where requests for it go.
+#[derive(Debug, Clone)]
+pub struct ModelRow {
+    pub slug: String,
+    pub provider: String,
+    pub display_name: String,
+    /// The catalog entry, JSON of `mogplex_protocol::CliModel`.
+    pub spec: String,
+    /// `echo` or `openai` (an OpenAI-compatible upstream).
+    pub upstream_kind: String,
+    pub upstream_base_url: Option<String>,
+    /// The name of the server-side environment variable holding the upstream key (never the key).
+    pub upstream_key_env: Option<String>,
+    pub upstream_model: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -786,6 +811,147 @@ impl Db {
         Ok(n == 1)
     }
 
+    // ----- models and plans -----
+
+    /// Adds or replaces a model. `spec` is its catalog entry (JSON of `CliModel`).
+    pub async fn upsert_model(&self, m: &ModelRow) -> Result<(), DbError> {
+        let q = "INSERT INTO models (slug, provider, display_name, spec, upstream_kind, upstream_base_url, upstream_key_env, upstream_model, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 ON CONFLICT (slug) DO UPDATE SET provider = $2, display_name = $3, spec = $4, upstream_kind = $5, \
+                   upstream_base_url = $6, upstream_key_env = $7, upstream_model = $8";
+        on_pool!(self, |p| sqlx::query(q)
+            .bind(&m.slug)
+            .bind(&m.provider)
+            .bind(&m.display_name)
+            .bind(&m.spec)
+            .bind(&m.upstream_kind)
+            .bind(&m.upstream_base_url)
+            .bind(&m.upstream_key_env)
+            .bind(&m.upstream_model)
+            .bind(now())
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Creates a plan (or finds it by name) and sets its models. `Ok(Err(slug))` names a model
+    /// that does not exist (nothing is changed then).
+    pub async fn set_plan(
+        &self,
+        name: &str,
+        models: &[String],
+    ) -> Result<Result<String, String>, DbError> {
+        for slug in models {
+            if self.model(slug).await?.is_none() {
+                return Ok(Err(slug.clone()));
+            }
+        }
+        let id = match self.plan_id(name).await? {
+            Some(id) => id,
+            None => {
+                let id = crypto::id("plan_");
+                let q = "INSERT INTO plans (id, name, created_at) VALUES ($1, $2, $3)";
+                on_pool!(self, |p| sqlx::query(q)
+                    .bind(&id)
+                    .bind(name)
+                    .bind(now())
+                    .execute(p)
+                    .await
+                    .map(|r| r.rows_affected()))?;
+                id
+            }
+        };
+        on_pool!(self, |p| sqlx::query(
+            "DELETE FROM plan_models WHERE plan_id = $1"
+        )
+        .bind(&id)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+        for slug in models {
+            let q = "INSERT INTO plan_models (plan_id, model_slug) VALUES ($1, $2) ON CONFLICT DO NOTHING";
+            on_pool!(self, |p| sqlx::query(q)
+                .bind(&id)
+                .bind(slug)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()))?;
+        }
+        Ok(Ok(id))
+    }
+
+    pub async fn plan_id(&self, name: &str) -> Result<Option<String>, DbError> {
+        let q = "SELECT id FROM plans WHERE name = $1";
+        Ok(on_pool!(self, |p| sqlx::query(q)
+            .bind(name)
+            .fetch_optional(p)
+            .await?
+            .map(|r| r.get(0))))
+    }
+
+    /// Gives a user a plan (`None`: no plan). Returns false when the user does not exist.
+    pub async fn assign_plan(&self, user_id: &str, plan_id: Option<&str>) -> Result<bool, DbError> {
+        let q = "UPDATE users SET plan_id = $1 WHERE id = $2";
+        let n = on_pool!(self, |p| sqlx::query(q)
+            .bind(plan_id)
+            .bind(user_id)
+            .execute(p)
+            .await?
+            .rows_affected());
+        Ok(n == 1)
+    }
+
+    pub async fn model(&self, slug: &str) -> Result<Option<ModelRow>, DbError> {
+        let q = "SELECT slug, provider, display_name, spec, upstream_kind, upstream_base_url, upstream_key_env, upstream_model FROM models WHERE slug = $1";
+        Ok(on_pool!(self, |p| sqlx::query(q)
+            .bind(slug)
+            .fetch_optional(p)
+            .await?
+            .map(|r| r.model())))
+    }
+
+    /// The models the user's plan allows, in slug order.
+    pub async fn plan_models(&self, user_id: &str) -> Result<Vec<ModelRow>, DbError> {
+        let q = "SELECT m.slug, m.provider, m.display_name, m.spec, m.upstream_kind, m.upstream_base_url, m.upstream_key_env, m.upstream_model \
+                 FROM users u JOIN plan_models pm ON pm.plan_id = u.plan_id JOIN models m ON m.slug = pm.model_slug \
+                 WHERE u.id = $1 ORDER BY m.slug";
+        Ok(on_pool!(self, |p| sqlx::query(q)
+            .bind(user_id)
+            .fetch_all(p)
+            .await?
+            .into_iter()
+            .map(|r| r.model())
+            .collect()))
+    }
+
+    /// The model, if the user's plan allows it.
+    pub async fn allowed_model(
+        &self,
+        user_id: &str,
+        slug: &str,
+    ) -> Result<Option<ModelRow>, DbError> {
+        let q = "SELECT m.slug, m.provider, m.display_name, m.spec, m.upstream_kind, m.upstream_base_url, m.upstream_key_env, m.upstream_model \
+                 FROM users u JOIN plan_models pm ON pm.plan_id = u.plan_id JOIN models m ON m.slug = pm.model_slug \
+                 WHERE u.id = $1 AND m.slug = $2";
+        Ok(on_pool!(self, |p| sqlx::query(q)
+            .bind(user_id)
+            .bind(slug)
+            .fetch_optional(p)
+            .await?
+            .map(|r| r.model())))
+    }
+
+    /// The name of the user's plan, if any.
+    pub async fn user_plan(&self, user_id: &str) -> Result<Option<String>, DbError> {
+        let q = "SELECT p.name FROM users u JOIN plans p ON p.id = u.plan_id WHERE u.id = $1";
+        Ok(on_pool!(self, |p| sqlx::query(q)
+            .bind(user_id)
+            .fetch_optional(p)
+            .await?
+            .map(|r| r.get(0))))
+    }
+
     // ----- personal access tokens -----
 
     pub async fn create_pat(
@@ -857,6 +1023,8 @@ trait RowExt {
     fn device(self) -> DeviceRow;
     /// Columns 0..4: id, email, name, created_at.
     fn user(&self) -> User;
+    /// Columns 0..8 of a model row.
+    fn model(&self) -> ModelRow;
 }
 
 impl<R: Row> RowExt for R
@@ -867,6 +1035,19 @@ where
     for<'a> Option<i64>: sqlx::Decode<'a, R::Database>,
     usize: sqlx::ColumnIndex<R>,
 {
+    fn model(&self) -> ModelRow {
+        ModelRow {
+            slug: self.get(0),
+            provider: self.get(1),
+            display_name: self.get(2),
+            spec: self.get(3),
+            upstream_kind: self.get(4),
+            upstream_base_url: self.get(5),
+            upstream_key_env: self.get(6),
+            upstream_model: self.get(7),
+        }
+    }
+
     fn user(&self) -> User {
         User {
             id: self.get(0),

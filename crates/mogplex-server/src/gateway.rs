@@ -1,8 +1,11 @@
 //! The inference gateway (`POST /api/cli/inference/chat/completions`, alias
 //! `/api/cli/openai/chat/completions`) and the CLI model catalog (`GET /api/models?format=cli`).
 //!
-//! This slice serves the built-in development model `mogplex/echo`, which restates the last user
-//! message, streamed in several chunks. Plans, per-plan access and upstream providers come next.
+//! The caller's plan decides which models it may use, checked on every request. A model's
+//! upstream is the built-in `mogplex/echo` (restates the last user message, streamed in several
+//! chunks) or an OpenAI-compatible provider, proxied with streaming passed through; its key comes
+//! from a server-side environment variable named in the model row and never appears in a
+//! response or in the database.
 
 use crate::AppState;
 use crate::api::{Bearer, bearer};
@@ -69,10 +72,35 @@ async fn authenticate(s: &AppState, headers: &HeaderMap) -> Result<crate::db::Pr
 }
 
 pub async fn models(State(s): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(r) = authenticate(&s, &headers).await {
-        return r;
+    let principal = match authenticate(&s, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    match s.db.plan_models(&principal.user_id).await {
+        Ok(rows) => {
+            axum::Json(rows.iter().filter_map(catalog_entry).collect::<Vec<_>>()).into_response()
+        }
+        Err(e) => crate::error::AppError::from(e).into_response(),
     }
-    axum::Json(vec![echo_model()]).into_response()
+}
+
+/// The catalog entry stored for a model.
+pub fn catalog_entry(m: &crate::db::ModelRow) -> Option<CliModel> {
+    serde_json::from_str(&m.spec).ok()
+}
+
+/// The built-in development model's row.
+pub fn echo_row() -> crate::db::ModelRow {
+    crate::db::ModelRow {
+        slug: ECHO_MODEL.into(),
+        provider: "mogplex".into(),
+        display_name: "Echo (development)".into(),
+        spec: serde_json::to_string(&echo_model()).unwrap_or_default(),
+        upstream_kind: "echo".into(),
+        upstream_base_url: None,
+        upstream_key_env: None,
+        upstream_model: None,
+    }
 }
 
 /// The echo model's answer: the last user message, restated.
@@ -104,9 +132,10 @@ pub async fn chat_completions(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = authenticate(&s, &headers).await {
-        return r;
-    }
+    let principal = match authenticate(&s, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let req: ChatCompletionRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -117,17 +146,39 @@ pub async fn chat_completions(
             );
         }
     };
-    if req.model != ECHO_MODEL {
-        let base = &s.cfg.issuer;
-        return api_error(
-            StatusCode::BAD_REQUEST,
-            &format!(
-                "Signed in, but this account has no access to the model `{}`. See Available Models ({base}/web/models) and Plans & Billing ({base}/plans-and-billing).",
-                req.model
-            ),
-            Some(mogplex_protocol::NO_MODEL_ACCESS_CODE),
-        );
+    let model = match s.db.allowed_model(&principal.user_id, &req.model).await {
+        Ok(Some(m)) => m,
+        Ok(None) => {
+            let base = &s.cfg.issuer;
+            return api_error(
+                StatusCode::BAD_REQUEST,
+                &format!(
+                    "Signed in, but this account has no access to the model `{}`. See Available Models ({base}/web/models) and Plans & Billing ({base}/plans-and-billing).",
+                    req.model
+                ),
+                Some(mogplex_protocol::NO_MODEL_ACCESS_CODE),
+            );
+        }
+        Err(e) => return crate::error::AppError::from(e).into_response(),
+    };
+    match model.upstream_kind.as_str() {
+        "echo" => echo(&req),
+        "openai" => proxy(&s, &model, &body).await,
+        other => {
+            eprintln!(
+                "mogplex-server: model {} has an unknown upstream kind `{other}`",
+                model.slug
+            );
+            api_error(
+                StatusCode::BAD_GATEWAY,
+                "this model's upstream is not configured correctly on the server",
+                None,
+            )
+        }
     }
+}
+
+fn echo(req: &ChatCompletionRequest) -> Response {
     let text = echo_text(&req.messages);
     let id = format!(
         "chatcmpl-{}",
@@ -217,6 +268,108 @@ pub async fn chat_completions(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/event-stream"),
     );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+/// Replaces the upstream key wherever an upstream echoes it back.
+fn scrub(text: &str, key: &str) -> String {
+    if key.len() >= 6 {
+        text.replace(key, "[REDACTED]")
+    } else {
+        text.to_owned()
+    }
+}
+
+/// Proxies to an OpenAI-compatible upstream: the caller's request with the model renamed, the
+/// server's key, and the answer streamed back as it arrives. An upstream failure before the
+/// stream starts is a clear error; one after it started is an in-stream error frame.
+async fn proxy(s: &AppState, m: &crate::db::ModelRow, body: &[u8]) -> Response {
+    let misconfigured = || {
+        api_error(
+            StatusCode::BAD_GATEWAY,
+            "this model's upstream is not configured on the server; tell the server's administrator",
+            None,
+        )
+    };
+    let (Some(base), Some(key_env)) = (
+        m.upstream_base_url.as_deref(),
+        m.upstream_key_env.as_deref(),
+    ) else {
+        return misconfigured();
+    };
+    let Some(key) = s.cfg.var(key_env) else {
+        eprintln!(
+            "mogplex-server: model {} needs the environment variable {key_env}, which is not set",
+            m.slug
+        );
+        return misconfigured();
+    };
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return api_error(
+            StatusCode::BAD_REQUEST,
+            "the request body is not JSON",
+            None,
+        );
+    };
+    value["model"] =
+        serde_json::Value::String(m.upstream_model.clone().unwrap_or_else(|| m.slug.clone()));
+    let url = format!("{}/chat/completions", base.trim_end_matches('/'));
+    let upstream = match s
+        .http
+        .post(&url)
+        .bearer_auth(&key)
+        .json(&value)
+        .send()
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mogplex-server: upstream {url} unreachable: {e}");
+            return api_error(
+                StatusCode::BAD_GATEWAY,
+                "the model's provider could not be reached; try again shortly",
+                None,
+            );
+        }
+    };
+    let status = upstream.status();
+    if !status.is_success() {
+        let retry_after = upstream.headers().get(header::RETRY_AFTER).cloned();
+        let text = upstream.text().await.unwrap_or_default();
+        let detail: String = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| text.chars().take(300).collect());
+        let detail = scrub(&detail, &key);
+        let (code, message) = match status.as_u16() {
+            429 => (StatusCode::TOO_MANY_REQUESTS, format!("the model's provider is rate limiting: {detail}")),
+            401 | 403 => (StatusCode::BAD_GATEWAY, "the server's credentials for this model's provider were refused; tell the server's administrator".to_owned()),
+            400..=499 => (StatusCode::BAD_REQUEST, format!("the model's provider refused the request: {detail}")),
+            _ => (StatusCode::BAD_GATEWAY, format!("the model's provider failed (HTTP {}): {detail}", status.as_u16())),
+        };
+        let mut r = api_error(code, &message, None);
+        if let Some(ra) = retry_after.filter(|_| code == StatusCode::TOO_MANY_REQUESTS) {
+            r.headers_mut().insert(header::RETRY_AFTER, ra);
+        }
+        return r;
+    }
+    let content_type = upstream
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .cloned()
+        .unwrap_or(HeaderValue::from_static("application/json"));
+    use futures_util::StreamExt;
+    let stream = upstream.bytes_stream().map(move |chunk| match chunk {
+        Ok(b) => Ok::<_, std::convert::Infallible>(b),
+        Err(e) => {
+            let frame = json!({"error": {"message": format!("the model's provider stream failed: {e}"), "type": "upstream_error"}});
+            Ok(Bytes::from(format!("data: {frame}\n\n")))
+        }
+    });
+    let mut r = Response::new(Body::from_stream(stream));
+    r.headers_mut().insert(header::CONTENT_TYPE, content_type);
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r

@@ -42,6 +42,8 @@ pub struct Config {
     pub code_ttl: i64,
     pub device_ttl: i64,
     pub device_interval: i64,
+    /// Variables consulted before the process environment for upstream keys (tests, embedding).
+    pub env: std::collections::BTreeMap<String, String>,
 }
 
 impl Config {
@@ -55,6 +57,7 @@ impl Config {
             code_ttl: 60,
             device_ttl: 600,
             device_interval: 5,
+            env: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -65,6 +68,19 @@ pub struct AppState {
     pub cfg: Arc<Config>,
     /// Verified against when the email is unknown, so both failures cost the same.
     pub dummy_hash: Arc<str>,
+    /// For upstream model providers.
+    pub http: reqwest::Client,
+}
+
+impl Config {
+    /// A variable from [`Config::env`], else from the process environment; empty counts as unset.
+    pub fn var(&self, name: &str) -> Option<String> {
+        self.env
+            .get(name)
+            .cloned()
+            .or_else(|| std::env::var(name).ok())
+            .filter(|v| !v.is_empty())
+    }
 }
 
 impl AppState {
@@ -73,10 +89,17 @@ impl AppState {
             .await
             .map_err(|e| e.to_string())?;
         let dummy_hash = password::hash(crypto::b64url(&crypto::random_bytes::<16>())).await?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(300))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| e.to_string())?;
         Ok(Self {
             db,
             cfg: Arc::new(cfg),
             dummy_hash: dummy_hash.into(),
+            http,
         })
     }
 }

@@ -49,6 +49,76 @@ enum Command {
     /// Manage personal access tokens
     #[command(subcommand)]
     Pat(PatCommand),
+    /// Manage the model catalog
+    #[command(subcommand)]
+    Model(ModelCommand),
+    /// Manage plans (which models an account may use)
+    #[command(subcommand)]
+    Plan(PlanCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelCommand {
+    /// Add (or replace) a model: the built-in echo model, or an OpenAI-compatible upstream
+    Add {
+        #[command(flatten)]
+        db: DbArg,
+        /// The slug clients ask for, for example `mogplex/gpt-4.1`
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        display_name: String,
+        /// The provider shown in the catalog
+        #[arg(long, default_value = "mogplex")]
+        provider: String,
+        #[arg(long)]
+        context_window: Option<u64>,
+        /// Capabilities: any of toolUse, streaming, reasoningEffort, parallelToolCalls
+        #[arg(long, value_delimiter = ',')]
+        caps: Vec<String>,
+        /// Price per million input tokens (with --output-price and --currency)
+        #[arg(long, requires = "output_price")]
+        input_price: Option<f64>,
+        #[arg(long, requires = "input_price")]
+        output_price: Option<f64>,
+        #[arg(long, default_value = "USD")]
+        currency: String,
+        /// Answer with the built-in echo model
+        #[arg(long, conflicts_with_all = ["upstream_url", "upstream_key_env", "upstream_model"])]
+        echo: bool,
+        /// Base URL of an OpenAI-compatible upstream (requests go to URL/chat/completions)
+        #[arg(long, requires = "upstream_key_env")]
+        upstream_url: Option<String>,
+        /// The name of the server environment variable that holds the upstream key
+        #[arg(long, requires = "upstream_url")]
+        upstream_key_env: Option<String>,
+        /// The model name at the upstream (default: the slug)
+        #[arg(long)]
+        upstream_model: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PlanCommand {
+    /// Create a plan, or set the models of an existing one
+    Create {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        name: String,
+        /// A model slug the plan may use (repeat for several)
+        #[arg(long = "model")]
+        models: Vec<String>,
+    },
+    /// Give an account a plan
+    Assign {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        plan: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -356,6 +426,131 @@ async fn run(cmd: Command) -> Result<(), Failure> {
                 .usage())
             }
         }
+        Command::Model(ModelCommand::Add {
+            db,
+            slug,
+            display_name,
+            provider,
+            context_window,
+            caps,
+            input_price,
+            output_price,
+            currency,
+            echo,
+            upstream_url,
+            upstream_key_env,
+            upstream_model,
+        }) => {
+            if slug.trim().is_empty() || slug.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(Failure::new(format!("`{slug}` is not a model slug"))
+                    .hint("use letters, digits, `-`, `.`, `/`, for example mogplex/gpt-4.1")
+                    .usage());
+            }
+            let known = [
+                "toolUse",
+                "streaming",
+                "reasoningEffort",
+                "parallelToolCalls",
+            ];
+            if let Some(bad) = caps.iter().find(|c| !known.contains(&c.as_str())) {
+                return Err(Failure::new(format!("unknown capability `{bad}`"))
+                    .hint(format!("use any of {}", known.join(", ")))
+                    .usage());
+            }
+            if !echo && upstream_url.is_none() {
+                return Err(Failure::new("say where requests for this model go")
+                    .hint("pass --echo, or --upstream-url URL --upstream-key-env VAR")
+                    .usage());
+            }
+            if let Some(u) = &upstream_url
+                && url::Url::parse(u)
+                    .map(|u| !matches!(u.scheme(), "http" | "https"))
+                    .unwrap_or(true)
+            {
+                return Err(
+                    Failure::new(format!("--upstream-url `{u}` is not an http(s) URL")).usage(),
+                );
+            }
+            let has = |c: &str| caps.iter().any(|x| x == c);
+            let spec = mogplex_protocol::CliModel {
+                slug: slug.clone(),
+                provider: provider.clone(),
+                display_name: display_name.clone(),
+                input_modalities: vec!["text".into()],
+                caps: mogplex_protocol::ModelCaps {
+                    tool_use: has("toolUse"),
+                    streaming: has("streaming") || echo,
+                    reasoning_effort: has("reasoningEffort"),
+                    parallel_tool_calls: has("parallelToolCalls"),
+                },
+                context_window,
+                pricing: input_price
+                    .zip(output_price)
+                    .map(|(i, o)| mogplex_protocol::Pricing {
+                        input_per_million: i,
+                        output_per_million: o,
+                        currency: currency.clone(),
+                    }),
+            };
+            let row = mogplex_server::db::ModelRow {
+                slug: slug.clone(),
+                provider,
+                display_name,
+                spec: serde_json::to_string(&spec).map_err(|e| Failure::new(e.to_string()))?,
+                upstream_kind: if echo { "echo".into() } else { "openai".into() },
+                upstream_base_url: upstream_url,
+                upstream_key_env,
+                upstream_model,
+            };
+            let db = connect(&db.database).await?;
+            db.upsert_model(&row)
+                .await
+                .map_err(|e| Failure::new(format!("cannot store the model: {e}")))?;
+            println!("Stored the model {slug}");
+            Ok(())
+        }
+        Command::Plan(PlanCommand::Create { db, name, models }) => {
+            let db = connect(&db.database).await?;
+            match db
+                .set_plan(name.trim(), &models)
+                .await
+                .map_err(|e| Failure::new(e.to_string()))?
+            {
+                Ok(_) => {
+                    println!(
+                        "The plan {} allows: {}",
+                        name.trim(),
+                        if models.is_empty() {
+                            "no models".to_owned()
+                        } else {
+                            models.join(", ")
+                        }
+                    );
+                    Ok(())
+                }
+                Err(slug) => Err(Failure::new(format!("there is no model {slug}"))
+                    .hint("add it first with `mogplex-server model add`")
+                    .usage()),
+            }
+        }
+        Command::Plan(PlanCommand::Assign { db, email, plan }) => {
+            let db = connect(&db.database).await?;
+            let uid = user_id(&db, &email).await?;
+            let Some(pid) = db
+                .plan_id(plan.trim())
+                .await
+                .map_err(|e| Failure::new(e.to_string()))?
+            else {
+                return Err(Failure::new(format!("there is no plan {plan}"))
+                    .hint("create it with `mogplex-server plan create`")
+                    .usage());
+            };
+            db.assign_plan(&uid, Some(&pid))
+                .await
+                .map_err(|e| Failure::new(e.to_string()))?;
+            println!("{email} is now on the plan {}", plan.trim());
+            Ok(())
+        }
         Command::Pat(PatCommand::List { db, email }) => {
             let db = connect(&db.database).await?;
             let uid = user_id(&db, &email).await?;
@@ -384,10 +579,29 @@ async fn seed_demo(db: &Db, dir: &std::path::Path) -> Result<(String, String), F
     use std::os::unix::fs::PermissionsExt;
     let email = "demo@mogplex.local".to_owned();
     let pw_file = dir.join("demo-password");
-    if let (Ok(Some(_)), Ok(pw)) = (
+    // The development model and a plan that allows it (re-done each start; idempotent).
+    let seeded = async {
+        db.upsert_model(&mogplex_server::gateway::echo_row())
+            .await?;
+        db.set_plan("dev", &[mogplex_server::gateway::ECHO_MODEL.to_owned()])
+            .await
+    };
+    let plan_id = match seeded.await {
+        Ok(Ok(id)) => id,
+        Ok(Err(slug)) => {
+            return Err(Failure::new(format!(
+                "cannot seed the dev plan: no model {slug}"
+            )));
+        }
+        Err(e) => return Err(Failure::new(format!("cannot seed the dev plan: {e}"))),
+    };
+    if let (Ok(Some((u, _))), Ok(pw)) = (
         db.user_by_email(&email).await,
         std::fs::read_to_string(&pw_file),
     ) {
+        db.assign_plan(&u.id, Some(&plan_id))
+            .await
+            .map_err(|e| Failure::new(e.to_string()))?;
         return Ok((email, pw.trim().to_owned()));
     }
     let password = crypto::b64url(&crypto::random_bytes::<12>());
@@ -403,6 +617,11 @@ async fn seed_demo(db: &Db, dir: &std::path::Path) -> Result<(String, String), F
         _ => {
             add_user(db, &email, "Demo", password.clone()).await?;
         }
+    }
+    if let Ok(Some((u, _))) = db.user_by_email(&email).await {
+        db.assign_plan(&u.id, Some(&plan_id))
+            .await
+            .map_err(|e| Failure::new(e.to_string()))?;
     }
     std::fs::write(&pw_file, format!("{password}\n"))
         .and_then(|_| std::fs::set_permissions(&pw_file, std::fs::Permissions::from_mode(0o600)))

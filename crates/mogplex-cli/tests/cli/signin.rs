@@ -36,11 +36,24 @@ impl Server {
             let hash = mogplex_server::password::hash(PASSWORD.into())
                 .await
                 .unwrap();
-            state
+            let ada = state
                 .db
                 .create_user("ada@example.com", "Ada", &hash)
                 .await
                 .unwrap();
+            // The development model and a plan for it, as `mogplex-server dev` seeds them.
+            state
+                .db
+                .upsert_model(&mogplex_server::gateway::echo_row())
+                .await
+                .unwrap();
+            let plan = state
+                .db
+                .set_plan("dev", &[mogplex_server::gateway::ECHO_MODEL.to_owned()])
+                .await
+                .unwrap()
+                .unwrap();
+            state.db.assign_plan(&ada.id, Some(&plan)).await.unwrap();
             let st = state.clone();
             tokio::spawn(async move {
                 mogplex_server::serve(listener, st, std::future::pending())

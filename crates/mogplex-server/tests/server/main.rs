@@ -4,6 +4,7 @@
 mod binary;
 mod chromium;
 mod device;
+mod gateway;
 pub mod harness;
 mod limits;
 mod oauth;
