@@ -98,6 +98,8 @@ pub enum Refresh {
 pub struct Principal {
     pub user_id: String,
     pub scope: String,
+    /// The SHA-256 of the bearer, for per-token limits.
+    pub token_hash: String,
 }
 
 #[derive(Debug, Clone)]
@@ -705,7 +707,8 @@ impl Db {
             .await?
             .map(|r| Principal {
                 user_id: r.get(0),
-                scope: r.get(1)
+                scope: r.get(1),
+                token_hash: h.clone()
             })))
     }
 

@@ -21,6 +21,35 @@ use mogplex_protocol::{
 use serde_json::json;
 
 pub const ECHO_MODEL: &str = "mogplex/echo";
+
+/// Fixed one-minute windows per bearer token. Kept per process: a limit spread over several
+/// processes is that many times larger, which is acceptable for abuse control and keeps a
+/// database write off the inference path.
+#[derive(Debug, Default)]
+pub struct Limiter {
+    windows: std::sync::Mutex<std::collections::HashMap<String, (i64, u32)>>,
+}
+
+impl Limiter {
+    /// `Ok(())` when the request may go ahead, else the seconds until the window ends.
+    pub fn check(&self, token_hash: &str, per_minute: u32) -> Result<(), i64> {
+        let now = crate::crypto::now();
+        let window = now - now.rem_euclid(60);
+        let mut map = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 100_000 {
+            map.retain(|_, (w, _)| *w == window);
+        }
+        let entry = map.entry(token_hash.to_owned()).or_insert((window, 0));
+        if entry.0 != window {
+            *entry = (window, 0);
+        }
+        if entry.1 >= per_minute {
+            return Err((window + 60 - now).max(1));
+        }
+        entry.1 += 1;
+        Ok(())
+    }
+}
 /// Chat requests may be larger than other bodies.
 pub const MAX_CHAT_BODY: usize = 1024 * 1024;
 
@@ -146,6 +175,19 @@ pub async fn chat_completions(
             );
         }
     };
+    if let Err(wait) = s
+        .limiter
+        .check(&principal.token_hash, s.cfg.gateway_per_minute)
+    {
+        let mut r = api_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("too many requests with this token; try again in {wait} seconds"),
+            Some("rate_limited"),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+        return r;
+    }
     let model = match s.db.allowed_model(&principal.user_id, &req.model).await {
         Ok(Some(m)) => m,
         Ok(None) => {

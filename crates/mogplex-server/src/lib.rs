@@ -44,6 +44,8 @@ pub struct Config {
     pub device_interval: i64,
     /// Variables consulted before the process environment for upstream keys (tests, embedding).
     pub env: std::collections::BTreeMap<String, String>,
+    /// Inference requests allowed per bearer token per minute (per server process).
+    pub gateway_per_minute: u32,
 }
 
 impl Config {
@@ -58,6 +60,7 @@ impl Config {
             device_ttl: 600,
             device_interval: 5,
             env: std::collections::BTreeMap::new(),
+            gateway_per_minute: 120,
         }
     }
 }
@@ -70,6 +73,8 @@ pub struct AppState {
     pub dummy_hash: Arc<str>,
     /// For upstream model providers.
     pub http: reqwest::Client,
+    /// Per-token request counts for the gateway's rate limit.
+    pub limiter: Arc<gateway::Limiter>,
 }
 
 impl Config {
@@ -100,6 +105,7 @@ impl AppState {
             cfg: Arc::new(cfg),
             dummy_hash: dummy_hash.into(),
             http,
+            limiter: Arc::default(),
         })
     }
 }

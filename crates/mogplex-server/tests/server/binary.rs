@@ -313,3 +313,172 @@ async fn admin_commands() {
     assert_eq!(code, 2);
     assert!(err.contains("loopback"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn model_and_plan_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("m.db").display());
+    run(
+        &[
+            "user",
+            "add",
+            "--database",
+            &database,
+            "--email",
+            "ada@example.com",
+            "--password-stdin",
+        ],
+        Some("a long password"),
+    );
+    let (code, out, err) = run(
+        &[
+            "model",
+            "add",
+            "--database",
+            &database,
+            "--slug",
+            "mogplex/echo",
+            "--display-name",
+            "Echo",
+            "--echo",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "Stored the model mogplex/echo");
+    let (code, _, err) = run(
+        &[
+            "model",
+            "add",
+            "--database",
+            &database,
+            "--slug",
+            "mogplex/gpt",
+            "--display-name",
+            "GPT",
+            "--upstream-url",
+            "https://api.example.com/v1",
+            "--upstream-key-env",
+            "OPENAI_KEY",
+            "--caps",
+            "toolUse,streaming",
+            "--input-price",
+            "2",
+            "--output-price",
+            "8",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(
+        &[
+            "model",
+            "add",
+            "--database",
+            &database,
+            "--slug",
+            "x",
+            "--display-name",
+            "X",
+        ],
+        None,
+    );
+    assert_eq!(code, 2, "where requests go is required: {err}");
+    let (code, _, err) = run(
+        &[
+            "model",
+            "add",
+            "--database",
+            &database,
+            "--slug",
+            "x",
+            "--display-name",
+            "X",
+            "--echo",
+            "--caps",
+            "flying",
+        ],
+        None,
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown capability"), "{err}");
+    let (code, out, err) = run(
+        &[
+            "plan",
+            "create",
+            "--database",
+            &database,
+            "--name",
+            "pro",
+            "--model",
+            "mogplex/echo",
+            "--model",
+            "mogplex/gpt",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("mogplex/echo, mogplex/gpt"), "{out}");
+    let (code, _, err) = run(
+        &[
+            "plan",
+            "create",
+            "--database",
+            &database,
+            "--name",
+            "bad",
+            "--model",
+            "nope",
+        ],
+        None,
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("there is no model nope"), "{err}");
+    let (code, out, _) = run(
+        &[
+            "plan",
+            "assign",
+            "--database",
+            &database,
+            "--email",
+            "ada@example.com",
+            "--plan",
+            "pro",
+        ],
+        None,
+    );
+    assert_eq!(
+        (code, out.trim()),
+        (0, "ada@example.com is now on the plan pro")
+    );
+    let (code, _, err) = run(
+        &[
+            "plan",
+            "assign",
+            "--database",
+            &database,
+            "--email",
+            "ada@example.com",
+            "--plan",
+            "missing",
+        ],
+        None,
+    );
+    assert_eq!(code, 2, "{err}");
+    let db = mogplex_server::db::Db::connect(&database).await.unwrap();
+    let uid = db
+        .user_by_email("ada@example.com")
+        .await
+        .unwrap()
+        .unwrap()
+        .0
+        .id;
+    let models: Vec<String> = db
+        .plan_models(&uid)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.slug)
+        .collect();
+    assert_eq!(models, ["mogplex/echo", "mogplex/gpt"]);
+}

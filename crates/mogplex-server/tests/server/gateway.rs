@@ -287,3 +287,42 @@ async fn proxies_an_openai_compatible_upstream(b: Backend) {
     assert_eq!(s.count(&format!("SELECT COUNT(*) FROM models WHERE spec LIKE '%{UPSTREAM_KEY}%' OR upstream_key_env LIKE '%{UPSTREAM_KEY}%'")).await, 0);
 }
 both!(proxies_an_openai_compatible_upstream);
+
+async fn tokens_are_rate_limited(b: Backend) {
+    let s = TestServer::start_with(b, |c| c.gateway_per_minute = 3).await;
+    s.db()
+        .upsert_model(&mogplex_server::gateway::echo_row())
+        .await
+        .unwrap();
+    let t = account(&s, "ada@example.com", Some(&["mogplex/echo"])).await;
+    let other = account(&s, "bob@example.com", Some(&["mogplex/echo"])).await;
+    let ask = json!({"model": "mogplex/echo", "messages": [{"role": "user", "content": "hi"}]});
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(chat(&s, &t, ask.clone()).await);
+    }
+    // Three fit in a minute's window unless the minute turned over during the loop.
+    let limited: Vec<_> = statuses.iter().filter(|(st, _, _)| *st == 429).collect();
+    assert!(
+        limited.len() <= 1,
+        "{:?}",
+        statuses.iter().map(|x| x.0).collect::<Vec<_>>()
+    );
+    if let Some((_, body, headers)) = limited.first() {
+        let wait: i64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=60).contains(&wait));
+        assert!(body.contains("rate_limited"));
+    } else {
+        // The window rolled over mid-loop: the fifth and sixth requests of the new window prove it.
+        for _ in 0..3 {
+            chat(&s, &t, ask.clone()).await;
+        }
+        assert_eq!(chat(&s, &t, ask.clone()).await.0, 429);
+    }
+    assert_eq!(
+        chat(&s, &other, ask.clone()).await.0,
+        200,
+        "limits are per token"
+    );
+}
+both!(tokens_are_rate_limited);
