@@ -87,3 +87,44 @@ pub async fn v1_fallback(
         bearer_error: None,
     })
 }
+
+/// `GET /api/v1/mogplex/mcp/servers`: the caller's MCP definitions, secrets decrypted into place.
+pub async fn mcp_servers(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let principal = require_principal(&s, &headers).await?;
+    let rows = s.db.list_mcp(&principal.user_id).await?;
+    let sealer = rows
+        .iter()
+        .any(|r| r.3.is_some())
+        .then(|| crate::secrets::SecretBox::from_config(&s.cfg));
+    let mut servers = Vec::with_capacity(rows.len());
+    for (name, enabled, config, secrets) in rows {
+        let mut config: serde_json::Value =
+            serde_json::from_str(&config).unwrap_or_else(|_| json!({}));
+        if let Some(sealed) = secrets {
+            let opened = match &sealer {
+                Some(Ok(b)) => b.open(&sealed).ok(),
+                _ => None,
+            };
+            match opened.and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok()) {
+                Some(serde_json::Value::Object(secret)) => {
+                    for (section, values) in secret {
+                        if let (Some(target), serde_json::Value::Object(values)) = (
+                            config.get_mut(&section).and_then(|v| v.as_object_mut()),
+                            values,
+                        ) {
+                            target.extend(values);
+                        }
+                    }
+                }
+                _ => eprintln!(
+                    "mogplex-server: the secret values of MCP server {name} could not be decrypted (check MOGPLEX_SECRETS_KEY)"
+                ),
+            }
+        }
+        servers.push(json!({"name": name, "enabled": enabled, "config": config}));
+    }
+    Ok(axum::Json(json!({"ok": true, "data": {"servers": servers}})).into_response())
+}

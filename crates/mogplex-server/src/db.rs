@@ -47,12 +47,17 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../migrations/sqlite/0003_plans_models.sql"),
     ),
+    (4, include_str!("../migrations/sqlite/0004_mcp_servers.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
     (
         2,
         include_str!("../migrations/postgres/0002_plans_models.sql"),
+    ),
+    (
+        3,
+        include_str!("../migrations/postgres/0003_mcp_servers.sql"),
     ),
 ];
 /// Serialises migrations when several processes start at once on one PostgreSQL.
@@ -953,6 +958,48 @@ impl Db {
             .fetch_optional(p)
             .await?
             .map(|r| r.get(0))))
+    }
+
+    // ----- MCP server definitions -----
+
+    /// Adds or replaces the user's MCP server `name`. `secrets` is already sealed.
+    pub async fn upsert_mcp(
+        &self,
+        user_id: &str,
+        name: &str,
+        enabled: bool,
+        config: &str,
+        secrets: Option<&str>,
+    ) -> Result<(), DbError> {
+        let q = "INSERT INTO mcp_servers (id, user_id, name, enabled, config, secrets, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT (user_id, name) DO UPDATE SET enabled = $4, config = $5, secrets = $6";
+        on_pool!(self, |p| sqlx::query(q)
+            .bind(crypto::id("mcp_"))
+            .bind(user_id)
+            .bind(name)
+            .bind(i64::from(enabled))
+            .bind(config)
+            .bind(secrets)
+            .bind(now())
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// The user's MCP servers: (name, enabled, config JSON, sealed secrets), by name.
+    pub async fn list_mcp(
+        &self,
+        user_id: &str,
+    ) -> Result<Vec<(String, bool, String, Option<String>)>, DbError> {
+        let q = "SELECT name, enabled, config, secrets FROM mcp_servers WHERE user_id = $1 ORDER BY name";
+        Ok(on_pool!(self, |p| sqlx::query(q)
+            .bind(user_id)
+            .fetch_all(p)
+            .await?
+            .into_iter()
+            .map(|r| (r.get(0), r.get::<i64, _>(1) != 0, r.get(2), r.get(3)))
+            .collect()))
     }
 
     // ----- personal access tokens -----

@@ -11,6 +11,7 @@ pub mod gateway;
 pub mod oauth;
 pub mod pages;
 pub mod password;
+pub mod secrets;
 pub mod web;
 
 use axum::Router;
@@ -199,6 +200,7 @@ pub fn app(state: AppState) -> Router {
             "/api/cli/openai/chat/completions",
             post(gateway::chat_completions).layer(DefaultBodyLimit::max(gateway::MAX_CHAT_BODY)),
         )
+        .route("/api/v1/mogplex/mcp/servers", get(api::mcp_servers))
         .route("/api/v1/{*rest}", any(api::v1_fallback))
         .route("/", get(web::home))
         .route("/login", get(web::login_page).post(web::login_submit))

@@ -55,6 +55,46 @@ enum Command {
     /// Manage plans (which models an account may use)
     #[command(subcommand)]
     Plan(PlanCommand),
+    /// Manage an account's MCP server definitions
+    #[command(subcommand)]
+    Mcp(McpCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum McpCommand {
+    /// Add (or replace) an MCP server for an account: a command (stdio) or a URL (http)
+    Add {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// Store it disabled
+        #[arg(long)]
+        disabled: bool,
+        /// The command of a stdio server
+        #[arg(long, conflicts_with = "url", required_unless_present = "url")]
+        command: Option<String>,
+        /// An argument of the command (repeat for several)
+        #[arg(long = "arg", requires = "command", allow_hyphen_values = true)]
+        args: Vec<String>,
+        /// An environment variable for the command, K=V
+        #[arg(long = "env", requires = "command")]
+        env: Vec<String>,
+        /// Like --env, stored encrypted (needs MOGPLEX_SECRETS_KEY)
+        #[arg(long = "secret-env", requires = "command")]
+        secret_env: Vec<String>,
+        /// The URL of an http server
+        #[arg(long)]
+        url: Option<String>,
+        /// An HTTP header for the server, K=V
+        #[arg(long = "header", requires = "url")]
+        headers: Vec<String>,
+        /// Like --header, stored encrypted (needs MOGPLEX_SECRETS_KEY)
+        #[arg(long = "secret-header", requires = "url")]
+        secret_headers: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -549,6 +589,94 @@ async fn run(cmd: Command) -> Result<(), Failure> {
                 .await
                 .map_err(|e| Failure::new(e.to_string()))?;
             println!("{email} is now on the plan {}", plan.trim());
+            Ok(())
+        }
+        Command::Mcp(McpCommand::Add {
+            db,
+            email,
+            name,
+            disabled,
+            command,
+            args,
+            env,
+            secret_env,
+            url,
+            headers,
+            secret_headers,
+        }) => {
+            let pairs =
+                |items: &[String],
+                 flag: &str|
+                 -> Result<serde_json::Map<String, serde_json::Value>, Failure> {
+                    items
+                        .iter()
+                        .map(|kv| match kv.split_once('=') {
+                            Some((k, v)) if !k.is_empty() => {
+                                Ok((k.to_owned(), serde_json::Value::String(v.to_owned())))
+                            }
+                            _ => Err(Failure::new(format!("{flag} wants K=V, got `{kv}`")).usage()),
+                        })
+                        .collect()
+                };
+            let (config, secret) = match (&command, &url) {
+                (Some(cmd), None) => (
+                    serde_json::json!({"command": cmd, "args": args, "env": pairs(&env, "--env")?}),
+                    serde_json::json!({"env": pairs(&secret_env, "--secret-env")?}),
+                ),
+                (None, Some(u)) => {
+                    if url::Url::parse(u)
+                        .map(|x| !matches!(x.scheme(), "http" | "https"))
+                        .unwrap_or(true)
+                    {
+                        return Err(
+                            Failure::new(format!("--url `{u}` is not an http(s) URL")).usage()
+                        );
+                    }
+                    (
+                        serde_json::json!({"url": u, "http_headers": pairs(&headers, "--header")?}),
+                        serde_json::json!({"http_headers": pairs(&secret_headers, "--secret-header")?}),
+                    )
+                }
+                _ => return Err(Failure::new("give either --command or --url").usage()),
+            };
+            let has_secrets = secret.as_object().is_some_and(|o| {
+                o.values()
+                    .any(|v| v.as_object().is_some_and(|m| !m.is_empty()))
+            });
+            let cfg = mogplex_server::Config::new("http://localhost");
+            let sealed = if has_secrets {
+                let sealer = mogplex_server::secrets::SecretBox::from_config(&cfg).map_err(|e| {
+                    Failure::new(format!("cannot store secret values: {e}"))
+                        .hint("set MOGPLEX_SECRETS_KEY to 32 random bytes in base64 (for example `openssl rand -base64 32`), the same for every server process")
+                })?;
+                Some(
+                    sealer
+                        .seal(&secret.to_string())
+                        .map_err(|e| Failure::new(e.to_string()))?,
+                )
+            } else {
+                None
+            };
+            let db = connect(&db.database).await?;
+            let uid = user_id(&db, &email).await?;
+            db.upsert_mcp(
+                &uid,
+                name.trim(),
+                !disabled,
+                &config.to_string(),
+                sealed.as_deref(),
+            )
+            .await
+            .map_err(|e| Failure::new(format!("cannot store the MCP server: {e}")))?;
+            println!(
+                "Stored the MCP server {} for {email}{}",
+                name.trim(),
+                if sealed.is_some() {
+                    " (secret values encrypted)"
+                } else {
+                    ""
+                }
+            );
             Ok(())
         }
         Command::Pat(PatCommand::List { db, email }) => {

@@ -482,3 +482,169 @@ async fn model_and_plan_commands() {
         .collect();
     assert_eq!(models, ["mogplex/echo", "mogplex/gpt"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mcp_definitions_with_encrypted_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("mcp.db").display());
+    let key = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
+    run(
+        &[
+            "user",
+            "add",
+            "--database",
+            &database,
+            "--email",
+            "ada@example.com",
+            "--password-stdin",
+        ],
+        Some("a long password"),
+    );
+    let (_, pat, _) = run(
+        &[
+            "pat",
+            "create",
+            "--database",
+            &database,
+            "--email",
+            "ada@example.com",
+        ],
+        None,
+    );
+    let with_key = |args: &[&str]| {
+        let out = bin()
+            .args(args)
+            .env("MOGPLEX_SECRETS_KEY", key)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // Without the key, secret values are refused, with the fix.
+    let (code, _, err) = run(
+        &[
+            "mcp",
+            "add",
+            "--database",
+            &database,
+            "--email",
+            "ada@example.com",
+            "--name",
+            "gh",
+            "--command",
+            "gh-mcp",
+            "--secret-env",
+            "GITHUB_TOKEN=ghp_secretvalue123",
+        ],
+        None,
+    );
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("MOGPLEX_SECRETS_KEY") && err.contains("openssl rand -base64 32"),
+        "{err}"
+    );
+    let (code, out, err) = with_key(&[
+        "mcp",
+        "add",
+        "--database",
+        &database,
+        "--email",
+        "ada@example.com",
+        "--name",
+        "gh",
+        "--command",
+        "gh-mcp",
+        "--arg",
+        "--stdio",
+        "--env",
+        "LOG=debug",
+        "--secret-env",
+        "GITHUB_TOKEN=ghp_secretvalue123",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("secret values encrypted"), "{out}");
+    let (code, _, err) = with_key(&[
+        "mcp",
+        "add",
+        "--database",
+        &database,
+        "--email",
+        "ada@example.com",
+        "--name",
+        "docs",
+        "--url",
+        "https://mcp.example.com/sse",
+        "--header",
+        "X-Team=core",
+        "--secret-header",
+        "Authorization=Bearer supersecret-header-99",
+        "--disabled",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, _) = run(
+        &[
+            "mcp",
+            "add",
+            "--database",
+            &database,
+            "--email",
+            "ada@example.com",
+            "--name",
+            "bad",
+            "--command",
+            "x",
+            "--env",
+            "NOEQUALS",
+        ],
+        None,
+    );
+    assert_eq!(code, 2);
+
+    let s = TestServer::on_database(&database, tempfile::tempdir().unwrap(), None, |c| {
+        c.env.insert("MOGPLEX_SECRETS_KEY".into(), key.into());
+    })
+    .await;
+    let v: serde_json::Value = plain()
+        .get(format!("{}/api/v1/mogplex/mcp/servers", s.url))
+        .bearer_auth(pat.trim())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"ok": true, "data": {"servers": [
+            {"name": "docs", "enabled": false, "config": {"url": "https://mcp.example.com/sse",
+                "http_headers": {"X-Team": "core", "Authorization": "Bearer supersecret-header-99"}}},
+            {"name": "gh", "enabled": true, "config": {"command": "gh-mcp", "args": ["--stdio"],
+                "env": {"LOG": "debug", "GITHUB_TOKEN": "ghp_secretvalue123"}}},
+        ]}})
+    );
+    // At rest: no secret value in the database file.
+    let raw = std::fs::read(dir.path().join("mcp.db")).unwrap();
+    let wal = std::fs::read(dir.path().join("mcp.db-wal")).unwrap_or_default();
+    for needle in ["ghp_secretvalue123", "supersecret-header-99"] {
+        assert!(
+            !String::from_utf8_lossy(&raw).contains(needle)
+                && !String::from_utf8_lossy(&wal).contains(needle),
+            "{needle} at rest"
+        );
+    }
+    assert!(
+        String::from_utf8_lossy(&[raw, wal].concat()).contains("LOG"),
+        "plain values are stored as they are"
+    );
+    // Someone else's token sees nothing; no token is a 401.
+    let r = plain()
+        .get(format!("{}/api/v1/mogplex/mcp/servers", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}

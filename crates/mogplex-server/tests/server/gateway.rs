@@ -326,3 +326,62 @@ async fn tokens_are_rate_limited(b: Backend) {
     );
 }
 both!(tokens_are_rate_limited);
+
+async fn mcp_definitions_shape_and_encryption_at_rest(b: Backend) {
+    let key = "q83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=";
+    let s = TestServer::start_with(b, |c| {
+        c.env.insert("MOGPLEX_SECRETS_KEY".into(), key.into());
+    })
+    .await;
+    let t = account(&s, "ada@example.com", None).await;
+    let sealer = mogplex_server::secrets::SecretBox::from_config(&s.state.cfg).unwrap();
+    let sealed = sealer
+        .seal(&json!({"env": {"API_TOKEN": "tok-very-secret-42"}}).to_string())
+        .unwrap();
+    let uid = s
+        .db()
+        .user_by_email("ada@example.com")
+        .await
+        .unwrap()
+        .unwrap()
+        .0
+        .id;
+    s.db()
+        .upsert_mcp(
+            &uid,
+            "tools",
+            true,
+            &json!({"command": "tools-mcp", "args": [], "env": {"MODE": "fast"}}).to_string(),
+            Some(&sealed),
+        )
+        .await
+        .unwrap();
+    let v: serde_json::Value = plain()
+        .get(format!("{}/api/v1/mogplex/mcp/servers", s.url))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(
+        v["data"]["servers"][0]["config"],
+        json!({"command": "tools-mcp", "args": [], "env": {"MODE": "fast", "API_TOKEN": "tok-very-secret-42"}})
+    );
+    assert_eq!(s.count("SELECT COUNT(*) FROM mcp_servers WHERE secrets LIKE '%tok-very-secret%' OR config LIKE '%tok-very-secret%'").await, 0);
+    // Another account sees none of them.
+    let other = account(&s, "bob@example.com", None).await;
+    let v: serde_json::Value = plain()
+        .get(format!("{}/api/v1/mogplex/mcp/servers", s.url))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["data"]["servers"], json!([]));
+}
+both!(mcp_definitions_shape_and_encryption_at_rest);
