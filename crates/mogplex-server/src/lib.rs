@@ -207,6 +207,8 @@ pub fn app(state: AppState) -> Router {
         .route("/logout", post(web::logout))
         .route("/device", get(web::device_page).post(web::device_submit))
         .route("/device/approve", post(web::device_approve))
+        .route("/web/models", get(web::models_page))
+        .route("/plans-and-billing", get(web::plans_page))
         .fallback(not_found)
         .with_state(state);
 

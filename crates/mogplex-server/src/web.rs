@@ -117,7 +117,9 @@ pub fn safe_next(next: Option<&str>) -> String {
         Some(n)
             if (n.starts_with("/api/auth/mcp/authorize?")
                 || n == "/device"
-                || n.starts_with("/device?"))
+                || n.starts_with("/device?")
+                || n == "/web/models"
+                || n == "/plans-and-billing")
                 && !n.contains('\\')
                 && !n.chars().any(char::is_control) =>
         {
@@ -439,4 +441,71 @@ pub async fn device_approve(
 
 pub fn not_found_page() -> Html<String> {
     pages::message_page("Not found", "There is nothing at this address.")
+}
+
+fn money(p: &mogplex_protocol::Pricing) -> String {
+    format!(
+        "{:.2} / {:.2} {} per million tokens (input / output)",
+        p.input_per_million, p.output_per_million, p.currency
+    )
+}
+
+/// Available Models: the models the signed-in user's plan allows.
+pub async fn models_page(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let Some(user) = signed_in_user(&s, &headers).await? else {
+        return Ok(to_login_any("/web/models"));
+    };
+    let plan = s.db.user_plan(&user.id).await?;
+    let rows = s.db.plan_models(&user.id).await?;
+    let mut body = format!(
+        "<h1>Available Models</h1><p>Signed in as {}.</p>",
+        pages::esc(&user.email)
+    );
+    match &plan {
+        None => body.push_str("<p id=\"message\">Your account has no plan yet, so it cannot use any model. See <a href=\"/plans-and-billing\">Plans &amp; Billing</a>.</p>"),
+        Some(name) if rows.is_empty() => body.push_str(&format!("<p id=\"message\">Your plan, {}, includes no models yet.</p>", pages::esc(name))),
+        Some(name) => {
+            body.push_str(&format!("<p id=\"message\">Your plan, {}, includes:</p><ul id=\"models\">", pages::esc(name)));
+            for m in rows.iter().filter_map(crate::gateway::catalog_entry) {
+                let price = m.pricing.as_ref().map(|p| format!(" · {}", money(p))).unwrap_or_default();
+                let ctx = m.context_window.map(|c| format!(" · {c} tokens of context")).unwrap_or_default();
+                body.push_str(&format!("<li><code>{}</code> {}{}{}</li>", pages::esc(&m.slug), pages::esc(&m.display_name), pages::esc(&ctx), pages::esc(&price)));
+            }
+            body.push_str("</ul><p>Use one with <code>mogplex --model SLUG</code>.</p>");
+        }
+    }
+    Ok(pages::layout("Available Models", &body).into_response())
+}
+
+/// Plans & Billing: the signed-in user's plan. Billing itself is handled by the administrator.
+pub async fn plans_page(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let Some(user) = signed_in_user(&s, &headers).await? else {
+        return Ok(to_login_any("/plans-and-billing"));
+    };
+    let plan = s.db.user_plan(&user.id).await?;
+    let message = match plan {
+        Some(name) => format!("Your plan is {}. See <a href=\"/web/models\">Available Models</a> for what it includes.", pages::esc(&name)),
+        None => "Your account has no plan, so it cannot use models yet. Ask the administrator of this Mogplex service to assign one \
+                 (<code>mogplex-server plan assign --email YOU --plan NAME</code>)."
+            .to_owned(),
+    };
+    let body = format!(
+        "<h1>Plans &amp; Billing</h1><p>Signed in as {}.</p><p id=\"message\">{message}</p>",
+        pages::esc(&user.email)
+    );
+    Ok(pages::layout("Plans & Billing", &body).into_response())
+}
+
+/// Sign-in for pages other than the OAuth and device ones: back to `next` afterwards.
+fn to_login_any(next: &str) -> Response {
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("next", next)
+        .finish();
+    Redirect::to(&format!("/login?{q}")).into_response()
 }

@@ -385,3 +385,61 @@ async fn mcp_definitions_shape_and_encryption_at_rest(b: Backend) {
     assert_eq!(v["data"]["servers"], json!([]));
 }
 both!(mcp_definitions_shape_and_encryption_at_rest);
+
+async fn account_pages_show_plan_and_models(b: Backend) {
+    let s = TestServer::start(b).await;
+    s.db()
+        .upsert_model(&mogplex_server::gateway::echo_row())
+        .await
+        .unwrap();
+    account(&s, "ada@example.com", Some(&["mogplex/echo"])).await;
+    account(&s, "bob@example.com", None).await;
+    let c = browser();
+    // Signed out: through sign-in and back.
+    let r = c.get(format!("{}/web/models", s.url)).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let r = sign_in(&s, &c, "ada@example.com", PASSWORD, "/web/models").await;
+    assert_eq!(location(&r), "/web/models");
+    let page = c
+        .get(format!("{}/web/models", s.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("mogplex/echo") && page.contains("plan-ada@example.com"),
+        "{page}"
+    );
+    let page = c
+        .get(format!("{}/plans-and-billing", s.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Your plan is plan-ada@example.com"), "{page}");
+    let c = browser();
+    sign_in(&s, &c, "bob@example.com", PASSWORD, "/").await;
+    let page = c
+        .get(format!("{}/web/models", s.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("no plan yet"), "{page}");
+    let page = c
+        .get(format!("{}/plans-and-billing", s.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("plan assign"), "{page}");
+}
+both!(account_pages_show_plan_and_models);
