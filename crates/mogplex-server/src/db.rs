@@ -48,6 +48,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/sqlite/0003_plans_models.sql"),
     ),
     (4, include_str!("../migrations/sqlite/0004_mcp_servers.sql")),
+    (5, include_str!("../migrations/sqlite/0005_runs.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
@@ -59,6 +60,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../migrations/postgres/0003_mcp_servers.sql"),
     ),
+    (4, include_str!("../migrations/postgres/0004_runs.sql")),
 ];
 /// Serialises migrations when several processes start at once on one PostgreSQL.
 const MIGRATION_LOCK: i64 = 0x006d_6f67_706c_6578;
@@ -999,6 +1001,96 @@ impl Db {
             .await?
             .into_iter()
             .map(|r| (r.get(0), r.get::<i64, _>(1) != 0, r.get(2), r.get(3)))
+            .collect()))
+    }
+
+    // ----- runs -----
+
+    pub async fn create_run(&self, user_id: &str, title: &str) -> Result<(String, i64), DbError> {
+        let id = format!("run_{}", crypto::hex(&crypto::random_bytes::<10>()));
+        let t = now();
+        let q = "INSERT INTO runs (id, user_id, title, created_at) VALUES ($1, $2, $3, $4)";
+        on_pool!(self, |p| sqlx::query(q)
+            .bind(&id)
+            .bind(user_id)
+            .bind(title)
+            .bind(t)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok((id, t))
+    }
+
+    /// The run if `user_id` owns it: (title, created_at, event count, last sequence number).
+    pub async fn run_of(
+        &self,
+        run_id: &str,
+        user_id: &str,
+    ) -> Result<Option<(String, i64, i64, i64)>, DbError> {
+        let q = "SELECT r.title, r.created_at, COUNT(e.seq), COALESCE(MAX(e.seq), 0) FROM runs r \
+                 LEFT JOIN run_events e ON e.run_id = r.id WHERE r.id = $1 AND r.user_id = $2 GROUP BY r.id, r.title, r.created_at";
+        Ok(on_pool!(self, |p| sqlx::query(q)
+            .bind(run_id)
+            .bind(user_id)
+            .fetch_optional(p)
+            .await?
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))))
+    }
+
+    /// Appends an event; returns its sequence number. Concurrent appends to one run retry on the
+    /// primary key, so numbers are dense and never shared. On PostgreSQL every server process
+    /// hears about it (NOTIFY); on SQLite, this process does.
+    pub async fn append_run_event(&self, run_id: &str, event: &str) -> Result<i64, DbError> {
+        let q = "INSERT INTO run_events (run_id, seq, event, created_at) \
+                 SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3 FROM run_events WHERE run_id = $1 RETURNING seq";
+        let mut tries = 0;
+        loop {
+            let _serialised = self.write_guard().await;
+            let r: Result<i64, sqlx::Error> = on_pool!(self, |p| sqlx::query(q)
+                .bind(run_id)
+                .bind(event)
+                .bind(now())
+                .fetch_one(p)
+                .await
+                .map(|r| r.get(0)));
+            match r {
+                Ok(seq) => {
+                    if let Db::Postgres(p) = self {
+                        sqlx::query("SELECT pg_notify('mogplex_runs', $1)")
+                            .bind(format!("{run_id}:{seq}"))
+                            .execute(p)
+                            .await?;
+                    }
+                    return Ok(seq);
+                }
+                Err(e)
+                    if tries < 20
+                        && e.as_database_error()
+                            .is_some_and(|d| d.is_unique_violation()) =>
+                {
+                    tries += 1
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Events after `after`, in order: (seq, event JSON).
+    pub async fn run_events_after(
+        &self,
+        run_id: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String)>, DbError> {
+        let q = "SELECT seq, event FROM run_events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+        Ok(on_pool!(self, |p| sqlx::query(q)
+            .bind(run_id)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(p)
+            .await?
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1)))
             .collect()))
     }
 

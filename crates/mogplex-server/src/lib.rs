@@ -11,6 +11,7 @@ pub mod gateway;
 pub mod oauth;
 pub mod pages;
 pub mod password;
+pub mod runs;
 pub mod secrets;
 pub mod web;
 
@@ -76,6 +77,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Per-token request counts for the gateway's rate limit.
     pub limiter: Arc<gateway::Limiter>,
+    /// Announcements of appended run events.
+    pub runs: runs::RunBus,
 }
 
 impl Config {
@@ -101,12 +104,17 @@ impl AppState {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| e.to_string())?;
+        let runs = runs::RunBus::default();
+        if let db::Db::Postgres(pool) = &db {
+            runs.listen_postgres(pool.clone());
+        }
         Ok(Self {
             db,
             cfg: Arc::new(cfg),
             dummy_hash: dummy_hash.into(),
             http,
             limiter: Arc::default(),
+            runs,
         })
     }
 }
@@ -201,6 +209,12 @@ pub fn app(state: AppState) -> Router {
             post(gateway::chat_completions).layer(DefaultBodyLimit::max(gateway::MAX_CHAT_BODY)),
         )
         .route("/api/v1/mogplex/mcp/servers", get(api::mcp_servers))
+        .route("/api/v1/mogplex/runs", post(runs::create))
+        .route("/api/v1/mogplex/runs/{id}", get(runs::snapshot))
+        .route(
+            "/api/v1/mogplex/runs/{id}/events",
+            get(runs::events).post(runs::append),
+        )
         .route("/api/v1/{*rest}", any(api::v1_fallback))
         .route("/", get(web::home))
         .route("/login", get(web::login_page).post(web::login_submit))

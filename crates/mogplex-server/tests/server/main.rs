@@ -8,5 +8,6 @@ mod gateway;
 pub mod harness;
 mod limits;
 mod oauth;
+mod runs;
 mod signin;
 mod third_party;

@@ -1,0 +1,237 @@
+//! Runs, for `mogplex --attach`: create, snapshot, append events, and follow them as server-sent
+//! events (history first, then live), each with its sequence number as the SSE id so a client
+//! reconnecting with `Last-Event-ID` misses nothing. Only the owner may read or write a run; to
+//! anyone else it does not exist (404).
+//!
+//! Live delivery: every append is announced on an in-process broadcast; with PostgreSQL the
+//! append also NOTIFYs and every server process LISTENs, so subscribers on any process hear it.
+//! A subscriber subscribes before it reads history, and always reads from the database what comes
+//! after the last event it sent, so nothing falls between history and live.
+
+use crate::AppState;
+use crate::api::require_principal;
+use crate::error::AppError;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// Events a single event may hold, and history read per query.
+const MAX_EVENT_BYTES: usize = 64 * 1024;
+const PAGE: i64 = 500;
+
+/// The in-process announcement of appended events: `(run_id, seq)`.
+#[derive(Debug, Clone)]
+pub struct RunBus(broadcast::Sender<(String, i64)>);
+
+impl Default for RunBus {
+    fn default() -> Self {
+        Self(broadcast::channel(1024).0)
+    }
+}
+
+impl RunBus {
+    pub fn announce(&self, run_id: &str, seq: i64) {
+        let _ = self.0.send((run_id.to_owned(), seq));
+    }
+
+    /// With PostgreSQL: relays NOTIFYs from every process to this one's bus, forever.
+    pub fn listen_postgres(&self, pool: sqlx::PgPool) {
+        let bus = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let listener = async {
+                    let mut l = sqlx::postgres::PgListener::connect_with(&pool).await?;
+                    l.listen("mogplex_runs").await?;
+                    loop {
+                        let n = l.recv().await?;
+                        if let Some((run, seq)) = n.payload().rsplit_once(':')
+                            && let Ok(seq) = seq.parse()
+                        {
+                            bus.announce(run, seq);
+                        }
+                    }
+                    #[allow(unreachable_code)]
+                    Ok::<(), sqlx::Error>(())
+                };
+                if let Err(e) = listener.await {
+                    eprintln!("mogplex-server: run notifications interrupted ({e}); reconnecting");
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+}
+
+fn not_found() -> AppError {
+    AppError::V1 {
+        status: StatusCode::NOT_FOUND,
+        code: "not_found",
+        message: "no such run".into(),
+        bearer_error: None,
+    }
+}
+
+fn valid_run_id(id: &str) -> bool {
+    id.len() <= 128
+        && id.strip_prefix("run_").is_some_and(|r| {
+            !r.is_empty()
+                && r.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        })
+}
+
+pub async fn create(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let p = require_principal(&s, &headers).await?;
+    let title = if body.is_empty() {
+        String::new()
+    } else {
+        let v: serde_json::Value = serde_json::from_slice(&body).map_err(|_| AppError::V1 {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_request",
+            message: "the body must be a JSON object such as {\"title\":\"…\"}".into(),
+            bearer_error: None,
+        })?;
+        v.get("title")
+            .and_then(|t| t.as_str())
+            .unwrap_or_default()
+            .chars()
+            .take(200)
+            .collect()
+    };
+    let (id, created) = s.db.create_run(&p.user_id, &title).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({"ok": true, "data": {"id": id, "title": title, "createdAt": created}})),
+    )
+        .into_response())
+}
+
+pub async fn snapshot(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let p = require_principal(&s, &headers).await?;
+    if !valid_run_id(&id) {
+        return Err(not_found());
+    }
+    let (title, created, count, last) =
+        s.db.run_of(&id, &p.user_id).await?.ok_or_else(not_found)?;
+    Ok(axum::Json(json!({"ok": true, "data": {"id": id, "title": title, "createdAt": created, "eventCount": count, "lastEventId": last}}))
+        .into_response())
+}
+
+pub async fn append(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let p = require_principal(&s, &headers).await?;
+    if !valid_run_id(&id) || s.db.run_of(&id, &p.user_id).await?.is_none() {
+        return Err(not_found());
+    }
+    let bad = |m: &str| AppError::V1 {
+        status: StatusCode::BAD_REQUEST,
+        code: "invalid_request",
+        message: m.into(),
+        bearer_error: None,
+    };
+    if body.len() > MAX_EVENT_BYTES {
+        return Err(bad("an event is at most 64 KiB"));
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|_| bad("an event is a JSON object"))?;
+    if !v.is_object() {
+        return Err(bad("an event is a JSON object"));
+    }
+    let seq = s.db.append_run_event(&id, &v.to_string()).await?;
+    if matches!(s.db, crate::db::Db::Sqlite(_)) {
+        s.runs.announce(&id, seq);
+    }
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({"ok": true, "data": {"id": seq}})),
+    )
+        .into_response())
+}
+
+struct Follow {
+    state: AppState,
+    run: String,
+    last: i64,
+    pending: std::collections::VecDeque<(i64, String)>,
+    rx: broadcast::Receiver<(String, i64)>,
+}
+
+pub async fn events(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, AppError> {
+    let p = require_principal(&s, &headers).await?;
+    if !valid_run_id(&id) {
+        return Err(not_found());
+    }
+    // Subscribe before reading anything, so an append between the two is not missed.
+    let rx = s.runs.0.subscribe();
+    s.db.run_of(&id, &p.user_id).await?.ok_or_else(not_found)?;
+    let after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .unwrap_or(0)
+        .max(0);
+    let follow = Follow {
+        state: s,
+        run: id,
+        last: after,
+        pending: Default::default(),
+        rx,
+    };
+    let stream = futures_util::stream::unfold(follow, |mut f| async move {
+        loop {
+            if let Some((seq, event)) = f.pending.pop_front() {
+                f.last = seq;
+                let ev = Event::default()
+                    .id(seq.to_string())
+                    .event("run.event")
+                    .data(event);
+                return Some((Ok::<_, std::convert::Infallible>(ev), f));
+            }
+            match f.state.db.run_events_after(&f.run, f.last, PAGE).await {
+                Ok(rows) if !rows.is_empty() => {
+                    f.pending.extend(rows);
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    eprintln!("mogplex-server: reading run events failed: {e}");
+                    return None;
+                }
+            }
+            // Caught up: wait for an announcement about this run (or a lag, after which we
+            // re-read anyway).
+            loop {
+                match f.rx.recv().await {
+                    Ok((run, seq)) if run == f.run && seq > f.last => break,
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        }
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}
