@@ -40,6 +40,8 @@ fn start(bin: &std::path::Path, database: &str) -> Result<Server, String> {
             database,
             "--listen",
             &format!("127.0.0.1:{port}"),
+            "--rate-limit",
+            "100000000",
         ])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -236,6 +238,52 @@ async fn refresh_load(
     (ok, failed, lat)
 }
 
+/// Concurrent streamed echo completions through the gateway for `duration`; each latency is the
+/// whole answer, read to `[DONE]`.
+async fn gateway_load(
+    http: &reqwest::Client,
+    base: &str,
+    pat: &str,
+    workers: usize,
+    duration: Duration,
+) -> (usize, usize, Vec<Duration>) {
+    let deadline = Instant::now() + duration;
+    let tasks: Vec<_> = (0..workers)
+        .map(|_| {
+            let (http, url, pat) = (http.clone(), format!("{base}/api/cli/inference/chat/completions"), pat.to_owned());
+            tokio::spawn(async move {
+                let body = serde_json::json!({"model": "mogplex/echo", "stream": true,
+                    "messages": [{"role": "user", "content": "measure the gateway with a short prompt of a dozen words or so"}]});
+                let (mut ok, mut failed, mut lat) = (0usize, 0usize, Vec::new());
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    match http.post(&url).bearer_auth(&pat).json(&body).send().await {
+                        Ok(r) if r.status().is_success() => match r.text().await {
+                            Ok(text) if text.trim_end().ends_with("data: [DONE]") => {
+                                lat.push(t.elapsed());
+                                ok += 1;
+                            }
+                            _ => failed += 1,
+                        },
+                        _ => failed += 1,
+                    }
+                }
+                (ok, failed, lat)
+            })
+        })
+        .collect();
+    let (mut ok, mut failed, mut lat) = (0, 0, Vec::new());
+    for t in tasks {
+        if let Ok((o, f, l)) = t.await {
+            ok += o;
+            failed += f;
+            lat.extend(l);
+        }
+    }
+    lat.sort();
+    (ok, failed, lat)
+}
+
 async fn sequential(
     http: &reqwest::Client,
     url: &str,
@@ -302,6 +350,7 @@ pub fn run(seconds: u64) -> Result<(), String> {
         "added p50/p99"
     );
     let mut checks = Vec::new();
+    let mut gateways = Vec::new();
     for (name, database) in &backends {
         let mut add = Command::new(&bin)
             .args([
@@ -335,6 +384,52 @@ pub fn run(seconds: u64) -> Result<(), String> {
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
             .map_err(|e| e.to_string())?;
+        // The echo model on a plan for the benchmark account, as an administrator would set it up.
+        for args in [
+            vec![
+                "model",
+                "add",
+                "--database",
+                database,
+                "--slug",
+                "mogplex/echo",
+                "--display-name",
+                "Echo",
+                "--echo",
+            ],
+            vec![
+                "plan",
+                "create",
+                "--database",
+                database,
+                "--name",
+                "bench",
+                "--model",
+                "mogplex/echo",
+            ],
+            vec![
+                "plan",
+                "assign",
+                "--database",
+                database,
+                "--email",
+                "bench@example.com",
+                "--plan",
+                "bench",
+            ],
+        ] {
+            let ok = Command::new(&bin)
+                .args(&args)
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                return Err(format!(
+                    "setting up the benchmark failed: mogplex-server {}",
+                    args.join(" ")
+                ));
+            }
+        }
         let server = start(&bin, database)?;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -379,10 +474,28 @@ pub fn run(seconds: u64) -> Result<(), String> {
                     return Err("the benchmark token did not authenticate".into());
                 }
             }
-            check.sort();
-            Ok::<_, String>((ok, failed, lat, open, guarded, check))
+                        check.sort();
+            let (g_ok, g_failed, g_lat) = gateway_load(&http, &server.url, &pat, 16, Duration::from_secs(seconds)).await;
+            let g_seq = {
+                let mut v = Vec::with_capacity(1000);
+                for _ in 0..1000 {
+                    let t = Instant::now();
+                    let r = http
+                        .post(format!("{}/api/cli/inference/chat/completions", server.url))
+                        .bearer_auth(&pat)
+                        .json(&serde_json::json!({"model": "mogplex/echo", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let _ = r.text().await;
+                    v.push(t.elapsed());
+                }
+                v.sort();
+                v
+            };
+            Ok::<_, String>((ok, failed, lat, open, guarded, check, (g_ok, g_failed, g_lat, g_seq)))
         })?;
-        let (ok, failed, lat, open, guarded, check) = row;
+        let (ok, failed, lat, open, guarded, check, gateway) = row;
         println!(
             "{name:<9} {:>12.0} {:>9.2} {:>9.2} {:>9} | {:>6.3}/{:<7.3} {:>6.3}/{:<7.3} {:>6.3}/{:<7.3}",
             ok as f64 / seconds as f64,
@@ -397,9 +510,24 @@ pub fn run(seconds: u64) -> Result<(), String> {
             pct(&guarded, 0.99) - pct(&open, 0.99),
         );
         checks.push((name, pct(&check, 0.5), pct(&check, 0.99)));
+        let (g_ok, g_failed, g_lat, g_seq) = gateway;
+        gateways.push(format!(
+            "gateway, echo ({name}): {:.0} requests/s with 16 clients (p50 {:.2} ms, p99 {:.2} ms, {g_failed} failed); \
+             one client: p50 {:.3} ms, p99 {:.3} ms per streamed answer, {:.3} / {:.3} ms over the no-auth endpoint",
+            g_ok as f64 / seconds as f64,
+            pct(&g_lat, 0.5),
+            pct(&g_lat, 0.99),
+            pct(&g_seq, 0.5),
+            pct(&g_seq, 0.99),
+            pct(&g_seq, 0.5) - pct(&open, 0.5),
+            pct(&g_seq, 0.99) - pct(&open, 0.99),
+        ));
         drop(server);
     }
     println!();
+    for line in gateways {
+        println!("{line}");
+    }
     for (name, p50, p99) in checks {
         println!(
             "bearer check in-process ({name}): p50 {p50:.3} ms, p99 {p99:.3} ms (target: under 1 ms at p99)"

@@ -34,6 +34,9 @@ enum Command {
         /// The address users and the CLI reach this server at (the OAuth issuer); default http://LISTEN
         #[arg(long)]
         public_url: Option<String>,
+        /// Inference requests allowed per token per minute, per server process
+        #[arg(long, default_value_t = 120)]
+        rate_limit: u32,
     },
     /// Run a local development server with a demo account (loopback only)
     Dev {
@@ -355,6 +358,7 @@ async fn run(cmd: Command) -> Result<(), Failure> {
             database,
             listen,
             public_url,
+            rate_limit,
         } => {
             let listener = bind(listen).await?;
             let addr = listener
@@ -369,7 +373,9 @@ async fn run(cmd: Command) -> Result<(), Failure> {
                     Failure::new(format!("--public-url `{public}` is not an http(s) URL")).usage(),
                 );
             }
-            let state = AppState::new(&database, Config::new(&public))
+            let mut cfg = Config::new(&public);
+            cfg.gateway_per_minute = rate_limit.max(1);
+            let state = AppState::new(&database, cfg)
                 .await
                 .map_err(|e| Failure::new(format!("cannot start: {e}")))?;
             eprintln!(
