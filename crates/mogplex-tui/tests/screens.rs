@@ -1,0 +1,253 @@
+//! Every screen and notice of the cockpit, drawn on ratatui's test backend and snapshotted, and
+//! the transitions that lead there.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use mogplex_auth::Provider;
+use mogplex_tui::{App, Effect, Event, Header, LoginMode, Screen, view};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+fn render(app: &App) -> String {
+    let mut t = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    t.draw(|f| view::draw(f, app)).unwrap();
+    let buf = t.backend().buffer().clone();
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        let line: String = (0..buf.area.width)
+            .map(|x| buf[(x, y)].symbol().to_owned())
+            .collect();
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn key(app: &mut App, code: KeyCode) -> Vec<Effect> {
+    app.update(Event::Key(KeyEvent::new(code, KeyModifiers::NONE)))
+}
+
+fn type_text(app: &mut App, text: &str) {
+    for c in text.chars() {
+        key(app, KeyCode::Char(c));
+    }
+}
+
+fn stored() -> Header {
+    Header {
+        provider: Some("Mogplex".into()),
+        model: Some("mogplex/echo".into()),
+        credential: Some("Mogplex sign-in (ada@example.com) mog_…x1y2 from /home/ada/.mogplex/auth.json (mogplex.access_token)".into()),
+        notices: vec![],
+    }
+}
+
+fn overridden() -> Header {
+    Header {
+        provider: Some("OpenAI".into()),
+        model: Some("gpt-4.1".into()),
+        credential: Some("OpenAI key sk-…abcd from OPENAI_API_KEY".into()),
+        notices: vec!["OPENAI_API_KEY in this shell takes precedence over your stored Mogplex sign-in, so OpenAI is used; unset it to use your Mogplex account".into()],
+    }
+}
+
+#[test]
+fn login_screen_and_its_modes() {
+    let mut app = App::new(None);
+    insta::assert_snapshot!("login", render(&app));
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::StartBrowserSignIn]
+    );
+    app.update(Event::SignInUrl(
+        "http://127.0.0.1:8787/api/auth/mcp/authorize?response_type=code&client_id=mogplex-cli"
+            .into(),
+    ));
+    type_text(
+        &mut app,
+        "http://127.0.0.1:24816/auth/callback?code=abc&state=xyz",
+    );
+    insta::assert_snapshot!("login_waiting_for_browser", render(&app));
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::SubmitCallback(
+            "http://127.0.0.1:24816/auth/callback?code=abc&state=xyz".into()
+        )]
+    );
+    assert_eq!(key(&mut app, KeyCode::Esc), vec![Effect::CancelSignIn]);
+
+    key(&mut app, KeyCode::Down);
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::StartDeviceSignIn]
+    );
+    app.update(Event::DeviceCode {
+        uri: "http://127.0.0.1:8787/device".into(),
+        code: "BCDF-GHJK".into(),
+    });
+    insta::assert_snapshot!("login_device_code", render(&app));
+    key(&mut app, KeyCode::Esc);
+
+    app.update(Event::SignInFailed {
+        message: "cannot reach the Mogplex account service at http://127.0.0.1:9".into(),
+        hint: "check your network connection, and MOGPLEX_URL if you set it".into(),
+    });
+    insta::assert_snapshot!("login_error", render(&app));
+}
+
+#[test]
+fn provider_key_entry_never_shows_the_key() {
+    let mut app = App::new(None);
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Enter);
+    insta::assert_snapshot!("login_pick_provider", render(&app));
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Enter);
+    assert!(matches!(
+        &app.screen,
+        Screen::Login {
+            mode: LoginMode::EnterKey {
+                provider: Provider::OpenAi,
+                ..
+            },
+            ..
+        }
+    ));
+    app.update(Event::Paste("sk-supersecretvalue-0123456789".into()));
+    let screen = render(&app);
+    insta::assert_snapshot!("login_provider_key", screen);
+    assert!(!screen.contains("supersecret"));
+    let effects = key(&mut app, KeyCode::Enter);
+    match &effects[..] {
+        [Effect::StoreKey { provider, key }] => {
+            assert_eq!(*provider, Provider::OpenAi);
+            assert_eq!(key.expose(), "sk-supersecretvalue-0123456789");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn session_with_a_stored_credential_and_a_streamed_answer() {
+    let mut app = App::new(Some(stored()));
+    type_text(&mut app, "hello there");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::SendPrompt("hello there".into())]
+    );
+    app.update(Event::Delta("hello ".into()));
+    app.update(Event::Delta("there".into()));
+    insta::assert_snapshot!("session_streaming", render(&app));
+    app.update(Event::AnswerDone);
+    insta::assert_snapshot!("session_stored_credential", render(&app));
+}
+
+#[test]
+fn session_with_an_environment_override() {
+    let app = App::new(Some(overridden()));
+    let screen = render(&app);
+    insta::assert_snapshot!("session_env_override", screen);
+    assert!(screen.contains("OPENAI_API_KEY in this shell takes precedence"));
+}
+
+#[test]
+fn slash_commands() {
+    let mut app = App::new(Some(stored()));
+    type_text(&mut app, "/st");
+    insta::assert_snapshot!("session_completion", render(&app));
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(app.composer, "/status ");
+    assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::LoadStatus]);
+    app.update(Event::StatusReady(vec![
+        (
+            "Mogplex".into(),
+            "sign-in (ada@example.com) mog_…x1y2 from auth.json".into(),
+        ),
+        ("OpenAI".into(), "key sk-…abcd from OPENAI_API_KEY".into()),
+        ("Anthropic".into(), "none".into()),
+        ("Home".into(), "/home/ada/.mogplex".into()),
+        (
+            "Log".into(),
+            "/home/ada/.mogplex/logs/20261122T080000Z-ab12cd34.jsonl".into(),
+        ),
+    ]));
+    insta::assert_snapshot!("status", render(&app));
+    key(&mut app, KeyCode::Esc);
+
+    type_text(&mut app, "/model");
+    assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::LoadModels]);
+    app.update(Event::ModelsReady(vec![
+        "mogplex/echo".into(),
+        "openai/gpt-4.1".into(),
+        "anthropic/claude-sonnet-4-5".into(),
+    ]));
+    insta::assert_snapshot!("model", render(&app));
+    key(&mut app, KeyCode::Down);
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::PickModel("openai/gpt-4.1".into())]
+    );
+
+    type_text(&mut app, "/logout");
+    assert!(key(&mut app, KeyCode::Enter).is_empty(), "asks first");
+    insta::assert_snapshot!("logout_confirmation", render(&app));
+    assert_eq!(
+        key(&mut app, KeyCode::Char('y')),
+        vec![Effect::Logout(None)]
+    );
+    type_text(&mut app, "/logout openai");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::Logout(Some(Provider::OpenAi))]
+    );
+
+    type_text(&mut app, "/help");
+    key(&mut app, KeyCode::Enter);
+    insta::assert_snapshot!("help", render(&app));
+    key(&mut app, KeyCode::Esc);
+    type_text(&mut app, "/clear");
+    key(&mut app, KeyCode::Enter);
+    assert!(app.transcript.is_empty());
+    type_text(&mut app, "/login");
+    key(&mut app, KeyCode::Enter);
+    assert!(matches!(app.screen, Screen::Login { .. }));
+    assert!(
+        key(&mut app, KeyCode::Esc).is_empty(),
+        "back to the session: a credential still resolves"
+    );
+    assert_eq!(app.screen, Screen::Session);
+    type_text(&mut app, "/quit");
+    assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::Quit]);
+}
+
+#[test]
+fn no_model_access_is_shown_with_where_to_go() {
+    let mut app = App::new(Some(stored()));
+    type_text(&mut app, "hi");
+    key(&mut app, KeyCode::Enter);
+    app.update(Event::AnswerFailed {
+        message: "signed in to Mogplex, but this account cannot use models yet".into(),
+        hint: Some("see Available Models: http://127.0.0.1:8787/web/models · add access under Plans & Billing: http://127.0.0.1:8787/plans-and-billing".into()),
+    });
+    insta::assert_snapshot!("no_model_access", render(&app));
+}
+
+#[test]
+fn double_ctrl_c_quits_and_logout_to_nothing_shows_login() {
+    let mut app = App::new(Some(stored()));
+    let ctrl_c = || Event::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL));
+    type_text(&mut app, "draft");
+    assert!(app.update(ctrl_c()).is_empty());
+    assert!(
+        app.composer.is_empty(),
+        "the first Ctrl+C clears the composer"
+    );
+    assert!(render(&app).contains("Press Ctrl+C again to quit"));
+    assert_eq!(app.update(ctrl_c()), vec![Effect::Quit]);
+    // After a logout leaves nothing that resolves, the login screen comes back at once.
+    let mut app = App::new(Some(stored()));
+    app.update(Event::Resolved(None));
+    assert!(matches!(app.screen, Screen::Login { .. }));
+}
