@@ -45,8 +45,7 @@ fn login(
     let [body, foot] =
         Layout::vertical([Constraint::Min(1), Constraint::Length(1)]).areas(f.area());
     let mut lines = vec![Line::from(bold("Welcome to Mogplex")), Line::from("")];
-    let keys;
-    match mode {
+    let keys = match mode {
         LoginMode::Menu => {
             lines.push(Line::from(
                 "Sign in to start. Your account brings its models, MCP servers and plan.",
@@ -63,7 +62,7 @@ fn login(
                 };
                 lines.push(Line::from(Span::styled(format!("{marker}{choice}"), style)));
             }
-            keys = "↑/↓ choose · Enter select · q quit";
+            "↑/↓ choose · Enter select · q quit"
         }
         LoginMode::WaitingBrowser { url, paste } => {
             lines.push(Line::from("Waiting for you to sign in in your browser…"));
@@ -78,7 +77,7 @@ fn login(
                 "Browser on another machine? Sign in there, then paste the address it ends on:",
             ));
             lines.push(Line::from(vec![dim("› "), Span::raw(paste.clone())]));
-            keys = "Enter submit the pasted address · Esc cancel";
+            "Enter submit the pasted address · Esc cancel"
         }
         LoginMode::WaitingDevice { uri, code } => {
             lines.push(Line::from("Open this address in any browser:"));
@@ -93,7 +92,7 @@ fn login(
             ]));
             lines.push(Line::from(""));
             lines.push(Line::from("Waiting for approval…"));
-            keys = "Esc cancel";
+            "Esc cancel"
         }
         LoginMode::PickProvider { selected } => {
             lines.push(Line::from("Which provider is the key for?"));
@@ -106,7 +105,7 @@ fn login(
                     p.env_var()
                 )));
             }
-            keys = "↑/↓ choose · Enter select · Esc back";
+            "↑/↓ choose · Enter select · Esc back"
         }
         LoginMode::EnterKey { provider, input } => {
             lines.push(Line::from(format!(
@@ -118,9 +117,9 @@ fn login(
                 dim("› "),
                 Span::raw("•".repeat(input.chars().count().min(64))),
             ]));
-            keys = "Enter store · Esc back";
+            "Enter store · Esc back"
         }
-    }
+    };
     if let Some((message, hint)) = error {
         lines.push(Line::from(""));
         lines.push(Line::from(Span::styled(
