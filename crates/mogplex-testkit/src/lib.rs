@@ -32,6 +32,11 @@ pub enum Reply {
         body: String,
         headers: Vec<(String, String)>,
     },
+    /// `text/event-stream` that sends these frames and then breaks the connection (no end).
+    SseThenCut {
+        frames: Vec<String>,
+        pause: Duration,
+    },
 }
 
 impl Reply {
@@ -309,6 +314,26 @@ async fn handle(
                 );
             }
             resp.body(Body::from(body)).unwrap()
+        }
+        Some(Reply::SseThenCut { frames, pause }) => {
+            let items: Vec<Result<Bytes, std::io::Error>> = frames
+                .into_iter()
+                .map(|f| Ok(Bytes::from(f)))
+                .chain(std::iter::once(Err(std::io::Error::other(
+                    "cut by the fake server",
+                ))))
+                .collect();
+            let stream =
+                futures_util::stream::unfold(items.into_iter(), move |mut it| async move {
+                    let item = it.next()?;
+                    tokio::time::sleep(pause).await;
+                    Some((item, it))
+                });
+            Response::builder()
+                .status(200)
+                .header("content-type", "text/event-stream")
+                .body(Body::from_stream(stream))
+                .unwrap()
         }
         Some(Reply::Sse { frames, pause }) => {
             let stream =

@@ -283,6 +283,25 @@ async fn proxies_an_openai_compatible_upstream(b: Backend) {
         (text.as_str(), done, error.as_deref()),
         ("partial", false, Some("upstream fell over"))
     );
+    // The upstream connection breaking mid-answer: the gateway's own in-stream error frame.
+    let Reply::Sse { frames, pause } = openai_stream(&["cut", " short"]) else {
+        unreachable!()
+    };
+    up.route(
+        "/v1/chat/completions",
+        Reply::SseThenCut {
+            frames: frames[..3].to_vec(),
+            pause,
+        },
+    );
+    let (status, body, _) = chat(&s, &t, ask(true)).await;
+    assert_eq!(status, 200);
+    let (text, done, error) = reassemble(&body);
+    assert_eq!((text.as_str(), done), ("cut short", false));
+    assert!(
+        error.is_some_and(|e| e.contains("the model's provider stream failed")),
+        "{body}"
+    );
     // The key is in no database row.
     assert_eq!(s.count(&format!("SELECT COUNT(*) FROM models WHERE spec LIKE '%{UPSTREAM_KEY}%' OR upstream_key_env LIKE '%{UPSTREAM_KEY}%'")).await, 0);
 }
