@@ -366,3 +366,47 @@ fn anthropic_error_statuses_use_its_error_envelope() {
         );
     }
 }
+
+#[test]
+fn every_adapter_reports_an_error_status_and_an_in_stream_error() {
+    for provider in Provider::ALL {
+        // `provider/model` routes to that provider (a `mogplex/…` slug goes to the gateway whole).
+        let model = format!("{}/some-model", provider.id());
+        // An error status.
+        let server = FakeServer::start();
+        let status_reply = if provider == Provider::Anthropic {
+            Reply::json(
+                529,
+                serde_json::json!({"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}),
+            )
+        } else {
+            Reply::json(503, serde_json::json!({"error": {"message": "busy"}}))
+        };
+        server.route(&chat_path(provider), status_reply);
+        let err = run(&server, provider, Some(model.as_str()))
+            .result
+            .unwrap_err();
+        assert_eq!(
+            (err.kind, err.message.as_str()),
+            (ErrorKind::Unavailable, "busy"),
+            "{provider}"
+        );
+
+        // An error frame after part of the answer.
+        let server = FakeServer::start();
+        let reply = if provider == Provider::Anthropic {
+            anthropic_stream_error(&["part"], "stream broke")
+        } else {
+            openai_stream_error(&["part"], "stream broke")
+        };
+        server.route(&chat_path(provider), reply);
+        let out = run(&server, provider, Some(model.as_str()));
+        assert_eq!(out.text, "part", "{provider}");
+        let err = out.result.unwrap_err();
+        assert_eq!(
+            (err.kind, err.message.as_str()),
+            (ErrorKind::InStream, "stream broke"),
+            "{provider}"
+        );
+    }
+}
