@@ -27,6 +27,13 @@ pub enum DbError {
     Sqlx(#[from] sqlx::Error),
 }
 
+/// Runs a statement with its binds on whichever pool is in use: `Result<u64>`, the rows changed.
+macro_rules! execute {
+    ($db:expr, $q:expr $(, $arg:expr)* $(,)?) => {
+        on_pool!($db, |p| sqlx::query($q)$(.bind($arg))*.execute(p).await.map(|r| r.rows_affected()))
+    };
+}
+
 /// Runs the same expression against whichever pool is in use.
 macro_rules! on_pool {
     ($db:expr, |$pool:ident| $body:expr) => {
@@ -266,26 +273,21 @@ impl Db {
             created_at: now(),
         };
         let q = "INSERT INTO users (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)";
-        on_pool!(self, |p| sqlx::query(q)
-            .bind(&user.id)
-            .bind(&user.email)
-            .bind(&user.name)
-            .bind(password_hash)
-            .bind(user.created_at)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+        execute!(
+            self,
+            q,
+            &user.id,
+            &user.email,
+            &user.name,
+            password_hash,
+            user.created_at
+        )?;
         Ok(user)
     }
 
     pub async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<(), DbError> {
         let q = "UPDATE users SET password_hash = $1 WHERE id = $2";
-        on_pool!(self, |p| sqlx::query(q)
-            .bind(password_hash)
-            .bind(user_id)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+        execute!(self, q, password_hash, user_id)?;
         Ok(())
     }
 
@@ -321,14 +323,7 @@ impl Db {
     ) -> Result<(), DbError> {
         let q = "INSERT INTO web_sessions (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
         let t = now();
-        on_pool!(self, |p| sqlx::query(q)
-            .bind(crypto::hash(token))
-            .bind(user_id)
-            .bind(t)
-            .bind(t + ttl)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+        execute!(self, q, crypto::hash(token), user_id, t, t + ttl)?;
         Ok(())
     }
 
@@ -345,11 +340,7 @@ impl Db {
 
     pub async fn delete_web_session(&self, token: &str) -> Result<(), DbError> {
         let q = "DELETE FROM web_sessions WHERE token_hash = $1";
-        on_pool!(self, |p| sqlx::query(q)
-            .bind(crypto::hash(token))
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+        execute!(self, q, crypto::hash(token))?;
         Ok(())
     }
 
@@ -390,11 +381,7 @@ impl Db {
     }
 
     pub async fn throttle_clear(&self, key: &str) -> Result<(), DbError> {
-        on_pool!(self, |p| sqlx::query("DELETE FROM throttle WHERE key = $1")
-            .bind(key)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+        execute!(self, "DELETE FROM throttle WHERE key = $1", key)?;
         Ok(())
     }
 
@@ -403,17 +390,17 @@ impl Db {
     pub async fn create_code(&self, code: &str, row: &CodeRow) -> Result<(), DbError> {
         let q = "INSERT INTO auth_codes (code_hash, user_id, client_id, redirect_uri, code_challenge, scope, expires_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)";
-        on_pool!(self, |p| sqlx::query(q)
-            .bind(crypto::hash(code))
-            .bind(&row.user_id)
-            .bind(&row.client_id)
-            .bind(&row.redirect_uri)
-            .bind(&row.code_challenge)
-            .bind(&row.scope)
-            .bind(row.expires_at)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+        execute!(
+            self,
+            q,
+            crypto::hash(code),
+            &row.user_id,
+            &row.client_id,
+            &row.redirect_uri,
+            &row.code_challenge,
+            &row.scope,
+            row.expires_at
+        )?;
         Ok(())
     }
 
@@ -457,15 +444,7 @@ impl Db {
             if let Some((Some(fid), user_id, client_id, scope)) = found {
                 let q = "INSERT INTO token_families (id, user_id, client_id, scope, created_at, revoked_at) \
                          VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (id) DO UPDATE SET revoked_at = $5";
-                on_pool!(self, |p| sqlx::query(q)
-                    .bind(fid)
-                    .bind(user_id)
-                    .bind(client_id)
-                    .bind(scope)
-                    .bind(t)
-                    .execute(p)
-                    .await
-                    .map(|r| r.rows_affected()))?;
+                execute!(self, q, fid, user_id, client_id, scope, t)?;
             }
         }
         Ok(row)
@@ -487,15 +466,15 @@ impl Db {
     ) -> Result<(), DbError> {
         let q = "INSERT INTO token_families (id, user_id, client_id, scope, created_at) VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (id) DO NOTHING";
-        on_pool!(self, |p| sqlx::query(q)
-            .bind(family_id)
-            .bind(&grant.user_id)
-            .bind(&grant.client_id)
-            .bind(&grant.scope)
-            .bind(now())
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+        execute!(
+            self,
+            q,
+            family_id,
+            &grant.user_id,
+            &grant.client_id,
+            &grant.scope,
+            now()
+        )?;
         self.issue_tokens(
             family_id,
             grant,
@@ -519,29 +498,29 @@ impl Db {
         let t = now();
         let qa = "INSERT INTO access_tokens (token_hash, family_id, user_id, scope, expires_at) VALUES ($1, $2, $3, $4, $5)";
         let qr = "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
-        on_pool!(self, |p| {
-            sqlx::query(qa)
-                .bind(crypto::hash(access))
-                .bind(family_id)
-                .bind(&grant.user_id)
-                .bind(&grant.scope)
-                .bind(access_expires)
-                .execute(p)
-                .await?;
-            sqlx::query(qr)
-                .bind(crypto::hash(refresh))
-                .bind(family_id)
-                .bind(t)
-                .bind(refresh_expires)
-                .execute(p)
-                .await?
-                .rows_affected()
-        });
+        execute!(
+            self,
+            qa,
+            crypto::hash(access),
+            family_id,
+            &grant.user_id,
+            &grant.scope,
+            access_expires
+        )?;
+        execute!(
+            self,
+            qr,
+            crypto::hash(refresh),
+            family_id,
+            t,
+            refresh_expires
+        )?;
         Ok(())
     }
 
     /// Rotates a refresh token: exactly one presentation of a token wins; any later one is reuse
-    /// and revokes the whole family. The winner's rotation is one transaction (one commit).
+    /// and revokes the whole family. The winner's rotation is one statement (one round trip, one
+    /// commit): a data-modifying CTE on PostgreSQL, a trigger on SQLite.
     pub async fn rotate_refresh(
         &self,
         refresh: &str,
@@ -663,12 +642,7 @@ impl Db {
 
     pub async fn revoke_family(&self, family_id: &str) -> Result<(), DbError> {
         let q = "UPDATE token_families SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
-        on_pool!(self, |p| sqlx::query(q)
-            .bind(now())
-            .bind(family_id)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+        execute!(self, q, now(), family_id)?;
         Ok(())
     }
 
@@ -687,12 +661,7 @@ impl Db {
         }
         let q =
             "UPDATE access_tokens SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL";
-        on_pool!(self, |p| sqlx::query(q)
-            .bind(now())
-            .bind(&h)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+        execute!(self, q, now(), &h)?;
         Ok(())
     }
 
@@ -732,16 +701,16 @@ impl Db {
     ) -> Result<(), DbError> {
         let q = "INSERT INTO device_codes (device_code_hash, user_code_hash, client_id, scope, expires_at, interval_secs, status) \
                  VALUES ($1, $2, $3, $4, $5, $6, 'pending')";
-        on_pool!(self, |p| sqlx::query(q)
-            .bind(crypto::hash(device_code))
-            .bind(crypto::hash(user_code))
-            .bind(client_id)
-            .bind(scope)
-            .bind(expires_at)
-            .bind(interval)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+        execute!(
+            self,
+            q,
+            crypto::hash(device_code),
+            crypto::hash(user_code),
+            client_id,
+            scope,
+            expires_at,
+            interval
+        )?;
         Ok(())
     }
 
@@ -767,14 +736,7 @@ impl Db {
     ) -> Result<bool, DbError> {
         let q = "UPDATE device_codes SET status = $1, user_id = $2 WHERE user_code_hash = $3 AND status = 'pending' AND expires_at > $4";
         let status = if approve { "approved" } else { "denied" };
-        let n = on_pool!(self, |p| sqlx::query(q)
-            .bind(status)
-            .bind(user_id)
-            .bind(crypto::hash(user_code))
-            .bind(now())
-            .execute(p)
-            .await?
-            .rows_affected());
+        let n = execute!(self, q, status, user_id, crypto::hash(user_code), now())?;
         Ok(n == 1)
     }
 
@@ -800,24 +762,14 @@ impl Db {
         } else {
             "UPDATE device_codes SET last_polled_at = $1 WHERE device_code_hash = $2"
         };
-        on_pool!(self, |p| sqlx::query(q)
-            .bind(t)
-            .bind(&h)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+        execute!(self, q, t, &h)?;
         Ok(Some(row))
     }
 
     /// Moves an approved code to redeemed, once.
     pub async fn redeem_device(&self, device_code: &str, family_id: &str) -> Result<bool, DbError> {
         let q = "UPDATE device_codes SET status = 'redeemed', family_id = $1 WHERE device_code_hash = $2 AND status = 'approved'";
-        let n = on_pool!(self, |p| sqlx::query(q)
-            .bind(family_id)
-            .bind(crypto::hash(device_code))
-            .execute(p)
-            .await?
-            .rows_affected());
+        let n = execute!(self, q, family_id, crypto::hash(device_code))?;
         Ok(n == 1)
     }
 
@@ -829,19 +781,19 @@ impl Db {
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
                  ON CONFLICT (slug) DO UPDATE SET provider = $2, display_name = $3, spec = $4, upstream_kind = $5, \
                    upstream_base_url = $6, upstream_key_env = $7, upstream_model = $8";
-        on_pool!(self, |p| sqlx::query(q)
-            .bind(&m.slug)
-            .bind(&m.provider)
-            .bind(&m.display_name)
-            .bind(&m.spec)
-            .bind(&m.upstream_kind)
-            .bind(&m.upstream_base_url)
-            .bind(&m.upstream_key_env)
-            .bind(&m.upstream_model)
-            .bind(now())
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+        execute!(
+            self,
+            q,
+            &m.slug,
+            &m.provider,
+            &m.display_name,
+            &m.spec,
+            &m.upstream_kind,
+            &m.upstream_base_url,
+            &m.upstream_key_env,
+            &m.upstream_model,
+            now()
+        )?;
         Ok(())
     }
 
@@ -862,31 +814,14 @@ impl Db {
             None => {
                 let id = crypto::id("plan_");
                 let q = "INSERT INTO plans (id, name, created_at) VALUES ($1, $2, $3)";
-                on_pool!(self, |p| sqlx::query(q)
-                    .bind(&id)
-                    .bind(name)
-                    .bind(now())
-                    .execute(p)
-                    .await
-                    .map(|r| r.rows_affected()))?;
+                execute!(self, q, &id, name, now())?;
                 id
             }
         };
-        on_pool!(self, |p| sqlx::query(
-            "DELETE FROM plan_models WHERE plan_id = $1"
-        )
-        .bind(&id)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))?;
+        execute!(self, "DELETE FROM plan_models WHERE plan_id = $1", &id)?;
         for slug in models {
             let q = "INSERT INTO plan_models (plan_id, model_slug) VALUES ($1, $2) ON CONFLICT DO NOTHING";
-            on_pool!(self, |p| sqlx::query(q)
-                .bind(&id)
-                .bind(slug)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected()))?;
+            execute!(self, q, &id, slug)?;
         }
         Ok(Ok(id))
     }
@@ -903,12 +838,7 @@ impl Db {
     /// Gives a user a plan (`None`: no plan). Returns false when the user does not exist.
     pub async fn assign_plan(&self, user_id: &str, plan_id: Option<&str>) -> Result<bool, DbError> {
         let q = "UPDATE users SET plan_id = $1 WHERE id = $2";
-        let n = on_pool!(self, |p| sqlx::query(q)
-            .bind(plan_id)
-            .bind(user_id)
-            .execute(p)
-            .await?
-            .rows_affected());
+        let n = execute!(self, q, plan_id, user_id)?;
         Ok(n == 1)
     }
 
@@ -975,17 +905,17 @@ impl Db {
     ) -> Result<(), DbError> {
         let q = "INSERT INTO mcp_servers (id, user_id, name, enabled, config, secrets, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
                  ON CONFLICT (user_id, name) DO UPDATE SET enabled = $4, config = $5, secrets = $6";
-        on_pool!(self, |p| sqlx::query(q)
-            .bind(crypto::id("mcp_"))
-            .bind(user_id)
-            .bind(name)
-            .bind(i64::from(enabled))
-            .bind(config)
-            .bind(secrets)
-            .bind(now())
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+        execute!(
+            self,
+            q,
+            crypto::id("mcp_"),
+            user_id,
+            name,
+            i64::from(enabled),
+            config,
+            secrets,
+            now()
+        )?;
         Ok(())
     }
 
@@ -1010,14 +940,7 @@ impl Db {
         let id = format!("run_{}", crypto::hex(&crypto::random_bytes::<10>()));
         let t = now();
         let q = "INSERT INTO runs (id, user_id, title, created_at) VALUES ($1, $2, $3, $4)";
-        on_pool!(self, |p| sqlx::query(q)
-            .bind(&id)
-            .bind(user_id)
-            .bind(title)
-            .bind(t)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+        execute!(self, q, &id, user_id, title, t)?;
         Ok((id, t))
     }
 
@@ -1113,17 +1036,17 @@ impl Db {
         };
         let q = "INSERT INTO personal_access_tokens (token_hash, id, user_id, name, prefix, created_at, expires_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)";
-        on_pool!(self, |p| sqlx::query(q)
-            .bind(crypto::hash(token))
-            .bind(&row.id)
-            .bind(user_id)
-            .bind(&row.name)
-            .bind(&row.prefix)
-            .bind(row.created_at)
-            .bind(row.expires_at)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+        execute!(
+            self,
+            q,
+            crypto::hash(token),
+            &row.id,
+            user_id,
+            &row.name,
+            &row.prefix,
+            row.created_at,
+            row.expires_at
+        )?;
         Ok(row)
     }
 
@@ -1148,14 +1071,14 @@ impl Db {
     /// Revokes by id (`pat_…`) or by the token itself. Returns whether one was revoked.
     pub async fn revoke_pat(&self, user_id: &str, id_or_token: &str) -> Result<bool, DbError> {
         let q = "UPDATE personal_access_tokens SET revoked_at = $1 WHERE user_id = $2 AND (id = $3 OR token_hash = $4) AND revoked_at IS NULL";
-        let n = on_pool!(self, |p| sqlx::query(q)
-            .bind(now())
-            .bind(user_id)
-            .bind(id_or_token)
-            .bind(crypto::hash(id_or_token))
-            .execute(p)
-            .await?
-            .rows_affected());
+        let n = execute!(
+            self,
+            q,
+            now(),
+            user_id,
+            id_or_token,
+            crypto::hash(id_or_token)
+        )?;
         Ok(n > 0)
     }
 }
