@@ -9,11 +9,13 @@ pub mod env;
 pub mod file;
 pub mod home;
 pub mod oauth;
+pub mod private_file;
 pub mod provider;
 pub mod redact;
 pub mod resolve;
 pub mod secret;
 pub mod session;
+pub mod signin;
 pub mod store;
 
 pub use env::{Env, MapEnv, ProcessEnv};

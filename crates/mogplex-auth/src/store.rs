@@ -12,22 +12,18 @@
 
 use crate::file::{AuthFile, SCHEMA_VERSION};
 use crate::home::{HomeError, ensure_private_dir};
-use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 use serde_json::Value;
 use std::fs::File;
-use std::io::{self, Read, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// The largest `auth.json` mogplex reads or writes.
 pub const MAX_FILE_SIZE: u64 = 1024 * 1024;
-const TEMP_PREFIX: &str = ".auth.json.tmp-";
 
 #[derive(Debug, Clone)]
 pub struct AuthStore {
     path: PathBuf,
-    lock_path: PathBuf,
     dir: PathBuf,
 }
 
@@ -180,13 +176,7 @@ impl AuthStore {
             .parent()
             .map(Path::to_owned)
             .unwrap_or_else(|| PathBuf::from("."));
-        let mut lock = path.clone().into_os_string();
-        lock.push(".lock");
-        Self {
-            path,
-            lock_path: PathBuf::from(lock),
-            dir,
-        }
+        Self { path, dir }
     }
 
     pub fn path(&self) -> &Path {
@@ -258,20 +248,17 @@ impl AuthStore {
     }
 
     fn lock(&self) -> Result<File, StoreError> {
-        let fd = rustix::fs::open(
-            &self.lock_path,
-            OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
-        )
-        .map_err(|e| match e {
-            Errno::LOOP => StoreError::Symlink {
-                path: self.lock_path.clone(),
-            },
-            e => io_err("open the lock file", &self.lock_path)(e.into()),
-        })?;
-        let file = File::from(fd);
-        file.lock().map_err(io_err("lock", &self.lock_path))?;
-        Ok(file)
+        crate::private_file::lock(&self.path).map_err(|e| {
+            if e.source.raw_os_error() == Some(Errno::LOOP.raw_os_error()) {
+                StoreError::Symlink { path: e.path }
+            } else {
+                StoreError::Io {
+                    op: e.op,
+                    path: e.path,
+                    source: e.source,
+                }
+            }
+        })
     }
 
     /// Reads with the lock held: a corrupt file is moved aside here.
@@ -282,7 +269,7 @@ impl AuthStore {
             ReadOutcome::Corrupt(reason) => {
                 let to = self.corrupt_name();
                 std::fs::rename(&self.path, &to).map_err(io_err("move aside", &self.path))?;
-                sync_dir(&self.dir)?;
+                crate::private_file::sync_dir(&self.dir).map_err(io_err("sync", &self.dir))?;
                 let moved = MovedAside {
                     from: self.path.clone(),
                     to,
@@ -312,73 +299,20 @@ impl AuthStore {
     /// Opens without following links and without blocking on FIFOs, then checks what was opened
     /// (not the path, which could change in between).
     fn read_checked(&self) -> Result<ReadOutcome, StoreError> {
-        let path = &self.path;
-        let fd = match rustix::fs::open(
-            path,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(Errno::NOENT) => return Ok(ReadOutcome::Missing),
-            Err(Errno::LOOP) => return Err(StoreError::Symlink { path: path.clone() }),
-            Err(Errno::NXIO) => {
-                return Err(StoreError::NotRegular {
-                    path: path.clone(),
-                    kind: "a socket",
-                });
+        use crate::private_file::ReadError;
+        let path = self.path.clone();
+        let bytes = match crate::private_file::read(&self.path, MAX_FILE_SIZE) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok(ReadOutcome::Missing),
+            Err(ReadError::Symlink) => return Err(StoreError::Symlink { path }),
+            Err(ReadError::NotRegular(kind)) => return Err(StoreError::NotRegular { path, kind }),
+            Err(ReadError::WrongOwner { owner, me }) => {
+                return Err(StoreError::WrongOwner { path, owner, me });
             }
-            Err(e) => return Err(io_err("open", path)(e.into())),
+            Err(ReadError::TooOpen { mode }) => return Err(StoreError::TooOpen { path, mode }),
+            Err(ReadError::TooLarge { size }) => return Err(StoreError::TooLarge { path, size }),
+            Err(ReadError::Io(e)) => return Err(io_err("read", &self.path)(e)),
         };
-        let stat = rustix::fs::fstat(&fd).map_err(|e| io_err("inspect", path)(e.into()))?;
-        let file_type = rustix::fs::FileType::from_raw_mode(stat.st_mode);
-        if file_type != rustix::fs::FileType::RegularFile {
-            let kind = match file_type {
-                rustix::fs::FileType::Directory => "a directory",
-                rustix::fs::FileType::Fifo => "a named pipe",
-                rustix::fs::FileType::CharacterDevice | rustix::fs::FileType::BlockDevice => {
-                    "a device"
-                }
-                rustix::fs::FileType::Socket => "a socket",
-                _ => "not a regular file",
-            };
-            return Err(StoreError::NotRegular {
-                path: path.clone(),
-                kind,
-            });
-        }
-        let me = rustix::process::geteuid().as_raw();
-        if stat.st_uid != me {
-            return Err(StoreError::WrongOwner {
-                path: path.clone(),
-                owner: stat.st_uid,
-                me,
-            });
-        }
-        let mode = stat.st_mode & 0o7777;
-        if mode & 0o077 != 0 {
-            return Err(StoreError::TooOpen {
-                path: path.clone(),
-                mode,
-            });
-        }
-        let size = u64::try_from(stat.st_size).unwrap_or(u64::MAX);
-        if size > MAX_FILE_SIZE {
-            return Err(StoreError::TooLarge {
-                path: path.clone(),
-                size,
-            });
-        }
-        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-        File::from(fd)
-            .take(MAX_FILE_SIZE + 1)
-            .read_to_end(&mut bytes)
-            .map_err(io_err("read", path))?;
-        if bytes.len() as u64 > MAX_FILE_SIZE {
-            return Err(StoreError::TooLarge {
-                path: path.clone(),
-                size: bytes.len() as u64,
-            });
-        }
         Ok(match parse(&bytes) {
             Ok(file) => ReadOutcome::Parsed(Box::new(file)),
             Err(reason) => ReadOutcome::Corrupt(reason),
@@ -398,45 +332,17 @@ impl AuthStore {
             });
         }
 
-        let temp = self.dir.join(format!(
-            "{TEMP_PREFIX}{}-{}",
-            std::process::id(),
-            random_hex(8)
-        ));
-        let result = (|| {
-            let fd = rustix::fs::open(
-                &temp,
-                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::from_raw_mode(0o600),
-            )
-            .map_err(|e| io_err("create", &temp)(e.into()))?;
-            let mut out = File::from(fd);
-            // The umask can only narrow the create mode; set it exactly.
-            out.set_permissions(std::fs::Permissions::from_mode(0o600))
-                .map_err(io_err("set permissions on", &temp))?;
-            out.write_all(&bytes).map_err(io_err("write", &temp))?;
-            out.sync_all().map_err(io_err("sync", &temp))?;
-            drop(out);
-            std::fs::rename(&temp, &self.path).map_err(io_err("replace", &self.path))?;
-            sync_dir(&self.dir)
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&temp);
-        }
-        result
+        crate::private_file::write(&self.path, &bytes).map_err(|e| StoreError::Io {
+            op: e.op,
+            path: e.path,
+            source: e.source,
+        })
     }
 
     /// Temp files left by a writer that died before its rename. Safe to remove: the lock is held,
     /// so no live writer owns one.
     fn remove_stale_temp_files(&self) {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
+        crate::private_file::remove_stale_temp_files(&self.path);
     }
 }
 
@@ -472,10 +378,6 @@ pub struct Updated<T> {
     pub moved_aside: Option<MovedAside>,
 }
 
-fn sync_dir(dir: &Path) -> Result<(), StoreError> {
-    let d = File::open(dir).map_err(io_err("open", dir))?;
-    d.sync_all().map_err(io_err("sync", dir))
-}
 
 /// Refuses control characters in any key or string value, naming where (never the value).
 pub fn reject_control_characters(value: &Value, at: &str) -> Result<(), StoreError> {
@@ -519,7 +421,7 @@ pub fn random_hex(n: usize) -> String {
 mod tests {
     use super::*;
     use crate::secret::Secret;
-    use std::os::unix::fs::symlink;
+    use std::os::unix::fs::{PermissionsExt, symlink};
 
     fn store() -> (tempfile::TempDir, AuthStore) {
         let dir = tempfile::tempdir().unwrap();

@@ -70,7 +70,8 @@ fn read_key(provider: Provider) -> Result<Secret, CliError> {
 
 /// `mogplex login …`: what to do follows from the arguments, or from a choice on a terminal.
 pub fn login(ctx: &mut Ctx, args: crate::args::LoginArgs) -> Result<(), CliError> {
-    use crate::signin::{Method, login as sign_in};
+    use crate::signin::login as sign_in;
+    use mogplex_auth::signin::Method;
     match (args.provider, args.with_api_key, args.device) {
         (Some(p), true, _) => login_with_api_key(ctx, p),
         (None, true, _) => Err(
@@ -94,7 +95,8 @@ pub fn login(ctx: &mut Ctx, args: crate::args::LoginArgs) -> Result<(), CliError
 
 /// The login chooser, on a terminal.
 fn choose(ctx: &mut Ctx) -> Result<(), CliError> {
-    use crate::signin::{Method, login as sign_in};
+    use crate::signin::login as sign_in;
+    use mogplex_auth::signin::Method;
     use std::io::Write;
     if !std::io::stdin().is_terminal() {
         return Err(CliError::usage("`mogplex login` without a provider asks how to sign in, and stdin is not a terminal")

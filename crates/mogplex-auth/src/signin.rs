@@ -1,0 +1,280 @@
+//! "Sign in with Mogplex": the browser flow with a loopback callback (and a paste box for a browser
+//! on another machine) and the device code flow (SPEC section 4).
+//!
+//! This is the one implementation both front ends use. It never prints: everything the user
+//! should see arrives as a [`Progress`] through a callback, which `mogplex login` writes to stderr
+//! and the cockpit draws on its login screen. Cancelling is dropping the future (the listener
+//! closes with it).
+
+use crate::env::Env;
+use crate::file::MogplexEntry;
+use crate::oauth::loopback::{CallbackServer, LoopbackError, Notice};
+use crate::oauth::{OAuthClient, OAuthError, Pkce, TokenResponse, UserInfo, http_client, random_b64};
+use crate::secret::Secret;
+use crate::session;
+use crate::store::{AuthStore, StoreError};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use url::Url;
+
+/// How long a browser sign-in may take before the listener closes.
+pub const SIGN_IN_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// How long logout waits for the revocation endpoint.
+pub const REVOKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// The browser, unless this looks headless and the server offers device codes.
+    Auto,
+    Browser,
+    Device,
+}
+
+/// What the user should hear while signing in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Progress {
+    /// Why the sign-in goes the way it does (a headless machine), as one sentence.
+    Note(String),
+    /// The browser flow is waiting: the address to visit, and whether a browser was started.
+    Browser { url: String, opened: bool },
+    /// The device flow is waiting for approval.
+    Device {
+        uri: String,
+        code: String,
+        /// The address with the code filled in, when the server gives one.
+        complete: Option<String>,
+        minutes: u64,
+    },
+    /// A request was answered but did not end the wait.
+    Notice(Notice),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    #[error(transparent)]
+    OAuth(#[from] OAuthError),
+    #[error(transparent)]
+    Loopback(#[from] LoopbackError),
+}
+
+/// A completed sign-in, not yet stored.
+#[derive(Debug)]
+pub struct SignedIn {
+    pub issuer: String,
+    pub tokens: TokenResponse,
+    pub user: Option<UserInfo>,
+}
+
+impl SignedIn {
+    pub fn email(&self) -> Option<&str> {
+        self.user.as_ref().map(|u| u.email.as_str())
+    }
+
+    /// Every secret this sign-in brought, for redaction.
+    pub fn secrets(&self) -> impl Iterator<Item = &Secret> {
+        std::iter::once(&self.tokens.access_token)
+            .chain(self.tokens.refresh_token.as_ref())
+            .chain(self.tokens.id_token.as_ref())
+    }
+
+    /// Stores it in `auth.json` (under the lock), replacing any Mogplex credential.
+    pub fn store(&self, store: &AuthStore) -> Result<(), StoreError> {
+        let entry: MogplexEntry =
+            session::entry_from_tokens(&self.issuer, &self.tokens, self.user.as_ref(), None);
+        session::store_sign_in(store, entry)
+    }
+}
+
+/// Why a browser on this machine is unlikely to work, if it is.
+pub fn headless_reason(env: &dyn Env) -> Option<String> {
+    if env.var("BROWSER").is_some() {
+        return None;
+    }
+    let display = env.var("DISPLAY").is_some() || env.var("WAYLAND_DISPLAY").is_some();
+    let ssh = env.var("SSH_CONNECTION").is_some()
+        || env.var("SSH_CLIENT").is_some()
+        || env.var("SSH_TTY").is_some();
+    if ssh && !display {
+        return Some("this is an SSH session without a forwarded display".into());
+    }
+    if std::path::Path::new("/.dockerenv").exists()
+        || std::path::Path::new("/run/.containerenv").exists()
+        || env.var("container").is_some()
+    {
+        return Some("this looks like a container".into());
+    }
+    if cfg!(target_os = "linux") && !display {
+        return Some("there is no display".into());
+    }
+    None
+}
+
+/// `$BROWSER` when set (the URL is passed as an argument, never through a shell string), else the
+/// platform's opener. Returns whether something was started. Its output goes nowhere, so it
+/// cannot draw over the cockpit.
+pub fn open_browser(env: &dyn Env, url: &str) -> bool {
+    use std::process::{Command, Stdio};
+    let mut cmd = match env.var("BROWSER") {
+        Some(b) => {
+            let mut c = Command::new("sh");
+            c.arg("-c").arg(format!("{b} \"$1\"")).arg("sh").arg(url);
+            c
+        }
+        None if cfg!(target_os = "macos") => {
+            let mut c = Command::new("open");
+            c.arg(url);
+            c
+        }
+        None => {
+            let mut c = Command::new("xdg-open");
+            c.arg(url);
+            c
+        }
+    };
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .is_ok()
+}
+
+/// Discovers the account service at `base` (checking that it names itself `base`).
+pub async fn discover(base: Url) -> Result<OAuthClient, OAuthError> {
+    OAuthClient::discover(http_client()?, base).await
+}
+
+/// Signs in with the account service at `base`. `pasted` carries addresses pasted by the user
+/// while the browser flow waits.
+pub async fn sign_in(
+    env: &(dyn Env + Sync),
+    base: Url,
+    method: Method,
+    pasted: Option<mpsc::Receiver<String>>,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<SignedIn, SignInError> {
+    let client = discover(base).await?;
+    let headless = headless_reason(env);
+    let offers_device = client.meta.device_authorization_endpoint.is_some();
+    let use_device = match method {
+        Method::Device => true,
+        Method::Browser => {
+            if let Some(reason) = &headless {
+                progress(Progress::Note(format!("{reason}; if no browser opens, sign in on another machine and paste the address it ends on")));
+            }
+            false
+        }
+        Method::Auto => match (&headless, offers_device) {
+            (Some(reason), true) => {
+                progress(Progress::Note(format!(
+                    "{reason}, so signing in with a device code (a browser anywhere will do)"
+                )));
+                true
+            }
+            (Some(reason), false) => {
+                progress(Progress::Note(format!("{reason}; if no browser opens, sign in on another machine and paste the address it ends on")));
+                false
+            }
+            (None, _) => false,
+        },
+    };
+    let tokens = if use_device {
+        device(&client, env, headless.is_none(), progress).await?
+    } else {
+        browser(&client, env, pasted, progress).await?
+    };
+    let user = client.user(&tokens.access_token).await?;
+    Ok(SignedIn {
+        issuer: client.issuer().to_owned(),
+        tokens,
+        user,
+    })
+}
+
+async fn browser(
+    client: &OAuthClient,
+    env: &(dyn Env + Sync),
+    pasted: Option<mpsc::Receiver<String>>,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<TokenResponse, SignInError> {
+    // The hosted service registers the two fixed ports only; ours accepts any loopback port.
+    let allow_ephemeral =
+        client.issuer().trim_end_matches('/') != mogplex_protocol::DEFAULT_BASE_URL;
+    let server = CallbackServer::bind(allow_ephemeral).await?;
+    let pkce = Pkce::new()?;
+    let state = random_b64(32)?;
+    let url = client.authorize_url(&server.redirect_uri, &state, &pkce.challenge)?;
+    let opened = open_browser(env, url.as_str());
+    progress(Progress::Browser {
+        url: url.to_string(),
+        opened,
+    });
+    let redirect_uri = server.redirect_uri.clone();
+    let callback = server
+        .wait(
+            &state,
+            Some(client.issuer()),
+            SIGN_IN_TIMEOUT,
+            pasted,
+            |n| progress(Progress::Notice(n)),
+        )
+        .await?;
+    Ok(client
+        .exchange_code(callback.code.expose(), &redirect_uri, &pkce.verifier)
+        .await?)
+}
+
+async fn device(
+    client: &OAuthClient,
+    env: &(dyn Env + Sync),
+    try_browser: bool,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<TokenResponse, SignInError> {
+    let d = client.device_authorize().await?;
+    progress(Progress::Device {
+        uri: d.verification_uri.clone(),
+        code: d.user_code.clone(),
+        complete: d.verification_uri_complete.clone(),
+        minutes: d.expires_in / 60,
+    });
+    if try_browser && let Some(complete) = &d.verification_uri_complete {
+        open_browser(env, complete);
+    }
+    Ok(client.poll_device(&d, || {}).await?)
+}
+
+/// How a revocation at logout went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revocation {
+    Confirmed,
+    /// The server offers no revocation endpoint.
+    NotOffered,
+    Failed(String),
+    TimedOut,
+}
+
+impl Revocation {
+    /// A note for the user when the sign-out could not be confirmed on the server.
+    pub fn note(&self, base: &str) -> Option<String> {
+        match self {
+            Revocation::Confirmed => None,
+            Revocation::NotOffered => Some(format!("{base} offers no revocation endpoint, so the sign-in could not be revoked on the server")),
+            Revocation::Failed(e) => Some(format!("could not confirm the sign-out with the account service ({e}); the sign-in was removed from this machine")),
+            Revocation::TimedOut => Some("the account service did not answer within 5 seconds, so the sign-out was not confirmed there; the sign-in was removed from this machine".into()),
+        }
+    }
+}
+
+/// Revokes a refresh token at the advertised endpoint, within [`REVOKE_TIMEOUT`].
+pub async fn revoke(base: Url, refresh_token: &Secret) -> Revocation {
+    let attempt = tokio::time::timeout(REVOKE_TIMEOUT, async {
+        let client = discover(base).await?;
+        client.revoke(refresh_token, "refresh_token").await
+    })
+    .await;
+    match attempt {
+        Ok(Ok(true)) => Revocation::Confirmed,
+        Ok(Ok(false)) => Revocation::NotOffered,
+        Ok(Err(e)) => Revocation::Failed(e.to_string()),
+        Err(_) => Revocation::TimedOut,
+    }
+}
