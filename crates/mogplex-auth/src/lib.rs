@@ -16,6 +16,7 @@ pub mod resolve;
 pub mod secret;
 pub mod session;
 pub mod signin;
+pub mod state;
 pub mod store;
 
 pub use env::{Env, MapEnv, ProcessEnv};

@@ -8,7 +8,7 @@ use crate::args::ExecArgs;
 use crate::ctx::Ctx;
 use crate::error::CliError;
 use crate::exit;
-use crate::log::Level;
+use crate::log::{Level, SessionLog};
 use mogplex_auth::{CredentialKind, Provider, Resolution, Source};
 use mogplex_protocol::ChatMessage;
 use mogplex_providers::{
@@ -181,93 +181,30 @@ pub fn run(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
                "credential": credential_json(&selection), "log": log.path()}),
     );
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            CliError::new(exit::FAILURE, "cannot start the async runtime").cause(e.to_string())
-        })?;
-    let is_session = selection.credential.kind == CredentialKind::AccountSession;
+    let rt = crate::signin::runtime()?;
     let mut selection = selection;
     let store = ctx.store.clone();
-    let result: Result<_, CliError> = rt.block_on(async {
-        let client = ModelClient::new().map_err(|e| {
-            CliError::new(exit::CONFIG, "cannot set up the HTTP client")
-                .cause(e)
-                .hint("point SSL_CERT_FILE at a PEM bundle of certificate authorities, or unset it")
-        })?;
-        if is_session {
-            selection.credential.secret = renew(&store, &base_url, None).await?;
-        }
-        let mut retried = false;
-        let model = match selection.model.clone() {
-            Some(m) => m,
-            None => match client.account_default_model(&selection, &base_url).await {
-                Ok(m) => m,
-                // A signed-in session gets one refresh and one retry on a 401.
-                Err(e) if e.kind == ErrorKind::Unauthorized && is_session => {
-                    retried = true;
-                    let rejected = selection.credential.secret.clone();
-                    selection.credential.secret = renew(&store, &base_url, Some(&rejected)).await?;
-                    client
-                        .account_default_model(&selection, &base_url)
-                        .await
-                        .map_err(|e| provider_error(&e, &selection, &base_url))?
-                }
-                Err(e) => return Err(provider_error(&e, &selection, &base_url)),
-            },
-        };
-        session["model"] = json!(model);
-        out.event(session.clone());
-        log.write(
-            Level::Info,
-            "request.start",
-            "sending the prompt",
-            json!({"model": model, "prompt_chars": prompt.chars().count()}),
-        );
-        let mut req = ChatRequest {
-            selection: selection.clone(),
-            base_url: base_url.clone(),
-            model,
-            messages: vec![ChatMessage::user(prompt)],
-        };
-        let mut chars = 0usize;
-        loop {
-            let finish = client
-                .chat(&req, &mut |ev| match ev {
-                    StreamEvent::Delta(t) => {
-                        chars += t.chars().count();
-                        out.text(&t);
-                    }
-                    StreamEvent::Frame(f) => log.write(
-                        Level::Debug,
-                        "stream.chunk",
-                        "stream frame",
-                        json!({"frame": f}),
-                    ),
-                })
-                .await;
-            // A signed-in session gets one refresh and one retry on a 401 (nothing was streamed).
-            if let Err(e) = &finish
-                && e.kind == ErrorKind::Unauthorized
-                && is_session
-                && !retried
-            {
-                retried = true;
-                let rejected = req.selection.credential.secret.clone();
-                req.selection.credential.secret = renew(&store, &base_url, Some(&rejected)).await?;
-                log.write(
-                    Level::Info,
-                    "session.refreshed",
-                    "refreshed the sign-in after a 401",
-                    json!({}),
-                );
-                continue;
-            }
-            return Ok((finish, chars));
-        }
+    let mut sink = ExecSink {
+        out: &mut out,
+        log: &mut log,
+        session: &mut session,
+        prompt_chars: prompt.chars().count(),
+        chars: 0,
+    };
+    let outcome: Result<_, CliError> = rt.block_on(async {
+        let client = model_client()?;
+        stream_turn(
+            &client,
+            &store,
+            &mut selection,
+            &base_url,
+            vec![ChatMessage::user(prompt)],
+            &mut sink,
+        )
+        .await
     });
-    let (finish, chars) = result?;
+    let chars = sink.chars;
+    let finish = outcome?.finish;
     if !json_out && out.last.is_some_and(|c| c != '\n') {
         out.raw("\n");
     }
@@ -294,6 +231,132 @@ pub fn run(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
             out.event(err.json(&redactor));
             Err(err)
         }
+    }
+}
+
+pub fn model_client() -> Result<ModelClient, CliError> {
+    ModelClient::new().map_err(|e| {
+        CliError::new(exit::CONFIG, "cannot set up the HTTP client")
+            .cause(e)
+            .hint("point SSL_CERT_FILE at a PEM bundle of certificate authorities, or unset it")
+    })
+}
+
+/// Hears what a turn does, as it happens.
+pub trait TurnSink: Send {
+    /// The model is known (for a Mogplex account without one picked: its catalog's first).
+    fn started(&mut self, model: &str);
+    fn event(&mut self, ev: StreamEvent);
+    /// The signed-in session was refreshed after a 401 and the request is sent again.
+    fn refreshed(&mut self) {}
+}
+
+#[derive(Debug)]
+pub struct TurnOutcome {
+    pub model: String,
+    pub finish: Result<mogplex_providers::Finish, ProviderError>,
+}
+
+/// One model turn: renews a signed-in session first, fills in the account's default model when
+/// none is picked, streams the answer to `sink`, and on a 401 refreshes once and sends again
+/// (nothing has streamed by then). `selection` keeps the renewed token and the model for the
+/// next turn. A failure to renew is the outer error; a provider's refusal is in the outcome.
+pub async fn stream_turn(
+    client: &ModelClient,
+    store: &mogplex_auth::AuthStore,
+    selection: &mut Selection,
+    base_url: &mogplex_providers::Url,
+    messages: Vec<ChatMessage>,
+    sink: &mut dyn TurnSink,
+) -> Result<TurnOutcome, CliError> {
+    let is_session = selection.credential.kind == CredentialKind::AccountSession;
+    if is_session {
+        selection.credential.secret = renew(store, base_url, None).await?;
+    }
+    let mut retried = false;
+    let model = match selection.model.clone() {
+        Some(m) => m,
+        None => match client.account_default_model(selection, base_url).await {
+            Ok(m) => m,
+            Err(e) if e.kind == ErrorKind::Unauthorized && is_session => {
+                retried = true;
+                let rejected = selection.credential.secret.clone();
+                selection.credential.secret = renew(store, base_url, Some(&rejected)).await?;
+                client
+                    .account_default_model(selection, base_url)
+                    .await
+                    .map_err(|e| provider_error(&e, selection, base_url))?
+            }
+            Err(e) => return Err(provider_error(&e, selection, base_url)),
+        },
+    };
+    sink.started(&model);
+    let mut req = ChatRequest {
+        selection: selection.clone(),
+        base_url: base_url.clone(),
+        model: model.clone(),
+        messages,
+    };
+    loop {
+        let finish = client.chat(&req, &mut |ev| sink.event(ev)).await;
+        if let Err(e) = &finish
+            && e.kind == ErrorKind::Unauthorized
+            && is_session
+            && !retried
+        {
+            retried = true;
+            let rejected = req.selection.credential.secret.clone();
+            req.selection.credential.secret = renew(store, base_url, Some(&rejected)).await?;
+            selection.credential.secret = req.selection.credential.secret.clone();
+            sink.refreshed();
+            continue;
+        }
+        return Ok(TurnOutcome { model, finish });
+    }
+}
+
+struct ExecSink<'a> {
+    out: &'a mut Output,
+    log: &'a mut SessionLog,
+    session: &'a mut serde_json::Value,
+    prompt_chars: usize,
+    chars: usize,
+}
+
+impl TurnSink for ExecSink<'_> {
+    fn started(&mut self, model: &str) {
+        self.session["model"] = json!(model);
+        self.out.event(self.session.clone());
+        self.log.write(
+            Level::Info,
+            "request.start",
+            "sending the prompt",
+            json!({"model": model, "prompt_chars": self.prompt_chars}),
+        );
+    }
+
+    fn event(&mut self, ev: StreamEvent) {
+        match ev {
+            StreamEvent::Delta(t) => {
+                self.chars += t.chars().count();
+                self.out.text(&t);
+            }
+            StreamEvent::Frame(f) => self.log.write(
+                Level::Debug,
+                "stream.chunk",
+                "stream frame",
+                json!({"frame": f}),
+            ),
+        }
+    }
+
+    fn refreshed(&mut self) {
+        self.log.write(
+            Level::Info,
+            "session.refreshed",
+            "refreshed the sign-in after a 401",
+            json!({}),
+        );
     }
 }
 

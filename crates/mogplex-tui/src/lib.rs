@@ -7,6 +7,11 @@
 //! terminal or a network, and the network never blocks drawing.
 
 pub mod app;
+pub mod composer;
 pub mod view;
 
-pub use app::{App, Effect, Entry, EntryKind, Event, Header, LoginMode, Overlay, Screen};
+pub use app::{
+    App, Effect, Entry, EntryKind, Event, Header, LoginChoice, LoginMode, ModelChoice, Overlay,
+    Screen,
+};
+pub use composer::Composer;

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use mogplex_auth::Provider;
-use mogplex_tui::{App, Effect, Event, Header, LoginMode, Screen, view};
+use mogplex_tui::{App, Effect, Event, Header, LoginMode, ModelChoice, Screen, view};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -38,7 +38,8 @@ fn stored() -> Header {
         provider: Some("Mogplex".into()),
         model: Some("mogplex/echo".into()),
         credential: Some("Mogplex sign-in (ada@example.com) mog_…x1y2 from /home/ada/.mogplex/auth.json (mogplex.access_token)".into()),
-        notices: vec![],
+        stored: vec![Provider::Mogplex, Provider::OpenAi],
+        ..Header::default()
     }
 }
 
@@ -48,6 +49,8 @@ fn overridden() -> Header {
         model: Some("gpt-4.1".into()),
         credential: Some("OpenAI key sk-…abcd from OPENAI_API_KEY".into()),
         notices: vec!["OPENAI_API_KEY in this shell takes precedence over your stored Mogplex sign-in, so OpenAI is used; unset it to use your Mogplex account".into()],
+        stored: vec![Provider::Mogplex],
+        ..Header::default()
     }
 }
 
@@ -58,6 +61,11 @@ fn login_screen_and_its_modes() {
     assert_eq!(
         key(&mut app, KeyCode::Enter),
         vec![Effect::StartBrowserSignIn]
+    );
+    insta::assert_snapshot!("login_starting", render(&app));
+    assert!(
+        key(&mut app, KeyCode::Enter).is_empty(),
+        "a second Enter while starting does not start a second sign-in"
     );
     app.update(Event::SignInUrl(
         "http://127.0.0.1:8787/api/auth/mcp/authorize?response_type=code&client_id=mogplex-cli"
@@ -157,7 +165,7 @@ fn slash_commands() {
     type_text(&mut app, "/st");
     insta::assert_snapshot!("session_completion", render(&app));
     key(&mut app, KeyCode::Tab);
-    assert_eq!(app.composer, "/status ");
+    assert_eq!(app.composer.text(), "/status ");
     assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::LoadStatus]);
     app.update(Event::StatusReady(vec![
         (
@@ -177,10 +185,11 @@ fn slash_commands() {
 
     type_text(&mut app, "/model");
     assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::LoadModels]);
+    assert!(render(&app).contains("Loading the models"));
     app.update(Event::ModelsReady(vec![
-        "mogplex/echo".into(),
-        "openai/gpt-4.1".into(),
-        "anthropic/claude-sonnet-4-5".into(),
+        ModelChoice::new("mogplex/echo", "Echo · Mogplex account"),
+        ModelChoice::new("openai/gpt-4.1", "OpenAI key"),
+        ModelChoice::new("anthropic/claude-sonnet-4-5", "Anthropic key"),
     ]));
     insta::assert_snapshot!("model", render(&app));
     key(&mut app, KeyCode::Down);
@@ -211,7 +220,7 @@ fn slash_commands() {
     key(&mut app, KeyCode::Enter);
     assert!(app.transcript.is_empty());
     type_text(&mut app, "/login");
-    key(&mut app, KeyCode::Enter);
+    assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::LoginOpened]);
     assert!(matches!(app.screen, Screen::Login { .. }));
     assert!(
         key(&mut app, KeyCode::Esc).is_empty(),
@@ -250,4 +259,94 @@ fn double_ctrl_c_quits_and_logout_to_nothing_shows_login() {
     let mut app = App::new(Some(stored()));
     app.update(Event::Resolved(None));
     assert!(matches!(app.screen, Screen::Login { .. }));
+}
+
+#[test]
+fn device_choice_hides_when_the_service_has_none() {
+    let mut app = App::new(None);
+    app.update(Event::DeviceFlowOffered(false));
+    let screen = render(&app);
+    assert!(!screen.contains("device code"), "{screen}");
+    key(&mut app, KeyCode::Down);
+    key(&mut app, KeyCode::Enter);
+    assert!(matches!(
+        app.screen,
+        Screen::Login {
+            mode: LoginMode::PickProvider { .. },
+            ..
+        }
+    ));
+}
+
+#[test]
+fn the_end_of_a_long_answer_stays_in_view() {
+    let mut app = App::new(Some(stored()));
+    type_text(&mut app, "long");
+    key(&mut app, KeyCode::Enter);
+    // Far more rows than the screen, and single lines that wrap many times.
+    for i in 0..40 {
+        app.update(Event::Delta(format!("line {i} {}\n", "word ".repeat(30))));
+    }
+    app.update(Event::Delta("THE END".into()));
+    app.update(Event::AnswerDone);
+    let screen = render(&app);
+    assert!(screen.contains("THE END"), "{screen}");
+    key(&mut app, KeyCode::PageUp);
+    let screen = render(&app);
+    assert!(!screen.contains("THE END"), "scrolled up: {screen}");
+    assert!(screen.contains("showing earlier messages"));
+    key(&mut app, KeyCode::PageDown);
+    assert!(render(&app).contains("THE END"));
+}
+
+#[test]
+fn composer_edits_recall_and_stop() {
+    let mut app = App::new(Some(stored()));
+    type_text(&mut app, "helo");
+    key(&mut app, KeyCode::Left);
+    type_text(&mut app, "l");
+    assert_eq!(app.composer.text(), "hello");
+    key(&mut app, KeyCode::End);
+    app.update(Event::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::SHIFT)));
+    type_text(&mut app, "two");
+    assert_eq!(app.composer.text(), "hello\ntwo");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::SendPrompt("hello\ntwo".into())]
+    );
+    assert_eq!(key(&mut app, KeyCode::Esc), vec![Effect::CancelAnswer]);
+    assert!(!app.streaming);
+    app.update(Event::Delta("late".into()));
+    assert!(
+        !app.transcript.iter().any(|e| e.text == "late"),
+        "deltas after a stop are dropped"
+    );
+    key(&mut app, KeyCode::Up);
+    assert_eq!(app.composer.text(), "hello\ntwo", "Up recalls the last prompt");
+    app.update(Event::Paste("x\r\ny\u{1b}[31m".into()));
+    assert_eq!(app.composer.text(), "hello\ntwox\ny[31m");
+}
+
+#[test]
+fn logout_asks_only_about_what_is_stored() {
+    let mut app = App::new(Some(Header {
+        provider: Some("OpenAI".into()),
+        model: Some("gpt-4.1".into()),
+        credential: Some("OpenAI key sk-…abcd from OPENAI_API_KEY".into()),
+        stored: vec![Provider::Groq],
+        ..Header::default()
+    }));
+    type_text(&mut app, "/logout");
+    key(&mut app, KeyCode::Enter);
+    assert!(app.overlay.is_none());
+    assert!(render(&app).contains("No Mogplex sign-in is stored"));
+    type_text(&mut app, "/logout openai");
+    key(&mut app, KeyCode::Enter);
+    assert!(app.overlay.is_none(), "the OpenAI key is not stored, only set");
+    type_text(&mut app, "/logout groq");
+    key(&mut app, KeyCode::Enter);
+    assert_eq!(
+        key(&mut app, KeyCode::Char('y')),
+        vec![Effect::Logout(Some(Provider::Groq))]
+    );
 }
