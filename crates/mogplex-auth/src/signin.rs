@@ -9,7 +9,9 @@
 use crate::env::Env;
 use crate::file::MogplexEntry;
 use crate::oauth::loopback::{CallbackServer, LoopbackError, Notice};
-use crate::oauth::{OAuthClient, OAuthError, Pkce, TokenResponse, UserInfo, http_client, random_b64};
+use crate::oauth::{
+    OAuthClient, OAuthError, Pkce, TokenResponse, UserInfo, http_client, random_b64,
+};
 use crate::secret::Secret;
 use crate::session;
 use crate::store::{AuthStore, StoreError};
@@ -159,7 +161,9 @@ pub async fn sign_in(
         Method::Device => true,
         Method::Browser => {
             if let Some(reason) = &headless {
-                progress(Progress::Note(format!("{reason}; if no browser opens, sign in on another machine and paste the address it ends on")));
+                progress(Progress::Note(format!(
+                    "{reason}; if no browser opens, sign in on another machine and paste the address it ends on"
+                )));
             }
             false
         }
@@ -171,7 +175,9 @@ pub async fn sign_in(
                 true
             }
             (Some(reason), false) => {
-                progress(Progress::Note(format!("{reason}; if no browser opens, sign in on another machine and paste the address it ends on")));
+                progress(Progress::Note(format!(
+                    "{reason}; if no browser opens, sign in on another machine and paste the address it ends on"
+                )));
                 false
             }
             (None, _) => false,

@@ -113,7 +113,12 @@ mod tests {
         let home = MogplexHome::at(dir.path().join("h"));
         assert_eq!(State::load(&home), State::default());
         remember_model(&home, "openai", "gpt-4.1-mini").unwrap();
-        remember_model(&home, &model_key(Provider::Mogplex, Some("u1")), "mogplex/echo").unwrap();
+        remember_model(
+            &home,
+            &model_key(Provider::Mogplex, Some("u1")),
+            "mogplex/echo",
+        )
+        .unwrap();
         let path = home.state_file();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
@@ -127,7 +132,12 @@ mod tests {
         let picked = state.last_picked(Some("u1"));
         assert_eq!(picked.get(&Provider::OpenAi).unwrap(), "gpt-4.1");
         assert_eq!(picked.get(&Provider::Mogplex).unwrap(), "mogplex/echo");
-        assert!(state.last_picked(Some("u2")).get(&Provider::Mogplex).is_none());
+        assert!(
+            state
+                .last_picked(Some("u2"))
+                .get(&Provider::Mogplex)
+                .is_none()
+        );
         assert!(matches!(
             remember_model(&home, "openai", "gpt\u{1b}[2J"),
             Err(StateError::ControlCharacters)

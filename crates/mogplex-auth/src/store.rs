@@ -378,7 +378,6 @@ pub struct Updated<T> {
     pub moved_aside: Option<MovedAside>,
 }
 
-
 /// Refuses control characters in any key or string value, naming where (never the value).
 pub fn reject_control_characters(value: &Value, at: &str) -> Result<(), StoreError> {
     let bad = |s: &str| s.chars().any(char::is_control);

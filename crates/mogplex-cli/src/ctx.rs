@@ -61,18 +61,22 @@ impl Ctx {
     }
 }
 
-pub fn remember_file_secrets(redactor: &mut Redactor, file: &mogplex_auth::AuthFile) {
+/// Every secret `auth.json` holds, whether or not it is in force.
+pub fn file_secrets(file: &mogplex_auth::AuthFile) -> Vec<&mogplex_auth::Secret> {
+    let mut out = Vec::new();
     if let Some(m) = &file.mogplex {
-        for s in [&m.access_token, &m.refresh_token, &m.id_token, &m.api_key]
-            .into_iter()
-            .flatten()
-        {
-            redactor.add(s);
-        }
+        out.extend(
+            [&m.access_token, &m.refresh_token, &m.id_token, &m.api_key]
+                .into_iter()
+                .flatten(),
+        );
     }
-    for entry in file.providers.values() {
-        if let Some(k) = &entry.api_key {
-            redactor.add(k);
-        }
+    out.extend(file.providers.values().filter_map(|e| e.api_key.as_ref()));
+    out
+}
+
+pub fn remember_file_secrets(redactor: &mut Redactor, file: &mogplex_auth::AuthFile) {
+    for s in file_secrets(file) {
+        redactor.add(s);
     }
 }

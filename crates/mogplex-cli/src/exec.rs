@@ -361,7 +361,7 @@ impl TurnSink for ExecSink<'_> {
 }
 
 /// A current access token for the stored sign-in (refreshing under the lock when needed).
-async fn renew(
+pub async fn renew(
     store: &mogplex_auth::AuthStore,
     base_url: &mogplex_providers::Url,
     rejected: Option<&mogplex_auth::Secret>,

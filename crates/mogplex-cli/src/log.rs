@@ -78,6 +78,11 @@ impl SessionLog {
         &self.redactor
     }
 
+    /// Redacts `secret` from every later line (a key stored or a token issued mid-session).
+    pub fn learn(&mut self, secret: &mogplex_auth::Secret) {
+        self.redactor.add(secret);
+    }
+
     pub fn write(&mut self, level: Level, event: &str, message: &str, data: Value) {
         if matches!(level, Level::Debug) && !self.debug {
             return;

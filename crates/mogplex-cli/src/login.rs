@@ -3,7 +3,7 @@
 use crate::ctx::{Ctx, remember_file_secrets};
 use crate::error::CliError;
 use crate::log::Level;
-use mogplex_auth::{Env, MogplexEntry, Provider, Secret};
+use mogplex_auth::{AuthStore, Env, MogplexEntry, Provider, Redactor, Secret, StoreError};
 use serde_json::json;
 use std::io::{IsTerminal, Read};
 use zeroize::Zeroize;
@@ -188,12 +188,74 @@ pub fn login_with_api_key(ctx: &mut Ctx, provider: Provider) -> Result<(), CliEr
     Ok(())
 }
 
-/// Removes a stored credential. `quiet_stdout` sends the report to stderr (for `--logout`, whose
-/// stdout may carry an answer).
-pub fn logout(ctx: &mut Ctx, provider: Provider, to_stderr: bool) -> Result<(), CliError> {
-    let path = ctx.store.path().to_owned();
-    let updated = ctx.store.update(|file| {
-        remember_file_secrets(&mut ctx.redactor, file);
+/// What removing a stored credential did.
+#[derive(Debug)]
+pub struct Removal {
+    pub provider: Provider,
+    /// `Some(true)`: a Mogplex sign-in; `Some(false)`: a personal access token or a provider key;
+    /// `None`: nothing was stored.
+    pub removed: Option<bool>,
+    /// Provider keys left in place (after removing the Mogplex credential).
+    pub kept: Vec<String>,
+    /// The removed sign-in's refresh token, to revoke on the server.
+    pub refresh: Option<Secret>,
+    pub path: std::path::PathBuf,
+}
+
+impl Removal {
+    /// The one-line report.
+    pub fn report(&self) -> String {
+        let path = self.path.display();
+        match (self.provider, self.removed) {
+            (Provider::Mogplex, Some(true)) => {
+                format!("Signed out of Mogplex: removed the stored sign-in from {path}")
+            }
+            (Provider::Mogplex, Some(false)) => {
+                format!("Removed the stored Mogplex personal access token from {path}")
+            }
+            (Provider::Mogplex, None) => {
+                format!("No stored Mogplex sign-in in {path}; nothing to remove")
+            }
+            (p, Some(_)) => format!(
+                "Removed the stored {} API key from {path}",
+                p.display_name()
+            ),
+            (p, None) => format!(
+                "No stored {} API key in {path}; nothing to remove",
+                p.display_name()
+            ),
+        }
+    }
+
+    /// What else the user should know: keys kept, and a variable that will still supply the
+    /// credential in the next session.
+    pub fn notes(&self, env: &dyn Env, kept_hint: &str) -> Vec<String> {
+        let mut notes = Vec::new();
+        if !self.kept.is_empty() && self.removed.is_some() {
+            notes.push(format!(
+                "stored provider keys are kept ({}); {kept_hint}",
+                self.kept.join(", ")
+            ));
+        }
+        if env.var(self.provider.env_var()).is_some() {
+            notes.push(format!(
+                "{} is still set in this shell, so the next session still uses it; unset it to stop",
+                self.provider.env_var()
+            ));
+        }
+        notes
+    }
+}
+
+/// Removes the stored credential for `provider` (for Mogplex, only the `mogplex` entry), under
+/// the lock, in one write. Every secret the file held is added to `redactor` first.
+pub fn take_stored(
+    store: &AuthStore,
+    provider: Provider,
+    redactor: &mut Redactor,
+) -> Result<Removal, StoreError> {
+    let updated = store.update(|file| {
+        remember_file_secrets(redactor, file);
         Ok(if provider == Provider::Mogplex {
             let entry = file.mogplex.take();
             let removed = entry.as_ref().map(|m| m.access_token.is_some());
@@ -212,36 +274,32 @@ pub fn logout(ctx: &mut Ctx, provider: Provider, to_stderr: bool) -> Result<(), 
         eprintln!("{}", m.warning());
     }
     let (removed, kept, refresh) = updated.value;
+    Ok(Removal {
+        provider,
+        removed,
+        kept,
+        refresh,
+        path: store.path().to_owned(),
+    })
+}
+
+/// `mogplex logout [provider]` and `--logout`. `to_stderr` sends the report to stderr (for
+/// `--logout`, whose stdout may carry an answer).
+pub fn logout(ctx: &mut Ctx, provider: Provider, to_stderr: bool) -> Result<(), CliError> {
+    let removal = take_stored(&ctx.store, provider, &mut ctx.redactor)?;
+    let mut log = ctx.session_log();
+    log.write(
+        Level::Info,
+        "logout",
+        &removal.report(),
+        json!({"provider": provider.id(), "removed": removal.removed.is_some()}),
+    );
     // The local entry is gone already; now tell the server, best effort.
-    let revocation = refresh
+    let revocation = removal
+        .refresh
         .as_ref()
         .and_then(|r| crate::signin::revoke_best_effort(&ctx.env, r));
-    let report = match (provider, removed) {
-        (Provider::Mogplex, Some(true)) => format!(
-            "Signed out of Mogplex: removed the stored sign-in from {}",
-            path.display()
-        ),
-        (Provider::Mogplex, Some(false)) => {
-            format!(
-                "Removed the stored Mogplex personal access token from {}",
-                path.display()
-            )
-        }
-        (Provider::Mogplex, None) => format!(
-            "No stored Mogplex sign-in in {}; nothing to remove",
-            path.display()
-        ),
-        (p, Some(_)) => format!(
-            "Removed the stored {} API key from {}",
-            p.display_name(),
-            path.display()
-        ),
-        (p, None) => format!(
-            "No stored {} API key in {}; nothing to remove",
-            p.display_name(),
-            path.display()
-        ),
-    };
+    let report = removal.report();
     if to_stderr {
         eprintln!("{report}");
     } else {
@@ -250,24 +308,8 @@ pub fn logout(ctx: &mut Ctx, provider: Provider, to_stderr: bool) -> Result<(), 
     if let Some(note) = revocation {
         eprintln!("note: {note}");
     }
-    if !kept.is_empty() && removed.is_some() {
-        eprintln!(
-            "note: stored provider keys are kept ({}); remove one with `mogplex logout <provider>`",
-            kept.join(", ")
-        );
+    for note in removal.notes(&ctx.env, "remove one with `mogplex logout <provider>`") {
+        eprintln!("note: {note}");
     }
-    if ctx.env.var(provider.env_var()).is_some() {
-        eprintln!(
-            "note: {} is still set in this shell, so the next session still uses it; unset it to stop",
-            provider.env_var()
-        );
-    }
-    let mut log = ctx.session_log();
-    log.write(
-        Level::Info,
-        "logout",
-        &report,
-        json!({"provider": provider.id(), "removed": removed.is_some()}),
-    );
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! the documented exit codes (see [`exit`]).
 
 mod args;
+mod cockpit;
 mod ctx;
 mod error;
 mod exec;
@@ -13,7 +14,7 @@ mod login;
 mod signin;
 
 use args::{Cli, Command};
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use error::CliError;
 use mogplex_auth::{Provider, Redactor};
 use std::io::IsTerminal;
@@ -75,12 +76,7 @@ fn dispatch(cli: Cli, ctx: &mut ctx::Ctx) -> Result<(), CliError> {
         None => {
             let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
             if cli.exec.prompt.is_none() && interactive {
-                if cli.logout {
-                    return Ok(());
-                }
-                // The cockpit is not built yet; on a terminal, bare `mogplex` shows help.
-                let _ = Cli::command().print_help();
-                return Ok(());
+                return cockpit::run(ctx);
             }
             exec::run(ctx, cli.exec)
         }

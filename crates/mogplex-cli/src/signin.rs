@@ -54,14 +54,13 @@ pub fn oauth_error(e: OAuthError, base: &str, surface: Surface) -> CliError {
             "the device code expired before it was approved",
         )
         .hint(surface.retry(true)),
-        OAuthError::NoDeviceFlow => {
-            CliError::usage("this account service does not offer device codes").hint(
-                match surface {
-                    Surface::Command => "sign in with the browser: `mogplex login mogplex`",
-                    Surface::Cockpit => "choose \"Sign in with Mogplex\" to use the browser",
-                },
-            )
-        }
+        OAuthError::NoDeviceFlow => CliError::usage(
+            "this account service does not offer device codes",
+        )
+        .hint(match surface {
+            Surface::Command => "sign in with the browser: `mogplex login mogplex`",
+            Surface::Cockpit => "choose \"Sign in with Mogplex\" to use the browser",
+        }),
         OAuthError::Rejected { .. } | OAuthError::Protocol(_) => {
             CliError::new(exit::FAILURE, "the account service refused the sign-in")
                 .cause(e.to_string())

@@ -112,6 +112,24 @@ pub fn spec(provider: Provider) -> ProviderSpec {
     }
 }
 
+/// Models offered by `/model` for a provider reached with its own key (the Mogplex account's come
+/// from its catalog). The provider's default comes first; any other model can still be named with
+/// `--model`.
+pub fn known_models(provider: Provider) -> &'static [&'static str] {
+    match provider {
+        Provider::Mogplex => &[],
+        Provider::Anthropic => &["claude-sonnet-4-5", "claude-opus-4-1", "claude-haiku-4-5"],
+        Provider::OpenAi => &["gpt-4.1", "gpt-4.1-mini", "o3", "o4-mini"],
+        Provider::Google => &["gemini-2.5-flash", "gemini-2.5-pro"],
+        Provider::Groq => &["llama-3.3-70b-versatile", "llama-3.1-8b-instant"],
+        Provider::Mistral => &["mistral-large-latest", "codestral-latest"],
+        Provider::DeepSeek => &["deepseek-chat", "deepseek-reasoner"],
+        Provider::Xai => &["grok-4", "grok-3-mini"],
+        Provider::Cohere => &["command-a-03-2025"],
+        Provider::Vercel => &["openai/gpt-4.1", "anthropic/claude-sonnet-4-5"],
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BaseUrlError {
     #[error("{var} is not a valid URL: {reason}")]
@@ -211,6 +229,17 @@ mod tests {
             Err(BaseUrlError::Scheme { .. })
         ));
         assert!(check_base_url("X", "https://example.com/v1").is_ok());
+    }
+
+    #[test]
+    fn known_models_start_with_the_default() {
+        for p in Provider::ALL {
+            assert_eq!(
+                known_models(p).first().copied(),
+                spec(p).default_model,
+                "{p}"
+            );
+        }
     }
 
     #[test]

@@ -62,12 +62,12 @@ impl ModelClient {
         Ok(Self { http })
     }
 
-    /// The first model of the Mogplex account's catalog (`GET /api/models?format=cli`).
-    pub async fn account_default_model(
+    /// The Mogplex account's model catalog (`GET /api/models?format=cli`).
+    pub async fn account_models(
         &self,
         selection: &Selection,
         base_url: &Url,
-    ) -> Result<String, ProviderError> {
+    ) -> Result<Vec<CliModel>, ProviderError> {
         let provider = selection.provider();
         let url = join(base_url, mogplex_protocol::MODELS_PATH);
         let resp = self
@@ -80,17 +80,26 @@ impl ModelClient {
             .await
             .map_err(|e| ProviderError::from_reqwest(provider, &e))?;
         let resp = check_status(provider, resp).await?;
-        let models: Vec<CliModel> = resp.json().await.map_err(|e| {
+        resp.json().await.map_err(|e| {
             ProviderError::new(
                 ErrorKind::Protocol,
                 provider,
                 format!("the model catalog did not parse: {e}"),
             )
-        })?;
+        })
+    }
+
+    /// The first model of the Mogplex account's catalog.
+    pub async fn account_default_model(
+        &self,
+        selection: &Selection,
+        base_url: &Url,
+    ) -> Result<String, ProviderError> {
+        let models = self.account_models(selection, base_url).await?;
         models.into_iter().next().map(|m| m.slug).ok_or_else(|| {
             ProviderError::new(
                 ErrorKind::NoModelAccess,
-                provider,
+                selection.provider(),
                 "the account's model catalog is empty",
             )
         })

@@ -10,7 +10,7 @@ pub mod client;
 pub mod error;
 pub mod select;
 
-pub use catalog::{Api, BaseUrlError, ProviderSpec, spec};
+pub use catalog::{Api, BaseUrlError, ProviderSpec, known_models, spec};
 pub use client::{ChatRequest, Finish, ModelClient, StreamEvent};
 pub use error::{ErrorKind, ProviderError};
 pub use reqwest::Url;

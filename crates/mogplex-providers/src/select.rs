@@ -36,6 +36,11 @@ pub struct Selection {
 }
 
 impl Selection {
+    /// `credential`'s provider with `model` (or, for a Mogplex account, its catalog's first).
+    pub fn new(credential: &Credential, model: Option<String>, model_source: ModelSource) -> Self {
+        chosen(credential, model, model_source)
+    }
+
     pub fn provider(&self) -> Provider {
         self.credential.provider
     }

@@ -300,7 +300,13 @@ impl App {
         });
     }
 
-    fn login_mut(&mut self) -> Option<(&mut LoginMode, &mut Option<(String, String)>, &mut Vec<String>)> {
+    fn login_mut(
+        &mut self,
+    ) -> Option<(
+        &mut LoginMode,
+        &mut Option<(String, String)>,
+        &mut Vec<String>,
+    )> {
         match &mut self.screen {
             Screen::Login {
                 mode, error, notes, ..
@@ -365,7 +371,9 @@ impl App {
                     notes.clear();
                 }
             }
-            Event::SignedIn { email } => self.say(EntryKind::Notice, format!("Signed in as {email}")),
+            Event::SignedIn { email } => {
+                self.say(EntryKind::Notice, format!("Signed in as {email}"))
+            }
             Event::Delta(text) => {
                 if !self.streaming {
                     return Vec::new();
@@ -419,7 +427,8 @@ impl App {
             } => input.push_str(text.trim()),
             Screen::Session if self.overlay.is_none() => {
                 // Terminals send a pasted newline as CR.
-                self.composer.insert_str(&text.replace("\r\n", "\n").replace('\r', "\n"));
+                self.composer
+                    .insert_str(&text.replace("\r\n", "\n").replace('\r', "\n"));
             }
             _ => {}
         }
@@ -689,7 +698,8 @@ impl App {
     fn session_key(&mut self, k: KeyEvent) -> Vec<Effect> {
         let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
         let newline = matches!(k.code, KeyCode::Enter)
-            && (k.modifiers.contains(KeyModifiers::SHIFT) || k.modifiers.contains(KeyModifiers::ALT))
+            && (k.modifiers.contains(KeyModifiers::SHIFT)
+                || k.modifiers.contains(KeyModifiers::ALT))
             || (ctrl && matches!(k.code, KeyCode::Char('j')));
         if newline {
             self.composer.insert('\n');
@@ -785,12 +795,7 @@ impl App {
                         self.overlay = Some(Overlay::ConfirmLogout(None));
                     }
                     None => {
-                        let keys: Vec<&str> = self
-                            .header
-                            .stored
-                            .iter()
-                            .map(|p| p.id())
-                            .collect();
+                        let keys: Vec<&str> = self.header.stored.iter().map(|p| p.id()).collect();
                         let text = if keys.is_empty() {
                             "Nothing to sign out of: no Mogplex sign-in or key is stored in this home.".to_owned()
                         } else {
@@ -806,7 +811,10 @@ impl App {
                     }
                     Some(Ok(p)) => self.say(
                         EntryKind::Notice,
-                        format!("No {} credential is stored in this home; nothing to remove.", p.display_name()),
+                        format!(
+                            "No {} credential is stored in this home; nothing to remove.",
+                            p.display_name()
+                        ),
                     ),
                     Some(Err(_)) => self.say(
                         EntryKind::Error,

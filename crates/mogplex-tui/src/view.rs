@@ -4,7 +4,9 @@
 //! transcript keeps its end in view however long the answers are, and the cursor lands where the
 //! next character goes.
 
-use crate::app::{App, EntryKind, LoginMode, ModelChoice, Overlay, SLASH_COMMANDS, Screen, key_providers};
+use crate::app::{
+    App, EntryKind, LoginMode, ModelChoice, Overlay, SLASH_COMMANDS, Screen, key_providers,
+};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Position, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -175,7 +177,12 @@ fn login(
                 let marker = if i == *selected { "› " } else { "  " };
                 let text = format!("{marker}{} ({})", p.display_name(), p.env_var());
                 lines.push(Line::from(if i == *selected {
-                    Span::styled(text, Style::default().add_modifier(Modifier::BOLD).fg(Color::Cyan))
+                    Span::styled(
+                        text,
+                        Style::default()
+                            .add_modifier(Modifier::BOLD)
+                            .fg(Color::Cyan),
+                    )
                 } else {
                     Span::raw(text)
                 }));
@@ -363,7 +370,12 @@ fn model_lines(choices: &[ModelChoice], selected: usize) -> Vec<Line<'static>> {
             let marker = if i == selected { "› " } else { "  " };
             let id = format!("{marker}{:<width$}", c.id);
             let id = if i == selected {
-                Span::styled(id, Style::default().add_modifier(Modifier::BOLD).fg(Color::Cyan))
+                Span::styled(
+                    id,
+                    Style::default()
+                        .add_modifier(Modifier::BOLD)
+                        .fg(Color::Cyan),
+                )
             } else {
                 Span::raw(id)
             };

@@ -307,7 +307,10 @@ fn composer_edits_recall_and_stop() {
     type_text(&mut app, "l");
     assert_eq!(app.composer.text(), "hello");
     key(&mut app, KeyCode::End);
-    app.update(Event::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::SHIFT)));
+    app.update(Event::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::SHIFT,
+    )));
     type_text(&mut app, "two");
     assert_eq!(app.composer.text(), "hello\ntwo");
     assert_eq!(
@@ -322,7 +325,11 @@ fn composer_edits_recall_and_stop() {
         "deltas after a stop are dropped"
     );
     key(&mut app, KeyCode::Up);
-    assert_eq!(app.composer.text(), "hello\ntwo", "Up recalls the last prompt");
+    assert_eq!(
+        app.composer.text(),
+        "hello\ntwo",
+        "Up recalls the last prompt"
+    );
     app.update(Event::Paste("x\r\ny\u{1b}[31m".into()));
     assert_eq!(app.composer.text(), "hello\ntwox\ny[31m");
 }
@@ -342,7 +349,10 @@ fn logout_asks_only_about_what_is_stored() {
     assert!(render(&app).contains("No Mogplex sign-in is stored"));
     type_text(&mut app, "/logout openai");
     key(&mut app, KeyCode::Enter);
-    assert!(app.overlay.is_none(), "the OpenAI key is not stored, only set");
+    assert!(
+        app.overlay.is_none(),
+        "the OpenAI key is not stored, only set"
+    );
     type_text(&mut app, "/logout groq");
     key(&mut app, KeyCode::Enter);
     assert_eq!(

@@ -32,6 +32,11 @@ impl TestHome {
         self
     }
 
+    /// The variables the test set.
+    pub fn env_vars(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.env.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     pub fn auth_path(&self) -> PathBuf {
         self.home.join("auth.json")
     }

@@ -3,6 +3,7 @@
 
 #[macro_use]
 mod common;
+mod cockpit;
 mod leak;
 mod messages;
 mod precedence;
