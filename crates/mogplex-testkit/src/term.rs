@@ -158,7 +158,7 @@ impl Term {
         };
         let (_, cols) = p.screen().size();
         p.screen()
-            .rows(0, cols)
+            .rows(0, cols.into())
             .map(|r| r.trim_end().to_owned())
             .collect::<Vec<_>>()
             .join("\n")
