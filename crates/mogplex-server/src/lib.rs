@@ -48,6 +48,8 @@ pub struct Config {
     pub env: std::collections::BTreeMap<String, String>,
     /// Inference requests allowed per bearer token per minute (per server process).
     pub gateway_per_minute: u32,
+    /// Said on the sign-in page (`dev` names its demo account there).
+    pub sign_in_note: Option<String>,
 }
 
 impl Config {
@@ -63,6 +65,7 @@ impl Config {
             device_interval: 5,
             env: std::collections::BTreeMap::new(),
             gateway_per_minute: 120,
+            sign_in_note: None,
         }
     }
 }

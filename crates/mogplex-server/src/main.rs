@@ -405,10 +405,16 @@ async fn run(cmd: Command) -> Result<(), Failure> {
                 .map_err(|e| Failure::new(e.to_string()))?;
             let public = format!("http://{addr}");
             let database = format!("sqlite://{}", dir.join("mogplex.db").display());
-            let state = AppState::new(&database, Config::new(&public))
+            let mut state = AppState::new(&database, Config::new(&public))
                 .await
                 .map_err(|e| Failure::new(format!("cannot start: {e}")))?;
             let (email, password) = seed_demo(&state.db, &dir).await?;
+            // Loopback only, for development: the sign-in page names the demo account.
+            let mut cfg = (*state.cfg).clone();
+            cfg.sign_in_note = Some(format!(
+                "Development server. Demo account: {email}, password: {password}"
+            ));
+            state.cfg = std::sync::Arc::new(cfg);
             println!("mogplex-server dev: listening on {public}");
             println!("  data directory: {}", dir.display());
             println!("  demo account:   {email}");

@@ -20,7 +20,7 @@ pub fn esc(s: &str) -> String {
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem;color:#111}\
 h1{font-size:1.4rem}label{display:block;margin:.8rem 0 .2rem}input{width:100%;padding:.5rem;font-size:1rem;box-sizing:border-box}\
-button{margin-top:1rem;padding:.5rem 1rem;font-size:1rem}.err{color:#a00}.code{font-family:monospace;font-size:1.6rem;letter-spacing:.2rem}";
+button{margin-top:1rem;padding:.5rem 1rem;font-size:1rem}.err{color:#a00}.note{background:#f3f3f3;padding:.5rem}.code{font-family:monospace;font-size:1.6rem;letter-spacing:.2rem}";
 
 pub fn layout(title: &str, body: &str) -> Html<String> {
     Html(format!(
@@ -41,10 +41,20 @@ pub fn message_page(title: &str, message: &str) -> Html<String> {
     )
 }
 
-pub fn login_page(csrf: &str, next: &str, email: &str, error: Option<&str>) -> Html<String> {
-    let err = error
-        .map(|e| format!("<p class=\"err\" id=\"error\">{}</p>", esc(e)))
+/// `note` is said above the form (the development server names its demo account there).
+pub fn login_page(
+    csrf: &str,
+    next: &str,
+    email: &str,
+    error: Option<&str>,
+    note: Option<&str>,
+) -> Html<String> {
+    let mut err = note
+        .map(|n| format!("<p class=\"note\" id=\"note\">{}</p>", esc(n)))
         .unwrap_or_default();
+    if let Some(e) = error {
+        err.push_str(&format!("<p class=\"err\" id=\"error\">{}</p>", esc(e)));
+    }
     layout(
         "Sign in",
         &format!(

@@ -149,7 +149,7 @@ pub async fn login_page(
     let (csrf, set) = csrf_token(&s, &headers);
     let next = safe_next(q.next.as_deref());
     with_cookie(
-        pages::login_page(&csrf, &next, "", None).into_response(),
+        pages::login_page(&csrf, &next, "", None, s.cfg.sign_in_note.as_deref()).into_response(),
         set,
     )
 }
@@ -182,6 +182,7 @@ pub async fn login_submit(
                 &next,
                 "",
                 Some("That email or password is too long."),
+                s.cfg.sign_in_note.as_deref(),
             ),
         )
             .into_response());
@@ -202,7 +203,13 @@ pub async fn login_submit(
         );
         let mut r = (
             StatusCode::TOO_MANY_REQUESTS,
-            pages::login_page(&csrf, &next, &email, Some(&msg)),
+            pages::login_page(
+                &csrf,
+                &next,
+                &email,
+                Some(&msg),
+                s.cfg.sign_in_note.as_deref(),
+            ),
         )
             .into_response();
         r.headers_mut().insert(
@@ -223,7 +230,13 @@ pub async fn login_submit(
         s.db.throttle_hit(&address_key, LOGIN_WINDOW).await?;
         return Ok((
             StatusCode::UNAUTHORIZED,
-            pages::login_page(&csrf, &next, &email, Some("Incorrect email or password.")),
+            pages::login_page(
+                &csrf,
+                &next,
+                &email,
+                Some("Incorrect email or password."),
+                s.cfg.sign_in_note.as_deref(),
+            ),
         )
             .into_response());
     };

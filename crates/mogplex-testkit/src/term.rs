@@ -56,7 +56,9 @@ pub fn command(program: impl Into<PathBuf>) -> Command {
 
 impl std::fmt::Debug for Term {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Term").field("pid", &self.child.id()).finish()
+        f.debug_struct("Term")
+            .field("pid", &self.child.id())
+            .finish()
     }
 }
 
@@ -91,7 +93,11 @@ impl Term {
         let controller = File::from(controller);
         let writer = controller.try_clone()?;
         let mut answer = controller.try_clone()?;
-        let screen = Arc::new(Mutex::new(vt100::Parser::new(nonzero(rows), nonzero(cols), 0)));
+        let screen = Arc::new(Mutex::new(vt100::Parser::new(
+            nonzero(rows),
+            nonzero(cols),
+            0,
+        )));
         let raw = Arc::new(Mutex::new(Vec::new()));
         let first_output = Arc::new(Mutex::new(None));
         let (s, r, first) = (screen.clone(), raw.clone(), first_output.clone());

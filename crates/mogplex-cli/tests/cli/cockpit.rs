@@ -8,8 +8,14 @@ const WAIT: Duration = Duration::from_secs(20);
 
 /// Starts bare `mogplex` on a 100×30 terminal with this home's environment.
 pub fn cockpit(home: &TestHome, extra: &[(&str, &str)]) -> Term {
+    cockpit_with(home, &[], extra)
+}
+
+/// Starts `mogplex ARGS` on a 100×30 terminal with this home's environment.
+pub fn cockpit_with(home: &TestHome, args: &[&str], extra: &[(&str, &str)]) -> Term {
     let mut cmd = term::command(bin());
-    cmd.env_clear()
+    cmd.args(args)
+        .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", home.dir.path().join("user"))
         .env("MOGPLEX_HOME", &home.home)
@@ -78,7 +84,10 @@ fn store_a_key_chat_and_log_out_back_to_the_login_screen() {
         .iter()
         .find(|r| r.path == "/openai/chat/completions")
         .expect("the prompt reached the provider");
-    assert_eq!(chat.header("authorization"), Some(&*format!("Bearer {key}")));
+    assert_eq!(
+        chat.header("authorization"),
+        Some(&*format!("Bearer {key}"))
+    );
     assert_eq!(chat.json()["messages"][0]["content"], "say hello");
 
     // Completion of slash commands, then /logout of the stored key, confirmed.
@@ -89,7 +98,10 @@ fn store_a_key_chat_and_log_out_back_to_the_login_screen() {
     expect(&t, "Remove the stored OpenAI key?");
     t.send("y");
     let screen = expect(&t, "Removed the stored OpenAI API key");
-    assert!(screen.contains("Sign in with Mogplex"), "back to login:\n{screen}");
+    assert!(
+        screen.contains("Sign in with Mogplex"),
+        "back to login:\n{screen}"
+    );
     assert!(home.auth()["providers"].get("openai").is_none());
 
     // The key never reached the screen or the log.
@@ -100,4 +112,237 @@ fn store_a_key_chat_and_log_out_back_to_the_login_screen() {
     t.send("q");
     let status = t.wait_exit(WAIT).expect("quit");
     assert!(status.success());
+}
+
+/// `mogplex-server dev` as a process: loopback, a fresh data directory, the demo account.
+pub struct DevServer {
+    child: std::process::Child,
+    pub url: String,
+    pub email: String,
+    pub password: String,
+    pub dir: tempfile::TempDir,
+}
+
+/// The `mogplex-server` binary that `cargo test --workspace` builds beside this test binary.
+pub fn server_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .join("mogplex-server");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the suite with `cargo test --workspace` (or `cargo build -p mogplex-server` first)",
+        bin.display()
+    );
+    bin
+}
+
+impl DevServer {
+    pub fn start() -> Self {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new(server_bin())
+            .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let (mut url, mut email, mut password) = (None, None, None);
+        for line in out.lines().map_while(Result::ok) {
+            if let Some(u) = line.strip_prefix("mogplex-server dev: listening on ") {
+                url = Some(u.trim().to_owned());
+            } else if let Some(e) = line.trim().strip_prefix("demo account:") {
+                email = Some(e.trim().to_owned());
+            } else if let Some(p) = line.trim().strip_prefix("demo password:") {
+                password = Some(p.trim().to_owned());
+                break;
+            }
+        }
+        Self {
+            child,
+            url: url.expect("the dev server printed its address"),
+            email: email.expect("the dev server printed the demo account"),
+            password: password.expect("the dev server printed the demo password"),
+            dir,
+        }
+    }
+}
+
+impl Drop for DevServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn sign_in_with_mogplex_in_chromium_against_mogplex_server_dev() {
+    let _ports = crate::signin::PORTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let server = DevServer::start();
+    let home = TestHome::new();
+    let browser = crate::signin::chromium_browser_command();
+    let mut t = cockpit(
+        &home,
+        &[
+            ("MOGPLEX_URL", &server.url),
+            ("BROWSER", &browser),
+            ("MOGPLEX_TEST_CHROMIUM_EMAIL", &server.email),
+            ("MOGPLEX_TEST_CHROMIUM_PASSWORD", &server.password),
+        ],
+    );
+    expect(&t, "Sign in with Mogplex");
+    // The dev server offers device codes, so the choice stays.
+    expect(&t, "Sign in with a device code");
+    t.send(keys::ENTER);
+    // The address is on screen to copy while Chromium (as $BROWSER) signs in.
+    let waiting = expect(&t, "Waiting for you to sign in in your browser");
+    assert!(waiting.contains("/api/auth/mcp/authorize"), "{waiting}");
+    assert!(
+        waiting.contains("paste the address it ends on"),
+        "{waiting}"
+    );
+    let screen = t
+        .wait_for(
+            &format!("Signed in as {}", server.email),
+            Duration::from_secs(90),
+        )
+        .unwrap_or_else(|s| panic!("the sign-in did not finish:\n{s}"));
+    assert!(
+        screen.contains("Mogplex sign-in (demo@mogplex.local)"),
+        "{screen}"
+    );
+    // The account's default model comes from its catalog.
+    expect(&t, "mogplex · Mogplex · mogplex/echo");
+    let auth = home.auth();
+    assert!(auth["mogplex"]["access_token"].is_string());
+    assert_eq!(auth["mogplex"]["account"]["email"], server.email.as_str());
+    assert_eq!(mode(&home.auth_path()), 0o600);
+
+    submit(&mut t, "echo, are you there?");
+    let screen = t
+        .wait_until(|s| s.matches("echo, are you there?").count() >= 2, WAIT)
+        .unwrap_or_else(|s| panic!("no echo:\n{s}"));
+    assert!(screen.contains("you › echo, are you there?"), "{screen}");
+    for secret in ["access_token", "refresh_token"] {
+        let value = auth["mogplex"][secret].as_str().unwrap();
+        assert!(!t.raw_output().contains(value), "{secret} was drawn");
+        assert!(!home.log_text().contains(value), "{secret} was logged");
+    }
+    submit(&mut t, "/quit");
+    assert!(t.wait_exit(WAIT).expect("quit").success());
+}
+
+#[test]
+fn an_environment_key_overriding_a_sign_in_is_shown_and_survives_logout() {
+    let _ports = crate::signin::PORTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let server = crate::signin::Server::start();
+    let mut home = crate::signin::signed_in(&server);
+    let upstream = FakeServer::start();
+    upstream.route(
+        "/openai/chat/completions",
+        openai_stream(&["answered by ", "OpenAI"]),
+    );
+    home.env("OPENAI_BASE_URL", &format!("{}/openai", upstream.url()))
+        .env("MOGPLEX_URL", &server.url);
+    let key = "sk-env-override-0123456789abcdef";
+    let mut t = cockpit(&home, &[("OPENAI_API_KEY", key)]);
+
+    let screen = expect(&t, "mogplex · OpenAI · gpt-4.1");
+    assert!(
+        screen.contains("OpenAI key sk-…cdef from OPENAI_API_KEY"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("OPENAI_API_KEY in this shell takes precedence over your stored Mogplex"),
+        "the override is said out loud:\n{screen}"
+    );
+    submit(&mut t, "/status");
+    let status = expect(&t, "Override");
+    assert!(status.contains("signed in as ada@example.com"), "{status}");
+    assert!(
+        status.contains("Mogplex sign-in (ada@example.com)"),
+        "{status}"
+    );
+    t.send(keys::ESC);
+    t.wait_until(|s| !s.contains("┌ status"), WAIT)
+        .unwrap_or_else(|s| panic!("the overlay stayed:\n{s}"));
+
+    submit(&mut t, "/logout");
+    expect(&t, "Sign out of Mogplex? Stored provider keys are kept.");
+    t.send("y");
+    let screen = expect(&t, "Signed out of Mogplex");
+    let screen = if screen.contains("next session") {
+        screen
+    } else {
+        expect(&t, "next session")
+    };
+    assert!(
+        screen.contains(
+            "OPENAI_API_KEY is still set in this shell, so the next session uses OpenAI too"
+        ),
+        "{screen}"
+    );
+    // Still in the session, on the variable, and the notice about the sign-in is gone with it.
+    assert!(screen.contains("mogplex · OpenAI · gpt-4.1"), "{screen}");
+    assert!(
+        !screen.contains("takes precedence over your stored Mogplex"),
+        "{screen}"
+    );
+    assert!(home.auth().get("mogplex").is_none());
+    let revoked = || server.count("SELECT COUNT(*) FROM token_families WHERE revoked_at IS NULL");
+    let deadline = std::time::Instant::now() + WAIT;
+    while revoked() != 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(revoked(), 0, "the sign-in was revoked on the server");
+
+    submit(&mut t, "still there?");
+    expect(&t, "answered by OpenAI");
+    assert!(!t.raw_output().contains(key), "the key was drawn");
+    t.send(keys::CTRL_C);
+    expect(&t, "Press Ctrl+C again to quit");
+    t.send(keys::CTRL_C);
+    assert!(t.wait_exit(WAIT).expect("quit").success());
+}
+
+#[test]
+fn logout_flag_signs_out_first_then_opens_the_login_screen() {
+    let home = TestHome::new();
+    home.write_auth(&serde_json::json!({"version": 1,
+        "mogplex": {"api_key": "mog_flag0123456789abcdef"},
+        "providers": {"groq": {"apiKey": "gsk_kept0123456789"}}}));
+    // Without the stored Groq key nothing would resolve; with it the session opens on Groq.
+    let mut t = cockpit_with(
+        &home,
+        &["--logout"],
+        &[("MOGPLEX_URL", "http://127.0.0.1:9")],
+    );
+    let screen = expect(&t, "mogplex · Groq");
+    assert!(!screen.contains("mog_"), "{screen}");
+    assert!(home.auth().get("mogplex").is_none());
+    assert_eq!(
+        home.auth()["providers"]["groq"]["apiKey"],
+        "gsk_kept0123456789"
+    );
+    submit(&mut t, "/logout groq");
+    expect(&t, "Remove the stored Groq key?");
+    t.send(keys::ENTER);
+    expect(&t, "Sign in with Mogplex");
+    // The dead service answers nothing, so the device choice stays on offer.
+    expect(&t, "Sign in with a device code");
+    t.send(keys::ESC);
+    assert!(
+        t.wait_exit(WAIT)
+            .expect("Esc on the login screen quits")
+            .success()
+    );
 }

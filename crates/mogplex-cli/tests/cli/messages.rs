@@ -299,28 +299,6 @@ fn logs_are_written_and_redacted() {
 }
 
 #[test]
-fn bare_mogplex_on_a_terminal_prints_help() {
-    use std::io::Read;
-    let home = TestHome::new();
-    let pty = Pty::open();
-    let out = home
-        .cmd(&[])
-        .stdin(pty.stdio())
-        .stdout(pty.stdio())
-        .stderr(std::process::Stdio::piped())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let mut screen = vec![0u8; 64 * 1024];
-    let n = std::fs::File::from(pty.controller)
-        .read(&mut screen)
-        .unwrap();
-    let screen = String::from_utf8_lossy(&screen[..n]);
-    assert!(screen.contains("Usage: mogplex"), "{screen}");
-    assert!(screen.contains("exec"), "{screen}");
-}
-
-#[test]
 fn a_bad_extra_ca_bundle_is_a_configuration_error() {
     let mut home = TestHome::new();
     home.env("OPENAI_API_KEY", "sk-env-openai-0123456789")

@@ -381,7 +381,7 @@ impl Server {
 }
 
 /// Signs `home` in through the browser flow.
-fn signed_in(server: &Server) -> TestHome {
+pub fn signed_in(server: &Server) -> TestHome {
     let home = TestHome::new();
     let mut login = Login::start(&home, server, &["login", "mogplex"], "true");
     let authorize = login.authorize_url();
@@ -596,14 +596,25 @@ fn chromium_browser() {
     });
 }
 
+/// The `BROWSER` command that plays the user in headless Chromium (see [`chromium_browser`]).
+/// Fails at once, rather than leaving a sign-in waiting, when Chromium is not installed.
+pub fn chromium_browser_command() -> String {
+    assert!(
+        mogplex_testkit::webdriver::chromium_path().is_some()
+            && mogplex_testkit::webdriver::chromedriver_path().is_some(),
+        "the browser tests need Debian's chromium and chromium-driver (scripts/test installs them)"
+    );
+    format!(
+        "{} --exact signin::chromium_browser --nocapture --test-threads=1",
+        std::env::current_exe().unwrap().display()
+    )
+}
+
 fn chromium_login(args: &[&str]) {
     let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
     let server = Server::start();
     let home = TestHome::new();
-    let browser = format!(
-        "{} --exact signin::chromium_browser --nocapture --test-threads=1",
-        std::env::current_exe().unwrap().display()
-    );
+    let browser = chromium_browser_command();
     let mut cmd = home.cmd(args);
     cmd.env("MOGPLEX_URL", &server.url)
         .env("BROWSER", browser)
