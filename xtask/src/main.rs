@@ -1,10 +1,15 @@
 //! `cargo xtask …`: project automation that is not part of the product.
 //!
+//! `cargo demo` (an alias for `xtask demo` in the debug profile, so a fresh clone compiles
+//! once) runs the cockpit against a local `mogplex-server dev`; see [`demo`].
+//!
 //! `cargo xtask bench` times whole `mogplex` processes (spawn to exit) reaching "clear failure"
 //! (no credential) and "credential resolved" (stopped at the last check before the network),
 //! each against `baseline`, a minimal Rust program that reads the same variables and parses the
 //! same `auth.json`. It reports medians, the ratio, and each process's peak RSS (from wait4).
 
+mod cockpit_bench;
+mod demo;
 mod server_bench;
 
 use std::path::{Path, PathBuf};
@@ -14,11 +19,18 @@ use std::time::{Duration, Instant};
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        Some("demo") => match demo::run() {
+            Ok(code) => return std::process::ExitCode::from(u8::try_from(code).unwrap_or(1)),
+            Err(e) => Err(e),
+        },
         Some("bench") => bench(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(300)),
+        Some("bench-cockpit") => {
+            cockpit_bench::run(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(50))
+        }
         Some("bench-server") => {
             server_bench::run(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(5))
         }
-        _ => Err("usage: cargo xtask bench [RUNS] | cargo xtask bench-server [SECONDS]".to_owned()),
+        _ => Err("usage: cargo demo | cargo xtask bench [RUNS] | cargo xtask bench-cockpit [RUNS] | cargo xtask bench-server [SECONDS]".to_owned()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

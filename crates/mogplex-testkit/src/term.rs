@@ -39,7 +39,8 @@ pub struct Term {
     /// Everything the program wrote, for leak checks.
     raw: Arc<Mutex<Vec<u8>>>,
     started: Instant,
-    first_output: Arc<Mutex<Option<Duration>>>,
+    /// When each chunk of output arrived, and the length of the output after it.
+    arrivals: Arc<Mutex<Vec<(Duration, usize)>>>,
 }
 
 fn nonzero(n: u16) -> std::num::NonZeroU16 {
@@ -99,8 +100,8 @@ impl Term {
             0,
         )));
         let raw = Arc::new(Mutex::new(Vec::new()));
-        let first_output = Arc::new(Mutex::new(None));
-        let (s, r, first) = (screen.clone(), raw.clone(), first_output.clone());
+        let arrivals = Arc::new(Mutex::new(Vec::new()));
+        let (s, r, times) = (screen.clone(), raw.clone(), arrivals.clone());
         std::thread::spawn(move || {
             let mut reader = controller;
             let mut buf = [0u8; 8192];
@@ -109,11 +110,7 @@ impl Term {
                     Ok(0) | Err(_) => break,
                     Ok(n) => {
                         let bytes = &buf[..n];
-                        if let Ok(mut f) = first.lock()
-                            && f.is_none()
-                        {
-                            *f = Some(started.elapsed());
-                        }
+                        let at = started.elapsed();
                         // A terminal answers "where is the cursor?"; a program waiting for the
                         // answer would otherwise hang.
                         if bytes.windows(4).any(|w| w == b"\x1b[6n") {
@@ -121,6 +118,9 @@ impl Term {
                         }
                         if let Ok(mut raw) = r.lock() {
                             raw.extend_from_slice(bytes);
+                            if let Ok(mut t) = times.lock() {
+                                t.push((at, raw.len()));
+                            }
                         }
                         if let Ok(mut p) = s.lock() {
                             p.process(bytes);
@@ -135,7 +135,7 @@ impl Term {
             screen,
             raw,
             started,
-            first_output,
+            arrivals,
         })
     }
 
@@ -180,7 +180,19 @@ impl Term {
 
     /// How long after spawning the first byte arrived.
     pub fn first_output(&self) -> Option<Duration> {
-        self.first_output.lock().ok().and_then(|f| *f)
+        self.arrivals.lock().ok()?.first().map(|(t, _)| *t)
+    }
+
+    /// How long after spawning the output first contained `needle` (to the read that completed
+    /// it).
+    pub fn time_to(&self, needle: &str) -> Option<Duration> {
+        let raw = self.raw.lock().ok()?;
+        let at = raw
+            .windows(needle.len())
+            .position(|w| w == needle.as_bytes())?
+            + needle.len();
+        let times = self.arrivals.lock().ok()?;
+        times.iter().find(|(_, len)| *len >= at).map(|(t, _)| *t)
     }
 
     pub fn started(&self) -> Instant {

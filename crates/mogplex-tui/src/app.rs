@@ -201,6 +201,13 @@ pub enum Effect {
     Quit,
 }
 
+/// The login screen's mode, error and notes, to change in place.
+type LoginParts<'a> = (
+    &'a mut LoginMode,
+    &'a mut Option<(String, String)>,
+    &'a mut Vec<String>,
+);
+
 pub const SLASH_COMMANDS: [(&str, &str); 9] = [
     ("/login", "sign in, or use another credential"),
     (
@@ -300,13 +307,7 @@ impl App {
         });
     }
 
-    fn login_mut(
-        &mut self,
-    ) -> Option<(
-        &mut LoginMode,
-        &mut Option<(String, String)>,
-        &mut Vec<String>,
-    )> {
+    fn login_mut(&mut self) -> Option<LoginParts<'_>> {
         match &mut self.screen {
             Screen::Login {
                 mode, error, notes, ..

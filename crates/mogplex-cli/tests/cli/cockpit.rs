@@ -120,7 +120,7 @@ pub struct DevServer {
     pub url: String,
     pub email: String,
     pub password: String,
-    pub dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 /// The `mogplex-server` binary that `cargo test --workspace` builds beside this test binary.
@@ -168,7 +168,7 @@ impl DevServer {
             url: url.expect("the dev server printed its address"),
             email: email.expect("the dev server printed the demo account"),
             password: password.expect("the dev server printed the demo password"),
-            dir,
+            _dir: dir,
         }
     }
 }
