@@ -1106,6 +1106,14 @@ impl<'a> Cockpit<'a> {
         let mut choices = Vec::new();
         match result {
             Ok(models) => {
+                if models.is_empty()
+                    && let Ok(base) = account_base(&self.ctx.env)
+                {
+                    let site = base_label(&base);
+                    self.note(format!(
+                        "Your Mogplex account has no models yet: see Available Models ({site}/web/models) and Plans & Billing ({site}/plans-and-billing)"
+                    ));
+                }
                 for m in models {
                     self.model_choices
                         .push((m.slug.clone(), Provider::Mogplex, m.slug.clone()));

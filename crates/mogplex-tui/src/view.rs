@@ -347,20 +347,26 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
     }
 }
 
-fn rows(rows: &[(String, String)]) -> Vec<Line<'static>> {
-    let width = rows
-        .iter()
-        .map(|(k, _)| k.chars().count())
-        .max()
-        .unwrap_or(0);
-    rows.iter()
-        .map(|(k, v)| Line::from(vec![bold(format!("{k:<width$}  ")), Span::raw(v.clone())]))
-        .collect()
+/// Label and value rows; values longer than `width` allows wrap under themselves.
+fn rows(rows: &[(String, String)], width: u16) -> Vec<Line<'static>> {
+    let label = rows.iter().map(|(k, _)| k.width()).max().unwrap_or(0);
+    let room = width.saturating_sub(label as u16 + 2).max(10);
+    let mut out = Vec::new();
+    for (k, v) in rows {
+        for (i, part) in wrap(v, room).into_iter().enumerate() {
+            let head = if i == 0 { k.as_str() } else { "" };
+            out.push(Line::from(vec![
+                bold(format!("{head:<label$}  ")),
+                Span::raw(part),
+            ]));
+        }
+    }
+    out
 }
 
 fn model_lines(choices: &[ModelChoice], selected: usize) -> Vec<Line<'static>> {
     if choices.is_empty() {
-        return vec![Line::from("No models: no provider has a credential.")];
+        return vec![Line::from("No models to choose from.")];
     }
     let width = choices.iter().map(|c| c.id.width()).max().unwrap_or(0);
     choices
@@ -389,14 +395,15 @@ fn model_lines(choices: &[ModelChoice], selected: usize) -> Vec<Line<'static>> {
 }
 
 fn overlay(f: &mut Frame, o: &Overlay) {
+    let max_width = f.area().width.saturating_sub(6);
     let (title, mut lines): (String, Vec<Line>) = match o {
-        Overlay::Status(r) => (" status ".into(), rows(r)),
+        Overlay::Status(r) => (" status ".into(), rows(r, max_width)),
         Overlay::List { title, rows: r } => (
             format!(" {title} "),
             if r.is_empty() {
                 vec![Line::from("Nothing here.")]
             } else {
-                rows(r)
+                rows(r, max_width)
             },
         ),
         Overlay::Model { choices, selected } => (
@@ -432,7 +439,6 @@ fn overlay(f: &mut Frame, o: &Overlay) {
             ],
         ),
     };
-    let max_width = f.area().width.saturating_sub(6);
     let width = lines
         .iter()
         .map(|l| l.width() as u16)

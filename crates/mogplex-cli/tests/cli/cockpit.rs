@@ -346,3 +346,41 @@ fn logout_flag_signs_out_first_then_opens_the_login_screen() {
             .success()
     );
 }
+
+#[test]
+fn no_model_access_says_where_to_go() {
+    let _ports = crate::signin::PORTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let server = crate::signin::Server::start();
+    let mut home = crate::signin::signed_in(&server);
+    home.env("MOGPLEX_URL", &server.url);
+    // Signed in, but the account's plan is gone.
+    server.sql("UPDATE users SET plan_id = NULL");
+    let mut t = cockpit(&home, &[]);
+    expect(&t, "mogplex · Mogplex");
+    // The empty catalog is explained where the models would be listed.
+    submit(&mut t, "/model");
+    let models = expect(&t, "Your Mogplex account has no models yet");
+    assert!(models.contains("No models to choose from."), "{models}");
+    t.send(keys::ESC);
+    t.wait_until(|s| !s.contains("┌ model"), WAIT)
+        .unwrap_or_else(|s| panic!("the overlay stayed:\n{s}"));
+    submit(&mut t, "hello?");
+    let screen = expect(&t, "this account cannot use models yet");
+    let site = server.url.clone();
+    assert!(
+        screen.contains(&format!("{site}/web/models")),
+        "Available Models:\n{screen}"
+    );
+    assert!(
+        screen.contains(&format!("{site}/plans-and-billing")),
+        "Plans & Billing:\n{screen}"
+    );
+    assert!(screen.contains("error: signed in to Mogplex"), "{screen}");
+    // /status wraps long values instead of cutting them.
+    submit(&mut t, "/status");
+    let status = expect(&t, "┌ status");
+    assert!(status.contains("(mogplex.access_token)"), "{status}");
+    assert!(status.contains("signed in as ada@example.com"), "{status}");
+}
