@@ -512,6 +512,7 @@ impl<'a> Cockpit<'a> {
                     let _ = paste.try_send(text);
                 }
             }
+            Effect::Copy(text) => copy_to_clipboard(&text),
             Effect::StoreKey { provider, key } => self.store_key(provider, key),
             Effect::SendPrompt(text) => self.send_prompt(text),
             Effect::CancelAnswer => self.cancel_answer(),
@@ -1219,6 +1220,17 @@ impl TurnSink for ChannelSink {
     fn refreshed(&mut self) {
         send(&self.tx, Msg::Refreshed);
     }
+}
+
+/// OSC 52: asks the terminal to put `text` on the clipboard (terminals that do not allow it
+/// ignore the request). Only ever used for addresses, never for secrets.
+fn copy_to_clipboard(text: &str) {
+    use base64::Engine;
+    use std::io::Write;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(text);
+    let mut out = std::io::stdout();
+    let _ = write!(out, "\x1b]52;c;{encoded}\x07");
+    let _ = out.flush();
 }
 
 /// What a sign-in's progress looks like on the login screen.

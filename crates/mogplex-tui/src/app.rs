@@ -187,6 +187,8 @@ pub enum Effect {
     CancelSignIn,
     /// An address pasted while waiting for the browser.
     SubmitCallback(String),
+    /// Put text on the clipboard (through the terminal).
+    Copy(String),
     StoreKey {
         provider: Provider,
         key: Secret,
@@ -517,6 +519,17 @@ impl App {
         }
     }
 
+    fn copy(&mut self, text: String) -> Vec<Effect> {
+        if let Some((_, _, notes)) = self.login_mut() {
+            let note = "copied the address (if this terminal allows programs to set the clipboard)"
+                .to_owned();
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
+        }
+        vec![Effect::Copy(text)]
+    }
+
     fn set_login_error(&mut self, message: &str, hint: &str) {
         if let Some((_, error, _)) = self.login_mut() {
             *error = Some((message.into(), hint.into()));
@@ -567,6 +580,11 @@ impl App {
                     _ => {}
                 }
             }
+            LoginMode::WaitingDevice { uri, .. }
+                if k.code == KeyCode::Char('y') && k.modifiers.contains(KeyModifiers::CONTROL) =>
+            {
+                return self.copy(uri);
+            }
             LoginMode::Starting { .. } | LoginMode::WaitingDevice { .. } => {
                 if k.code == KeyCode::Esc {
                     self.set_login(LoginMode::Menu, selected);
@@ -598,6 +616,9 @@ impl App {
                 KeyCode::Backspace => {
                     paste.pop();
                     self.set_login(LoginMode::WaitingBrowser { url, paste }, selected);
+                }
+                KeyCode::Char('y') if k.modifiers.contains(KeyModifiers::CONTROL) => {
+                    return self.copy(url);
                 }
                 KeyCode::Char('u') if k.modifiers.contains(KeyModifiers::CONTROL) => {
                     self.set_login(

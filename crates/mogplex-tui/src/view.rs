@@ -154,7 +154,7 @@ fn login(
             let shown = tail(paste, inner_width.saturating_sub(3));
             cursor = Some((lines.len(), 2 + shown.width() as u16));
             lines.push(Line::from(vec![dim("› "), Span::raw(shown)]));
-            "Enter submit the pasted address · Esc cancel"
+            "Enter submit the pasted address · Ctrl+Y copy the address · Esc cancel"
         }
         LoginMode::WaitingDevice { uri, code } => {
             lines.push(Line::from("Open this address in any browser:"));
@@ -168,7 +168,7 @@ fn login(
             ]));
             lines.push(Line::from(""));
             lines.push(Line::from("Waiting for approval…"));
-            "Esc cancel"
+            "Ctrl+Y copy the address · Esc cancel"
         }
         LoginMode::PickProvider { selected } => {
             lines.push(Line::from("Which provider is the key for?"));

@@ -265,6 +265,15 @@ fn an_environment_key_overriding_a_sign_in_is_shown_and_survives_logout() {
         screen.contains("OPENAI_API_KEY in this shell takes precedence over your stored Mogplex"),
         "the override is said out loud:\n{screen}"
     );
+    // /login says before signing in that the variable will still win.
+    submit(&mut t, "/login");
+    let login = expect(&t, "Sign in with Mogplex");
+    assert!(
+        login.contains("OPENAI_API_KEY is set in this shell and will still take precedence over a"),
+        "{login}"
+    );
+    t.send(keys::ESC);
+    expect(&t, "mogplex · OpenAI · gpt-4.1");
     submit(&mut t, "/status");
     let status = expect(&t, "Override");
     assert!(status.contains("signed in as ada@example.com"), "{status}");
