@@ -8,6 +8,7 @@
 pub mod env;
 pub mod file;
 pub mod home;
+pub mod hosted;
 pub mod oauth;
 pub mod private_file;
 pub mod provider;

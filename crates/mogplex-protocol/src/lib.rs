@@ -6,6 +6,7 @@
 
 pub mod chat;
 pub mod error;
+pub mod hosted;
 pub mod models;
 pub mod sse;
 
@@ -14,6 +15,7 @@ pub use chat::{
     ChunkDelta, CompletionChoice, Role, StreamOptions, Usage,
 };
 pub use error::{ApiError, ApiErrorBody, V1Error, V1ErrorBody};
+pub use hosted::{AccountUser, McpServer, McpServers, RunEvent, RunInfo, UserResponse, V1Ok};
 pub use models::{CliModel, ModelCaps, Pricing};
 pub use sse::{SseEvent, SseParser};
 

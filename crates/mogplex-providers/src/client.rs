@@ -44,7 +44,7 @@ pub struct ChatRequest {
 
 #[derive(Debug, Clone)]
 pub struct ModelClient {
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
 }
 
 impl ModelClient {
@@ -205,11 +205,14 @@ fn sensitive(value: &str) -> Result<HeaderValue, ProviderError> {
     Ok(v)
 }
 
-fn bearer(token: &str) -> Result<HeaderValue, ProviderError> {
+pub(crate) fn bearer(token: &str) -> Result<HeaderValue, ProviderError> {
     sensitive(&format!("Bearer {token}"))
 }
 
-async fn check_status(provider: Provider, resp: Response) -> Result<Response, ProviderError> {
+pub(crate) async fn check_status(
+    provider: Provider,
+    resp: Response,
+) -> Result<Response, ProviderError> {
     let status = resp.status();
     if status.is_success() {
         return Ok(resp);
@@ -241,7 +244,7 @@ async fn read_capped(mut resp: Response, cap: usize) -> String {
 }
 
 /// Drives an SSE body through `on` until it ends or `on` says it is done.
-async fn read_sse(
+pub(crate) async fn read_sse(
     provider: Provider,
     mut resp: Response,
     mut on: impl FnMut(&SseEvent) -> Result<Flow, ProviderError>,
@@ -271,7 +274,7 @@ async fn read_sse(
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flow {
+pub(crate) enum Flow {
     More,
     Done,
 }

@@ -5,6 +5,7 @@
 //! Groq, Mistral, DeepSeek, xAI, Cohere, Vercel AI Gateway) and Anthropic Messages. All stream.
 //! [`select`] decides which provider and model a session uses; [`client`] talks to them.
 
+pub mod account;
 pub mod catalog;
 pub mod client;
 pub mod error;
