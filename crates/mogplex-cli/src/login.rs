@@ -287,6 +287,22 @@ pub fn take_stored(
 /// `--logout`, whose stdout may carry an answer).
 pub fn logout(ctx: &mut Ctx, provider: Provider, to_stderr: bool) -> Result<(), CliError> {
     let removal = take_stored(&ctx.store, provider, &mut ctx.redactor)?;
+    if provider == Provider::Mogplex {
+        // The account's synced catalog and MCP definitions go with the sign-in.
+        mogplex_auth::hosted::HostedCache::new(&ctx.home)
+            .clear()
+            .map_err(|e| {
+                CliError::new(
+                    crate::exit::CONFIG,
+                    "could not remove the saved account state",
+                )
+                .cause(e.to_string())
+                .hint(format!(
+                    "remove {} by hand",
+                    ctx.home.path().join("hosted").display()
+                ))
+            })?;
+    }
     let mut log = ctx.session_log();
     log.write(
         Level::Info,

@@ -49,17 +49,21 @@ fn run(cli: Cli, redactor_out: &mut Redactor) -> Result<(), CliError> {
         })?),
         (None, None) => None,
     };
-    if let Some(run_id) = &attach {
-        return Err(CliError::usage(format!("cannot attach to {run_id}: attaching to runs is not available in this version of mogplex"))
-            .hint("run without --attach, and unset MOGPLEX_ATTACH_RUN_ID if it is set"));
+    if let Some(run_id) = &cli.attach
+        && (cli.command.is_some() || cli.exec.prompt.is_some())
+    {
+        return Err(CliError::usage(format!(
+            "--attach {run_id} opens the cockpit on that run; it takes no prompt or command"
+        ))
+        .hint(format!("run `mogplex --attach {run_id}` on its own")));
     }
     let mut ctx = ctx::Ctx::new()?;
-    let result = dispatch(cli, &mut ctx);
+    let result = dispatch(cli, &mut ctx, attach);
     *redactor_out = ctx.redactor.clone();
     result
 }
 
-fn dispatch(cli: Cli, ctx: &mut ctx::Ctx) -> Result<(), CliError> {
+fn dispatch(cli: Cli, ctx: &mut ctx::Ctx, attach: Option<String>) -> Result<(), CliError> {
     if cli.logout {
         login::logout(ctx, Provider::Mogplex, true)?;
     }
@@ -76,7 +80,11 @@ fn dispatch(cli: Cli, ctx: &mut ctx::Ctx) -> Result<(), CliError> {
         None => {
             let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
             if cli.exec.prompt.is_none() && interactive {
-                return cockpit::run(ctx);
+                return cockpit::run(ctx, attach);
+            }
+            // Without a terminal, attaching prints the run's history.
+            if let (Some(id), None) = (&attach, &cli.exec.prompt) {
+                return cockpit::runs::print_run(ctx, id);
             }
             exec::run(ctx, cli.exec)
         }

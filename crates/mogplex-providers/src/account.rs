@@ -130,14 +130,14 @@ impl ModelClient {
     }
 
     /// `GET /api/v1/mogplex/runs/{id}/events` from after `after`: the history, then live events,
-    /// each handed to `on` with its sequence number, until the stream ends.
+    /// each handed to `on` with its sequence number, until the stream ends or `on` returns false.
     pub async fn follow_run(
         &self,
         base: &Url,
         token: &Secret,
         id: &str,
         after: i64,
-        on: &mut (dyn FnMut(i64, serde_json::Value) + Send),
+        on: &mut (dyn FnMut(i64, serde_json::Value) -> bool + Send),
     ) -> Result<(), ProviderError> {
         let resp = self
             .http
@@ -151,8 +151,10 @@ impl ModelClient {
         let resp = check_status(P, resp).await?;
         read_sse(P, resp, |ev| {
             let seq = ev.id.as_deref().and_then(|i| i.parse::<i64>().ok());
-            if let (Some(seq), Ok(v)) = (seq, serde_json::from_str(&ev.data)) {
-                on(seq, v);
+            if let (Some(seq), Ok(v)) = (seq, serde_json::from_str(&ev.data))
+                && !on(seq, v)
+            {
+                return Ok(Flow::Done);
             }
             Ok(Flow::More)
         })

@@ -22,6 +22,8 @@ pub struct Header {
     pub stored: Vec<Provider>,
     /// Shown on the login screen when a variable in this shell will still win over a sign-in.
     pub login_notice: Option<String>,
+    /// The Mogplex account's hosted state in one line (account, models, MCP servers, run).
+    pub hosted: Option<String>,
     /// Set when what the header shows comes from a cache the service could not refresh.
     pub stale: Option<String>,
 }
@@ -143,6 +145,8 @@ pub enum Event {
     Paste(String),
     /// Resolution ran (at start, after sign-in, after logout): the header, or none at all.
     Resolved(Option<Header>),
+    /// The header changed (a sync finished, a run was created); the screen stays as it is.
+    HeaderChanged(Header),
     /// Whether the account service offers device codes (learnt in the background).
     DeviceFlowOffered(bool),
     SignInUrl(String),
@@ -335,6 +339,7 @@ impl App {
                     self.screen = Screen::login();
                 }
             },
+            Event::HeaderChanged(h) => self.header = h,
             Event::DeviceFlowOffered(offered) => {
                 self.device_offered = Some(offered);
                 // Keep the highlighted choice on the same entry.

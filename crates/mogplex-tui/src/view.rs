@@ -260,6 +260,11 @@ fn session(f: &mut Frame, app: &App) {
     for row in wrap(h.credential.as_deref().unwrap_or(""), width) {
         top.push(Line::from(dim(row)));
     }
+    if let Some(hosted) = &h.hosted {
+        for row in wrap(hosted, width) {
+            top.push(Line::from(dim(row)));
+        }
+    }
     // The override notices must be seen whole: the header grows to fit them.
     for n in h.notices.iter().chain(&h.stale) {
         top.extend(styled_rows("! ", n, yellow(), width));

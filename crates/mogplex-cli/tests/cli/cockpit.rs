@@ -4,7 +4,7 @@ use crate::common::*;
 use mogplex_testkit::term::{self, Term, keys};
 use std::time::Duration;
 
-const WAIT: Duration = Duration::from_secs(20);
+pub const WAIT: Duration = Duration::from_secs(20);
 
 /// Starts bare `mogplex` on a 100×30 terminal with this home's environment.
 pub fn cockpit(home: &TestHome, extra: &[(&str, &str)]) -> Term {

@@ -4,6 +4,7 @@
 #[macro_use]
 mod common;
 mod cockpit;
+mod hosted;
 mod leak;
 mod messages;
 mod precedence;

@@ -235,17 +235,22 @@ fn login_refuses_a_terminal() {
 }
 
 #[test]
-fn attach_is_validated_then_refused() {
+fn attach_is_validated_and_needs_a_mogplex_account() {
     let mut home = TestHome::new();
     home.write_auth(&json!({"version": 1, "mogplex": {"api_key": "mog_keep0123456789abcdef"}}));
-    let out = home.run(&["--attach", "run_abc123", "--logout"]);
-    snap!("attach_not_available", home.render(&out));
+    // A prompt or a command with --attach is refused before anything changes.
+    let out = home.run(&["--attach", "run_abc123", "say hi"]);
+    snap!("attach_with_a_prompt", home.render(&out));
     assert_eq!(out.status.code(), Some(2));
-    // Refused before anything changed: the sign-in is still there.
     assert_eq!(
         home.auth()["mogplex"]["api_key"],
         "mog_keep0123456789abcdef"
     );
+    // --logout comes first (as asked); without a terminal there is then no way to sign in.
+    let out = home.run(&["--attach", "run_abc123", "--logout"]);
+    snap!("attach_after_logout_without_a_terminal", home.render(&out));
+    assert_eq!(out.status.code(), Some(64));
+    assert!(home.auth().get("mogplex").is_none());
     let out = home.run(&["--attach", "abc"]);
     snap!("attach_invalid", home.render(&out));
     assert_eq!(out.status.code(), Some(2));

@@ -158,6 +158,11 @@ fn hidden(html: &str, name: &str) -> String {
 
 /// Plays the browser up to the redirect to the CLI: signs in and returns the callback address.
 pub async fn browser_until_callback(server_url: &str, authorize: &str) -> String {
+    browser_until_callback_as(server_url, authorize, "ada@example.com").await
+}
+
+/// The same, signing in as `email` (with the test password).
+pub async fn browser_until_callback_as(server_url: &str, authorize: &str, email: &str) -> String {
     let c = browser();
     let r = c.get(authorize).send().await.unwrap();
     let login = r.headers()["location"].to_str().unwrap().to_owned();
@@ -174,7 +179,7 @@ pub async fn browser_until_callback(server_url: &str, authorize: &str) -> String
         .post(format!("{server_url}/login"))
         .form(&[
             ("csrf", hidden(&page, "csrf").as_str()),
-            ("email", "ada@example.com"),
+            ("email", email),
             ("password", PASSWORD),
             ("next", next.as_str()),
         ])
@@ -353,6 +358,33 @@ fn busy_ports_fall_back_and_a_waiting_login_stands_down() {
 }
 
 impl Server {
+    /// Adds an account with the test password and no plan.
+    pub fn add_user(&self, email: &str) -> String {
+        self.block_on(async {
+            let hash = mogplex_server::password::hash(PASSWORD.into())
+                .await
+                .unwrap();
+            self.state
+                .db
+                .create_user(email, "Test", &hash)
+                .await
+                .unwrap()
+                .id
+        })
+    }
+
+    /// Adds an MCP server definition for the account `email` (its config stored as given).
+    pub fn add_mcp(&self, email: &str, name: &str, config: serde_json::Value) {
+        self.block_on(async {
+            let (user, _) = self.state.db.user_by_email(email).await.unwrap().unwrap();
+            self.state
+                .db
+                .upsert_mcp(&user.id, name, true, &config.to_string(), None)
+                .await
+                .unwrap();
+        });
+    }
+
     pub fn count(&self, q: &str) -> i64 {
         use sqlx::Row;
         let mogplex_server::db::Db::Sqlite(p) = &self.state.db else {
@@ -382,14 +414,21 @@ impl Server {
 
 /// Signs `home` in through the browser flow.
 pub fn signed_in(server: &Server) -> TestHome {
+    signed_in_as(server, "ada@example.com")
+}
+
+/// Signs a new home in as `email` (an account with the test password).
+pub fn signed_in_as(server: &Server, email: &str) -> TestHome {
     let home = TestHome::new();
     let mut login = Login::start(&home, server, &["login", "mogplex"], "true");
     let authorize = login.authorize_url();
-    let callback = server.block_on(browser_until_callback(&server.url, &authorize));
+    let callback = server.block_on(browser_until_callback_as(&server.url, &authorize, email));
     let stdin = login.child.stdin.as_mut().unwrap();
     stdin.write_all(format!("{callback}\n").as_bytes()).unwrap();
     let (code, out, err) = login.finish();
-    assert_signed_in(&home, code, &out, &err);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert_eq!(out.trim(), format!("Signed in as {email}"));
+    assert_eq!(home.auth()["mogplex"]["account"]["email"], email);
     home
 }
 

@@ -12,6 +12,9 @@
 //! [`crate::login::take_stored`] plus [`mogplex_auth::signin::revoke`], and failures read the same
 //! as on the command line.
 
+mod hosted;
+pub mod runs;
+
 use crate::ctx::{Ctx, file_secrets, remember_file_secrets};
 use crate::error::CliError;
 use crate::exec::{TurnOutcome, TurnSink, model_client, provider_error, stream_turn};
@@ -80,6 +83,19 @@ enum Msg {
     /// The Mogplex account's default model, for the header.
     DefaultModel(String),
     Catalog(Result<Vec<CliModel>, CliError>),
+    HostedFetched {
+        generation: u64,
+        result: Result<Box<mogplex_auth::hosted::Hosted>, CliError>,
+    },
+    HostedSaveFailed(String),
+    RunCreated(String),
+    RunEvent(serde_json::Value),
+    RunFailed(CliError),
+    /// `--attach` waited for a sign-in; whether the run is there for this account.
+    AttachChecked {
+        id: String,
+        result: Result<(), CliError>,
+    },
 }
 
 type Tx = mpsc::UnboundedSender<Msg>;
@@ -89,11 +105,27 @@ fn send(tx: &Tx, msg: Msg) {
     let _ = tx.send(msg);
 }
 
-/// Runs the cockpit until the user quits.
-pub fn run(ctx: &mut Ctx) -> Result<(), CliError> {
+/// Runs the cockpit until the user quits; with `attach`, on that run.
+pub fn run(ctx: &mut Ctx, attach: Option<String>) -> Result<(), CliError> {
     let rt = crate::signin::runtime()?;
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut cockpit = Cockpit::new(ctx, tx.clone())?;
+    if let Some(id) = attach {
+        // A run that is not there ends here, before the terminal is taken over. Without a
+        // Mogplex credential yet, the check waits for the sign-in.
+        match cockpit.resolution.for_provider(Provider::Mogplex).cloned() {
+            Some(credential) => {
+                let base = account_base(&cockpit.ctx.env)?;
+                let store = cockpit.ctx.store.clone();
+                rt.block_on(async {
+                    let client = model_client()?;
+                    runs::check_run(&client, &store, &credential, &base, &id).await
+                })?;
+                cockpit.attach_now = Some(id);
+            }
+            None => cockpit.pending_attach = Some(id),
+        }
+    }
     let mut terminal = TerminalGuard::enter().map_err(|e| {
         CliError::new(exit::FAILURE, "cannot set up the terminal for the cockpit")
             .cause(e.to_string())
@@ -222,11 +254,17 @@ struct Cockpit<'a> {
     /// What the open `/model` list offers: id shown → provider and model.
     model_choices: Vec<(String, Provider, String)>,
     pending_models: Vec<ModelChoice>,
+    hosted: hosted::HostedSlot,
+    run: Option<runs::RunLink>,
+    /// `--attach` checked and ready, or waiting for a Mogplex sign-in.
+    attach_now: Option<String>,
+    pending_attach: Option<String>,
 }
 
 impl<'a> Cockpit<'a> {
     fn new(ctx: &'a mut Ctx, tx: Tx) -> Result<Self, CliError> {
         let log = ctx.session_log();
+        let ctx_home = ctx.home.clone();
         let mut c = Self {
             ctx,
             app: App::new(None),
@@ -245,6 +283,10 @@ impl<'a> Cockpit<'a> {
             client: Arc::new(tokio::sync::OnceCell::new()),
             model_choices: Vec::new(),
             pending_models: Vec::new(),
+            hosted: hosted::HostedSlot::new(mogplex_auth::hosted::HostedCache::new(&ctx_home)),
+            run: None,
+            attach_now: None,
+            pending_attach: None,
         };
         // Before the terminal is taken over: a refused auth.json ends here with its fix.
         let moved = c.reload()?;
@@ -280,7 +322,28 @@ impl<'a> Cockpit<'a> {
         if self.selection.is_none() {
             self.check_device_flow();
         }
+        self.sync_hosted();
         self.fetch_default_model();
+        if let Some(id) = self.attach_now.take() {
+            self.attach(id);
+        }
+        if let Some(id) = self.pending_attach.clone() {
+            // Runs belong to a Mogplex account: sign in first, then attach.
+            if !matches!(self.app.screen, mogplex_tui::Screen::Login { .. }) {
+                self.app.screen = mogplex_tui::Screen::login();
+                self.check_device_flow();
+            }
+            self.app.update(Event::SignInNote(format!(
+                "Sign in with Mogplex to attach to {id}: runs belong to the account that created them."
+            )));
+        }
+    }
+
+    /// Puts the current header on screen without changing the screen.
+    fn refresh_header(&mut self) {
+        if let Some(h) = self.header() {
+            self.app.update(Event::HeaderChanged(h));
+        }
     }
 
     fn finish(&mut self) {
@@ -290,6 +353,7 @@ impl<'a> Cockpit<'a> {
         if let Some((_, h, _)) = self.sign_in.take() {
             h.abort();
         }
+        self.run = None;
         self.log
             .write(Level::Info, "session.end", "cockpit closed", json!({}));
     }
@@ -326,7 +390,13 @@ impl<'a> Cockpit<'a> {
     }
 
     fn account_id(&self) -> Option<String> {
-        self.account.as_ref().and_then(|(id, _)| id.clone())
+        self.account
+            .as_ref()
+            .and_then(|(id, _)| id.clone())
+            .or_else(|| {
+                let h = self.hosted.state.as_ref()?;
+                h.account.as_ref().map(|a| a.id.clone())
+            })
     }
 
     fn choose(&self) -> Option<Selection> {
@@ -341,6 +411,7 @@ impl<'a> Cockpit<'a> {
 
     fn header(&self) -> Option<Header> {
         let sel = self.selection.as_ref()?;
+        let (hosted, stale) = self.hosted_lines();
         Some(Header {
             provider: Some(sel.provider().display_name().to_owned()),
             model: sel.model.clone(),
@@ -353,7 +424,8 @@ impl<'a> Cockpit<'a> {
                 .collect(),
             stored: self.stored.clone(),
             login_notice: self.login_notice(),
-            stale: None,
+            hosted,
+            stale,
         })
     }
 
@@ -488,6 +560,34 @@ impl<'a> Cockpit<'a> {
                 }
             }
             Msg::Catalog(result) => self.catalog(result),
+            Msg::HostedFetched { generation, result } => self.hosted_fetched(generation, result),
+            Msg::HostedSaveFailed(e) => self.log.write(
+                Level::Warn,
+                "hosted.save",
+                "could not save the hosted state",
+                json!({"error": e}),
+            ),
+            Msg::RunCreated(id) => self.run_created(id),
+            Msg::RunEvent(value) => self.run_event(value),
+            Msg::RunFailed(e) => {
+                let (message, hint) = self.texts(&e);
+                self.log
+                    .write(Level::Warn, "run.failed", &message, json!({}));
+                self.app.update(Event::AnswerFailed {
+                    message,
+                    hint: Some(hint),
+                });
+            }
+            Msg::AttachChecked { id, result } => match result {
+                Ok(()) => self.attach(id),
+                Err(e) => {
+                    let (message, hint) = self.texts(&e);
+                    self.app.update(Event::AnswerFailed {
+                        message,
+                        hint: Some(hint),
+                    });
+                }
+            },
         }
     }
 
@@ -495,6 +595,7 @@ impl<'a> Cockpit<'a> {
         match e {
             Effect::LoginOpened => {
                 self.check_device_flow();
+                self.sync_hosted();
                 self.log
                     .write(Level::Info, "login.open", "login screen opened", json!({}));
             }
@@ -516,7 +617,15 @@ impl<'a> Cockpit<'a> {
             Effect::StoreKey { provider, key } => self.store_key(provider, key),
             Effect::SendPrompt(text) => self.send_prompt(text),
             Effect::CancelAnswer => self.cancel_answer(),
-            Effect::Logout(p) => self.logout(p.unwrap_or(Provider::Mogplex)),
+            Effect::Logout(p) => {
+                let provider = p.unwrap_or(Provider::Mogplex);
+                if provider == Provider::Mogplex {
+                    // Gone from the screen and the disk before the next frame.
+                    self.run = None;
+                    self.drop_hosted();
+                }
+                self.logout(provider);
+            }
             Effect::LoadStatus => {
                 let rows = self.status_rows();
                 self.app.update(Event::StatusReady(rows));
@@ -648,9 +757,37 @@ impl<'a> Cockpit<'a> {
             "signed in",
             json!({"email": email}),
         );
+        // A new sign-in may be another account: its hosted state, not the last one's.
+        self.run = None;
+        self.hosted.state = None;
         self.show_resolution();
+        self.sync_hosted();
         self.app.update(Event::SignedIn { email });
         self.after_login_notices(Provider::Mogplex);
+        if let Some(id) = self.pending_attach.take() {
+            self.check_pending_attach(id);
+        }
+    }
+
+    /// `--attach` after the sign-in it waited for: is the run there for this account?
+    fn check_pending_attach(&mut self, id: String) {
+        let Some(credential) = self.resolution.for_provider(Provider::Mogplex).cloned() else {
+            return;
+        };
+        let Ok(base) = account_base(&self.ctx.env) else {
+            return;
+        };
+        let (client, store, tx) = (self.client.clone(), self.ctx.store.clone(), self.tx.clone());
+        tokio::spawn(async move {
+            let result = async {
+                let client = client.get_or_try_init(|| async { model_client() }).await?;
+                runs::check_run(client, &store, &credential, &base, &id)
+                    .await
+                    .map(|_| ())
+            }
+            .await;
+            send(&tx, Msg::AttachChecked { id, result });
+        });
     }
 
     /// After storing a credential for `provider`: say what still wins over it, if anything.
@@ -753,6 +890,10 @@ impl<'a> Cockpit<'a> {
                 return;
             }
         };
+        self.record(mogplex_protocol::RunEvent::Prompt {
+            text: text.clone(),
+            session: self.session_id(),
+        });
         self.messages.push(ChatMessage::user(text));
         self.partial.clear();
         let seq = self.next_gen();
@@ -827,6 +968,11 @@ impl<'a> Cockpit<'a> {
             }) => {
                 self.messages.push(ChatMessage::assistant(partial.clone()));
                 self.app.update(Event::AnswerDone);
+                self.record(mogplex_protocol::RunEvent::Answer {
+                    text: partial.clone(),
+                    model: Some(model.clone()),
+                    session: self.session_id(),
+                });
                 self.log.write(
                     Level::Info,
                     "response.done",
@@ -862,6 +1008,10 @@ impl<'a> Cockpit<'a> {
             json!({"causes": err.causes, "exit_code": err.code}),
         );
         let (message, hint) = self.texts(&err);
+        self.record(mogplex_protocol::RunEvent::Error {
+            message: message.lines().next().unwrap_or_default().to_owned(),
+            session: self.session_id(),
+        });
         self.app.update(Event::AnswerFailed {
             message: message.clone(),
             hint: (!hint.is_empty()).then(|| hint.clone()),
@@ -870,6 +1020,10 @@ impl<'a> Cockpit<'a> {
             // Signed out (the sign-in ended): show whatever still resolves, or the login screen
             // with the reason.
             self.show_resolution();
+            if self.resolution.for_provider(Provider::Mogplex).is_none() {
+                self.run = None;
+                self.drop_hosted();
+            }
             if self.selection.is_none() {
                 self.app.update(Event::SignInFailed { message, hint });
             }
@@ -923,6 +1077,10 @@ impl<'a> Cockpit<'a> {
             self.picked = None;
         }
         self.show_resolution();
+        if removal.provider == Provider::Mogplex {
+            // A MOGPLEX_API_KEY in this shell still brings its own account's state.
+            self.sync_hosted();
+        }
         let mut lines = vec![report];
         lines.extend(removal.notes(&self.ctx.env, "remove one with /logout <provider>"));
         match &self.selection {
@@ -991,6 +1149,25 @@ impl<'a> Cockpit<'a> {
             None => "not signed in".to_owned(),
         };
         rows.push(("Account".to_owned(), account));
+        rows.push(("Hosted state".to_owned(), self.hosted_status()));
+        if let Some(h) = &self.hosted.state {
+            rows.push((
+                "MCP servers".to_owned(),
+                match h.mcp.len() {
+                    0 => "none".to_owned(),
+                    n => format!("{n} (/mcp lists them)"),
+                },
+            ));
+        }
+        let run = match (self.run_id(), &self.run) {
+            (Some(id), _) => id.to_owned(),
+            (None, Some(_)) => "being created…".to_owned(),
+            (None, None) if self.resolution.for_provider(Provider::Mogplex).is_some() => {
+                "none yet (created with the first prompt)".to_owned()
+            }
+            (None, None) => "none (runs need a Mogplex account)".to_owned(),
+        };
+        rows.push(("Run".to_owned(), run));
         for o in &self.resolution.overrides {
             rows.push(("Override".to_owned(), o.notice()));
         }
@@ -1009,7 +1186,13 @@ impl<'a> Cockpit<'a> {
         let Some(sel) = self.selection.clone() else {
             return;
         };
-        if sel.model.is_some() {
+        if sel.model.is_some()
+            || self
+                .hosted
+                .state
+                .as_ref()
+                .is_some_and(|h| !h.models.is_empty())
+        {
             return;
         }
         let Ok(base) = sel.spec.base_url(&self.ctx.env) else {
@@ -1073,6 +1256,16 @@ impl<'a> Cockpit<'a> {
         match mogplex {
             None => {
                 self.app.update(Event::ModelsReady(choices));
+            }
+            Some(_) if self.hosted.state.is_some() => {
+                self.pending_models = choices;
+                let models = self
+                    .hosted
+                    .state
+                    .as_ref()
+                    .map(|h| h.models.clone())
+                    .unwrap_or_default();
+                self.catalog(Ok(models));
             }
             Some(credential) => {
                 self.pending_models = choices;
@@ -1172,6 +1365,11 @@ impl<'a> Cockpit<'a> {
             "model picked",
             json!({"provider": provider.id(), "model": model}),
         );
+        self.record(mogplex_protocol::RunEvent::Model {
+            model: model.clone(),
+            provider: provider.id().to_owned(),
+            session: self.session_id(),
+        });
         if let Some(sel) = &self.selection {
             let text = format!(
                 "Now using {model} ({} · {})",
@@ -1180,10 +1378,6 @@ impl<'a> Cockpit<'a> {
             );
             self.note(text);
         }
-    }
-
-    fn load_mcp(&mut self) {
-        self.note("MCP servers come with your Mogplex account; they are listed once the account's hosted state is synced.");
     }
 }
 

@@ -1,0 +1,424 @@
+//! The Mogplex account's hosted state in the cockpit (SPEC section 5): synced in the background
+//! whenever a Mogplex credential resolves (and again on `/login`), kept in memory and in the
+//! `hosted/` cache, shown from the cache and marked stale when the service cannot be reached, and
+//! gone from the screen and the disk at once when the sign-in goes.
+//!
+//! A generation counter, behind a lock that saving also takes, makes sure a sync that was still
+//! in flight when the user signed out can neither write the cache again nor show its result.
+
+use super::{Cockpit, Msg, send};
+use crate::error::CliError;
+use crate::exec::{model_client, provider_error};
+use crate::signin::{account_base, base_label};
+use mogplex_auth::hosted::{Hosted, HostedCache, owner};
+use mogplex_auth::{Credential, CredentialKind, Provider, Secret};
+use mogplex_protocol::McpServer;
+use mogplex_providers::{ModelSource, Selection};
+use std::sync::{Arc, Mutex};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum SyncState {
+    /// No Mogplex credential, or not asked yet.
+    Idle,
+    Syncing,
+    Synced,
+    /// The last sync failed (why); what is shown, if anything, is the saved copy.
+    Stale(String),
+}
+
+#[derive(Debug)]
+pub(super) struct HostedSlot {
+    pub state: Option<Hosted>,
+    pub sync: SyncState,
+    pub cache: HostedCache,
+    pub generation: Arc<Mutex<u64>>,
+}
+
+impl HostedSlot {
+    pub fn new(cache: HostedCache) -> Self {
+        Self {
+            state: None,
+            sync: SyncState::Idle,
+            cache,
+            generation: Arc::new(Mutex::new(0)),
+        }
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.lock().map(|g| *g).unwrap_or(0)
+    }
+}
+
+/// A fresh bearer for `credential`: a signed-in session is renewed first (under the lock).
+pub(super) async fn bearer_for(
+    store: &mogplex_auth::AuthStore,
+    credential: &Credential,
+    base: &mogplex_providers::Url,
+) -> Result<Secret, CliError> {
+    if credential.kind == CredentialKind::AccountSession {
+        crate::exec::renew(store, base, None).await
+    } else {
+        Ok(credential.secret.clone())
+    }
+}
+
+fn now_rfc3339() -> String {
+    crate::log::now_rfc3339()
+}
+
+/// `2026-12-01T08:12:03Z` → `2026-12-01 08:12 UTC`.
+fn short_time(rfc3339: &str) -> String {
+    let t = rfc3339.replace('T', " ");
+    match t.get(..16) {
+        Some(head) => format!("{head} UTC"),
+        None => t,
+    }
+}
+
+impl Cockpit<'_> {
+    /// The Mogplex credential in force and whose hosted state it sees.
+    fn mogplex_owner(&self) -> Option<(String, Credential)> {
+        let c = self.resolution.for_provider(Provider::Mogplex)?.clone();
+        let account_id = self.account.as_ref().and_then(|(id, _)| id.as_deref());
+        let who = match c.kind {
+            CredentialKind::AccountSession => owner(account_id, None),
+            _ => owner(None, Some(&c.secret)),
+        }?;
+        Some((who, c))
+    }
+
+    /// Shows the saved copy at once (if there is one and nothing newer is in memory), then
+    /// fetches the account, its catalog and its MCP servers in the background.
+    pub(super) fn sync_hosted(&mut self) {
+        let Some((who, credential)) = self.mogplex_owner() else {
+            if self.hosted.state.is_some() {
+                self.drop_hosted();
+            }
+            return;
+        };
+        let Ok(base) = account_base(&self.ctx.env) else {
+            return;
+        };
+        let issuer = base_label(&base);
+        if self
+            .hosted
+            .state
+            .as_ref()
+            .is_some_and(|h| h.owner != who || h.issuer != issuer)
+        {
+            self.hosted.state = None;
+        }
+        if self.hosted.state.is_none()
+            && let Some(saved) = self.hosted.cache.load(&who, &issuer)
+        {
+            self.learn_hosted_secrets(&saved);
+            self.hosted.state = Some(saved);
+        }
+        self.hosted.sync = SyncState::Syncing;
+        self.refresh_header();
+        let generation = self.hosted.generation();
+        let (client, store, tx) = (self.client.clone(), self.ctx.store.clone(), self.tx.clone());
+        let (cache, lock) = (self.hosted.cache.clone(), self.hosted.generation.clone());
+        tokio::spawn(async move {
+            let result = async {
+                let client = client.get_or_try_init(|| async { model_client() }).await?;
+                let mut sel = Selection::new(&credential, None, ModelSource::AccountDefault);
+                sel.credential.secret = bearer_for(&store, &credential, &base).await?;
+                let token = sel.credential.secret.clone();
+                let (user, models, mcp) = tokio::join!(
+                    client.account_user(&base, &token),
+                    client.account_models(&sel, &base),
+                    client.mcp_servers(&base, &token),
+                );
+                let fail = |e: mogplex_providers::ProviderError| provider_error(&e, &sel, &base);
+                Ok::<_, CliError>(Hosted {
+                    owner: who,
+                    issuer,
+                    fetched_at: now_rfc3339(),
+                    account: user.map_err(fail)?,
+                    models: models.map_err(fail)?,
+                    mcp: mcp.map_err(fail)?,
+                })
+            }
+            .await;
+            if let Ok(h) = &result {
+                let h = h.clone();
+                // Saved only if no sign-out happened since this sync began.
+                let saved = tokio::task::spawn_blocking(move || {
+                    let g = lock
+                        .lock()
+                        .map_err(|_| "the cache lock is poisoned".to_owned())?;
+                    if *g == generation {
+                        cache.save(&h).map_err(|e| e.to_string())?;
+                    }
+                    Ok::<_, String>(())
+                })
+                .await;
+                if let Ok(Err(e)) = saved {
+                    send(&tx, Msg::HostedSaveFailed(e));
+                }
+            }
+            send(
+                &tx,
+                Msg::HostedFetched {
+                    generation,
+                    result: result.map(Box::new),
+                },
+            );
+        });
+    }
+
+    pub(super) fn hosted_fetched(
+        &mut self,
+        generation: u64,
+        result: Result<Box<Hosted>, CliError>,
+    ) {
+        if generation != self.hosted.generation() {
+            return;
+        }
+        match result {
+            Ok(h) => {
+                self.learn_hosted_secrets(&h);
+                self.log.write(
+                    crate::log::Level::Info,
+                    "hosted.synced",
+                    "synced the account's hosted state",
+                    serde_json::json!({"models": h.models.len(), "mcp": h.mcp.len()}),
+                );
+                self.hosted.state = Some(*h);
+                self.hosted.sync = SyncState::Synced;
+                self.fill_default_model();
+            }
+            Err(e) => {
+                let (message, _) = self.texts(&e);
+                let reason = message.lines().next().unwrap_or_default().to_owned();
+                self.log.write(
+                    crate::log::Level::Warn,
+                    "hosted.stale",
+                    &reason,
+                    serde_json::json!({"cached": self.hosted.state.is_some()}),
+                );
+                self.hosted.sync = SyncState::Stale(reason);
+                self.fill_default_model();
+            }
+        }
+        self.refresh_header();
+    }
+
+    fn learn_hosted_secrets(&mut self, h: &Hosted) {
+        for s in h.mcp_values() {
+            self.ctx.redactor.add(&s);
+            self.log.learn(&s);
+        }
+    }
+
+    /// The account's first model for the header, from the hosted catalog.
+    fn fill_default_model(&mut self) {
+        let first = self
+            .hosted
+            .state
+            .as_ref()
+            .and_then(|h| h.models.first())
+            .map(|m| m.slug.clone());
+        if let (Some(sel), Some(m)) = (&mut self.selection, first)
+            && sel.provider() == Provider::Mogplex
+            && sel.model.is_none()
+        {
+            sel.model = Some(m);
+        }
+    }
+
+    /// Forgets the hosted state, in memory and on disk, before the next frame is drawn.
+    pub(super) fn drop_hosted(&mut self) {
+        let cleared = match self.hosted.generation.lock() {
+            Ok(mut g) => {
+                *g += 1;
+                self.hosted.cache.clear()
+            }
+            Err(_) => self.hosted.cache.clear(),
+        };
+        if let Err(e) = cleared {
+            self.note(format!("could not remove the saved account state: {e}"));
+        }
+        self.hosted.state = None;
+        self.hosted.sync = SyncState::Idle;
+        if matches!(
+            self.app.overlay,
+            Some(mogplex_tui::Overlay::List { .. } | mogplex_tui::Overlay::Model { .. })
+        ) {
+            self.app.overlay = None;
+        }
+        self.refresh_header();
+    }
+
+    /// The header's hosted line and stale notice.
+    pub(super) fn hosted_lines(&self) -> (Option<String>, Option<String>) {
+        let Some(h) = &self.hosted.state else {
+            let run = self.run_id().map(|id| format!("run {id}"));
+            return (run, None);
+        };
+        let mut parts = Vec::new();
+        match &h.account {
+            Some(a) => parts.push(format!("Mogplex account {}", a.email)),
+            None => parts.push("Mogplex account".to_owned()),
+        }
+        parts.push(match h.models.len() {
+            1 => "1 model".to_owned(),
+            n => format!("{n} models"),
+        });
+        if !h.mcp.is_empty() {
+            let names: Vec<&str> = h.mcp.iter().map(|s| s.name.as_str()).collect();
+            parts.push(format!("MCP: {}", names.join(", ")));
+        }
+        if let Some(id) = self.run_id() {
+            parts.push(format!("run {id}"));
+        }
+        let stale = match &self.hosted.sync {
+            SyncState::Stale(why) => Some(format!(
+                "Showing the account's models and MCP servers saved {} (stale): {why}",
+                short_time(&h.fetched_at)
+            )),
+            _ => None,
+        };
+        (Some(parts.join(" · ")), stale)
+    }
+
+    pub(super) fn hosted_status(&self) -> String {
+        let when = self
+            .hosted
+            .state
+            .as_ref()
+            .map(|h| short_time(&h.fetched_at));
+        match (&self.hosted.sync, when) {
+            (SyncState::Idle, _) if self.mogplex_owner().is_none() => {
+                "none (sign in with Mogplex to sync your account)".to_owned()
+            }
+            (SyncState::Idle, _) => "not synced yet".to_owned(),
+            (SyncState::Syncing, Some(w)) => format!("saved {w}; syncing…"),
+            (SyncState::Syncing, None) => "syncing…".to_owned(),
+            (SyncState::Synced, Some(w)) => format!("synced {w}"),
+            (SyncState::Synced, None) => "synced".to_owned(),
+            (SyncState::Stale(why), Some(w)) => {
+                format!("stale: saved {w}; the last sync failed: {why}")
+            }
+            (SyncState::Stale(why), None) => format!("not synced: {why}"),
+        }
+    }
+
+    pub(super) fn load_mcp(&mut self) {
+        let rows = match (&self.hosted.state, self.mogplex_owner()) {
+            (_, None) => vec![(
+                "".to_owned(),
+                "Sign in with Mogplex to use the MCP servers of your account (/login).".to_owned(),
+            )],
+            (None, Some(_)) => vec![(
+                "".to_owned(),
+                format!("Not synced yet ({}).", self.hosted_status()),
+            )],
+            (Some(h), Some(_)) => mcp_rows(&h.mcp),
+        };
+        let title = match &self.hosted.sync {
+            SyncState::Stale(_) => "MCP servers (saved copy, stale)",
+            _ => "MCP servers",
+        };
+        self.app.update(mogplex_tui::Event::ListReady {
+            title: title.to_owned(),
+            rows,
+        });
+    }
+}
+
+/// Whether a value shown for an MCP server should be masked.
+fn looks_secret(key: &str, value: &str) -> bool {
+    mogplex_auth::redact::is_secret_key(key)
+        || mogplex_auth::redact::redact_patterns(value) != value
+        || (value.len() >= 20 && !value.contains(char::is_whitespace) && !value.contains('/'))
+}
+
+/// One row per server: kind, state, what it runs or where it is, and its variables or headers
+/// with secret-looking values masked.
+pub(super) fn mcp_rows(servers: &[McpServer]) -> Vec<(String, String)> {
+    let mut rows = Vec::new();
+    for s in servers {
+        let mut parts = vec![
+            s.kind().to_owned(),
+            if s.enabled { "enabled" } else { "disabled" }.to_owned(),
+        ];
+        let c = &s.config;
+        if let Some(cmd) = c.get("command").and_then(|v| v.as_str()) {
+            let args: Vec<String> = c
+                .get("args")
+                .and_then(|a| a.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str())
+                        .map(mogplex_auth::redact::redact_patterns)
+                        .collect()
+                })
+                .unwrap_or_default();
+            parts.push(
+                std::iter::once(cmd.to_owned())
+                    .chain(args)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            );
+        }
+        if let Some(url) = c.get("url").and_then(|v| v.as_str()) {
+            parts.push(mogplex_auth::redact::redact_patterns(url));
+        }
+        for (section, sep) in [("env", "="), ("http_headers", ": ")] {
+            if let Some(map) = c.get(section).and_then(|v| v.as_object()) {
+                for (k, v) in map {
+                    let v = v.as_str().unwrap_or_default();
+                    let shown = if looks_secret(k, v) {
+                        mogplex_auth::secret::mask(v)
+                    } else {
+                        v.to_owned()
+                    };
+                    parts.push(format!("{k}{sep}{shown}"));
+                }
+            }
+        }
+        rows.push((s.name.clone(), parts.join(" · ")));
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mcp_values_that_look_secret_are_masked() {
+        let servers: Vec<McpServer> = serde_json::from_value(serde_json::json!([
+            {"name": "github", "enabled": true, "config": {"command": "github-mcp", "args": ["--stdio"],
+                "env": {"GITHUB_TOKEN": "ghp_0123456789abcdefghijklmn", "LOG_LEVEL": "debug"}}},
+            {"name": "docs", "enabled": false, "config": {"url": "https://mcp.example.com/sse",
+                "http_headers": {"Authorization": "Bearer abcdefghijklmnopqrstuvwxyz", "X-Team": "core"}}}
+        ]))
+        .unwrap();
+        let rows = mcp_rows(&servers);
+        let text = format!("{rows:?}");
+        assert!(!text.contains("ghp_0123456789"), "{text}");
+        assert!(!text.contains("abcdefghijklmnop"), "{text}");
+        assert!(
+            text.contains("LOG_LEVEL=debug") && text.contains("X-Team: core"),
+            "{text}"
+        );
+        assert_eq!(rows[0].0, "github");
+        assert!(
+            rows[0]
+                .1
+                .starts_with("stdio · enabled · github-mcp --stdio"),
+            "{}",
+            rows[0].1
+        );
+        assert!(
+            rows[1]
+                .1
+                .starts_with("http · disabled · https://mcp.example.com/sse"),
+            "{}",
+            rows[1].1
+        );
+    }
+}

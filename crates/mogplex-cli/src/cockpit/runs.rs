@@ -1,0 +1,362 @@
+//! Runs in the cockpit (SPEC section 4): a signed-in session writes what happens (prompts,
+//! answers, errors, model changes) to a run on the account service, and follows the run, so a
+//! second cockpit attached with `mogplex --attach <run id>` sees the history and then everything
+//! live, and what is typed there reaches the first one too.
+//!
+//! One worker task per session writes the events in order (creating the run with the first one);
+//! one follower task reads the run's event stream, reconnecting with `Last-Event-ID` after a drop
+//! so nothing is missed. Each event names the session that wrote it, and a cockpit skips its own.
+
+use super::hosted::bearer_for;
+use super::{Cockpit, Msg, send};
+use crate::ctx::Ctx;
+use crate::error::CliError;
+use crate::exec::model_client;
+use crate::exit;
+use crate::signin::account_base;
+use mogplex_auth::{Credential, Provider};
+use mogplex_protocol::{ChatMessage, RunEvent};
+use mogplex_providers::{ErrorKind, ModelClient, ProviderError};
+use mogplex_tui::{Entry, EntryKind, Event};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+#[derive(Debug)]
+pub(super) struct RunLink {
+    /// `None` until the first event has created it.
+    pub id: Option<String>,
+    queue: mpsc::UnboundedSender<serde_json::Value>,
+    worker: AbortHandle,
+    follower: Option<AbortHandle>,
+}
+
+impl Drop for RunLink {
+    fn drop(&mut self) {
+        self.worker.abort();
+        if let Some(f) = &self.follower {
+            f.abort();
+        }
+    }
+}
+
+/// The error for a run that does not exist or is someone else's (the service does not tell
+/// which, on purpose).
+pub fn not_found(id: &str) -> CliError {
+    CliError::new(exit::FAILURE, format!("cannot attach to {id}: there is no such run for this account"))
+        .hint("check the run id, and that you are signed in with the Mogplex account that created it (`/status` in the cockpit shows a session's run)")
+}
+
+fn run_error(id: &str, e: &ProviderError) -> CliError {
+    match e.kind {
+        ErrorKind::NotFound => not_found(id),
+        ErrorKind::Unauthorized => CliError::new(
+            exit::FORBIDDEN,
+            format!("the account service did not accept the Mogplex credential for {id}"),
+        )
+        .cause(e.message.clone())
+        .hint("sign in again: run `mogplex` in a terminal and choose \"Sign in with Mogplex\""),
+        _ => CliError::new(
+            exit::UNAVAILABLE,
+            format!("cannot reach the run {id} on the account service"),
+        )
+        .cause(e.message.clone())
+        .hint("check your connection, and MOGPLEX_URL if you set it"),
+    }
+}
+
+/// Checks that `id` exists for this credential (before the cockpit takes the terminal).
+pub(super) async fn check_run(
+    client: &ModelClient,
+    store: &mogplex_auth::AuthStore,
+    credential: &Credential,
+    base: &mogplex_providers::Url,
+    id: &str,
+) -> Result<mogplex_protocol::RunInfo, CliError> {
+    let token = bearer_for(store, credential, base).await?;
+    client
+        .run_snapshot(base, &token, id)
+        .await
+        .map_err(|e| run_error(id, &e))
+}
+
+/// `mogplex --attach <id>` without a terminal: prints the run's history and exits.
+pub fn print_run(ctx: &mut Ctx, id: &str) -> Result<(), CliError> {
+    let resolution = ctx.resolve()?;
+    let Some(credential) = resolution.for_provider(Provider::Mogplex).cloned() else {
+        return Err(CliError::new(
+            exit::NO_CREDENTIAL,
+            format!("attaching to {id} needs your Mogplex account, and no Mogplex credential is available"),
+        )
+        .hint("run `mogplex --attach …` in a terminal and choose \"Sign in with Mogplex\"")
+        .hint("or set MOGPLEX_API_KEY (a personal access token of the run's account) for this shell"));
+    };
+    let base = account_base(&ctx.env)?;
+    let store = ctx.store.clone();
+    let redactor = ctx.redactor.clone();
+    crate::signin::runtime()?.block_on(async {
+        let client = model_client()?;
+        let info = check_run(&client, &store, &credential, &base, id).await?;
+        let last = info.last_event_id.unwrap_or(0);
+        if last == 0 {
+            return Ok(());
+        }
+        let token = bearer_for(&store, &credential, &base).await?;
+        let mut out = std::io::stdout();
+        let mut print = |seq: i64, value: serde_json::Value| {
+            use std::io::Write;
+            let line = match serde_json::from_value::<RunEvent>(value) {
+                Ok(RunEvent::Prompt { text, .. }) => format!("you › {text}"),
+                Ok(RunEvent::Answer { text, .. }) => text,
+                Ok(RunEvent::Error { message, .. }) => format!("error: {message}"),
+                Ok(RunEvent::Model { model, .. }) => format!("model: {model}"),
+                Err(_) => "(an event this mogplex does not know)".to_owned(),
+            };
+            let _ = writeln!(out, "{}", redactor.redact_str(&line));
+            // The stream stays open for live events; the history ends at the snapshot's last.
+            seq < last
+        };
+        client
+            .follow_run(&base, &token, id, 0, &mut print)
+            .await
+            .map_err(|e| run_error(id, &e))
+    })
+}
+
+impl Cockpit<'_> {
+    pub(super) fn run_id(&self) -> Option<&str> {
+        self.run.as_ref().and_then(|r| r.id.as_deref())
+    }
+
+    /// Starts writing (and following) a run: `attach` names an existing one.
+    fn start_run(&mut self, attach: Option<String>) -> bool {
+        let Some(credential) = self.resolution.for_provider(Provider::Mogplex).cloned() else {
+            return false;
+        };
+        let Ok(base) = account_base(&self.ctx.env) else {
+            return false;
+        };
+        let (queue, rx) = mpsc::unbounded_channel();
+        let worker = tokio::spawn(worker(
+            self.client.clone(),
+            self.ctx.store.clone(),
+            credential,
+            base,
+            attach.clone(),
+            rx,
+            self.tx.clone(),
+        ));
+        self.run = Some(RunLink {
+            id: attach.clone(),
+            queue,
+            worker: worker.abort_handle(),
+            follower: None,
+        });
+        if let Some(id) = attach {
+            self.follow(id);
+        }
+        true
+    }
+
+    fn follow(&mut self, id: String) {
+        let Some(credential) = self.resolution.for_provider(Provider::Mogplex).cloned() else {
+            return;
+        };
+        let Ok(base) = account_base(&self.ctx.env) else {
+            return;
+        };
+        let task = tokio::spawn(follower(
+            self.client.clone(),
+            self.ctx.store.clone(),
+            credential,
+            base,
+            id,
+            self.tx.clone(),
+        ));
+        if let Some(link) = &mut self.run {
+            link.follower = Some(task.abort_handle());
+        }
+    }
+
+    /// Adds an event of this session to the run (creating the run with the first one), when a
+    /// Mogplex credential is in force.
+    pub(super) fn record(&mut self, event: RunEvent) {
+        if self.run.is_none() && !self.start_run(None) {
+            return;
+        }
+        if let (Some(link), Ok(v)) = (&self.run, serde_json::to_value(&event)) {
+            let _ = link.queue.send(v);
+        }
+    }
+
+    pub(super) fn session_id(&self) -> String {
+        self.log.id().to_owned()
+    }
+
+    /// Opens the cockpit on `id`: its history, then live events.
+    pub(super) fn attach(&mut self, id: String) {
+        self.run = None;
+        if self.start_run(Some(id.clone())) {
+            self.note(format!(
+                "Attached to {id}: its history follows, then what happens live. What you type here is added to the run; /quit detaches and leaves the run as it is."
+            ));
+            self.refresh_header();
+        }
+    }
+
+    pub(super) fn run_created(&mut self, id: String) {
+        if let Some(link) = &mut self.run
+            && link.id.is_none()
+        {
+            link.id = Some(id.clone());
+            self.log.write(
+                crate::log::Level::Info,
+                "run.created",
+                "created a run for this session",
+                serde_json::json!({"run": id}),
+            );
+            self.follow(id);
+            self.refresh_header();
+        }
+    }
+
+    /// An event from the run's stream: another session's is shown and joins the conversation.
+    pub(super) fn run_event(&mut self, value: serde_json::Value) {
+        let Ok(event) = serde_json::from_value::<RunEvent>(value) else {
+            return;
+        };
+        if event.session() == self.session_id() {
+            return;
+        }
+        let entry = |kind, text: String| Event::Replayed(Entry { kind, text });
+        match event {
+            RunEvent::Prompt { text, .. } => {
+                self.messages.push(ChatMessage::user(text.clone()));
+                self.app.update(entry(EntryKind::User, text));
+            }
+            RunEvent::Answer { text, .. } => {
+                self.messages.push(ChatMessage::assistant(text.clone()));
+                self.app.update(entry(EntryKind::Assistant, text));
+            }
+            RunEvent::Error { message, .. } => {
+                // The prompt that failed leaves the conversation there; so it does here.
+                if self
+                    .messages
+                    .last()
+                    .is_some_and(|m| m.role == mogplex_protocol::Role::User)
+                {
+                    self.messages.pop();
+                }
+                self.app.update(entry(EntryKind::Error, message));
+            }
+            RunEvent::Model {
+                model, provider, ..
+            } => self.note(format!(
+                "Another session of this run switched to {model} ({provider})"
+            )),
+        }
+    }
+}
+
+async fn worker(
+    client: Arc<tokio::sync::OnceCell<ModelClient>>,
+    store: mogplex_auth::AuthStore,
+    credential: Credential,
+    base: mogplex_providers::Url,
+    mut id: Option<String>,
+    mut rx: mpsc::UnboundedReceiver<serde_json::Value>,
+    tx: super::Tx,
+) {
+    let mut reported = false;
+    while let Some(event) = rx.recv().await {
+        let result = async {
+            let client = client.get_or_try_init(|| async { model_client() }).await?;
+            let token = bearer_for(&store, &credential, &base).await?;
+            let run = match &id {
+                Some(i) => i.clone(),
+                None => {
+                    let title: String = event
+                        .get("text")
+                        .and_then(|t| t.as_str())
+                        .unwrap_or("mogplex session")
+                        .chars()
+                        .take(80)
+                        .collect();
+                    let info = client
+                        .create_run(&base, &token, &title)
+                        .await
+                        .map_err(|e| run_error("a new run", &e))?;
+                    send(&tx, Msg::RunCreated(info.id.clone()));
+                    id = Some(info.id.clone());
+                    info.id
+                }
+            };
+            client
+                .append_run_event(&base, &token, &run, &event)
+                .await
+                .map_err(|e| run_error(&run, &e))
+        }
+        .await;
+        if let Err(e) = result
+            && !reported
+        {
+            reported = true;
+            send(&tx, Msg::RunFailed(e));
+        }
+    }
+}
+
+async fn follower(
+    client: Arc<tokio::sync::OnceCell<ModelClient>>,
+    store: mogplex_auth::AuthStore,
+    credential: Credential,
+    base: mogplex_providers::Url,
+    id: String,
+    tx: super::Tx,
+) {
+    let mut after = 0i64;
+    let mut delay = Duration::from_millis(500);
+    loop {
+        let from = after;
+        let attempt = async {
+            let client = client
+                .get_or_try_init(|| async { model_client() })
+                .await
+                .map_err(|_| Stop::Retry)?;
+            let token = bearer_for(&store, &credential, &base)
+                .await
+                .map_err(|_| Stop::Retry)?;
+            let mut on = |seq: i64, value: serde_json::Value| {
+                after = seq;
+                send(&tx, Msg::RunEvent(value));
+                true
+            };
+            client
+                .follow_run(&base, &token, &id, from, &mut on)
+                .await
+                .map_err(|e| match e.kind {
+                    ErrorKind::NotFound => Stop::Gone(not_found(&id)),
+                    _ => Stop::Retry,
+                })
+        }
+        .await;
+        if let Err(Stop::Gone(e)) = attempt {
+            send(&tx, Msg::RunFailed(e));
+            return;
+        }
+        if after > from {
+            delay = Duration::from_millis(500);
+        }
+        // The stream ended or broke: pick up after the last event seen.
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+}
+
+enum Stop {
+    /// Worth trying again (the service is unreachable, or the stream broke).
+    Retry,
+    /// The run is not there (any more).
+    Gone(CliError),
+}
