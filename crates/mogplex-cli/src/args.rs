@@ -8,7 +8,7 @@ use mogplex_auth::Provider;
     name = "mogplex",
     version,
     about = "The Mogplex command-line cockpit",
-    long_about = "The Mogplex command-line cockpit.\n\nWith a prompt, runs one non-interactive turn and streams the answer to stdout.",
+    long_about = "The Mogplex command-line cockpit.\n\nOn a terminal and without a prompt, opens the cockpit (the login screen when no credential resolves). With a prompt, runs one non-interactive turn and streams the answer to stdout.",
     args_conflicts_with_subcommands = true,
     after_help = "Credentials come from the environment (MOGPLEX_API_KEY or a provider key such as OPENAI_API_KEY) or from auth.json in the Mogplex home (MOGPLEX_HOME, default ~/.mogplex). The environment wins.\n\nExit codes: 0 ok, 1 failure, 2 usage, 64 no credential, 65 credential rejected or no model access, 69 service unavailable, 75 rate limited, 78 local configuration problem."
 )]
@@ -23,7 +23,7 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub logout: bool,
 
-    /// Attach to a run (run_…); also MOGPLEX_ATTACH_RUN_ID
+    /// Open the cockpit on a run of your Mogplex account (run_…): its history, then live; also MOGPLEX_ATTACH_RUN_ID
     #[arg(long, value_name = "RUN_ID", global = true, value_parser = parse_run_id)]
     pub attach: Option<String>,
 }
