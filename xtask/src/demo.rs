@@ -9,21 +9,15 @@ use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-/// Variables that would change what the demo shows: credentials and where requests go.
-const CLEARED: &[&str] = &[
-    "MOGPLEX_API_KEY",
-    "ANTHROPIC_API_KEY",
-    "OPENAI_API_KEY",
-    "GOOGLE_GENERATIVE_AI_API_KEY",
-    "GROQ_API_KEY",
-    "MISTRAL_API_KEY",
-    "DEEPSEEK_API_KEY",
-    "XAI_API_KEY",
-    "COHERE_API_KEY",
-    "VERCEL_API_TOKEN",
-    "MOGPLEX_ATTACH_RUN_ID",
-    "CODEX_HOME",
-];
+/// Variables that would change what the demo shows: every credential variable, and the
+/// attach and deprecated home variables.
+fn cleared() -> Vec<&'static str> {
+    mogplex_auth::Provider::ALL
+        .iter()
+        .map(|p| p.env_var())
+        .chain(["MOGPLEX_ATTACH_RUN_ID", "CODEX_HOME"])
+        .collect()
+}
 
 struct Server {
     child: Child,
@@ -92,7 +86,8 @@ pub fn run() -> Result<i32, String> {
     println!(
         "browser ends on. Then chat with mogplex/echo. /quit, or Ctrl+C twice, ends the demo."
     );
-    let ignored: Vec<&str> = CLEARED
+    let cleared = cleared();
+    let ignored: Vec<&str> = cleared
         .iter()
         .copied()
         .filter(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
@@ -111,7 +106,7 @@ pub fn run() -> Result<i32, String> {
         .map_err(|e| format!("cannot read from the terminal: {e}"))?;
 
     let mut cockpit = Command::new(bin.join("mogplex"));
-    for v in CLEARED {
+    for v in &cleared {
         cockpit.env_remove(v);
     }
     let status = cockpit

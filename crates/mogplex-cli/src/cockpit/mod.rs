@@ -454,11 +454,7 @@ impl<'a> Cockpit<'a> {
                 }
             }
             Err(e) => {
-                let (message, hint) = self.texts(&e);
-                self.app.update(Event::AnswerFailed {
-                    message,
-                    hint: Some(hint),
-                });
+                self.show_error(&e);
                 return;
             }
         }
@@ -486,6 +482,21 @@ impl<'a> Cockpit<'a> {
             .collect::<Vec<_>>()
             .join("\n");
         (message, hint)
+    }
+
+    /// An error in the transcript, with its causes and what to do.
+    fn show_error(&mut self, e: &CliError) {
+        let (message, hint) = self.texts(e);
+        self.app.update(Event::AnswerFailed {
+            message,
+            hint: (!hint.is_empty()).then_some(hint),
+        });
+    }
+
+    /// An error in place on the login screen.
+    fn login_error(&mut self, e: &CliError) {
+        let (message, hint) = self.texts(e);
+        self.app.update(Event::SignInFailed { message, hint });
     }
 
     fn handle(&mut self, msg: Msg) {
@@ -570,22 +581,14 @@ impl<'a> Cockpit<'a> {
             Msg::RunCreated(id) => self.run_created(id),
             Msg::RunEvent(value) => self.run_event(value),
             Msg::RunFailed(e) => {
-                let (message, hint) = self.texts(&e);
                 self.log
-                    .write(Level::Warn, "run.failed", &message, json!({}));
-                self.app.update(Event::AnswerFailed {
-                    message,
-                    hint: Some(hint),
-                });
+                    .write(Level::Warn, "run.failed", &e.message, json!({}));
+                self.show_error(&e);
             }
             Msg::AttachChecked { id, result } => match result {
                 Ok(()) => self.attach(id),
                 Err(e) => {
-                    let (message, hint) = self.texts(&e);
-                    self.app.update(Event::AnswerFailed {
-                        message,
-                        hint: Some(hint),
-                    });
+                    self.show_error(&e);
                 }
             },
         }
@@ -671,8 +674,7 @@ impl<'a> Cockpit<'a> {
         let base = match account_base(&self.ctx.env) {
             Ok(b) => b,
             Err(e) => {
-                let (message, hint) = self.texts(&e);
-                self.app.update(Event::SignInFailed { message, hint });
+                self.login_error(&e);
                 return;
             }
         };
@@ -735,8 +737,7 @@ impl<'a> Cockpit<'a> {
                     &e.message,
                     json!({"causes": e.causes}),
                 );
-                let (message, hint) = self.texts(&e);
-                self.app.update(Event::SignInFailed { message, hint });
+                self.login_error(&e);
             }
         }
     }
@@ -747,8 +748,7 @@ impl<'a> Cockpit<'a> {
         }
         self.sign_in = None;
         if let Err(e) = result {
-            let (message, hint) = self.texts(&e);
-            self.app.update(Event::SignInFailed { message, hint });
+            self.login_error(&e);
             return;
         }
         self.log.write(
@@ -848,8 +848,7 @@ impl<'a> Cockpit<'a> {
 
     fn key_stored(&mut self, provider: Provider, masked: String, result: Result<(), CliError>) {
         if let Err(e) = result {
-            let (message, hint) = self.texts(&e);
-            self.app.update(Event::SignInFailed { message, hint });
+            self.login_error(&e);
             return;
         }
         let text = format!(
@@ -871,22 +870,14 @@ impl<'a> Cockpit<'a> {
     fn send_prompt(&mut self, text: String) {
         let Some(selection) = self.selection.clone() else {
             let e = crate::exec::no_credential(&self.resolution);
-            let (message, hint) = self.texts(&e);
-            self.app.update(Event::AnswerFailed {
-                message,
-                hint: Some(hint),
-            });
+            self.show_error(&e);
             return;
         };
         let base_url = match selection.spec.base_url(&self.ctx.env) {
             Ok(u) => u,
             Err(e) => {
                 let e = CliError::usage(e.to_string()).hint(e.hint());
-                let (message, hint) = self.texts(&e);
-                self.app.update(Event::AnswerFailed {
-                    message,
-                    hint: Some(hint),
-                });
+                self.show_error(&e);
                 return;
             }
         };
@@ -1045,11 +1036,7 @@ impl<'a> Cockpit<'a> {
         let removal = match result {
             Ok(r) => r,
             Err(e) => {
-                let (message, hint) = self.texts(&e);
-                self.app.update(Event::AnswerFailed {
-                    message,
-                    hint: Some(hint),
-                });
+                self.show_error(&e);
                 return;
             }
         };
