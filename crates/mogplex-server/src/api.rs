@@ -119,7 +119,7 @@ pub async fn mcp_servers(
                         }
                     }
                 }
-                _ => eprintln!(
+                _ => crate::warn_line!(
                     "mogplex-server: the secret values of MCP server {name} could not be decrypted (check MOGPLEX_SECRETS_KEY)"
                 ),
             }

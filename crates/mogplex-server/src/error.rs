@@ -132,12 +132,12 @@ impl IntoResponse for AppError {
                 message,
             } => (status, crate::pages::message_page(&title, &message)).into_response(),
             AppError::Db(e) => {
-                eprintln!("mogplex-server: storage error: {e}");
+                crate::warn_line!("mogplex-server: storage error: {e}");
                 (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"error": "server_error", "error_description": "a storage error occurred"})))
                     .into_response()
             }
             AppError::Internal(e) => {
-                eprintln!("mogplex-server: internal error: {e}");
+                crate::warn_line!("mogplex-server: internal error: {e}");
                 (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"error": "server_error", "error_description": "an internal error occurred"})))
                     .into_response()
             }

@@ -207,7 +207,7 @@ pub async fn chat_completions(
         "echo" => echo(&req),
         "openai" => proxy(&s, &model, &body).await,
         other => {
-            eprintln!(
+            crate::warn_line!(
                 "mogplex-server: model {} has an unknown upstream kind `{other}`",
                 model.slug
             );
@@ -342,7 +342,7 @@ async fn proxy(s: &AppState, m: &crate::db::ModelRow, body: &[u8]) -> Response {
         return misconfigured();
     };
     let Some(key) = s.cfg.var(key_env) else {
-        eprintln!(
+        crate::warn_line!(
             "mogplex-server: model {} needs the environment variable {key_env}, which is not set",
             m.slug
         );
@@ -368,7 +368,7 @@ async fn proxy(s: &AppState, m: &crate::db::ModelRow, body: &[u8]) -> Response {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("mogplex-server: upstream {url} unreachable: {e}");
+            crate::warn_line!("mogplex-server: upstream {url} unreachable: {e}");
             return api_error(
                 StatusCode::BAD_GATEWAY,
                 "the model's provider could not be reached; try again shortly",

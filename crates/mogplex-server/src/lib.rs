@@ -3,6 +3,16 @@
 //! A library first, so tests (and the `mogplex-server` binary) start it on any listener:
 //! [`AppState::new`] connects the database, [`app`] builds the router, [`serve`] runs it.
 
+/// A line for the operator on stderr. Never panics: a server whose stderr was closed (a
+/// supervisor, `2>&-`) keeps serving instead of losing the task that wanted to say something.
+#[macro_export]
+macro_rules! warn_line {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod api;
 pub mod crypto;
 pub mod db;

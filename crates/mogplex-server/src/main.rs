@@ -378,7 +378,7 @@ async fn run(cmd: Command) -> Result<(), Failure> {
             let state = AppState::new(&database, cfg)
                 .await
                 .map_err(|e| Failure::new(format!("cannot start: {e}")))?;
-            eprintln!(
+            mogplex_server::warn_line!(
                 "mogplex-server: listening on {addr} as {public} ({} database)",
                 state.db.backend()
             );
@@ -415,15 +415,15 @@ async fn run(cmd: Command) -> Result<(), Failure> {
                 "Development server. Demo account: {email}, password: {password}"
             ));
             state.cfg = std::sync::Arc::new(cfg);
-            println!("mogplex-server dev: listening on {public}");
-            println!("  data directory: {}", dir.display());
-            println!("  demo account:   {email}");
-            println!("  demo password:  {password}");
-            println!();
-            println!("Point the CLI at it:");
-            println!("  MOGPLEX_URL={public} mogplex");
+            // Whoever started us may stop reading after the password line (`| head`, a test, the
+            // demo): a closed stdout must not take the server down.
+            let banner = format!(
+                "mogplex-server dev: listening on {public}\n  data directory: {}\n  demo account:   {email}\n  demo password:  {password}\n\nPoint the CLI at it:\n  MOGPLEX_URL={public} mogplex\n",
+                dir.display()
+            );
             use std::io::Write;
-            let _ = std::io::stdout().flush();
+            let mut out = std::io::stdout();
+            let _ = out.write_all(banner.as_bytes()).and_then(|_| out.flush());
             serve_until_signal(listener, state).await
         }
         Command::User(UserCommand::Add {

@@ -59,7 +59,9 @@ impl RunBus {
                     Ok::<(), sqlx::Error>(())
                 };
                 if let Err(e) = listener.await {
-                    eprintln!("mogplex-server: run notifications interrupted ({e}); reconnecting");
+                    crate::warn_line!(
+                        "mogplex-server: run notifications interrupted ({e}); reconnecting"
+                    );
                 }
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -215,7 +217,7 @@ pub async fn events(
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    eprintln!("mogplex-server: reading run events failed: {e}");
+                    crate::warn_line!("mogplex-server: reading run events failed: {e}");
                     return None;
                 }
             }

@@ -204,17 +204,34 @@ impl Term {
         self.wait_until(|s| s.contains(needle), timeout)
     }
 
-    /// Waits until `pred` holds for the screen.
+    /// How long ago the last output arrived.
+    fn quiet_for(&self) -> Duration {
+        let last = self
+            .arrivals
+            .lock()
+            .ok()
+            .and_then(|t| t.last().map(|(at, _)| *at))
+            .unwrap_or_default();
+        self.started.elapsed().saturating_sub(last)
+    }
+
+    /// Waits until `pred` holds for the screen, and the program has stopped writing for a
+    /// moment (a frame arrives in several reads: a half-drawn one must not pass or fail a test).
     pub fn wait_until(
         &self,
         pred: impl Fn(&str) -> bool,
         timeout: Duration,
     ) -> Result<String, String> {
+        const SETTLE: Duration = Duration::from_millis(40);
         let deadline = Instant::now() + timeout;
         loop {
             let s = self.screen();
-            if pred(&s) {
-                return Ok(s);
+            if pred(&s) && self.quiet_for() >= SETTLE {
+                // Read again: the screen may have changed between the two looks.
+                let again = self.screen();
+                if pred(&again) {
+                    return Ok(again);
+                }
             }
             if Instant::now() >= deadline {
                 return Err(s);

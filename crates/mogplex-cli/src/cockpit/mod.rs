@@ -133,7 +133,7 @@ pub fn run(ctx: &mut Ctx, attach: Option<String>) -> Result<(), CliError> {
     })?;
     spawn_input(tx);
     rt.block_on(async {
-        cockpit.start();
+        let mut started = false;
         loop {
             if terminal
                 .terminal
@@ -141,6 +141,12 @@ pub fn run(ctx: &mut Ctx, attach: Option<String>) -> Result<(), CliError> {
                 .is_err()
             {
                 break;
+            }
+            // The first frame needs only the resolution; everything else starts after it.
+            if !started {
+                started = true;
+                cockpit.start();
+                continue;
             }
             let Some(msg) = rx.recv().await else { break };
             cockpit.handle(msg);

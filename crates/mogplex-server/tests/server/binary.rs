@@ -648,3 +648,71 @@ async fn mcp_definitions_with_encrypted_secrets() {
         .unwrap();
     assert_eq!(r.status(), 401);
 }
+
+#[test]
+fn dev_keeps_serving_when_nobody_reads_its_output() {
+    // A parent that stops reading (`| head`, a test harness, the demo) closes the pipe before the
+    // banner is written; the server must not die of it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = bin()
+        .args([
+            "dev",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let url = format!("http://127.0.0.1:{port}/.well-known/oauth-authorization-server");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut served = false;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("dev exited with {status} once its output was closed");
+        }
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            let body = raw_get(&url);
+            if body.contains("\"issuer\"") {
+                served = true;
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Several requests later it is still there.
+    for _ in 0..3 {
+        assert!(raw_get(&url).contains("\"issuer\""));
+    }
+    assert!(served, "dev never answered");
+    assert!(child.try_wait().unwrap().is_none(), "still running");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A plain HTTP/1.1 GET on loopback, the body as text.
+fn raw_get(url: &str) -> String {
+    use std::io::Read;
+    let u = url::Url::parse(url).unwrap();
+    let mut s = std::net::TcpStream::connect((u.host_str().unwrap(), u.port().unwrap())).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        s,
+        "GET {} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+        u.path()
+    )
+    .unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
