@@ -158,6 +158,10 @@ pub fn run(ctx: &mut Ctx, attach: Option<String>) -> Result<(), CliError> {
                 break;
             }
         }
+        // What this session still has on its way to the run gets there (briefly) before we go.
+        if let Some(run) = cockpit.run.take() {
+            run.close().await;
+        }
     });
     cockpit.finish();
     drop(terminal);

@@ -27,14 +27,36 @@ use tokio::task::AbortHandle;
 pub(super) struct RunLink {
     /// `None` until the first event has created it.
     pub id: Option<String>,
-    queue: mpsc::UnboundedSender<serde_json::Value>,
-    worker: AbortHandle,
+    queue: Option<mpsc::UnboundedSender<serde_json::Value>>,
+    worker: Option<tokio::task::JoinHandle<()>>,
     follower: Option<AbortHandle>,
+}
+
+/// How long quitting waits for events still on their way to the run.
+const DRAIN: Duration = Duration::from_secs(2);
+
+impl RunLink {
+    /// Stops following, lets the worker write what is queued (for at most [`DRAIN`]), then
+    /// stops it: the last answer before `/quit` still reaches the run.
+    pub async fn close(mut self) {
+        if let Some(f) = self.follower.take() {
+            f.abort();
+        }
+        self.queue.take();
+        if let Some(w) = self.worker.take() {
+            let abort = w.abort_handle();
+            if tokio::time::timeout(DRAIN, w).await.is_err() {
+                abort.abort();
+            }
+        }
+    }
 }
 
 impl Drop for RunLink {
     fn drop(&mut self) {
-        self.worker.abort();
+        if let Some(w) = &self.worker {
+            w.abort();
+        }
         if let Some(f) = &self.follower {
             f.abort();
         }
@@ -149,8 +171,8 @@ impl Cockpit<'_> {
         ));
         self.run = Some(RunLink {
             id: attach.clone(),
-            queue,
-            worker: worker.abort_handle(),
+            queue: Some(queue),
+            worker: Some(worker),
             follower: None,
         });
         if let Some(id) = attach {
@@ -185,8 +207,11 @@ impl Cockpit<'_> {
         if self.run.is_none() && !self.start_run(None) {
             return;
         }
-        if let (Some(link), Ok(v)) = (&self.run, serde_json::to_value(&event)) {
-            let _ = link.queue.send(v);
+        if let (Some(Some(queue)), Ok(v)) = (
+            self.run.as_ref().map(|l| l.queue.as_ref()),
+            serde_json::to_value(&event),
+        ) {
+            let _ = queue.send(v);
         }
     }
 

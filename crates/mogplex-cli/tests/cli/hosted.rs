@@ -219,8 +219,20 @@ fn attach_with_logout_signs_in_first_and_other_accounts_runs_are_refused() {
     expect(&first, "mogplex · Mogplex · mogplex/echo");
     submit(&mut first, "before the logout");
     let id = run_id(&first);
+    first
+        .wait_until(|s| s.matches("before the logout").count() >= 2, WAIT)
+        .unwrap_or_else(|s| panic!("no echo:\n{s}"));
+    // The run holds the prompt and its answer. (On loopback the answer is written long before
+    // `/quit`; the drain on quit is for slow links and is not what this checks.)
     submit(&mut first, "/quit");
     first.wait_exit(WAIT).expect("quit");
+    assert_eq!(
+        server.count(&format!(
+            "SELECT COUNT(*) FROM run_events WHERE run_id = '{id}'"
+        )),
+        2,
+        "the prompt and its answer"
+    );
 
     // --attach … --logout: the stored sign-in goes, the login screen says why it is there…
     let url_file = home.dir.path().join("browser-url");
