@@ -1482,3 +1482,28 @@ fn remember_in_log(log: &mut SessionLog, file: &AuthFile) {
         log.learn(s);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_entries_show_capabilities_and_pricing_where_known() {
+        let m: CliModel = serde_json::from_value(json!({
+            "slug": "mogplex/gpt-4.1", "provider": "openai", "displayName": "GPT-4.1",
+            "caps": {"toolUse": true, "streaming": true, "reasoningEffort": false},
+            "contextWindow": 1047576,
+            "pricing": {"inputPerMillion": 2.0, "outputPerMillion": 8.0, "currency": "USD"}
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            model_detail(&m),
+            "GPT-4.1 · 1047k context · tools · USD 2/8 per M tokens · Mogplex account"
+        );
+        let bare: CliModel = serde_json::from_value(
+            json!({"slug": "mogplex/echo", "provider": "mogplex", "displayName": "Echo"}),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(model_detail(&bare), "Echo · Mogplex account");
+    }
+}
