@@ -11,6 +11,8 @@ pub struct Ctx {
     pub store: AuthStore,
     /// Redacts every secret known to this process; grows as credentials are read or stored.
     pub redactor: Redactor,
+    /// The signed-in account's id, from the last [`Ctx::resolve`].
+    pub account_id: Option<String>,
 }
 
 impl Ctx {
@@ -34,6 +36,7 @@ impl Ctx {
             home,
             store,
             redactor,
+            account_id: None,
         })
     }
 
@@ -44,6 +47,12 @@ impl Ctx {
             eprintln!("{}", m.warning());
         }
         let resolution = Resolution::resolve(&self.env, &loaded.file, self.store.path());
+        self.account_id = loaded
+            .file
+            .mogplex
+            .as_ref()
+            .filter(|m| m.access_token.is_some())
+            .and_then(|m| m.account.as_ref()?.id.clone());
         // Stored secrets that lost to the environment are still secrets.
         remember_file_secrets(&mut self.redactor, &loaded.file);
         for s in resolution.secrets() {

@@ -137,7 +137,9 @@ impl Output {
 pub fn run(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
     let resolution = ctx.resolve()?;
     let json_out = args.json;
-    let selection = select(&resolution, args.model.as_deref())?;
+    let last_picked =
+        mogplex_auth::state::State::load(&ctx.home).last_picked(ctx.account_id.as_deref());
+    let selection = select(&resolution, args.model.as_deref(), &last_picked)?;
     let base_url = selection
         .spec
         .base_url(&ctx.env)
@@ -393,10 +395,14 @@ pub async fn renew(
     })
 }
 
-fn select(resolution: &Resolution, model: Option<&str>) -> Result<Selection, CliError> {
-    // The model last picked in this home is recorded by the cockpit's /model; none yet.
-    let last_picked = BTreeMap::new();
-    mogplex_providers::select(resolution, model, &last_picked)
+/// The model: `--model`, else the one last picked with `/model` for the provider, else its
+/// default.
+fn select(
+    resolution: &Resolution,
+    model: Option<&str>,
+    last_picked: &BTreeMap<Provider, String>,
+) -> Result<Selection, CliError> {
+    mogplex_providers::select(resolution, model, last_picked)
         .map_err(|e| select_error(e, resolution))
 }
 

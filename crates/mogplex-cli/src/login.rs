@@ -200,6 +200,9 @@ pub struct Removal {
     /// The removed sign-in's refresh token, to revoke on the server.
     pub refresh: Option<Secret>,
     pub path: std::path::PathBuf,
+    /// Set when a corrupt `auth.json` was moved aside on the way (the caller says so: the
+    /// cockpit must not print over its screen).
+    pub moved_aside: Option<String>,
 }
 
 impl Removal {
@@ -270,9 +273,6 @@ pub fn take_stored(
             )
         })
     })?;
-    if let Some(m) = &updated.moved_aside {
-        eprintln!("{}", m.warning());
-    }
     let (removed, kept, refresh) = updated.value;
     Ok(Removal {
         provider,
@@ -280,6 +280,7 @@ pub fn take_stored(
         kept,
         refresh,
         path: store.path().to_owned(),
+        moved_aside: updated.moved_aside.map(|m| m.warning()),
     })
 }
 
@@ -287,6 +288,9 @@ pub fn take_stored(
 /// `--logout`, whose stdout may carry an answer).
 pub fn logout(ctx: &mut Ctx, provider: Provider, to_stderr: bool) -> Result<(), CliError> {
     let removal = take_stored(&ctx.store, provider, &mut ctx.redactor)?;
+    if let Some(w) = &removal.moved_aside {
+        eprintln!("{w}");
+    }
     if provider == Provider::Mogplex {
         // The account's synced catalog and MCP definitions go with the sign-in.
         mogplex_auth::hosted::HostedCache::new(&ctx.home)

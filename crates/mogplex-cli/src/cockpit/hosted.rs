@@ -207,8 +207,7 @@ impl Cockpit<'_> {
 
     fn learn_hosted_secrets(&mut self, h: &Hosted) {
         for s in h.mcp_values() {
-            self.ctx.redactor.add(&s);
-            self.log.learn(&s);
+            self.learn(&s);
         }
     }
 
@@ -220,11 +219,8 @@ impl Cockpit<'_> {
             .as_ref()
             .and_then(|h| h.models.first())
             .map(|m| m.slug.clone());
-        if let (Some(sel), Some(m)) = (&mut self.selection, first)
-            && sel.provider() == Provider::Mogplex
-            && sel.model.is_none()
-        {
-            sel.model = Some(m);
+        if let Some(m) = first {
+            self.set_default_model(Provider::Mogplex, m);
         }
     }
 

@@ -15,7 +15,7 @@
 mod hosted;
 pub mod runs;
 
-use crate::ctx::{Ctx, file_secrets, remember_file_secrets};
+use crate::ctx::{Ctx, file_secrets};
 use crate::error::CliError;
 use crate::exec::{TurnOutcome, TurnSink, model_client, provider_error, stream_turn};
 use crate::exit;
@@ -60,7 +60,8 @@ enum Msg {
     KeyStored {
         provider: Provider,
         masked: String,
-        result: Result<(), CliError>,
+        /// A warning when a corrupt `auth.json` was moved aside on the way.
+        result: Result<Option<String>, CliError>,
     },
     Removed(Result<Removal, CliError>),
     Revoked(Option<String>),
@@ -349,6 +350,18 @@ impl<'a> Cockpit<'a> {
         }
     }
 
+    /// The model a provider chose itself (the Mogplex account's catalog), when none is picked:
+    /// into the selection and the header, without changing the screen.
+    fn set_default_model(&mut self, provider: Provider, model: String) {
+        if let Some(sel) = &mut self.selection
+            && sel.provider() == provider
+            && sel.model.is_none()
+        {
+            sel.model = Some(model);
+            self.refresh_header();
+        }
+    }
+
     /// Puts the current header on screen without changing the screen.
     fn refresh_header(&mut self) {
         if let Some(h) = self.header() {
@@ -368,6 +381,12 @@ impl<'a> Cockpit<'a> {
             .write(Level::Info, "session.end", "cockpit closed", json!({}));
     }
 
+    /// A secret this session now knows: redacted from the screen's error texts and the log.
+    fn learn(&mut self, secret: &Secret) {
+        self.ctx.redactor.add(secret);
+        self.log.learn(secret);
+    }
+
     fn note(&mut self, text: impl Into<String>) {
         self.app.update(Event::Notice(text.into()));
     }
@@ -376,14 +395,17 @@ impl<'a> Cockpit<'a> {
     /// aside.
     fn reload(&mut self) -> Result<Option<String>, CliError> {
         let loaded = self.ctx.store.load()?;
-        remember_file_secrets(&mut self.ctx.redactor, &loaded.file);
         let file = &loaded.file;
         self.resolution = Resolution::resolve(&self.ctx.env, file, self.ctx.store.path());
-        for s in self.resolution.secrets() {
-            self.ctx.redactor.add(s);
-            self.log.learn(s);
+        // Stored secrets that lost to the environment are still secrets.
+        let secrets: Vec<Secret> = file_secrets(file)
+            .into_iter()
+            .chain(self.resolution.secrets())
+            .cloned()
+            .collect();
+        for s in &secrets {
+            self.learn(s);
         }
-        remember_in_log(&mut self.log, file);
         self.stored = stored_providers(file);
         self.account = file.mogplex.as_ref().and_then(|m| {
             m.access_token.as_ref()?;
@@ -399,14 +421,10 @@ impl<'a> Cockpit<'a> {
             .map(|m| m.warning().trim_start_matches("warning: ").to_owned()))
     }
 
+    /// The signed-in account's id from `auth.json`: what a remembered model is kept under (the
+    /// same rule as `mogplex exec`, so both pick the same model).
     fn account_id(&self) -> Option<String> {
-        self.account
-            .as_ref()
-            .and_then(|(id, _)| id.clone())
-            .or_else(|| {
-                let h = self.hosted.state.as_ref()?;
-                h.account.as_ref().map(|a| a.id.clone())
-            })
+        self.account.as_ref().and_then(|(id, _)| id.clone())
     }
 
     fn choose(&self) -> Option<Selection> {
@@ -570,16 +588,7 @@ impl<'a> Cockpit<'a> {
                 selection,
                 outcome,
             } => self.turn_done(seq, *selection, outcome),
-            Msg::DefaultModel(model) => {
-                if let Some(sel) = &mut self.selection
-                    && sel.provider() == Provider::Mogplex
-                    && sel.model.is_none()
-                {
-                    sel.model = Some(model);
-                    let header = self.header();
-                    self.app.update(Event::Resolved(header));
-                }
-            }
+            Msg::DefaultModel(model) => self.set_default_model(Provider::Mogplex, model),
             Msg::Catalog(result) => self.catalog(result),
             Msg::HostedFetched { generation, result } => self.hosted_fetched(generation, result),
             Msg::HostedSaveFailed(e) => self.log.write(
@@ -728,8 +737,7 @@ impl<'a> Cockpit<'a> {
         match result {
             Ok(s) => {
                 for secret in s.secrets() {
-                    self.ctx.redactor.add(secret);
-                    self.log.learn(secret);
+                    self.learn(secret);
                 }
                 let email = s.email().unwrap_or("your Mogplex account").to_owned();
                 let store = self.ctx.store.clone();
@@ -832,8 +840,7 @@ impl<'a> Cockpit<'a> {
     }
 
     fn store_key(&mut self, provider: Provider, key: Secret) {
-        self.ctx.redactor.add(&key);
-        self.log.learn(&key);
+        self.learn(&key);
         let masked = key.masked();
         let store = self.ctx.store.clone();
         let tx = self.tx.clone();
@@ -843,7 +850,7 @@ impl<'a> Cockpit<'a> {
                     file.set_provider_key(provider.id(), key);
                     Ok(())
                 })
-                .map(|_| ())
+                .map(|u| u.moved_aside.map(|m| m.warning()))
                 .map_err(CliError::from);
             send(
                 &tx,
@@ -856,11 +863,19 @@ impl<'a> Cockpit<'a> {
         });
     }
 
-    fn key_stored(&mut self, provider: Provider, masked: String, result: Result<(), CliError>) {
-        if let Err(e) = result {
-            self.login_error(&e);
-            return;
-        }
+    fn key_stored(
+        &mut self,
+        provider: Provider,
+        masked: String,
+        result: Result<Option<String>, CliError>,
+    ) {
+        let moved = match result {
+            Ok(moved) => moved,
+            Err(e) => {
+                self.login_error(&e);
+                return;
+            }
+        };
         let text = format!(
             "Stored the {} API key {masked} in {}",
             provider.display_name(),
@@ -873,6 +888,9 @@ impl<'a> Cockpit<'a> {
             json!({"provider": provider.id(), "masked": masked}),
         );
         self.show_resolution();
+        if let Some(w) = moved {
+            self.note(w.trim_start_matches("warning: "));
+        }
         self.note(text);
         self.after_login_notices(provider);
     }
@@ -980,14 +998,7 @@ impl<'a> Cockpit<'a> {
                     "answer complete",
                     json!({"chars": partial.chars().count(), "finish_reason": f.finish_reason, "model": model}),
                 );
-                if let Some(sel) = &mut self.selection
-                    && sel.provider() == selection.provider()
-                    && sel.model.is_none()
-                {
-                    sel.model = Some(model);
-                    let header = self.header();
-                    self.app.update(Event::Resolved(header));
-                }
+                self.set_default_model(selection.provider(), model);
                 None
             }
             Ok(TurnOutcome { finish: Err(e), .. }) => {
@@ -1050,6 +1061,9 @@ impl<'a> Cockpit<'a> {
                 return;
             }
         };
+        if let Some(w) = &removal.moved_aside {
+            self.note(w.trim_start_matches("warning: "));
+        }
         let report = removal.report();
         self.log.write(
             Level::Info,
@@ -1475,12 +1489,6 @@ fn stored_providers(file: &AuthFile) -> Vec<Provider> {
             p => file.provider_key(p.id()).is_some(),
         })
         .collect()
-}
-
-fn remember_in_log(log: &mut SessionLog, file: &AuthFile) {
-    for s in file_secrets(file) {
-        log.learn(s);
-    }
 }
 
 #[cfg(test)]

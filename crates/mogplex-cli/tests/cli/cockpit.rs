@@ -90,6 +90,27 @@ fn store_a_key_chat_and_log_out_back_to_the_login_screen() {
     );
     assert_eq!(chat.json()["messages"][0]["content"], "say hello");
 
+    // /model: the pick is used from now on, and remembered for the next session and `exec`.
+    submit(&mut t, "/model");
+    expect(&t, "openai/gpt-4.1-mini");
+    t.send(keys::DOWN);
+    t.send(keys::ENTER);
+    expect(&t, "Now using gpt-4.1-mini");
+    expect(&t, "mogplex · OpenAI · gpt-4.1-mini");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(home.home.join("state.json")).unwrap())
+            .unwrap();
+    assert_eq!(state["last_model"]["openai"], "gpt-4.1-mini");
+    assert_eq!(mode(&home.home.join("state.json")), 0o600);
+    let out = home.run(&["exec", "which model?"]);
+    assert_eq!(out.status.code(), Some(0), "{}", home.render(&out));
+    let last = server.requests().into_iter().last().unwrap();
+    assert_eq!(
+        last.json()["model"],
+        "gpt-4.1-mini",
+        "exec uses the picked model"
+    );
+
     // Completion of slash commands, then /logout of the stored key, confirmed.
     t.type_text("/logo");
     expect(&t, "/logout  sign out");
