@@ -12,7 +12,8 @@
 //!
 //! [`OidcProvider`] runs the provider on 127.0.0.1 port 0 and kills it on drop; [`HttpBrowser`]
 //! plays the user in its login, consent and device pages over plain HTTP (a cookie-keeping
-//! reqwest client), so a test can complete a sign-in without Chromium; [`McpEverything`] is the
+//! reqwest client), so a test can complete a sign-in without Chromium; [`RelyingParty`] drives
+//! openid-client through a sign-in against any server (ours included); [`McpEverything`] is the
 //! command line that starts the MCP reference server over stdio.
 
 use reqwest::{StatusCode, Url};
@@ -31,8 +32,8 @@ pub const CLI_REDIRECT_URIS: [&str; 2] = [
 ];
 pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
-/// How long a peer may take to start on a loaded 2-core machine before a test gives up.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a peer may take to start or to answer on a loaded 2-core machine.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 /// Captured stderr is kept to this many bytes (the tail), enough for any failure message.
 const STDERR_LIMIT: usize = 256 * 1024;
 
@@ -294,16 +295,117 @@ pub fn confidential_client(client_id: &str, client_secret: &str, redirect_uris: 
     })
 }
 
+/// One of our node scripts as a child process: a cleared environment (only `PATH` and what the
+/// caller adds), stdout read line by line, stderr kept for failure messages (and printed if the
+/// test panics), killed on drop. The scripts exit by themselves when their stdin closes.
+#[derive(Debug)]
+struct NodeScript {
+    name: &'static str,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: std::sync::mpsc::Receiver<String>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl NodeScript {
+    fn spawn(name: &'static str, args: &[String], env: &[(&str, String)]) -> Result<Self, String> {
+        let peers = Peers::try_get()?;
+        let mut cmd = Command::new(peers.node());
+        cmd.arg(peers.script(name))
+            .args(args)
+            .current_dir(peers.dir())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start node {name}: {e}"))?;
+        let stdin = child.stdin.take();
+        let stderr = capture(child.stderr.take().expect("stderr is piped"));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                // Keep draining even when nobody listens, so the child never blocks on a pipe.
+                let _ = tx.send(line);
+            }
+        });
+        Ok(Self {
+            name,
+            child,
+            stdin,
+            lines,
+            stderr,
+        })
+    }
+
+    /// The next stdout line, parsed as JSON, waiting at most [`ANSWER_TIMEOUT`].
+    fn next_json(&mut self) -> Result<Value, String> {
+        let line = match self.lines.recv_timeout(ANSWER_TIMEOUT) {
+            Ok(line) => line,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                return Err(self.failure("no answer on stdout"));
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(self.failure("it exited"));
+            }
+        };
+        serde_json::from_str(&line).map_err(|e| self.failure(&format!("{line:?} is not JSON: {e}")))
+    }
+
+    fn send_line(&mut self, line: &str) -> Result<(), String> {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().ok_or("stdin is closed")?;
+        writeln!(stdin, "{line}")
+            .and_then(|()| stdin.flush())
+            .map_err(|e| self.failure(&format!("cannot write to its stdin: {e}")))
+    }
+
+    /// A failure message with the child's exit status (once it has exited) and stderr.
+    fn failure(&mut self, why: &str) -> String {
+        let status = match self.child.try_wait() {
+            Ok(Some(status)) => status.to_string(),
+            _ => "still running".into(),
+        };
+        // Let the stderr reader collect what a dying child wrote last.
+        std::thread::sleep(Duration::from_millis(100));
+        format!(
+            "node {}: {why} ({status})\nits stderr:\n{}",
+            self.name,
+            self.stderr()
+        )
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for NodeScript {
+    fn drop(&mut self) {
+        self.stdin.take();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- node {} stderr ---\n{}", self.name, self.stderr());
+        }
+    }
+}
+
 /// A running node-oidc-provider on 127.0.0.1, killed on drop. Its stderr is kept for failure
 /// messages and printed when the test panics.
 #[derive(Debug)]
 pub struct OidcProvider {
-    child: Child,
-    _stdin: ChildStdin,
+    process: NodeScript,
     issuer: String,
     port: u16,
     config: OidcConfig,
-    stderr: Arc<Mutex<String>>,
 }
 
 impl OidcProvider {
@@ -316,56 +418,17 @@ impl OidcProvider {
     }
 
     pub fn try_start(config: OidcConfig) -> Result<Self, String> {
-        let peers = Peers::try_get()?;
-        let mut child = Command::new(peers.node())
-            .arg(peers.script("oidc-provider.mjs"))
-            .current_dir(peers.dir())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("MOGPLEX_OIDC_CONFIG", config.to_json().to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start node-oidc-provider: {e}"))?;
-        let stdin = child.stdin.take().expect("stdin is piped");
-        let stderr = capture(child.stderr.take().expect("stderr is piped"));
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            // Keep draining so that a chatty child never blocks on a full pipe.
-            for _ in lines {}
-        });
-        let failed = |child: &mut Child, why: String| {
-            let _ = child.kill();
-            let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
-            // Give the stderr reader a moment to collect what the child wrote before dying.
-            std::thread::sleep(Duration::from_millis(100));
-            let log = stderr.lock().map(|s| s.clone()).unwrap_or_default();
-            format!("node-oidc-provider did not start: {why} ({status})\nits stderr:\n{log}")
-        };
-        let line = match rx.recv_timeout(START_TIMEOUT) {
-            Ok(line) => line,
-            Err(_) => return Err(failed(&mut child, "no ready line on stdout".into())),
-        };
-        let ready: Value = match serde_json::from_str(&line) {
-            Ok(v) => v,
-            Err(e) => return Err(failed(&mut child, format!("bad ready line {line:?}: {e}"))),
-        };
+        let env = [("MOGPLEX_OIDC_CONFIG", config.to_json().to_string())];
+        let mut process = NodeScript::spawn("oidc-provider.mjs", &[], &env)?;
+        let ready = process.next_json()?;
         let (Some(issuer), Some(port)) = (ready["issuer"].as_str(), ready["port"].as_u64()) else {
-            return Err(failed(&mut child, format!("bad ready line {line:?}")));
+            return Err(process.failure(&format!("unexpected ready line {ready}")));
         };
         Ok(Self {
             issuer: issuer.to_owned(),
             port: u16::try_from(port).map_err(|e| e.to_string())?,
-            child,
-            _stdin: stdin,
+            process,
             config,
-            stderr,
         })
     }
 
@@ -394,17 +457,7 @@ impl OidcProvider {
 
     /// What the provider wrote on stderr so far (warnings, `server_error` stacks).
     pub fn stderr(&self) -> String {
-        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-}
-
-impl Drop for OidcProvider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- node-oidc-provider stderr ---\n{}", self.stderr());
-        }
+        self.process.stderr()
     }
 }
 
@@ -429,6 +482,153 @@ fn capture(mut pipe: impl Read + Send + 'static) -> Arc<Mutex<String>> {
         }
     });
     log
+}
+
+/// What openid-client does against a server (`peers/openid-client.mjs`).
+#[derive(Clone)]
+pub struct RpConfig {
+    /// The issuer to discover.
+    pub server: String,
+    /// RFC 8414 discovery (`/.well-known/oauth-authorization-server`, path inserted) instead of
+    /// OpenID Connect discovery.
+    pub rfc8414: bool,
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    /// `none`, `client_secret_basic` or `client_secret_post`.
+    pub auth_method: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    /// Extra authorization request parameters, e.g. `("prompt", "consent")`.
+    pub params: Vec<(String, String)>,
+    /// Send a nonce and require it in the ID token; `None`: when the scope has `openid`.
+    pub nonce: Option<bool>,
+    /// Verify ID token signatures against the JWKS.
+    pub non_repudiation: bool,
+    /// After the code exchange, in order: `userinfo`, `refresh`, `revoke`.
+    pub steps: Vec<String>,
+}
+
+impl RpConfig {
+    /// A public client doing everything: userinfo, refresh, revoke.
+    pub fn new(server: &str, client_id: &str, redirect_uri: &str) -> Self {
+        Self {
+            server: server.into(),
+            rfc8414: false,
+            client_id: client_id.into(),
+            client_secret: None,
+            auth_method: "none".into(),
+            redirect_uri: redirect_uri.into(),
+            scope: "openid profile email".into(),
+            params: Vec::new(),
+            nonce: None,
+            non_repudiation: true,
+            steps: vec!["userinfo".into(), "refresh".into(), "revoke".into()],
+        }
+    }
+
+    /// The same client, confidential, authenticating with `method`.
+    pub fn with_secret(mut self, secret: &str, method: &str) -> Self {
+        self.client_secret = Some(secret.into());
+        self.auth_method = method.into();
+        self
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "server": self.server,
+            "algorithm": if self.rfc8414 { "oauth2" } else { "oidc" },
+            "clientId": self.client_id,
+            "clientSecret": self.client_secret,
+            "authMethod": self.auth_method,
+            "redirectUri": self.redirect_uri,
+            "scope": self.scope,
+            "params": self.params.iter().map(|(k, v)| (k.clone(), Value::from(v.as_str()))).collect::<serde_json::Map<_, _>>(),
+            "nonce": self.nonce,
+            "nonRepudiation": self.non_repudiation,
+            "steps": self.steps,
+        })
+    }
+}
+
+impl std::fmt::Debug for RpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpConfig")
+            .field("server", &self.server)
+            .field("rfc8414", &self.rfc8414)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .field("auth_method", &self.auth_method)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("scope", &self.scope)
+            .field("params", &self.params)
+            .field("nonce", &self.nonce)
+            .field("non_repudiation", &self.non_repudiation)
+            .field("steps", &self.steps)
+            .finish()
+    }
+}
+
+/// openid-client signing in against a server: [`Self::authorization_url`] gives the address to
+/// open in a (real or [`HttpBrowser`]) browser, [`Self::finish`] hands it the address the
+/// browser was sent back to and returns every step's result. A failure is the library's error
+/// event (`{"step":"error","at":…,"error":…,"message":…}`) with its stderr.
+#[derive(Debug)]
+pub struct RelyingParty {
+    process: NodeScript,
+    events: Vec<Value>,
+}
+
+impl RelyingParty {
+    pub fn start(config: &RpConfig) -> Result<Self, String> {
+        let process = NodeScript::spawn("openid-client.mjs", &[config.to_json().to_string()], &[])?;
+        Ok(Self {
+            process,
+            events: Vec::new(),
+        })
+    }
+
+    fn next_event(&mut self) -> Result<Value, String> {
+        let event = self.process.next_json()?;
+        if event["step"] == "error" {
+            return Err(self
+                .process
+                .failure(&format!("openid-client failed: {event}")));
+        }
+        self.events.push(event.clone());
+        Ok(event)
+    }
+
+    /// Runs discovery and returns the authorization URL openid-client built.
+    pub fn authorization_url(&mut self) -> Result<String, String> {
+        loop {
+            let event = self.next_event()?;
+            if event["step"] == "authorize" {
+                return event["url"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("no url in {event}"));
+            }
+        }
+    }
+
+    /// Completes the sign-in with the address the browser came back to; returns all events
+    /// (`discovery`, `authorize`, `token`, then the configured steps), up to `done`.
+    pub fn finish(mut self, callback: &str) -> Result<Vec<Value>, String> {
+        self.process.send_line(callback)?;
+        loop {
+            if self.next_event()?["step"] == "done" {
+                return Ok(std::mem::take(&mut self.events));
+            }
+        }
+    }
+
+    /// The events so far (`discovery` carries the server metadata openid-client resolved).
+    pub fn events(&self) -> &[Value] {
+        &self.events
+    }
 }
 
 /// Who the [`HttpBrowser`] signs in as, and what it answers on the consent page.

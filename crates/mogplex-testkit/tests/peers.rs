@@ -8,10 +8,11 @@
 use base64::Engine;
 use mogplex_testkit::peers::{
     self, Account, CLI_CLIENT_ID, CLI_REDIRECT_URIS, DEVICE_CODE_GRANT, HttpBrowser, Login,
-    McpEverything, OidcConfig, OidcProvider,
+    McpEverything, OidcConfig, OidcProvider, RelyingParty, RpConfig,
 };
 use serde_json::Value;
 use sha2::Digest;
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -49,7 +50,7 @@ async fn post_form(url: &str, form: &[(&str, &str)]) -> (u16, Value) {
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
-fn query(url: &str) -> std::collections::HashMap<String, String> {
+fn query(url: &str) -> HashMap<String, String> {
     reqwest::Url::parse(url)
         .unwrap()
         .query_pairs()
@@ -57,9 +58,31 @@ fn query(url: &str) -> std::collections::HashMap<String, String> {
         .collect()
 }
 
-/// A code + PKCE authorization for the CLI client through the HTTP browser; returns the
-/// provider's metadata and the token response.
-async fn sign_in(op: &OidcProvider, login: &Login) -> (Value, Value) {
+/// An authorization request of the CLI client, as the CLI builds it.
+struct Authorization {
+    redirect_uri: String,
+    scope: String,
+    extra: Vec<(&'static str, &'static str)>,
+}
+
+impl Default for Authorization {
+    fn default() -> Self {
+        Self {
+            redirect_uri: CLI_REDIRECT_URIS[0].into(),
+            scope: SCOPE.into(),
+            // OpenID Connect Core section 11: offline_access is granted only with consent.
+            extra: vec![("prompt", "consent"), ("nonce", "n-0S6_WzA2Mj")],
+        }
+    }
+}
+
+/// Runs `auth` through the HTTP browser as `login`; returns the provider's metadata and the
+/// final redirect's parameters, and the PKCE verifier.
+async fn authorize(
+    op: &OidcProvider,
+    auth: &Authorization,
+    login: &Login,
+) -> (Value, HashMap<String, String>, String) {
     let (_, meta) = get_json(&op.discovery_url()).await;
     let verifier = random();
     let challenge = b64(&sha2::Sha256::digest(verifier.as_bytes()));
@@ -68,34 +91,44 @@ async fn sign_in(op: &OidcProvider, login: &Login) -> (Value, Value) {
     url.query_pairs_mut()
         .append_pair("response_type", "code")
         .append_pair("client_id", CLI_CLIENT_ID)
-        .append_pair("redirect_uri", CLI_REDIRECT_URIS[0])
-        .append_pair("scope", SCOPE)
+        .append_pair("redirect_uri", &auth.redirect_uri)
+        .append_pair("scope", &auth.scope)
         .append_pair("state", &state)
-        .append_pair("prompt", "consent")
-        .append_pair("nonce", "n-0S6_WzA2Mj")
         .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256");
+        .append_pair("code_challenge_method", "S256")
+        .extend_pairs(&auth.extra);
     let back = HttpBrowser::new()
         .authorize(url.as_str(), login)
         .await
         .unwrap();
-    assert!(back.starts_with(CLI_REDIRECT_URIS[0]), "{back}");
+    assert!(back.starts_with(&auth.redirect_uri), "{back}");
     let params = query(&back);
     assert_eq!(params["state"], state);
     assert_eq!(params["iss"], op.issuer(), "RFC 9207 iss on the redirect");
+    (meta, params, verifier)
+}
+
+/// A code + PKCE sign-in of the CLI client; returns the provider's metadata and the tokens.
+async fn sign_in_with(op: &OidcProvider, auth: &Authorization, login: &Login) -> (Value, Value) {
+    let (meta, params, verifier) = authorize(op, auth, login).await;
+    assert!(params.contains_key("code"), "{params:?}");
     let (status, tokens) = post_form(
         meta["token_endpoint"].as_str().unwrap(),
         &[
             ("grant_type", "authorization_code"),
             ("client_id", CLI_CLIENT_ID),
             ("code", &params["code"]),
-            ("redirect_uri", CLI_REDIRECT_URIS[0]),
+            ("redirect_uri", &auth.redirect_uri),
             ("code_verifier", &verifier),
         ],
     )
     .await;
     assert_eq!(status, 200, "{tokens}");
     (meta, tokens)
+}
+
+async fn sign_in(op: &OidcProvider, login: &Login) -> (Value, Value) {
+    sign_in_with(op, &Authorization::default(), login).await
 }
 
 fn jwt_claims(jwt: &str) -> Value {
@@ -425,6 +458,78 @@ async fn the_login_page_checks_a_given_password_and_consent_can_be_denied() {
 }
 
 #[tokio::test]
+async fn refresh_tokens_scopes_nonce_and_redirect_matching_follow_the_configuration() {
+    let alice = Login::new("alice", "pw");
+    let op = OidcProvider::start(OidcConfig {
+        extra_scopes: vec!["read".into(), "write".into()],
+        require_nonce: true,
+        ..Default::default()
+    });
+    let (_, meta) = get_json(&op.discovery_url()).await;
+    assert_eq!(
+        meta["scopes_supported"],
+        serde_json::json!([
+            "openid",
+            "profile",
+            "email",
+            "offline_access",
+            "read",
+            "write"
+        ])
+    );
+    // Without prompt=consent the provider drops offline_access and issues no refresh token;
+    // the extra scopes are granted as asked.
+    let without_consent = Authorization {
+        scope: format!("{SCOPE} read write"),
+        extra: vec![("nonce", "n")],
+        ..Default::default()
+    };
+    let (_, tokens) = sign_in_with(&op, &without_consent, &alice).await;
+    assert_eq!(tokens["scope"], "openid profile email read write");
+    assert!(tokens.get("refresh_token").is_none(), "{tokens}");
+
+    // A native client's loopback redirect may use any port (RFC 8252 section 7.3).
+    let other_port = Authorization {
+        redirect_uri: "http://127.0.0.1:45999/auth/callback".into(),
+        ..Default::default()
+    };
+    let (_, tokens) = sign_in_with(&op, &other_port, &alice).await;
+    assert!(tokens["refresh_token"].is_string(), "{tokens}");
+
+    // require_nonce: an openid authorization without nonce comes back with an error.
+    let no_nonce = Authorization {
+        extra: vec![("prompt", "consent")],
+        ..Default::default()
+    };
+    let (_, params, _) = authorize(&op, &no_nonce, &alice).await;
+    assert_eq!(params["error"], "invalid_request");
+    assert_eq!(params["error_description"], "nonce is required");
+    drop(op);
+
+    let op = OidcProvider::start(OidcConfig {
+        refresh_without_offline_access: true,
+        cli_exact_redirect_uris: true,
+        ..Default::default()
+    });
+    let (_, tokens) = sign_in_with(&op, &without_consent, &alice).await;
+    assert!(tokens["refresh_token"].is_string(), "{tokens}");
+    let (_, meta) = get_json(&op.discovery_url()).await;
+    let url = format!(
+        "{}?response_type=code&client_id={CLI_CLIENT_ID}&redirect_uri=http://127.0.0.1:45999/auth/callback&scope=openid&state=s&code_challenge={}&code_challenge_method=S256",
+        meta["authorization_endpoint"].as_str().unwrap(),
+        b64(&sha2::Sha256::digest(b"v")),
+    );
+    let err = HttpBrowser::new()
+        .authorize(&url, &alice)
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("showed an error") && err.contains("redirect_uri"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn device_flow_with_the_user_code_entered_over_http() {
     let op = OidcProvider::start(OidcConfig::default());
     let (_, meta) = get_json(&op.discovery_url()).await;
@@ -478,6 +583,64 @@ async fn device_flow_with_the_user_code_entered_over_http() {
     assert_eq!(
         (status, used["error"].as_str()),
         (400, Some("invalid_grant"))
+    );
+}
+
+#[test]
+fn openid_client_signs_in_refreshes_and_revokes_against_the_provider() {
+    let secret = random();
+    let callback = "http://127.0.0.1:9/rp/callback";
+    let op = OidcProvider::start(OidcConfig {
+        issuer_path: "/oidc".into(),
+        rfc8414_path_insertion: true,
+        clients: vec![peers::confidential_client("tool", &secret, &[callback])],
+        ..Default::default()
+    });
+    let mut rp_config =
+        RpConfig::new(op.issuer(), "tool", callback).with_secret(&secret, "client_secret_basic");
+    rp_config.scope = "openid email offline_access".into();
+    rp_config.params = vec![("prompt".into(), "consent".into())];
+    // RFC 8414 discovery with the issuer's path inserted, as openid-client does it.
+    rp_config.rfc8414 = true;
+    let mut rp = RelyingParty::start(&rp_config).unwrap();
+    let url = rp.authorization_url().unwrap();
+    assert_eq!(rp.events()[0]["metadata"]["issuer"], op.issuer());
+    let back =
+        peers::block_on(HttpBrowser::new().authorize(&url, &Login::new("alice", "x"))).unwrap();
+    let events = rp.finish(&back).unwrap();
+    let steps: Vec<&str> = events.iter().map(|e| e["step"].as_str().unwrap()).collect();
+    assert_eq!(
+        steps,
+        [
+            "discovery",
+            "authorize",
+            "token",
+            "userinfo",
+            "refresh",
+            "revoke",
+            "done"
+        ]
+    );
+    assert_eq!(events[2]["claims"]["sub"], "alice");
+    assert_eq!(events[2]["claims"]["aud"], "tool");
+    assert_eq!(events[3]["response"]["email"], "alice@example.com");
+    assert_ne!(
+        events[4]["response"]["refresh_token"],
+        events[2]["response"]["refresh_token"]
+    );
+
+    // A wrong secret: the library's error event, with the server's error code.
+    let mut rp = RelyingParty::start(
+        &RpConfig::new(op.issuer(), "tool", callback).with_secret("wrong", "client_secret_post"),
+    )
+    .unwrap();
+    let url = rp.authorization_url().unwrap();
+    let back =
+        peers::block_on(HttpBrowser::new().authorize(&url, &Login::new("alice", "x"))).unwrap();
+    let err = rp.finish(&back).unwrap_err();
+    assert!(
+        err.contains(r#""at":"token""#) && err.contains("invalid_client"),
+        "{err}"
     );
 }
 
