@@ -205,6 +205,9 @@ pub struct OidcConfig {
     pub refresh_token_ttl: Duration,
     pub id_token_ttl: Duration,
     pub device_code_ttl: Duration,
+    /// Clock skew the provider tolerates, also past a token's expiry: an access token is
+    /// refused only `access_token_ttl + clock_tolerance` after it was issued (default 15 s).
+    pub clock_tolerance: Duration,
     pub rotate_refresh_tokens: bool,
     /// Issue a refresh token whenever the client may use the refresh grant. Default `false`:
     /// the provider's rule (OpenID Connect Core section 11), a refresh token only when
@@ -241,6 +244,7 @@ impl Default for OidcConfig {
             refresh_token_ttl: Duration::from_secs(14 * 24 * 3600),
             id_token_ttl: Duration::from_secs(3600),
             device_code_ttl: Duration::from_secs(600),
+            clock_tolerance: Duration::from_secs(15),
             rotate_refresh_tokens: true,
             refresh_without_offline_access: false,
             require_nonce: false,
@@ -270,6 +274,7 @@ impl OidcConfig {
             "refreshTokenTtl": secs(self.refresh_token_ttl),
             "idTokenTtl": secs(self.id_token_ttl),
             "deviceCodeTtl": secs(self.device_code_ttl),
+            "clockTolerance": self.clock_tolerance.as_secs(),
             "rotateRefreshTokens": self.rotate_refresh_tokens,
             "refreshWithoutOfflineAccess": self.refresh_without_offline_access,
             "requireNonce": self.require_nonce,
@@ -706,7 +711,8 @@ impl HttpBrowser {
 
     /// Opens an authorization URL, signs in and consents as `login`, and returns the address
     /// the provider finally redirects to (the `redirect_uri` of the URL, with `code`, `state`
-    /// and `iss`, or `error`), without requesting it.
+    /// and `iss`, or `error`), without requesting it. (With `response_mode=form_post` the
+    /// posted fields come back as that address's query.)
     pub async fn authorize(&self, authorize_url: &str, login: &Login) -> Result<String, String> {
         let url = Url::parse(authorize_url).map_err(|e| format!("{authorize_url}: {e}"))?;
         let redirect = url
@@ -735,8 +741,9 @@ impl HttpBrowser {
         }
     }
 
-    /// Opens the device verification page, enters `user_code`, signs in and consents as
-    /// `login`, and returns once the provider shows its success page.
+    /// Opens the device verification page (plain or complete), enters `user_code`, signs in
+    /// and consents as `login`, and returns once the provider shows its success page. With a
+    /// [`Login::denying`] user it answers "Abort" and returns the page after that as an error.
     pub async fn approve_device(
         &self,
         verification_uri: &str,
@@ -761,6 +768,7 @@ impl HttpBrowser {
         let mut visited = Vec::new();
         let mut submitted_login = false;
         let mut submitted_code = false;
+        let mut aborted = false;
         for _ in 0..30 {
             let (url, request) = match step {
                 Step::Get(url) => (url.clone(), self.http.get(url)),
@@ -797,6 +805,11 @@ impl HttpBrowser {
             if has_id(&body, "success") && status == StatusCode::OK {
                 return Ok(Outcome::Done);
             }
+            if aborted {
+                return Err(unexpected(
+                    "after \"Abort\" (as asked), the provider showed",
+                ));
+            }
             if let Some(form) = Form::find(&body, "login") {
                 if submitted_login {
                     return Err(unexpected("the provider refused the login"));
@@ -824,8 +837,18 @@ impl HttpBrowser {
                 let mut fields = form.fields_except("abort");
                 if !login.allow {
                     fields.push(("abort".into(), "yes".into()));
+                    aborted = true;
                 }
                 step = Step::Post(form.action(&url)?, fields);
+            } else if let Some(form) = Form::auto_submitted(&body) {
+                let action = form.action(&url)?;
+                if stop(&action) {
+                    // response_mode=form_post: the same parameters, handed back as a query.
+                    let mut to = action;
+                    to.query_pairs_mut().extend_pairs(&form.fields);
+                    return Ok(Outcome::Redirect(to.into()));
+                }
+                step = Step::Post(action, form.fields);
             } else if has_id(&body, "error") {
                 return Err(unexpected("the provider showed an error"));
             } else {
@@ -845,10 +868,22 @@ struct Form {
 
 impl Form {
     fn find(html: &str, id: &str) -> Option<Self> {
+        Self::find_where(html, |attrs| attr(attrs, "id") == Some(id))
+    }
+
+    /// The form of a page that submits itself (the provider's `form_post` pages).
+    fn auto_submitted(html: &str) -> Option<Self> {
+        if !html.contains("document.forms[0].submit()") {
+            return None;
+        }
+        Self::find_where(html, |_| true)
+    }
+
+    fn find_where(html: &str, wanted: impl Fn(&[(String, String)]) -> bool) -> Option<Self> {
         let mut rest = html;
         while let Some(at) = rest.find("<form") {
             let (attrs, after) = tag_attributes(&rest[at + 5..])?;
-            if attr(&attrs, "id") == Some(id) {
+            if wanted(&attrs) {
                 let inner = &after[..after.find("</form>").unwrap_or(after.len())];
                 let mut fields = Vec::new();
                 let mut scan = inner;

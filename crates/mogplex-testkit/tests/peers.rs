@@ -224,6 +224,7 @@ async fn discovery_with_an_issuer_path_and_rfc8414_path_insertion() {
 async fn code_flow_with_pkce_then_refresh_rotates_and_a_replay_revokes_the_grant() {
     let op = OidcProvider::start(OidcConfig {
         access_token_ttl: Duration::from_secs(2),
+        clock_tolerance: Duration::ZERO,
         issuer_path: "/oidc".into(),
         ..Default::default()
     });
@@ -583,6 +584,32 @@ async fn device_flow_with_the_user_code_entered_over_http() {
     assert_eq!(
         (status, used["error"].as_str()),
         (400, Some("invalid_grant"))
+    );
+
+    // The complete verification address (code filled in), answered with "Abort".
+    let (_, device) = post_form(
+        meta["device_authorization_endpoint"].as_str().unwrap(),
+        &[("client_id", CLI_CLIENT_ID), ("scope", "openid")],
+    )
+    .await;
+    let err = HttpBrowser::new()
+        .approve_device(
+            device["verification_uri_complete"].as_str().unwrap(),
+            device["user_code"].as_str().unwrap(),
+            &login.clone().denying(),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.contains("after \"Abort\""), "{err}");
+    let form = [
+        ("grant_type", DEVICE_CODE_GRANT),
+        ("client_id", CLI_CLIENT_ID),
+        ("device_code", device["device_code"].as_str().unwrap()),
+    ];
+    let (status, denied) = post_form(token_endpoint, &form).await;
+    assert_eq!(
+        (status, denied["error"].as_str()),
+        (400, Some("access_denied"))
     );
 }
 
