@@ -44,6 +44,10 @@ async fn get_json(url: &str) -> (u16, Value) {
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+async fn bearer_get(url: &str, token: &str) -> reqwest::Response {
+    http().get(url).bearer_auth(token).send().await.unwrap()
+}
+
 async fn post_form(url: &str, form: &[(&str, &str)]) -> (u16, Value) {
     let r = http().post(url).form(form).send().await.unwrap();
     let status = r.status().as_u16();
@@ -240,12 +244,7 @@ async fn code_flow_with_pkce_then_refresh_rotates_and_a_replay_revokes_the_grant
 
     let userinfo = meta["userinfo_endpoint"].as_str().unwrap();
     let access = tokens["access_token"].as_str().unwrap();
-    let r = http()
-        .get(userinfo)
-        .bearer_auth(access)
-        .send()
-        .await
-        .unwrap();
+    let r = bearer_get(userinfo, access).await;
     assert_eq!(r.status(), 200);
     let me: Value = r.json().await.unwrap();
     assert_eq!(me["email"], "alice@example.com");
@@ -255,13 +254,7 @@ async fn code_flow_with_pkce_then_refresh_rotates_and_a_replay_revokes_the_grant
     // The short access-token lifetime is real: the token stops working by itself.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let r = http()
-            .get(userinfo)
-            .bearer_auth(access)
-            .send()
-            .await
-            .unwrap();
-        if r.status() == 401 {
+        if bearer_get(userinfo, access).await.status() == 401 {
             break;
         }
         assert!(Instant::now() < deadline, "the access token never expired");
@@ -285,12 +278,7 @@ async fn code_flow_with_pkce_then_refresh_rotates_and_a_replay_revokes_the_grant
     assert_eq!(status, 200, "{rotated}");
     let second = rotated["refresh_token"].as_str().unwrap();
     assert_ne!(second, first, "the refresh token rotates");
-    let r = http()
-        .get(userinfo)
-        .bearer_auth(rotated["access_token"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let r = bearer_get(userinfo, rotated["access_token"].as_str().unwrap()).await;
     assert_eq!(r.status(), 200);
 
     // Replaying the rotated-out token is reuse: refused, and the whole grant is revoked.
