@@ -24,7 +24,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-/// The client id, redirect URIs and scope the CLI uses (SPEC section 4).
+/// The client id and redirect URIs the CLI uses (SPEC section 4), and the device grant.
 pub const CLI_CLIENT_ID: &str = "mogplex-cli";
 pub const CLI_REDIRECT_URIS: [&str; 2] = [
     "http://127.0.0.1:24816/auth/callback",
