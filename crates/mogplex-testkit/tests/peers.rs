@@ -241,6 +241,12 @@ async fn code_flow_with_pkce_then_refresh_rotates_and_a_replay_revokes_the_grant
     assert_eq!(id["aud"], CLI_CLIENT_ID);
     assert_eq!(id["sub"], "alice");
     assert_eq!(id["nonce"], "n-0S6_WzA2Mj");
+    // The provider's default (conform_id_token_claims): with an access token issued, the
+    // profile and email claims come from userinfo only.
+    assert!(
+        id.get("email").is_none() && id.get("name").is_none(),
+        "{id}"
+    );
 
     let userinfo = meta["userinfo_endpoint"].as_str().unwrap();
     let access = tokens["access_token"].as_str().unwrap();
@@ -498,10 +504,13 @@ async fn refresh_tokens_scopes_nonce_and_redirect_matching_follow_the_configurat
     let op = OidcProvider::start(OidcConfig {
         refresh_without_offline_access: true,
         cli_exact_redirect_uris: true,
+        conform_id_token_claims: false,
         ..Default::default()
     });
     let (_, tokens) = sign_in_with(&op, &without_consent, &alice).await;
     assert!(tokens["refresh_token"].is_string(), "{tokens}");
+    let id = jwt_claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id["email"], "alice@example.com", "{id}");
     let (_, meta) = get_json(&op.discovery_url()).await;
     let url = format!(
         "{}?response_type=code&client_id={CLI_CLIENT_ID}&redirect_uri=http://127.0.0.1:45999/auth/callback&scope=openid&state=s&code_challenge={}&code_challenge_method=S256",
