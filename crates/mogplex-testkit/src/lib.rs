@@ -7,6 +7,7 @@
 //! the one fake the test suite allows itself.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod peers;
 pub mod term;
 pub mod webdriver;
 
