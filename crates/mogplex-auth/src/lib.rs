@@ -12,6 +12,7 @@ pub mod hosted;
 pub mod oauth;
 pub mod private_file;
 pub mod provider;
+pub mod random;
 pub mod redact;
 pub mod resolve;
 pub mod secret;

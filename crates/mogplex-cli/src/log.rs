@@ -55,7 +55,7 @@ impl SessionLog {
                 "[year][month][day]T[hour][minute][second]Z"
             ))
             .unwrap_or_default();
-        let id = format!("{stamp}-{}", mogplex_auth::store::random_hex(4));
+        let id = format!("{stamp}-{}", mogplex_auth::random::hex(4));
         Self {
             id,
             home,
