@@ -9,6 +9,7 @@ pub mod env;
 pub mod file;
 pub mod home;
 pub mod hosted;
+pub mod html;
 pub mod oauth;
 pub mod private_file;
 pub mod provider;

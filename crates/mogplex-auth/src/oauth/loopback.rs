@@ -7,6 +7,7 @@
 //! answered with a page and the wait goes on for the real callback. A second `mogplex login`
 //! finding the port busy asks this one to stand down, and it does.
 
+use crate::html;
 use crate::secret::Secret;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -148,27 +149,13 @@ enum Verdict {
     },
 }
 
-fn esc(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            '&' => "&amp;".into(),
-            '<' => "&lt;".into(),
-            '>' => "&gt;".into(),
-            '"' => "&quot;".into(),
-            '\'' => "&#39;".into(),
-            c if c.is_control() => "\u{fffd}".into(),
-            c => c.to_string(),
-        })
-        .collect()
-}
-
 pub fn page(title: &str, message: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} · Mogplex</title>\
          <style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem}}</style></head>\
          <body><h1 id=\"title\">{t}</h1><p id=\"message\">{m}</p></body></html>",
-        t = esc(title),
-        m = esc(message)
+        t = html::escape(title),
+        m = html::escape(message)
     )
 }
 
