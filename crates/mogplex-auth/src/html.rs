@@ -4,19 +4,17 @@
 /// Escapes `s` for HTML text and attribute values. Control characters (an escape sequence in
 /// an `error_description`, say) become U+FFFD, so nothing reaches the page as a control code.
 pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c if c.is_control() => out.push('\u{fffd}'),
-            c => out.push(c),
-        }
-    }
-    out
+    s.chars()
+        .map(|c| match c {
+            '&' => "&amp;".into(),
+            '<' => "&lt;".into(),
+            '>' => "&gt;".into(),
+            '"' => "&quot;".into(),
+            '\'' => "&#39;".into(),
+            c if c.is_control() => "\u{fffd}".into(),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 #[cfg(test)]
