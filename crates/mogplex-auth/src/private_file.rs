@@ -43,7 +43,7 @@ pub fn write(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
         "{}{}-{}",
         temp_prefix(path),
         std::process::id(),
-        crate::store::random_hex(8)
+        crate::random::hex(8)
     ));
     let fail = |op: &'static str, p: &Path| {
         let p = p.to_owned();

@@ -2,14 +2,15 @@
 
 use crate::error::CliError;
 use crate::log::SessionLog;
-use mogplex_auth::{AuthStore, Env, MogplexHome, ProcessEnv, Redactor, Resolution};
+use mogplex_auth::{AuthStore, Env, MogplexHome, ProcessEnv, Redactor, Resolution, Secret};
 
 #[derive(Debug)]
 pub struct Ctx {
     pub env: ProcessEnv,
     pub home: MogplexHome,
     pub store: AuthStore,
-    /// Redacts every secret known to this process; grows as credentials are read or stored.
+    /// Redacts every secret known to this process; grows as credentials are read or stored
+    /// (through [`Ctx::learn`], which teaches the session log too).
     pub redactor: Redactor,
     /// The signed-in account's id, from the last [`Ctx::resolve`].
     pub account_id: Option<String>,
@@ -24,20 +25,27 @@ impl Ctx {
             eprintln!("{w}");
         }
         let store = AuthStore::new(home.auth_file());
-        let mut redactor = Redactor::new();
-        // Every variable that can carry a credential is redacted from output, whichever wins.
-        for p in mogplex_auth::Provider::ALL {
-            if let Some(v) = env.var(p.env_var()) {
-                redactor.add(&mogplex_auth::Secret::new(v));
-            }
-        }
-        Ok(Self {
+        let mut ctx = Self {
             env,
             home,
             store,
-            redactor,
+            redactor: Redactor::new(),
             account_id: None,
-        })
+        };
+        // Every variable that can carry a credential is redacted from output, whichever wins.
+        for p in mogplex_auth::Provider::ALL {
+            if let Some(v) = env.var(p.env_var()) {
+                ctx.learn(&Secret::new(v));
+            }
+        }
+        Ok(ctx)
+    }
+
+    /// A secret this process now knows: redacted from error text and from every later log line.
+    /// Call it as soon as the value is in hand.
+    pub fn learn(&mut self, secret: &Secret) {
+        self.redactor.add(secret);
+        crate::log::learn(secret);
     }
 
     /// Reads `auth.json` and resolves. A corrupt file is moved aside and reported.
@@ -56,17 +64,19 @@ impl Ctx {
         // Stored secrets that lost to the environment are still secrets.
         remember_file_secrets(&mut self.redactor, &loaded.file);
         for s in resolution.secrets() {
-            self.redactor.add(s);
+            self.learn(s);
         }
         Ok(resolution)
     }
 
+    /// This process's session log, started (and the `tracing` layer installed) on the first
+    /// call. Call it before the first event a command logs: events before it go nowhere.
     pub fn session_log(&self) -> SessionLog {
         let debug = self
             .env
             .var("MOGPLEX_DEBUG")
             .is_some_and(|v| v != "0" && v != "false");
-        SessionLog::new(self.home.clone(), self.redactor.clone(), debug)
+        SessionLog::start(&self.home, debug)
     }
 }
 
@@ -84,8 +94,10 @@ pub fn file_secrets(file: &mogplex_auth::AuthFile) -> Vec<&mogplex_auth::Secret>
     out
 }
 
+/// Remembers every secret `file` holds, in `redactor` and in the session log's.
 pub fn remember_file_secrets(redactor: &mut Redactor, file: &mogplex_auth::AuthFile) {
     for s in file_secrets(file) {
         redactor.add(s);
+        crate::log::learn(s);
     }
 }

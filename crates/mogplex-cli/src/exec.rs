@@ -8,7 +8,6 @@ use crate::args::ExecArgs;
 use crate::ctx::Ctx;
 use crate::error::CliError;
 use crate::exit;
-use crate::log::{Level, SessionLog};
 use mogplex_auth::{CredentialKind, Provider, Resolution, Source};
 use mogplex_protocol::ChatMessage;
 use mogplex_providers::{
@@ -149,13 +148,13 @@ pub fn run(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
     }
     let prompt = read_prompt(args.prompt)?;
 
-    let mut log = ctx.session_log();
+    let log = ctx.session_log();
     for o in resolution.overrides_for(selection.provider()) {
-        log.write(
-            Level::Warn,
-            "credential.override",
-            &o.notice(),
-            json!({"variable": o.var}),
+        tracing::warn!(
+            event = "credential.override",
+            variable = o.var,
+            "{}",
+            o.notice()
         );
     }
     let mut out = Output {
@@ -165,7 +164,7 @@ pub fn run(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
         closed: false,
     };
     let provider = selection.provider();
-    let redactor = log.redactor().clone();
+    let redactor = log.redactor();
     let mut session = json!({
         "type": "session",
         "session_id": log.id(),
@@ -175,12 +174,12 @@ pub fn run(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
         "notices": resolution.overrides_for(provider).map(|o| o.notice()).collect::<Vec<_>>(),
     });
     redactor.redact_json(&mut session);
-    log.write(
-        Level::Info,
-        "session.start",
-        &format!("exec with {}", selection.credential.describe()),
-        json!({"provider": provider.id(), "model": selection.model, "base_url": base_url.as_str(),
-               "credential": credential_json(&selection), "log": log.path()}),
+    tracing::info!(
+        event = "session.start",
+        data = %json!({"provider": provider.id(), "model": selection.model, "base_url": base_url.as_str(),
+                       "credential": credential_json(&selection), "log": log.path()}),
+        "exec with {}",
+        selection.credential.describe()
     );
 
     let rt = crate::signin::runtime()?;
@@ -188,7 +187,6 @@ pub fn run(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
     let store = ctx.store.clone();
     let mut sink = ExecSink {
         out: &mut out,
-        log: &mut log,
         session: &mut session,
         prompt_chars: prompt.chars().count(),
         chars: 0,
@@ -214,21 +212,20 @@ pub fn run(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
         Ok(f) => {
             let usage = f.usage.as_ref().map(|u| json!({"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens, "total_tokens": u.total_tokens}));
             out.event(json!({"type": "done", "finish_reason": f.finish_reason, "usage": usage}));
-            log.write(
-                Level::Info,
-                "response.done",
-                "answer complete",
-                json!({"chars": chars, "finish_reason": f.finish_reason, "usage": usage}),
+            tracing::info!(
+                event = "response.done",
+                data = %json!({"chars": chars, "finish_reason": f.finish_reason, "usage": usage}),
+                "answer complete"
             );
             Ok(())
         }
         Err(e) => {
             let err = provider_error(&e, &selection, &base_url);
-            log.write(
-                Level::Error,
-                "response.error",
-                &err.message,
-                json!({"kind": format!("{:?}", e.kind), "status": e.status, "detail": e.message}),
+            tracing::error!(
+                event = "response.error",
+                data = %json!({"kind": format!("{:?}", e.kind), "status": e.status, "detail": e.message}),
+                "{}",
+                err.message
             );
             out.event(err.json(&redactor));
             Err(err)
@@ -319,7 +316,6 @@ pub async fn stream_turn(
 
 struct ExecSink<'a> {
     out: &'a mut Output,
-    log: &'a mut SessionLog,
     session: &'a mut serde_json::Value,
     prompt_chars: usize,
     chars: usize,
@@ -329,11 +325,11 @@ impl TurnSink for ExecSink<'_> {
     fn started(&mut self, model: &str) {
         self.session["model"] = json!(model);
         self.out.event(self.session.clone());
-        self.log.write(
-            Level::Info,
-            "request.start",
-            "sending the prompt",
-            json!({"model": model, "prompt_chars": self.prompt_chars}),
+        tracing::info!(
+            event = "request.start",
+            model,
+            prompt_chars = self.prompt_chars,
+            "sending the prompt"
         );
     }
 
@@ -343,26 +339,22 @@ impl TurnSink for ExecSink<'_> {
                 self.chars += t.chars().count();
                 self.out.text(&t);
             }
-            StreamEvent::Frame(f) => self.log.write(
-                Level::Debug,
-                "stream.chunk",
-                "stream frame",
-                json!({"frame": f}),
-            ),
+            StreamEvent::Frame(f) => {
+                tracing::debug!(event = "stream.chunk", frame = f, "stream frame");
+            }
         }
     }
 
     fn refreshed(&mut self) {
-        self.log.write(
-            Level::Info,
-            "session.refreshed",
-            "refreshed the sign-in after a 401",
-            json!({}),
+        tracing::info!(
+            event = "session.refreshed",
+            "refreshed the sign-in after a 401"
         );
     }
 }
 
-/// A current access token for the stored sign-in (refreshing under the lock when needed).
+/// A current access token for the stored sign-in (refreshing under the lock when needed). A new
+/// token is taught to the session log before anything could log it.
 pub async fn renew(
     store: &mogplex_auth::AuthStore,
     base_url: &mogplex_providers::Url,
@@ -376,6 +368,7 @@ pub async fn renew(
         mogplex_auth::oauth::OAuthClient::discover(http, base).await
     })
     .await
+    .inspect(crate::log::learn)
     .map_err(|e| match e {
         SessionError::NotSignedIn => CliError::new(exit::NO_CREDENTIAL, "not signed in to Mogplex")
             .hint("run `mogplex login` to sign in"),

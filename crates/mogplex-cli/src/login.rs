@@ -2,9 +2,7 @@
 
 use crate::ctx::{Ctx, remember_file_secrets};
 use crate::error::CliError;
-use crate::log::Level;
 use mogplex_auth::{AuthStore, Env, MogplexEntry, Provider, Redactor, Secret, StoreError};
-use serde_json::json;
 use std::io::{IsTerminal, Read};
 use zeroize::Zeroize;
 
@@ -141,7 +139,7 @@ fn choose(ctx: &mut Ctx) -> Result<(), CliError> {
 
 pub fn login_with_api_key(ctx: &mut Ctx, provider: Provider) -> Result<(), CliError> {
     let key = read_key(provider)?;
-    ctx.redactor.add(&key);
+    ctx.learn(&key);
     let masked = key.masked();
     let updated = ctx.store.update(|file| {
         let replaced_session = if provider == Provider::Mogplex {
@@ -178,12 +176,12 @@ pub fn login_with_api_key(ctx: &mut Ctx, provider: Provider) -> Result<(), CliEr
             provider.env_var()
         );
     }
-    let mut log = ctx.session_log();
-    log.write(
-        Level::Info,
-        "login.api_key",
-        &format!("stored the {what}"),
-        json!({"provider": provider.id(), "masked": masked}),
+    ctx.session_log();
+    tracing::info!(
+        event = "login.api_key",
+        provider = provider.id(),
+        masked,
+        "stored the {what}"
     );
     Ok(())
 }
@@ -307,12 +305,13 @@ pub fn logout(ctx: &mut Ctx, provider: Provider, to_stderr: bool) -> Result<(), 
                 ))
             })?;
     }
-    let mut log = ctx.session_log();
-    log.write(
-        Level::Info,
-        "logout",
-        &removal.report(),
-        json!({"provider": provider.id(), "removed": removal.removed.is_some()}),
+    ctx.session_log();
+    tracing::info!(
+        event = "logout",
+        provider = provider.id(),
+        removed = removal.removed.is_some(),
+        "{}",
+        removal.report()
     );
     // The local entry is gone already; now tell the server, best effort.
     let revocation = removal

@@ -5,12 +5,10 @@
 use crate::ctx::Ctx;
 use crate::error::CliError;
 use crate::exit;
-use crate::log::Level;
 use mogplex_auth::oauth::OAuthError;
 use mogplex_auth::oauth::loopback::{LoopbackError, Notice};
 use mogplex_auth::signin::{Method, Progress, SignInError, SignedIn};
 use mogplex_auth::{Env, Provider};
-use serde_json::json;
 use std::io::BufRead;
 
 /// Where a sign-in was started from, for the hint that says how to try again.
@@ -178,19 +176,19 @@ pub fn base_label(base: &mogplex_providers::Url) -> String {
 /// Stores a completed sign-in and writes the log line; returns who signed in.
 pub fn store_signed_in(ctx: &mut Ctx, signed_in: &SignedIn) -> Result<String, CliError> {
     for s in signed_in.secrets() {
-        ctx.redactor.add(s);
+        ctx.learn(s);
     }
     signed_in.store(&ctx.store)?;
     let who = signed_in
         .email()
         .unwrap_or("your Mogplex account")
         .to_owned();
-    let mut log = ctx.session_log();
-    log.write(
-        Level::Info,
-        "login.mogplex",
-        "signed in",
-        json!({"issuer": signed_in.issuer, "email": who}),
+    ctx.session_log();
+    tracing::info!(
+        event = "login.mogplex",
+        issuer = signed_in.issuer,
+        email = who,
+        "signed in"
     );
     Ok(who)
 }

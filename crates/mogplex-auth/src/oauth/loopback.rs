@@ -1,25 +1,39 @@
 //! The loopback listener that receives the browser's redirect (SPEC section 4, RFC 8252).
 //!
 //! 127.0.0.1 only; port 24816, then 24818, then (when the server allows any loopback port) an
-//! ephemeral one. Every connection is handled on its own task with a read timeout and a header
-//! cap, so a client that sends nothing or too much cannot stall the wait. `state` is checked
-//! before anything else; a wrong or missing `state`, an `error=` answer, or an unrelated path is
-//! answered with a page and the wait goes on for the real callback. A second `mogplex login`
-//! finding the port busy asks this one to stand down, and it does.
+//! ephemeral one. Requests are parsed by hyper's HTTP/1 server, one connection per task, each
+//! with a header read timeout, a cap on the request head and an overall time limit, and no
+//! keep-alive, so a client that sends nothing, half a request or too much cannot stall the wait.
+//! `state` is checked before anything else; a wrong or missing `state`, an `error=` answer, or an
+//! unrelated path is answered with a page and the wait goes on for the real callback. A second
+//! `mogplex login` finding the port busy asks this one to stand down, and it does (see
+//! [`stand_down`]).
 
+use crate::html;
 use crate::secret::Secret;
+use hyper::header::{self, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use subtle::ConstantTimeEq;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio::task::JoinSet;
 
 pub const FIXED_PORTS: [u16; 2] = [24816, 24818];
 pub const CALLBACK_PATH: &str = "/auth/callback";
-const STAND_DOWN_PATH: &str = "/auth/stand-down";
-const STAND_DOWN_OK: &str = "mogplex: standing down";
 /// Requests whose head is larger than this are refused.
 pub const MAX_REQUEST_HEAD: usize = 8 * 1024;
+// hyper refuses a read buffer under 8 KiB (it panics); this proves `max_buf_size` cannot.
+const _: () = assert!(MAX_REQUEST_HEAD >= 8 * 1024);
+/// How long a client may take to send its request head.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// No connection lives longer than this, whatever the client does after its request head.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 pub struct CallbackServer {
@@ -62,7 +76,7 @@ impl CallbackServer {
             match TcpListener::bind(("127.0.0.1", port)).await {
                 Ok(l) => return Ok(Self::on(l, port)),
                 Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-                    if ask_to_stand_down(port).await {
+                    if stand_down::ask(port).await {
                         for _ in 0..40 {
                             tokio::time::sleep(Duration::from_millis(50)).await;
                             if let Ok(l) = TcpListener::bind(("127.0.0.1", port)).await {
@@ -90,7 +104,8 @@ impl CallbackServer {
     }
 
     /// Waits for the callback carrying `state`, or a pasted address that does, for at most
-    /// `timeout`. Pasted lines arrive on `pasted`; notices go to `notify`.
+    /// `timeout`. Pasted lines arrive on `pasted`; notices go to `notify`. Connections still
+    /// open when it returns are closed.
     pub async fn wait(
         self,
         state: &str,
@@ -99,7 +114,11 @@ impl CallbackServer {
         mut pasted: Option<mpsc::Receiver<String>>,
         mut notify: impl FnMut(Notice),
     ) -> Result<Callback, LoopbackError> {
-        let (tx, mut rx) = mpsc::channel::<Event>(16);
+        let expected = Arc::new(Expected {
+            state: state.to_owned(),
+            issuer: issuer.map(str::to_owned),
+        });
+        let mut connections = JoinSet::new();
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
         loop {
@@ -107,14 +126,15 @@ impl CallbackServer {
                 _ = &mut deadline => return Err(LoopbackError::TimedOut(timeout.as_secs() / 60)),
                 accepted = self.listener.accept() => {
                     if let Ok((sock, _)) = accepted {
-                        let (tx, state, issuer) = (tx.clone(), state.to_owned(), issuer.map(str::to_owned));
-                        tokio::spawn(async move { handle(sock, &state, issuer.as_deref(), tx).await });
+                        connections.spawn(serve(sock, expected.clone()));
                     }
                 }
-                Some(ev) = rx.recv() => match ev {
-                    Event::Code(code) => return Ok(Callback { code }),
-                    Event::StandDown => return Err(LoopbackError::StoodDown),
-                    Event::Notice(n) => notify(n),
+                Some(served) = connections.join_next(), if !connections.is_empty() => match served {
+                    Ok(Some(Event::Code(code))) => return Ok(Callback { code }),
+                    Ok(Some(Event::StandDown)) => return Err(LoopbackError::StoodDown),
+                    Ok(Some(Event::Notice(n))) => notify(n),
+                    // Nothing to report, or the connection's task ended early.
+                    Ok(None) | Err(_) => {}
                 },
                 line = async { match pasted.as_mut() { Some(p) => p.recv().await, None => std::future::pending().await } } => {
                     match line {
@@ -131,6 +151,13 @@ impl CallbackServer {
     }
 }
 
+/// What the sign-in waits for.
+struct Expected {
+    state: String,
+    issuer: Option<String>,
+}
+
+/// What a connection's request means for the wait, once its answer has been sent.
 enum Event {
     Code(Secret),
     StandDown,
@@ -140,7 +167,6 @@ enum Event {
 /// How a request (or a pasted address) is answered.
 enum Verdict {
     Code(Secret),
-    StandDown,
     Answer {
         status: u16,
         page: String,
@@ -148,45 +174,24 @@ enum Verdict {
     },
 }
 
-fn esc(s: &str) -> String {
-    s.chars()
-        .map(|c| match c {
-            '&' => "&amp;".into(),
-            '<' => "&lt;".into(),
-            '>' => "&gt;".into(),
-            '"' => "&quot;".into(),
-            '\'' => "&#39;".into(),
-            c if c.is_control() => "\u{fffd}".into(),
-            c => c.to_string(),
-        })
-        .collect()
-}
-
 pub fn page(title: &str, message: &str) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} · Mogplex</title>\
          <style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem}}</style></head>\
          <body><h1 id=\"title\">{t}</h1><p id=\"message\">{m}</p></body></html>",
-        t = esc(title),
-        m = esc(message)
+        t = html::escape(title),
+        m = html::escape(message)
     )
 }
 
 fn ct_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
 /// Checks a request target (`/auth/callback?…`) in the order SPEC section 4 requires: `state`
 /// before anything else.
 fn check_target(target: &str, state: &str, issuer: Option<&str>) -> Verdict {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    if path == STAND_DOWN_PATH {
-        return Verdict::StandDown;
-    }
     if path != CALLBACK_PATH {
         return Verdict::Answer {
             status: 404,
@@ -288,120 +293,130 @@ fn check_pasted(line: &str, state: &str, issuer: Option<&str>) -> Verdict {
             };
         }
     };
-    match check_target(&target, state, issuer) {
-        Verdict::StandDown => Verdict::Answer {
-            status: 0,
-            page: String::new(),
-            notice: None,
-        },
-        v => v,
-    }
+    // Any other path (the stand-down one too) is answered without a notice: ignored.
+    check_target(&target, state, issuer)
 }
 
-async fn respond(sock: &mut TcpStream, status: u16, reason: &str, body: &str) {
-    let head = format!(
-        "HTTP/1.1 {status} {reason}\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\ncache-control: no-store\r\n\
-         referrer-policy: no-referrer\r\nx-frame-options: DENY\r\nconnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = sock.write_all(head.as_bytes()).await;
-    let _ = sock.write_all(body.as_bytes()).await;
-    let _ = sock.shutdown().await;
-}
-
-async fn handle(mut sock: TcpStream, state: &str, issuer: Option<&str>, tx: mpsc::Sender<Event>) {
-    let mut buf = Vec::with_capacity(1024);
-    let head_end = loop {
-        let mut chunk = [0u8; 1024];
-        let n = match tokio::time::timeout(READ_TIMEOUT, sock.read(&mut chunk)).await {
-            Ok(Ok(n)) if n > 0 => n,
-            _ => return, // silence, or the peer went away
-        };
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break pos;
-        }
-        if buf.len() > MAX_REQUEST_HEAD {
-            respond(
-                &mut sock,
-                431,
-                "Request Header Fields Too Large",
-                &page("Request too large", "This request is too large."),
-            )
-            .await;
-            return;
-        }
+/// Serves one connection (a single request: no keep-alive) and, once the answer is sent and the
+/// connection closed, says what it meant for the wait.
+async fn serve(sock: TcpStream, expected: Arc<Expected>) -> Option<Event> {
+    let outcome: Arc<Mutex<Option<Event>>> = Arc::default();
+    let service = {
+        let outcome = outcome.clone();
+        service_fn(move |req: Request<hyper::body::Incoming>| {
+            let (response, event) = answer(&req, &expected);
+            if event.is_some() {
+                *outcome.lock().unwrap_or_else(PoisonError::into_inner) = event;
+            }
+            std::future::ready(Ok::<_, Infallible>(response))
+        })
     };
-    let head = String::from_utf8_lossy(&buf[..head_end]);
-    let mut parts = head.lines().next().unwrap_or("").split_whitespace();
-    let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    if method != "GET" {
-        respond(
-            &mut sock,
-            405,
-            "Method Not Allowed",
-            &page(
-                "Not allowed",
-                "Only the browser's sign-in redirect is accepted here.",
-            ),
-        )
-        .await;
-        return;
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(READ_TIMEOUT)
+        .max_buf_size(MAX_REQUEST_HEAD)
+        .keep_alive(false);
+    let connection = http.serve_connection(TokioIo::new(sock), service);
+    // A refused head (too large: 431, malformed: 400) is answered by hyper itself; a timeout or
+    // a client gone away just ends the connection.
+    let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
+    outcome
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
+}
+
+/// The answer to one request, and what it means for the wait.
+fn answer<B>(req: &Request<B>, expected: &Expected) -> (Response<String>, Option<Event>) {
+    if let Some(response) = stand_down::answer(req) {
+        return (response, Some(Event::StandDown));
     }
-    match check_target(target, state, issuer) {
+    if req.method() != Method::GET {
+        let page = page(
+            "Not allowed",
+            "Only the browser's sign-in redirect is accepted here.",
+        );
+        return (html_response(StatusCode::METHOD_NOT_ALLOWED, page), None);
+    }
+    let target = req.uri().path_and_query().map_or("/", |t| t.as_str());
+    match check_target(target, &expected.state, expected.issuer.as_deref()) {
         Verdict::Code(code) => {
-            respond(
-                &mut sock,
-                200,
-                "OK",
-                &page(
-                    "Signed in to Mogplex",
-                    "You can close this window and return to your terminal.",
-                ),
-            )
-            .await;
-            let _ = tx.send(Event::Code(code)).await;
-        }
-        Verdict::StandDown => {
-            let _ = sock.write_all(format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{STAND_DOWN_OK}", STAND_DOWN_OK.len()).as_bytes()).await;
-            let _ = tx.send(Event::StandDown).await;
+            let page = page(
+                "Signed in to Mogplex",
+                "You can close this window and return to your terminal.",
+            );
+            (html_response(StatusCode::OK, page), Some(Event::Code(code)))
         }
         Verdict::Answer {
             status,
             page,
             notice,
         } => {
-            let reason = if status == 404 {
-                "Not Found"
-            } else {
-                "Bad Request"
-            };
-            respond(&mut sock, status, reason, &page).await;
-            if let Some(n) = notice {
-                let _ = tx.send(Event::Notice(n)).await;
-            }
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+            (html_response(status, page), notice.map(Event::Notice))
         }
     }
 }
 
-/// Asks whoever holds `port` to stand down; true when a waiting `mogplex login` agreed.
-async fn ask_to_stand_down(port: u16) -> bool {
-    let attempt = async {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-        s.write_all(
-            format!("GET {STAND_DOWN_PATH} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n").as_bytes(),
-        )
-        .await
-        .ok()?;
-        let mut out = Vec::new();
-        s.read_to_end(&mut out).await.ok()?;
-        Some(String::from_utf8_lossy(&out).contains(STAND_DOWN_OK))
-    };
-    tokio::time::timeout(Duration::from_secs(2), attempt)
-        .await
-        .ok()
-        .flatten()
-        .unwrap_or(false)
+fn html_response(status: StatusCode, page: String) -> Response<String> {
+    let mut response = Response::new(page);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+        (header::CACHE_CONTROL, "no-store"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::CONNECTION, "close"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// The stand-down handshake: a newer `mogplex login` that finds a fixed port busy asks the
+/// waiting one to free it. Both sides live here and nowhere else, so that securing it (SPEC
+/// section 4: a secret from a 0600 file of the same user, in a non-GET request) changes only
+/// this module. Today any local `GET /auth/stand-down` is obeyed.
+mod stand_down {
+    use hyper::header::{self, HeaderValue};
+    use hyper::{Method, Request, Response};
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    const PATH: &str = "/auth/stand-down";
+    const OK: &str = "mogplex: standing down";
+
+    /// The answer when `req` asks this listener to stand down; `None` for any other request.
+    pub(super) fn answer<B>(req: &Request<B>) -> Option<Response<String>> {
+        if req.method() != Method::GET || req.uri().path() != PATH {
+            return None;
+        }
+        let mut response = Response::new(OK.to_owned());
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        Some(response)
+    }
+
+    /// Asks whoever holds `port` to stand down; true when a waiting `mogplex login` agreed.
+    pub(super) async fn ask(port: u16) -> bool {
+        let attempt = async {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+            s.write_all(format!("GET {PATH} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n").as_bytes())
+                .await
+                .ok()?;
+            let mut out = Vec::new();
+            s.read_to_end(&mut out).await.ok()?;
+            Some(String::from_utf8_lossy(&out).contains(OK))
+        };
+        tokio::time::timeout(Duration::from_secs(2), attempt)
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(false)
+    }
 }
 
 #[cfg(test)]
@@ -483,5 +498,130 @@ mod tests {
     fn pages_escape() {
         assert!(page("<x>", "a\"b\u{1b}c").contains("&lt;x&gt;"));
         assert!(!page("t", "\u{1b}[31m").contains('\u{1b}'));
+    }
+
+    /// A listener on an ephemeral port waiting for state `s`; its notices arrive on the receiver.
+    fn listening() -> (
+        u16,
+        tokio::task::JoinHandle<Result<Callback, LoopbackError>>,
+        mpsc::UnboundedReceiver<Notice>,
+    ) {
+        let l = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        l.set_nonblocking(true).unwrap();
+        let port = l.local_addr().unwrap().port();
+        let server = CallbackServer::on(TcpListener::from_std(l).unwrap(), port);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let wait = server.wait("s", None, Duration::from_secs(600), None, move |n| {
+            let _ = tx.send(n);
+        });
+        (port, tokio::spawn(wait), rx)
+    }
+
+    /// Sends `bytes` and reads the whole answer (the listener closes every connection).
+    async fn request(port: u16, bytes: &[u8]) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let _ = s.write_all(bytes).await;
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(60), s.read_to_end(&mut out)).await;
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    fn get(target: &str) -> Vec<u8> {
+        format!("GET {target} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n").into_bytes()
+    }
+
+    async fn next_notice(rx: &mut mpsc::UnboundedReceiver<Notice>) -> Notice {
+        tokio::time::timeout(Duration::from_secs(60), rx.recv())
+            .await
+            .expect("a notice")
+            .expect("the wait is still going")
+    }
+
+    #[tokio::test]
+    async fn silent_and_half_requests_are_cut_off_and_the_callback_still_arrives() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (port, wait, _notices) = listening();
+        let mut silent = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        let mut half = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+        half.write_all(b"GET /auth/callback?code=c0&state=s HTTP/1.1\r\nhost: x\r\n")
+            .await
+            .unwrap();
+        // Both are closed by the header read timeout, without an answer, while the wait goes on.
+        for sock in [&mut silent, &mut half] {
+            let mut buf = Vec::new();
+            let closed = tokio::time::timeout(Duration::from_secs(60), sock.read_to_end(&mut buf));
+            assert!(closed.await.is_ok(), "the listener closed the connection");
+            assert!(buf.is_empty(), "{}", String::from_utf8_lossy(&buf));
+        }
+        assert!(!wait.is_finished());
+        let answer = request(port, &get("/auth/callback?code=c1&state=s")).await;
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        let head = answer.to_ascii_lowercase();
+        for h in [
+            "content-type: text/html; charset=utf-8",
+            "cache-control: no-store",
+            "referrer-policy: no-referrer",
+            "x-frame-options: deny",
+            "connection: close",
+        ] {
+            assert!(head.contains(h), "{h} in {answer}");
+        }
+        assert!(answer.contains("Signed in to Mogplex"), "{answer}");
+        let callback = wait.await.unwrap().unwrap();
+        assert_eq!(callback.code.expose(), "c1");
+    }
+
+    #[tokio::test]
+    async fn refused_requests_are_answered_and_the_wait_goes_on_until_told_to_stand_down() {
+        let (port, wait, mut notices) = listening();
+        let post = request(
+            port,
+            b"POST /auth/callback?code=c&state=s HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n",
+        )
+        .await;
+        assert!(
+            post.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"),
+            "{post}"
+        );
+        // A head that reaches the cap without ending (exactly the cap, so the listener reads all
+        // of it and closes cleanly after answering).
+        let mut huge = b"GET /auth/callback?code=c&state=s HTTP/1.1\r\nx-pad: ".to_vec();
+        huge.resize(MAX_REQUEST_HEAD, b'a');
+        let huge = request(port, &huge).await;
+        assert!(
+            huge.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+            "{huge}"
+        );
+        let favicon = request(port, &get("/favicon.ico")).await;
+        assert!(
+            favicon.starts_with("HTTP/1.1 404 Not Found\r\n"),
+            "{favicon}"
+        );
+        let garbage = request(port, b"\x16\x03\x01 not http\r\n\r\n").await;
+        assert!(garbage.starts_with("HTTP/1.1 400"), "{garbage}");
+
+        let wrong = request(port, &get("/auth/callback?code=stolen&state=x")).await;
+        assert!(wrong.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{wrong}");
+        assert!(
+            matches!(next_notice(&mut notices).await, Notice::Rejected(m) if m.contains("state mismatch"))
+        );
+        let denied = request(
+            port,
+            &get("/auth/callback?error=access_denied&error_description=%3Cscript%3E&state=s"),
+        )
+        .await;
+        assert!(
+            denied.contains("&lt;script&gt;") && !denied.contains("<script>"),
+            "{denied}"
+        );
+        assert_eq!(
+            next_notice(&mut notices).await,
+            Notice::BrowserError("access_denied: <script>".into())
+        );
+        assert!(!wait.is_finished());
+
+        assert!(stand_down::ask(port).await, "the waiting listener agreed");
+        assert!(matches!(wait.await.unwrap(), Err(LoopbackError::StoodDown)));
     }
 }
