@@ -119,6 +119,7 @@ pub struct AuthorizationServerMetadata {
 /// A successful token response (RFC 6749 §5.1; `id_token` from OpenID Connect). `T` is the type
 /// of the token strings.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "T: Deserialize<'de>"))]
 pub struct TokenResponse<T = String> {
     pub access_token: T,
     #[serde(default = "bearer")]
@@ -157,6 +158,7 @@ impl<T> fmt::Debug for TokenResponse<T> {
 
 /// RFC 8628 §3.2 device authorization response. `T` is the type of the device code.
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound(deserialize = "T: Deserialize<'de>"))]
 pub struct DeviceAuthorizationResponse<T = String> {
     pub device_code: T,
     pub user_code: String,
@@ -235,6 +237,24 @@ mod tests {
             interval: Some(5),
         };
         assert!(!format!("{d:?}").contains("secret"));
+    }
+
+    /// A token type without `Default` (as the CLI's secret type) still deserializes.
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct Opaque(String);
+
+    #[test]
+    fn token_types_need_not_have_a_default() {
+        let t: TokenResponse<Opaque> = serde_json::from_value(
+            json!({"access_token": "a", "refresh_token": "r", "expires_in": 60}),
+        )
+        .unwrap();
+        assert_eq!(t.refresh_token, Some(Opaque("r".into())));
+        let d: DeviceAuthorizationResponse<Opaque> = serde_json::from_value(json!({
+            "device_code": "d", "user_code": "U", "verification_uri": "v", "expires_in": 1
+        }))
+        .unwrap();
+        assert_eq!(d.device_code, Opaque("d".into()));
     }
 
     #[test]
