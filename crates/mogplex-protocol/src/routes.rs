@@ -51,6 +51,34 @@ pub const MODELS_PAGE: &str = "/web/models";
 /// Plans & Billing: the signed-in account's plan.
 pub const PLANS_PAGE: &str = "/plans-and-billing";
 
+/// Every endpoint above as `(method, path)`: what the server's router must answer (its contract
+/// test walks this list).
+pub const ENDPOINTS: &[(&str, &str)] = &[
+    ("GET", AUTHORIZATION_SERVER_METADATA),
+    ("GET", AUTHORIZE),
+    ("POST", TOKEN),
+    ("POST", REVOKE),
+    ("POST", DEVICE_AUTHORIZATION),
+    ("GET", USER),
+    ("GET", MODELS),
+    ("POST", INFERENCE),
+    ("POST", INFERENCE_ALIAS),
+    ("GET", MCP_SERVERS),
+    ("POST", RUNS),
+    ("GET", RUN),
+    ("GET", RUN_EVENTS),
+    ("POST", RUN_EVENTS),
+    ("GET", HOME_PAGE),
+    ("GET", LOGIN_PAGE),
+    ("POST", LOGIN_PAGE),
+    ("POST", LOGOUT),
+    ("GET", DEVICE_PAGE),
+    ("POST", DEVICE_PAGE),
+    ("POST", DEVICE_APPROVE),
+    ("GET", MODELS_PAGE),
+    ("GET", PLANS_PAGE),
+];
+
 /// The path of run `id`.
 pub fn run(id: &str) -> String {
     format!("{RUNS}/{id}")
