@@ -15,10 +15,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mogplex_protocol::{
-    ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage, ChunkChoice,
-    ChunkDelta, CliModel, CompletionChoice, ModelCaps, Role, Usage,
+    ApiErrorBody, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage,
+    ChunkChoice, ChunkDelta, CliModel, CompletionChoice, ModelCaps, Role, Usage,
 };
-use serde_json::json;
 
 pub const ECHO_MODEL: &str = "mogplex/echo";
 
@@ -72,13 +71,8 @@ fn echo_model() -> CliModel {
 
 /// An OpenAI-shaped error.
 fn api_error(status: StatusCode, message: &str, code: Option<&str>) -> Response {
-    let mut r = (
-        status,
-        axum::Json(
-            json!({"error": {"message": message, "type": "invalid_request_error", "code": code}}),
-        ),
-    )
-        .into_response();
+    let body = ApiErrorBody::new(message, "invalid_request_error", code);
+    let mut r = (status, axum::Json(body)).into_response();
     if status == StatusCode::UNAUTHORIZED {
         r.headers_mut().insert(
             header::WWW_AUTHENTICATE,
@@ -406,7 +400,12 @@ async fn proxy(s: &AppState, m: &crate::db::ModelRow, body: &[u8]) -> Response {
     let stream = upstream.bytes_stream().map(move |chunk| match chunk {
         Ok(b) => Ok::<_, std::convert::Infallible>(b),
         Err(e) => {
-            let frame = json!({"error": {"message": format!("the model's provider stream failed: {e}"), "type": "upstream_error"}});
+            let frame = ApiErrorBody::new(
+                format!("the model's provider stream failed: {e}"),
+                "upstream_error",
+                None,
+            );
+            let frame = serde_json::to_string(&frame).unwrap_or_default();
             Ok(Bytes::from(format!("data: {frame}\n\n")))
         }
     });

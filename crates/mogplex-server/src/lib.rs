@@ -31,13 +31,14 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
+use mogplex_protocol::routes;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 /// The one registered client: the Mogplex CLI, a public client (no secret).
-pub const CLIENT_ID: &str = "mogplex-cli";
+pub use mogplex_protocol::CLIENT_ID;
 /// Request bodies larger than this are refused with 413.
 pub const MAX_BODY: usize = 64 * 1024;
 /// Requests whose headers add up to more than this are refused with 431.
@@ -151,7 +152,7 @@ async fn limit_headers(req: Request, next: Next) -> Response {
 
 /// The body limit of a path: chat requests may be larger than everything else.
 fn body_limit(path: &str) -> usize {
-    if path.starts_with("/api/cli/") {
+    if path.starts_with(routes::CLI_PREFIX) {
         gateway::MAX_CHAT_BODY
     } else {
         MAX_BODY
@@ -183,10 +184,10 @@ async fn shape_errors(req: Request, next: Next) -> Response {
     };
     if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
         let description = format!("the request body is over {} KiB", body_limit(&path) / 1024);
-        return if path.starts_with("/api/auth/mcp/") {
+        return if path.starts_with(routes::OAUTH_PREFIX) {
             error::AppError::OAuth {
                 status: StatusCode::PAYLOAD_TOO_LARGE,
-                code: "invalid_request",
+                code: mogplex_protocol::oauth::error_code::INVALID_REQUEST,
                 description,
             }
             .into_response()
@@ -202,40 +203,39 @@ async fn not_found() -> Response {
 }
 
 pub fn app(state: AppState) -> Router {
+    let chat =
+        || post(gateway::chat_completions).layer(DefaultBodyLimit::max(gateway::MAX_CHAT_BODY));
     let api = Router::new()
+        .route(routes::AUTHORIZATION_SERVER_METADATA, get(oauth::metadata))
+        .route(routes::AUTHORIZE, get(oauth::authorize))
+        .route(routes::TOKEN, post(oauth::token))
+        .route(routes::REVOKE, post(oauth::revoke))
         .route(
-            "/.well-known/oauth-authorization-server",
-            get(oauth::metadata),
+            routes::DEVICE_AUTHORIZATION,
+            post(oauth::device_authorization),
         )
-        .route("/api/auth/mcp/authorize", get(oauth::authorize))
-        .route("/api/auth/mcp/token", post(oauth::token))
-        .route("/api/auth/mcp/revoke", post(oauth::revoke))
-        .route("/api/auth/mcp/device", post(oauth::device_authorization))
-        .route("/api/auth/user", get(api::user))
-        .route("/api/models", get(gateway::models))
-        .route(
-            "/api/cli/inference/chat/completions",
-            post(gateway::chat_completions).layer(DefaultBodyLimit::max(gateway::MAX_CHAT_BODY)),
-        )
-        .route(
-            "/api/cli/openai/chat/completions",
-            post(gateway::chat_completions).layer(DefaultBodyLimit::max(gateway::MAX_CHAT_BODY)),
-        )
-        .route("/api/v1/mogplex/mcp/servers", get(api::mcp_servers))
-        .route("/api/v1/mogplex/runs", post(runs::create))
-        .route("/api/v1/mogplex/runs/{id}", get(runs::snapshot))
-        .route(
-            "/api/v1/mogplex/runs/{id}/events",
-            get(runs::events).post(runs::append),
-        )
+        .route(routes::USER, get(api::user))
+        .route(routes::MODELS, get(gateway::models))
+        .route(routes::INFERENCE, chat())
+        .route(routes::INFERENCE_ALIAS, chat())
+        .route(routes::MCP_SERVERS, get(api::mcp_servers))
+        .route(routes::RUNS, post(runs::create))
+        .route(routes::RUN, get(runs::snapshot))
+        .route(routes::RUN_EVENTS, get(runs::events).post(runs::append))
         .route("/api/v1/{*rest}", any(api::v1_fallback))
-        .route("/", get(web::home))
-        .route("/login", get(web::login_page).post(web::login_submit))
-        .route("/logout", post(web::logout))
-        .route("/device", get(web::device_page).post(web::device_submit))
-        .route("/device/approve", post(web::device_approve))
-        .route("/web/models", get(web::models_page))
-        .route("/plans-and-billing", get(web::plans_page))
+        .route(routes::HOME_PAGE, get(web::home))
+        .route(
+            routes::LOGIN_PAGE,
+            get(web::login_page).post(web::login_submit),
+        )
+        .route(routes::LOGOUT, post(web::logout))
+        .route(
+            routes::DEVICE_PAGE,
+            get(web::device_page).post(web::device_submit),
+        )
+        .route(routes::DEVICE_APPROVE, post(web::device_approve))
+        .route(routes::MODELS_PAGE, get(web::models_page))
+        .route(routes::PLANS_PAGE, get(web::plans_page))
         .fallback(not_found)
         .with_state(state);
 

@@ -2,52 +2,64 @@
 //! RFC 8414 metadata, authorization code with PKCE S256 only, refresh rotation with reuse
 //! detection, RFC 7009 revocation and the RFC 8628 device grant.
 
+use crate::AppState;
 use crate::crypto::{self, now};
 use crate::db::{CodeRow, Grant, Refresh};
 use crate::error::AppError;
-use crate::web::{Form, signed_in_user};
-use crate::{AppState, CLIENT_ID};
+use crate::web::{Form, signed_in_user, to_login};
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use serde_json::json;
+use mogplex_protocol::oauth::{
+    AUTHORIZATION_CODE_GRANT, CALLBACK_PATH, CLIENT_ID, DEFAULT_SCOPE, DEVICE_CODE_GRANT,
+    LOOPBACK_PORTS, PKCE_METHOD, REFRESH_TOKEN_GRANT, SUPPORTED_SCOPES, error_code,
+    loopback_redirect_uri,
+};
+use mogplex_protocol::{
+    AuthorizationServerMetadata, DeviceAuthorizationResponse, TokenResponse, routes,
+};
 
-pub const SCOPES: &[&str] = &[
-    "openid",
-    "profile",
-    "email",
-    "offline_access",
-    "read",
-    "write",
-];
-pub const DEFAULT_SCOPE: &str = "openid profile email offline_access read write";
-const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
-
-pub async fn metadata(State(s): State<AppState>) -> impl IntoResponse {
-    let i = &s.cfg.issuer;
-    axum::Json(json!({
-        "issuer": i,
-        "authorization_endpoint": format!("{i}/api/auth/mcp/authorize"),
-        "token_endpoint": format!("{i}/api/auth/mcp/token"),
-        "revocation_endpoint": format!("{i}/api/auth/mcp/revoke"),
-        "device_authorization_endpoint": format!("{i}/api/auth/mcp/device"),
-        "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", DEVICE_GRANT],
-        "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported": ["none"],
-        "revocation_endpoint_auth_methods_supported": ["none"],
-        "scopes_supported": SCOPES,
-        "authorization_response_iss_parameter_supported": true,
-    }))
+fn strings(items: &[&str]) -> Option<Vec<String>> {
+    Some(items.iter().map(|s| (*s).to_owned()).collect())
 }
 
-/// The client's registered redirects: exactly these two, plus any port of a loopback `http`
-/// redirect to `/auth/callback` (RFC 8252 §7.3).
+/// This server's RFC 8414 document: every endpoint under the issuer.
+pub fn metadata_document(issuer: &str) -> AuthorizationServerMetadata {
+    let at = |path: &str| format!("{issuer}{path}");
+    AuthorizationServerMetadata {
+        issuer: issuer.to_owned(),
+        authorization_endpoint: at(routes::AUTHORIZE),
+        token_endpoint: at(routes::TOKEN),
+        revocation_endpoint: Some(at(routes::REVOKE)),
+        device_authorization_endpoint: Some(at(routes::DEVICE_AUTHORIZATION)),
+        response_types_supported: strings(&["code"]),
+        response_modes_supported: strings(&["query"]),
+        grant_types_supported: strings(&[
+            AUTHORIZATION_CODE_GRANT,
+            REFRESH_TOKEN_GRANT,
+            DEVICE_CODE_GRANT,
+        ]),
+        code_challenge_methods_supported: strings(&[PKCE_METHOD]),
+        token_endpoint_auth_methods_supported: strings(&["none"]),
+        revocation_endpoint_auth_methods_supported: strings(&["none"]),
+        scopes_supported: strings(SUPPORTED_SCOPES),
+        authorization_response_iss_parameter_supported: true,
+        ..Default::default()
+    }
+}
+
+pub async fn metadata(State(s): State<AppState>) -> Json<AuthorizationServerMetadata> {
+    Json(metadata_document(&s.cfg.issuer))
+}
+
+/// The client's registered redirects: exactly the two fixed loopback ones, plus any port of a
+/// loopback `http` redirect to `/auth/callback` (RFC 8252 §7.3).
 pub fn redirect_allowed(uri: &str) -> bool {
-    if uri == "http://127.0.0.1:24816/auth/callback"
-        || uri == "http://127.0.0.1:24818/auth/callback"
+    if LOOPBACK_PORTS
+        .iter()
+        .any(|port| uri == loopback_redirect_uri(*port))
     {
         return true;
     }
@@ -62,7 +74,7 @@ pub fn redirect_allowed(uri: &str) -> bool {
     u.scheme() == "http"
         && loopback
         && u.port().is_some()
-        && u.path() == "/auth/callback"
+        && u.path() == CALLBACK_PATH
         && u.query().is_none()
         && u.fragment().is_none()
         && u.username().is_empty()
@@ -78,7 +90,7 @@ fn check_scope(scope: Option<&str>) -> Result<String, ()> {
         return Ok(DEFAULT_SCOPE.to_owned());
     };
     let parts: Vec<&str> = scope.split(' ').filter(|p| !p.is_empty()).collect();
-    if parts.iter().all(|p| SCOPES.contains(p)) {
+    if parts.iter().all(|p| SUPPORTED_SCOPES.contains(p)) {
         Ok(parts.join(" "))
     } else {
         Err(())
@@ -156,21 +168,21 @@ pub async fn authorize(
     };
     if q.get("response_type") != Some("code") {
         return Ok(fail(
-            "unsupported_response_type",
+            error_code::UNSUPPORTED_RESPONSE_TYPE,
             "response_type must be code",
         ));
     }
     match q.get("code_challenge_method") {
-        Some("S256") => {}
+        Some(PKCE_METHOD) => {}
         Some(_) => {
             return Ok(fail(
-                "invalid_request",
+                error_code::INVALID_REQUEST,
                 "only the S256 code challenge method is supported",
             ));
         }
         None => {
             return Ok(fail(
-                "invalid_request",
+                error_code::INVALID_REQUEST,
                 "code_challenge_method=S256 is required",
             ));
         }
@@ -179,28 +191,26 @@ pub async fn authorize(
         Some(c) if crypto::valid_s256_challenge(c) => c.to_owned(),
         Some(_) => {
             return Ok(fail(
-                "invalid_request",
+                error_code::INVALID_REQUEST,
                 "code_challenge must be 43 base64url characters",
             ));
         }
-        None => return Ok(fail("invalid_request", "code_challenge is required")),
+        None => {
+            return Ok(fail(
+                error_code::INVALID_REQUEST,
+                "code_challenge is required",
+            ));
+        }
     };
     let Ok(scope) = check_scope(q.get("scope")) else {
         return Ok(fail(
-            "invalid_scope",
+            error_code::INVALID_SCOPE,
             "the requested scope is not supported",
         ));
     };
 
     let Some(user) = signed_in_user(&s, &headers).await? else {
-        let next = format!("/api/auth/mcp/authorize?{raw}");
-        let login = format!(
-            "/login?{}",
-            url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("next", &next)
-                .finish()
-        );
-        return Ok(Redirect::to(&login).into_response());
+        return Ok(to_login(&format!("{}?{raw}", routes::AUTHORIZE)));
     };
     let code = crypto::token("mog_ac_");
     s.db.create_code(
@@ -224,14 +234,15 @@ pub async fn authorize(
 }
 
 /// A token response: `Cache-Control: no-store` (RFC 6749 §5.1).
-fn token_response(access: &str, refresh: &str, scope: &str, expires_in: i64) -> Response {
-    let mut r = axum::Json(json!({
-        "access_token": access,
-        "token_type": "Bearer",
-        "expires_in": expires_in,
-        "refresh_token": refresh,
-        "scope": scope,
-    }))
+fn token_response(access: String, refresh: String, scope: &str, expires_in: i64) -> Response {
+    let mut r = Json(TokenResponse {
+        access_token: access,
+        token_type: "Bearer".to_owned(),
+        expires_in: Some(expires_in),
+        refresh_token: Some(refresh),
+        scope: Some(scope.to_owned()),
+        id_token: None,
+    })
     .into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -255,17 +266,17 @@ fn oauth_form(headers: &HeaderMap, body: &[u8]) -> Result<Form, AppError> {
         .eq_ignore_ascii_case("application/x-www-form-urlencoded")
     {
         return Err(AppError::oauth(
-            "invalid_request",
+            error_code::INVALID_REQUEST,
             "the body must be application/x-www-form-urlencoded",
         ));
     }
-    Form::parse(body).map_err(|e| AppError::oauth("invalid_request", e))
+    Form::parse(body).map_err(|e| AppError::oauth(error_code::INVALID_REQUEST, e))
 }
 
 fn required<'a>(f: &'a Form, name: &str) -> Result<&'a str, AppError> {
     f.get(name)
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| AppError::oauth("invalid_request", format!("{name} is required")))
+        .ok_or_else(|| AppError::oauth(error_code::INVALID_REQUEST, format!("{name} is required")))
 }
 
 struct NewTokens {
@@ -298,8 +309,8 @@ async fn start_sign_in(s: &AppState, family_id: &str, grant: &Grant) -> Result<R
     )
     .await?;
     Ok(token_response(
-        &t.access,
-        &t.refresh,
+        t.access,
+        t.refresh,
         &grant.scope,
         s.cfg.access_ttl,
     ))
@@ -313,23 +324,26 @@ pub async fn token(
     let f = oauth_form(&headers, &body)?;
     let client_id = required(&f, "client_id")?;
     if client_id != CLIENT_ID {
-        return Err(AppError::oauth("invalid_client", "unknown client"));
+        return Err(AppError::oauth(
+            error_code::INVALID_CLIENT,
+            "unknown client",
+        ));
     }
     match required(&f, "grant_type")? {
-        "authorization_code" => {
+        AUTHORIZATION_CODE_GRANT => {
             let code = required(&f, "code")?;
             let redirect_uri = required(&f, "redirect_uri")?;
             let verifier = required(&f, "code_verifier")?;
             if !crypto::valid_pkce_string(verifier) {
                 return Err(AppError::oauth(
-                    "invalid_request",
+                    error_code::INVALID_REQUEST,
                     "code_verifier must be 43 to 128 unreserved characters",
                 ));
             }
             let family_id = crypto::id("fam_");
             let invalid = || {
                 AppError::oauth(
-                    "invalid_grant",
+                    error_code::INVALID_GRANT,
                     "the authorization code is invalid, expired or already used",
                 )
             };
@@ -345,7 +359,7 @@ pub async fn token(
             }
             if !crypto::verify_pkce(verifier, &row.code_challenge) {
                 return Err(AppError::oauth(
-                    "invalid_grant",
+                    error_code::INVALID_GRANT,
                     "the code_verifier does not match the code_challenge",
                 ));
             }
@@ -356,7 +370,7 @@ pub async fn token(
             };
             start_sign_in(&s, &family_id, &grant).await
         }
-        "refresh_token" => {
+        REFRESH_TOKEN_GRANT => {
             let refresh = required(&f, "refresh_token")?;
             let t = new_tokens(&s);
             match s
@@ -380,51 +394,59 @@ pub async fn token(
                             .all(|p| granted.contains(&p))
                         {
                             return Err(AppError::oauth(
-                                "invalid_scope",
+                                error_code::INVALID_SCOPE,
                                 "a refresh cannot widen the scope",
                             ));
                         }
                     }
                     Ok(token_response(
-                        &t.access,
-                        &t.refresh,
+                        t.access,
+                        t.refresh,
                         &grant.scope,
                         s.cfg.access_ttl,
                     ))
                 }
                 Refresh::Reused => Err(AppError::oauth(
-                    "invalid_grant",
+                    error_code::INVALID_GRANT,
                     "the refresh token was already used; every token of this sign-in has been revoked",
                 )),
                 Refresh::Invalid => Err(AppError::oauth(
-                    "invalid_grant",
+                    error_code::INVALID_GRANT,
                     "the refresh token is invalid, expired or revoked",
                 )),
             }
         }
-        DEVICE_GRANT => {
+        DEVICE_CODE_GRANT => {
             let device_code = required(&f, "device_code")?;
             let Some(row) = s.db.poll_device(device_code).await? else {
-                return Err(AppError::oauth("invalid_grant", "unknown device code"));
+                return Err(AppError::oauth(
+                    error_code::INVALID_GRANT,
+                    "unknown device code",
+                ));
             };
             if row.client_id != client_id {
                 return Err(AppError::oauth(
-                    "invalid_grant",
+                    error_code::INVALID_GRANT,
                     "the device code was issued to another client",
                 ));
             }
             let t0 = now();
             if row.expires_at <= t0 {
                 return Err(AppError::oauth(
-                    "expired_token",
+                    error_code::EXPIRED_TOKEN,
                     "the device code has expired; start again",
                 ));
             }
             match row.status.as_str() {
-                "denied" => return Err(AppError::oauth("access_denied", "the sign-in was denied")),
+                "denied" => {
+                    return Err(AppError::oauth(
+                        error_code::ACCESS_DENIED,
+                        "the sign-in was denied",
+                    ));
+                }
                 "redeemed" => {
                     return Err(AppError::oauth(
-                        "invalid_grant",
+                        error_code::INVALID_GRANT,
                         "the device code was already used",
                     ));
                 }
@@ -435,26 +457,26 @@ pub async fn token(
                 .is_some_and(|last| t0 - last < row.interval_secs)
             {
                 return Err(AppError::oauth(
-                    "slow_down",
+                    error_code::SLOW_DOWN,
                     format!("poll at most every {} seconds", row.interval_secs + 5),
                 ));
             }
             if row.status == "pending" {
                 return Err(AppError::oauth(
-                    "authorization_pending",
+                    error_code::AUTHORIZATION_PENDING,
                     "waiting for the user to approve",
                 ));
             }
             let (Some(user_id), "approved") = (row.user_id, row.status.as_str()) else {
                 return Err(AppError::oauth(
-                    "invalid_grant",
+                    error_code::INVALID_GRANT,
                     "the device code is not usable",
                 ));
             };
             let family_id = crypto::id("fam_");
             if !s.db.redeem_device(device_code, &family_id).await? {
                 return Err(AppError::oauth(
-                    "invalid_grant",
+                    error_code::INVALID_GRANT,
                     "the device code was already used",
                 ));
             }
@@ -466,7 +488,7 @@ pub async fn token(
             start_sign_in(&s, &family_id, &grant).await
         }
         _ => Err(AppError::oauth(
-            "unsupported_grant_type",
+            error_code::UNSUPPORTED_GRANT_TYPE,
             "grant_type must be authorization_code, refresh_token or the device code grant",
         )),
     }
@@ -482,7 +504,10 @@ pub async fn revoke(
     if let Some(c) = f.get("client_id")
         && c != CLIENT_ID
     {
-        return Err(AppError::oauth("invalid_client", "unknown client"));
+        return Err(AppError::oauth(
+            error_code::INVALID_CLIENT,
+            "unknown client",
+        ));
     }
     let token = required(&f, "token")?;
     s.db.revoke_token(token).await?;
@@ -500,10 +525,17 @@ pub async fn device_authorization(
 ) -> Result<Response, AppError> {
     let f = oauth_form(&headers, &body)?;
     if required(&f, "client_id")? != CLIENT_ID {
-        return Err(AppError::oauth("invalid_client", "unknown client"));
+        return Err(AppError::oauth(
+            error_code::INVALID_CLIENT,
+            "unknown client",
+        ));
     }
-    let scope = check_scope(f.get("scope"))
-        .map_err(|_| AppError::oauth("invalid_scope", "the requested scope is not supported"))?;
+    let scope = check_scope(f.get("scope")).map_err(|_| {
+        AppError::oauth(
+            error_code::INVALID_SCOPE,
+            "the requested scope is not supported",
+        )
+    })?;
     let device_code = crypto::token("mog_dc_");
     let expires_at = now() + s.cfg.device_ttl;
     // User codes are short; on the rare collision with a live one, draw again.
@@ -527,15 +559,15 @@ pub async fn device_authorization(
         user_code = crypto::user_code();
     }
     let display = crypto::display_user_code(&user_code);
-    let i = &s.cfg.issuer;
-    let mut r = axum::Json(json!({
-        "device_code": device_code,
-        "user_code": display,
-        "verification_uri": format!("{i}/device"),
-        "verification_uri_complete": format!("{i}/device?user_code={display}"),
-        "expires_in": s.cfg.device_ttl,
-        "interval": s.cfg.device_interval,
-    }))
+    let verification_uri = format!("{}{}", s.cfg.issuer, routes::DEVICE_PAGE);
+    let mut r = Json(DeviceAuthorizationResponse {
+        device_code,
+        verification_uri_complete: Some(format!("{verification_uri}?user_code={display}")),
+        user_code: display,
+        verification_uri,
+        expires_in: s.cfg.device_ttl.max(0) as u64,
+        interval: Some(s.cfg.device_interval.max(0) as u64),
+    })
     .into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -11,12 +11,13 @@
 use crate::AppState;
 use crate::api::require_principal;
 use crate::error::AppError;
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use mogplex_protocol::{AppendedRunEvent, RunInfo, V1Ok};
 use std::time::Duration;
 use tokio::sync::broadcast;
 
@@ -110,11 +111,14 @@ pub async fn create(
             .collect()
     };
     let (id, created) = s.db.create_run(&p.user_id, &title).await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(json!({"ok": true, "data": {"id": id, "title": title, "createdAt": created}})),
-    )
-        .into_response())
+    let run = RunInfo {
+        id,
+        title,
+        created_at: created.into(),
+        event_count: None,
+        last_event_id: None,
+    };
+    Ok((StatusCode::CREATED, Json(V1Ok::new(run))).into_response())
 }
 
 pub async fn snapshot(
@@ -128,8 +132,14 @@ pub async fn snapshot(
     }
     let (title, created, count, last) =
         s.db.run_of(&id, &p.user_id).await?.ok_or_else(not_found)?;
-    Ok(axum::Json(json!({"ok": true, "data": {"id": id, "title": title, "createdAt": created, "eventCount": count, "lastEventId": last}}))
-        .into_response())
+    let run = RunInfo {
+        id,
+        title,
+        created_at: created.into(),
+        event_count: Some(count),
+        last_event_id: Some(last),
+    };
+    Ok(Json(V1Ok::new(run)).into_response())
 }
 
 pub async fn append(
@@ -160,11 +170,8 @@ pub async fn append(
     if matches!(s.db, crate::db::Db::Sqlite(_)) {
         s.runs.announce(&id, seq);
     }
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(json!({"ok": true, "data": {"id": seq}})),
-    )
-        .into_response())
+    let appended = AppendedRunEvent { id: seq };
+    Ok((StatusCode::CREATED, Json(V1Ok::new(appended))).into_response())
 }
 
 struct Follow {

@@ -3,6 +3,7 @@
 
 mod binary;
 mod chromium;
+mod contract;
 mod device;
 mod gateway;
 pub mod harness;
