@@ -119,9 +119,8 @@ impl AppState {
             .build()
             .map_err(|e| e.to_string())?;
         let runs = runs::RunBus::default();
-        if let db::Db::Postgres(pool) = &db {
-            runs.listen_postgres(pool.clone());
-        }
+        let bus = runs.clone();
+        db.listen_runs(move |run, seq| bus.announce(run, seq));
         Ok(Self {
             db,
             cfg: Arc::new(cfg),

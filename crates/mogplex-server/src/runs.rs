@@ -4,7 +4,8 @@
 //! anyone else it does not exist (404).
 //!
 //! Live delivery: every append is announced on an in-process broadcast; with PostgreSQL the
-//! append also NOTIFYs and every server process LISTENs, so subscribers on any process hear it.
+//! append NOTIFYs and every server process LISTENs (`Db::listen_runs`), so subscribers on any
+//! process hear it.
 //! A subscriber subscribes before it reads history, and always reads from the database what comes
 //! after the last event it sent, so nothing falls between history and live.
 
@@ -38,35 +39,6 @@ impl Default for RunBus {
 impl RunBus {
     pub fn announce(&self, run_id: &str, seq: i64) {
         let _ = self.0.send((run_id.to_owned(), seq));
-    }
-
-    /// With PostgreSQL: relays NOTIFYs from every process to this one's bus, forever.
-    pub fn listen_postgres(&self, pool: sqlx::PgPool) {
-        let bus = self.clone();
-        tokio::spawn(async move {
-            loop {
-                let listener = async {
-                    let mut l = sqlx::postgres::PgListener::connect_with(&pool).await?;
-                    l.listen("mogplex_runs").await?;
-                    loop {
-                        let n = l.recv().await?;
-                        if let Some((run, seq)) = n.payload().rsplit_once(':')
-                            && let Ok(seq) = seq.parse()
-                        {
-                            bus.announce(run, seq);
-                        }
-                    }
-                    #[allow(unreachable_code)]
-                    Ok::<(), sqlx::Error>(())
-                };
-                if let Err(e) = listener.await {
-                    crate::warn_line!(
-                        "mogplex-server: run notifications interrupted ({e}); reconnecting"
-                    );
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        });
     }
 }
 
@@ -166,11 +138,11 @@ pub async fn append(
     if !v.is_object() {
         return Err(bad("an event is a JSON object"));
     }
-    let seq = s.db.append_run_event(&id, &v.to_string()).await?;
-    if matches!(s.db, crate::db::Db::Sqlite(_)) {
-        s.runs.announce(&id, seq);
+    let appended = s.db.append_run_event(&id, &v.to_string()).await?;
+    if !appended.heard_by_listeners {
+        s.runs.announce(&id, appended.seq);
     }
-    let appended = AppendedRunEvent { id: seq };
+    let appended = AppendedRunEvent { id: appended.seq };
     Ok((StatusCode::CREATED, Json(V1Ok::new(appended))).into_response())
 }
 
