@@ -270,8 +270,12 @@ fn main() -> ExitCode {
 
 async fn connect(url: &str) -> Result<Db, Failure> {
     Db::connect(url).await.map_err(|e| {
-        Failure::new(format!("cannot open the database: {e}"))
-            .hint("pass --database sqlite:///path/to/mogplex.db or postgres://user@host/db, and check the server is reachable")
+        let hint = if e.is_migration() {
+            "this database was migrated by another release of mogplex-server: run the release that migrated it"
+        } else {
+            "pass --database sqlite:///path/to/mogplex.db or postgres://user@host/db, and check the server is reachable"
+        };
+        Failure::new(format!("cannot open the database: {e}")).hint(hint)
     })
 }
 

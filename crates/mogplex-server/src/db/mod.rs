@@ -78,6 +78,17 @@ pub enum DbError {
     BadUrl(String),
     #[error(transparent)]
     Sqlx(#[from] sqlx::Error),
+    #[error("cannot migrate the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot migrate the database: {0}")]
+    Legacy(String),
+}
+
+impl DbError {
+    /// Whether the schema, not the connection, is the problem.
+    pub fn is_migration(&self) -> bool {
+        matches!(self, DbError::Migrate(_) | DbError::Legacy(_))
+    }
 }
 
 impl Db {

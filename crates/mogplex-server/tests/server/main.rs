@@ -8,6 +8,7 @@ mod device;
 mod gateway;
 pub mod harness;
 mod limits;
+mod migrations;
 mod oauth;
 mod runs;
 mod signin;
