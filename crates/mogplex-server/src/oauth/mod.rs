@@ -1,10 +1,14 @@
 //! The OAuth 2.1 authorization server for the public client `mogplex-cli` (SPEC sections 4, 7):
 //! RFC 8414 metadata, authorization code with PKCE S256 only, refresh rotation with reuse
-//! detection, RFC 7009 revocation and the RFC 8628 device grant.
+//! detection, RFC 7009 revocation and the RFC 8628 device grant. The token endpoint, one function
+//! per grant, is in [`token`].
 
 use crate::AppState;
+mod token;
+pub use token::token;
+
 use crate::crypto::{self, now};
-use crate::db::{CodeRow, Grant, Refresh};
+use crate::db::CodeRow;
 use crate::error::AppError;
 use crate::web::{Form, signed_in_user, to_login};
 use axum::Json;
@@ -17,9 +21,7 @@ use mogplex_protocol::oauth::{
     LOOPBACK_PORTS, PKCE_METHOD, REFRESH_TOKEN_GRANT, SUPPORTED_SCOPES, error_code,
     loopback_redirect_uri,
 };
-use mogplex_protocol::{
-    AuthorizationServerMetadata, DeviceAuthorizationResponse, TokenResponse, routes,
-};
+use mogplex_protocol::{AuthorizationServerMetadata, DeviceAuthorizationResponse, routes};
 
 fn strings(items: &[&str]) -> Option<Vec<String>> {
     Some(items.iter().map(|s| (*s).to_owned()).collect())
@@ -233,27 +235,9 @@ pub async fn authorize(
     ))
 }
 
-/// A token response: `Cache-Control: no-store` (RFC 6749 §5.1).
-fn token_response(access: String, refresh: String, scope: &str, expires_in: i64) -> Response {
-    let mut r = Json(TokenResponse {
-        access_token: access,
-        token_type: "Bearer".to_owned(),
-        expires_in: Some(expires_in),
-        refresh_token: Some(refresh),
-        scope: Some(scope.to_owned()),
-        id_token: None,
-    })
-    .into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r.headers_mut()
-        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-    r
-}
-
 /// Parses a form POST body for an OAuth endpoint: the content type must be a form, and no
 /// parameter may appear twice.
-fn oauth_form(headers: &HeaderMap, body: &[u8]) -> Result<Form, AppError> {
+pub(crate) fn oauth_form(headers: &HeaderMap, body: &[u8]) -> Result<Form, AppError> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -273,224 +257,21 @@ fn oauth_form(headers: &HeaderMap, body: &[u8]) -> Result<Form, AppError> {
     Form::parse(body).map_err(|e| AppError::oauth(error_code::INVALID_REQUEST, e))
 }
 
-fn required<'a>(f: &'a Form, name: &str) -> Result<&'a str, AppError> {
+pub(crate) fn required<'a>(f: &'a Form, name: &str) -> Result<&'a str, AppError> {
     f.get(name)
         .filter(|v| !v.is_empty())
         .ok_or_else(|| AppError::oauth(error_code::INVALID_REQUEST, format!("{name} is required")))
 }
 
-struct NewTokens {
-    access: String,
-    refresh: String,
-    access_expires: i64,
-    refresh_expires: i64,
-}
-
-fn new_tokens(s: &AppState) -> NewTokens {
-    let t = now();
-    NewTokens {
-        access: crypto::token("mog_at_"),
-        refresh: crypto::token("mog_rt_"),
-        access_expires: t + s.cfg.access_ttl,
-        refresh_expires: t + s.cfg.refresh_idle_ttl,
-    }
-}
-
-/// Starts a new sign-in (token family) for `grant` and answers with its first tokens.
-async fn start_sign_in(s: &AppState, family_id: &str, grant: &Grant) -> Result<Response, AppError> {
-    let t = new_tokens(s);
-    s.db.start_family(
-        family_id,
-        grant,
-        &t.access,
-        t.access_expires,
-        &t.refresh,
-        t.refresh_expires,
-    )
-    .await?;
-    Ok(token_response(
-        t.access,
-        t.refresh,
-        &grant.scope,
-        s.cfg.access_ttl,
-    ))
-}
-
-pub async fn token(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, AppError> {
-    let f = oauth_form(&headers, &body)?;
-    let client_id = required(&f, "client_id")?;
-    if client_id != CLIENT_ID {
-        return Err(AppError::oauth(
+/// Client authentication of the public client: `client_id` must name the registered client.
+pub(crate) fn check_client(client_id: &str) -> Result<(), AppError> {
+    if client_id == CLIENT_ID {
+        Ok(())
+    } else {
+        Err(AppError::oauth(
             error_code::INVALID_CLIENT,
             "unknown client",
-        ));
-    }
-    match required(&f, "grant_type")? {
-        AUTHORIZATION_CODE_GRANT => {
-            let code = required(&f, "code")?;
-            let redirect_uri = required(&f, "redirect_uri")?;
-            let verifier = required(&f, "code_verifier")?;
-            if !crypto::valid_pkce_string(verifier) {
-                return Err(AppError::oauth(
-                    error_code::INVALID_REQUEST,
-                    "code_verifier must be 43 to 128 unreserved characters",
-                ));
-            }
-            let family_id = crypto::id("fam_");
-            let invalid = || {
-                AppError::oauth(
-                    error_code::INVALID_GRANT,
-                    "the authorization code is invalid, expired or already used",
-                )
-            };
-            let row =
-                s.db.redeem_code(code, &family_id)
-                    .await?
-                    .ok_or_else(invalid)?;
-            if row.expires_at <= now()
-                || row.client_id != client_id
-                || row.redirect_uri != redirect_uri
-            {
-                return Err(invalid());
-            }
-            if !crypto::verify_pkce(verifier, &row.code_challenge) {
-                return Err(AppError::oauth(
-                    error_code::INVALID_GRANT,
-                    "the code_verifier does not match the code_challenge",
-                ));
-            }
-            let grant = Grant {
-                user_id: row.user_id,
-                client_id: row.client_id,
-                scope: row.scope,
-            };
-            start_sign_in(&s, &family_id, &grant).await
-        }
-        REFRESH_TOKEN_GRANT => {
-            let refresh = required(&f, "refresh_token")?;
-            let t = new_tokens(&s);
-            match s
-                .db
-                .rotate_refresh(
-                    refresh,
-                    client_id,
-                    &t.access,
-                    t.access_expires,
-                    &t.refresh,
-                    t.refresh_expires,
-                )
-                .await?
-            {
-                Refresh::Rotated { grant, .. } => {
-                    if let Some(requested) = f.get("scope").filter(|v| !v.is_empty()) {
-                        let granted: Vec<&str> = grant.scope.split(' ').collect();
-                        if !requested
-                            .split(' ')
-                            .filter(|p| !p.is_empty())
-                            .all(|p| granted.contains(&p))
-                        {
-                            return Err(AppError::oauth(
-                                error_code::INVALID_SCOPE,
-                                "a refresh cannot widen the scope",
-                            ));
-                        }
-                    }
-                    Ok(token_response(
-                        t.access,
-                        t.refresh,
-                        &grant.scope,
-                        s.cfg.access_ttl,
-                    ))
-                }
-                Refresh::Reused => Err(AppError::oauth(
-                    error_code::INVALID_GRANT,
-                    "the refresh token was already used; every token of this sign-in has been revoked",
-                )),
-                Refresh::Invalid => Err(AppError::oauth(
-                    error_code::INVALID_GRANT,
-                    "the refresh token is invalid, expired or revoked",
-                )),
-            }
-        }
-        DEVICE_CODE_GRANT => {
-            let device_code = required(&f, "device_code")?;
-            let Some(row) = s.db.poll_device(device_code).await? else {
-                return Err(AppError::oauth(
-                    error_code::INVALID_GRANT,
-                    "unknown device code",
-                ));
-            };
-            if row.client_id != client_id {
-                return Err(AppError::oauth(
-                    error_code::INVALID_GRANT,
-                    "the device code was issued to another client",
-                ));
-            }
-            let t0 = now();
-            if row.expires_at <= t0 {
-                return Err(AppError::oauth(
-                    error_code::EXPIRED_TOKEN,
-                    "the device code has expired; start again",
-                ));
-            }
-            match row.status.as_str() {
-                "denied" => {
-                    return Err(AppError::oauth(
-                        error_code::ACCESS_DENIED,
-                        "the sign-in was denied",
-                    ));
-                }
-                "redeemed" => {
-                    return Err(AppError::oauth(
-                        error_code::INVALID_GRANT,
-                        "the device code was already used",
-                    ));
-                }
-                _ => {}
-            }
-            if row
-                .last_polled_at
-                .is_some_and(|last| t0 - last < row.interval_secs)
-            {
-                return Err(AppError::oauth(
-                    error_code::SLOW_DOWN,
-                    format!("poll at most every {} seconds", row.interval_secs + 5),
-                ));
-            }
-            if row.status == "pending" {
-                return Err(AppError::oauth(
-                    error_code::AUTHORIZATION_PENDING,
-                    "waiting for the user to approve",
-                ));
-            }
-            let (Some(user_id), "approved") = (row.user_id, row.status.as_str()) else {
-                return Err(AppError::oauth(
-                    error_code::INVALID_GRANT,
-                    "the device code is not usable",
-                ));
-            };
-            let family_id = crypto::id("fam_");
-            if !s.db.redeem_device(device_code, &family_id).await? {
-                return Err(AppError::oauth(
-                    error_code::INVALID_GRANT,
-                    "the device code was already used",
-                ));
-            }
-            let grant = Grant {
-                user_id,
-                client_id: row.client_id,
-                scope: row.scope,
-            };
-            start_sign_in(&s, &family_id, &grant).await
-        }
-        _ => Err(AppError::oauth(
-            error_code::UNSUPPORTED_GRANT_TYPE,
-            "grant_type must be authorization_code, refresh_token or the device code grant",
-        )),
+        ))
     }
 }
 
@@ -501,13 +282,8 @@ pub async fn revoke(
     body: Bytes,
 ) -> Result<Response, AppError> {
     let f = oauth_form(&headers, &body)?;
-    if let Some(c) = f.get("client_id")
-        && c != CLIENT_ID
-    {
-        return Err(AppError::oauth(
-            error_code::INVALID_CLIENT,
-            "unknown client",
-        ));
+    if let Some(c) = f.get("client_id") {
+        check_client(c)?;
     }
     let token = required(&f, "token")?;
     s.db.revoke_token(token).await?;
@@ -524,12 +300,7 @@ pub async fn device_authorization(
     body: Bytes,
 ) -> Result<Response, AppError> {
     let f = oauth_form(&headers, &body)?;
-    if required(&f, "client_id")? != CLIENT_ID {
-        return Err(AppError::oauth(
-            error_code::INVALID_CLIENT,
-            "unknown client",
-        ));
-    }
+    check_client(required(&f, "client_id")?)?;
     let scope = check_scope(f.get("scope")).map_err(|_| {
         AppError::oauth(
             error_code::INVALID_SCOPE,
