@@ -13,6 +13,7 @@ use crate::error::www_authenticate;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
 use mogplex_protocol::{
     ApiErrorBody, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage,
@@ -266,10 +267,7 @@ fn echo(req: &ChatCompletionRequest) -> Response {
             },
             usage,
         };
-        format!(
-            "data: {}\n\n",
-            serde_json::to_string(&c).unwrap_or_default()
-        )
+        Event::default().data(serde_json::to_string(&c).unwrap_or_default())
     };
     let mut frames = vec![chunk(
         ChunkDelta {
@@ -293,20 +291,9 @@ fn echo(req: &ChatCompletionRequest) -> Response {
     if req.stream_options.as_ref().is_some_and(|o| o.include_usage) {
         frames.push(chunk(ChunkDelta::default(), None, Some(usage)));
     }
-    frames.push("data: [DONE]\n\n".into());
-    let stream = futures_util::stream::iter(
-        frames
-            .into_iter()
-            .map(|f| Ok::<_, std::convert::Infallible>(Bytes::from(f))),
-    );
-    let mut r = Response::new(Body::from_stream(stream));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    r
+    frames.push(Event::default().data("[DONE]"));
+    let frames = frames.into_iter().map(Ok::<_, std::convert::Infallible>);
+    Sse::new(futures_util::stream::iter(frames)).into_response()
 }
 
 /// Replaces the upstream key wherever an upstream echoes it back.
