@@ -126,8 +126,8 @@ pub async fn mcp_servers(
                         }
                     }
                 }
-                _ => crate::warn_line!(
-                    "mogplex-server: the secret values of MCP server {name} could not be decrypted (check MOGPLEX_SECRETS_KEY)"
+                _ => tracing::warn!(
+                    "the secret values of MCP server {name} could not be decrypted (check MOGPLEX_SECRETS_KEY)"
                 ),
             }
         }

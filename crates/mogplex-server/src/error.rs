@@ -123,11 +123,11 @@ impl IntoResponse for AppError {
                 message,
             } => (status, crate::pages::message_page(&title, &message)).into_response(),
             AppError::Db(e) => {
-                crate::warn_line!("mogplex-server: storage error: {e}");
+                tracing::error!("storage error: {e}");
                 server_error("a storage error occurred")
             }
             AppError::Internal(e) => {
-                crate::warn_line!("mogplex-server: internal error: {e}");
+                tracing::error!("internal error: {e}");
                 server_error("an internal error occurred")
             }
         }

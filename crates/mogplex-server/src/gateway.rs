@@ -202,8 +202,8 @@ pub async fn chat_completions(
         "echo" => echo(&req),
         "openai" => proxy(&s, &model, &body).await,
         other => {
-            crate::warn_line!(
-                "mogplex-server: model {} has an unknown upstream kind `{other}`",
+            tracing::warn!(
+                "model {} has an unknown upstream kind `{other}`",
                 model.slug
             );
             api_error(
@@ -323,8 +323,8 @@ async fn proxy(s: &AppState, m: &crate::db::ModelRow, body: &[u8]) -> Response {
         return misconfigured();
     };
     let Some(key) = s.cfg.var(key_env) else {
-        crate::warn_line!(
-            "mogplex-server: model {} needs the environment variable {key_env}, which is not set",
+        tracing::warn!(
+            "model {} needs the environment variable {key_env}, which is not set",
             m.slug
         );
         return misconfigured();
@@ -349,7 +349,7 @@ async fn proxy(s: &AppState, m: &crate::db::ModelRow, body: &[u8]) -> Response {
     {
         Ok(r) => r,
         Err(e) => {
-            crate::warn_line!("mogplex-server: upstream {url} unreachable: {e}");
+            tracing::warn!("upstream {url} unreachable: {e}");
             return api_error(
                 StatusCode::BAD_GATEWAY,
                 "the model's provider could not be reached; try again shortly",

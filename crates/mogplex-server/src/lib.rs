@@ -3,21 +3,12 @@
 //! A library first, so tests (and the `mogplex-server` binary) start it on any listener:
 //! [`AppState::new`] connects the database, [`app`] builds the router, [`serve`] runs it.
 
-/// A line for the operator on stderr. Never panics: a server whose stderr was closed (a
-/// supervisor, `2>&-`) keeps serving instead of losing the task that wanted to say something.
-#[macro_export]
-macro_rules! warn_line {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
-}
-
 pub mod api;
 pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod gateway;
+pub mod log;
 pub mod oauth;
 pub mod pages;
 pub mod password;
@@ -239,6 +230,7 @@ pub fn app(state: AppState) -> Router {
         .with_state(state);
 
     // Layers wrap from the bottom up, so a request meets them top to bottom:
+    // 0. the request's log span and its closing line (status, latency);
     // 1. catch-panic: a bug in any handler becomes a 500, not a dropped connection;
     // 2. security headers on every response (pages can never be framed);
     // 3. header-size limit, before any handler work;
@@ -257,6 +249,7 @@ pub fn app(state: AppState) -> Router {
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(log::trace_layer())
 }
 
 /// Serves until `shutdown` resolves. Client addresses are passed to handlers for throttling.

@@ -196,7 +196,7 @@ pub async fn events(
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    crate::warn_line!("mogplex-server: reading run events failed: {e}");
+                    tracing::warn!("reading run events failed: {e}");
                     return None;
                 }
             }

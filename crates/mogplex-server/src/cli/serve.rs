@@ -9,6 +9,7 @@ use mogplex_server::{AppState, Config, crypto, password};
 use std::net::SocketAddr;
 
 pub async fn serve(a: ServeArgs) -> Result<(), Failure> {
+    mogplex_server::log::init();
     let listener = bind(a.listen).await?;
     let addr = listener
         .local_addr()
@@ -20,14 +21,15 @@ pub async fn serve(a: ServeArgs) -> Result<(), Failure> {
     let state = AppState::new(&a.database, cfg)
         .await
         .map_err(|e| Failure::new(format!("cannot start: {e}")))?;
-    mogplex_server::warn_line!(
-        "mogplex-server: listening on {addr} as {public} ({} database)",
+    tracing::info!(
+        "listening on {addr} as {public} ({} database)",
         state.db.backend()
     );
     serve_until_signal(listener, state).await
 }
 
 pub async fn dev(a: DevArgs) -> Result<(), Failure> {
+    mogplex_server::log::init();
     if !a.listen.ip().is_loopback() {
         return Err(Failure::new("the dev server only listens on loopback")
             .hint("use --listen 127.0.0.1:PORT; for anything else use `serve`")

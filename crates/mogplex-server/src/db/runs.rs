@@ -137,9 +137,7 @@ mod postgres {
                 Ok::<(), sqlx::Error>(())
             };
             if let Err(e) = listener.await {
-                crate::warn_line!(
-                    "mogplex-server: run notifications interrupted ({e}); reconnecting"
-                );
+                tracing::warn!("run notifications interrupted ({e}); reconnecting");
             }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
