@@ -4,9 +4,12 @@ use crate::AppState;
 use crate::db::Principal;
 use crate::error::{AppError, www_authenticate};
 use axum::Json;
+use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use mogplex_protocol::routes;
 use mogplex_protocol::{AccountUser, McpServer, McpServers, UserResponse, V1Ok};
 
 /// What the `Authorization` header says.
@@ -138,4 +141,12 @@ pub async fn mcp_servers(
         });
     }
     Ok(Json(V1Ok::new(McpServers { servers })).into_response())
+}
+
+/// The user endpoint and the `/api/v1/` family (runs are in `crate::runs`).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(routes::USER, get(user))
+        .route(routes::MCP_SERVERS, get(mcp_servers))
+        .route("/api/v1/{*rest}", any(v1_fallback))
 }

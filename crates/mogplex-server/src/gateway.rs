@@ -10,11 +10,15 @@
 use crate::AppState;
 use crate::api::{Bearer, bearer};
 use crate::error::www_authenticate;
+use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use mogplex_protocol::routes;
 use mogplex_protocol::{
     ApiErrorBody, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage,
     ChunkChoice, ChunkDelta, CliModel, CompletionChoice, ModelCaps, Role, Usage,
@@ -401,6 +405,15 @@ async fn proxy(s: &AppState, m: &crate::db::ModelRow, body: &[u8]) -> Response {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r
+}
+
+/// The catalog and the chat completions endpoints (chat bodies may be larger).
+pub fn routes() -> Router<AppState> {
+    let chat = || post(chat_completions).layer(DefaultBodyLimit::max(MAX_CHAT_BODY));
+    Router::new()
+        .route(routes::MODELS, get(models))
+        .route(routes::INFERENCE, chat())
+        .route(routes::INFERENCE_ALIAS, chat())
 }
 
 #[cfg(test)]

@@ -21,7 +21,6 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
 use mogplex_protocol::routes;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -193,39 +192,13 @@ async fn not_found() -> Response {
 }
 
 pub fn app(state: AppState) -> Router {
-    let chat =
-        || post(gateway::chat_completions).layer(DefaultBodyLimit::max(gateway::MAX_CHAT_BODY));
+    // Each route module lists its own endpoints.
     let api = Router::new()
-        .route(routes::AUTHORIZATION_SERVER_METADATA, get(oauth::metadata))
-        .route(routes::AUTHORIZE, get(oauth::authorize))
-        .route(routes::TOKEN, post(oauth::token))
-        .route(routes::REVOKE, post(oauth::revoke))
-        .route(
-            routes::DEVICE_AUTHORIZATION,
-            post(oauth::device_authorization),
-        )
-        .route(routes::USER, get(api::user))
-        .route(routes::MODELS, get(gateway::models))
-        .route(routes::INFERENCE, chat())
-        .route(routes::INFERENCE_ALIAS, chat())
-        .route(routes::MCP_SERVERS, get(api::mcp_servers))
-        .route(routes::RUNS, post(runs::create))
-        .route(routes::RUN, get(runs::snapshot))
-        .route(routes::RUN_EVENTS, get(runs::events).post(runs::append))
-        .route("/api/v1/{*rest}", any(api::v1_fallback))
-        .route(routes::HOME_PAGE, get(web::home))
-        .route(
-            routes::LOGIN_PAGE,
-            get(web::login_page).post(web::login_submit),
-        )
-        .route(routes::LOGOUT, post(web::logout))
-        .route(
-            routes::DEVICE_PAGE,
-            get(web::device_page).post(web::device_submit),
-        )
-        .route(routes::DEVICE_APPROVE, post(web::device_approve))
-        .route(routes::MODELS_PAGE, get(web::models_page))
-        .route(routes::PLANS_PAGE, get(web::plans_page))
+        .merge(oauth::routes())
+        .merge(api::routes())
+        .merge(gateway::routes())
+        .merge(runs::routes())
+        .merge(web::routes())
         .fallback(not_found)
         .with_state(state);
 

@@ -13,11 +13,14 @@ use crate::AppState;
 use crate::api::require_principal;
 use crate::error::AppError;
 use axum::Json;
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use mogplex_protocol::routes;
 use mogplex_protocol::{AppendedRunEvent, RunInfo, V1Ok};
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -215,4 +218,12 @@ pub async fn events(
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
+}
+
+/// The runs endpoints.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(routes::RUNS, post(create))
+        .route(routes::RUN, get(snapshot))
+        .route(routes::RUN_EVENTS, get(events).post(append))
 }

@@ -10,10 +10,12 @@ use crate::crypto::{self, now};
 use crate::db::User;
 use crate::error::AppError;
 use crate::{AppState, pages};
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
 use mogplex_protocol::routes;
 use std::net::SocketAddr;
 
@@ -519,4 +521,16 @@ pub async fn plans_page(
         pages::esc(&user.email)
     );
     Ok(pages::layout("Plans & Billing", &body).into_response())
+}
+
+/// The browser pages.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(routes::HOME_PAGE, get(home))
+        .route(routes::LOGIN_PAGE, get(login_page).post(login_submit))
+        .route(routes::LOGOUT, post(logout))
+        .route(routes::DEVICE_PAGE, get(device_page).post(device_submit))
+        .route(routes::DEVICE_APPROVE, post(device_approve))
+        .route(routes::MODELS_PAGE, get(models_page))
+        .route(routes::PLANS_PAGE, get(plans_page))
 }

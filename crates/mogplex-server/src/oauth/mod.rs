@@ -12,10 +12,12 @@ use crate::db::CodeRow;
 use crate::error::AppError;
 use crate::web::{Form, signed_in_user, to_login};
 use axum::Json;
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
 use mogplex_protocol::oauth::{
     AUTHORIZATION_CODE_GRANT, CALLBACK_PATH, CLIENT_ID, DEFAULT_SCOPE, DEVICE_CODE_GRANT,
     LOOPBACK_PORTS, PKCE_METHOD, REFRESH_TOKEN_GRANT, SUPPORTED_SCOPES, error_code,
@@ -343,6 +345,16 @@ pub async fn device_authorization(
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(r)
+}
+
+/// The authorization server's endpoints.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(routes::AUTHORIZATION_SERVER_METADATA, get(metadata))
+        .route(routes::AUTHORIZE, get(authorize))
+        .route(routes::TOKEN, post(token))
+        .route(routes::REVOKE, post(revoke))
+        .route(routes::DEVICE_AUTHORIZATION, post(device_authorization))
 }
 
 #[cfg(test)]
