@@ -8,7 +8,8 @@
 //! Lines go to stderr through a writer that never fails: a server whose stderr was closed (a
 //! supervisor, `2>&-`, a parent that stopped reading) keeps serving instead of losing the task
 //! that wanted to say something. `MOGPLEX_LOG` sets the level (`error`, `warn`, `info`, the
-//! default, `debug`, `trace` or `off`).
+//! default, `debug`, `trace` or `off`); other crates' events (sqlx's PostgreSQL notices, hyper)
+//! show only from `warn` up, unless the level is `debug` or `trace`.
 
 use axum::extract::{MatchedPath, Request};
 use std::io::Write;
@@ -18,7 +19,9 @@ use tower_http::trace::{
     DefaultOnBodyChunk, DefaultOnEos, DefaultOnFailure, DefaultOnResponse, MakeSpan, TraceLayer,
 };
 use tracing::Level;
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// The variable that sets the level.
 pub const LEVEL_VAR: &str = "MOGPLEX_LOG";
@@ -30,12 +33,25 @@ pub fn init() {
         "" => Ok(LevelFilter::INFO),
         other => other.parse::<LevelFilter>(),
     };
-    let _ = tracing_subscriber::fmt()
-        .with_max_level(parsed.clone().unwrap_or(LevelFilter::INFO))
+    let level = parsed.clone().unwrap_or(LevelFilter::INFO);
+    // Other crates (sqlx's PostgreSQL notices, hyper) only for warnings, unless debugging.
+    let others = if level >= LevelFilter::DEBUG {
+        level
+    } else {
+        level.min(LevelFilter::WARN)
+    };
+    let filter = Targets::new()
+        .with_target("mogplex_server", level)
+        .with_target("tower_http", level)
+        .with_default(others);
+    let lines = tracing_subscriber::fmt::layer()
         .with_target(false)
         .with_ansi(false)
         .with_writer(|| QuietStderr)
-        .log_internal_errors(false)
+        .log_internal_errors(false);
+    let _ = tracing_subscriber::registry()
+        .with(lines)
+        .with(filter)
         .try_init();
     if parsed.is_err() {
         tracing::warn!(

@@ -830,3 +830,17 @@ async fn request_lines_name_routes_and_never_secrets() {
     }
     assert!(!text.contains("Bearer") && !text.contains("mog_"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn serve_says_where_it_listens_first_on_a_migrated_postgres() {
+    // Another crate's chatter (PostgreSQL's notice that the migrations table exists) is not the
+    // operator's first line: supervisors and the benchmark wait for "listening".
+    let s = TestServer::start(Backend::Postgres).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr.log");
+    let (server, _url) = start_serve(&s.database, &log);
+    drop(server);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let first = text.lines().next().unwrap_or_default();
+    assert!(first.contains(" INFO listening on 127.0.0.1:"), "{text}");
+}
