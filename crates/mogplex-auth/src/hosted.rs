@@ -214,6 +214,7 @@ mod tests {
                 id: "u1".into(),
                 email: "ada@example.com".into(),
                 name: None,
+                created_at: None,
             }),
             models: vec![],
             mcp: vec![

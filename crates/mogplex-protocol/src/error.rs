@@ -19,6 +19,19 @@ pub struct ApiError {
     pub code: Option<serde_json::Value>,
 }
 
+impl ApiErrorBody {
+    /// `{"error":{"message", "type", "code"}}`.
+    pub fn new(message: impl Into<String>, kind: &str, code: Option<&str>) -> Self {
+        Self {
+            error: ApiError {
+                message: message.into(),
+                kind: Some(kind.to_owned()),
+                code: code.map(|c| serde_json::Value::String(c.to_owned())),
+            },
+        }
+    }
+}
+
 impl ApiError {
     /// The code as text, whether the sender used a string or a number.
     pub fn code_str(&self) -> Option<String> {
@@ -41,4 +54,17 @@ pub struct V1ErrorBody {
 pub struct V1Error {
     pub code: String,
     pub message: String,
+}
+
+impl V1ErrorBody {
+    /// `{"ok":false,"error":{"code","message"}}`.
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            error: V1Error {
+                code: code.into(),
+                message: message.into(),
+            },
+        }
+    }
 }

@@ -4,9 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub const USER_PATH: &str = "/api/auth/user";
-pub const MCP_SERVERS_PATH: &str = "/api/v1/mogplex/mcp/servers";
-pub const RUNS_PATH: &str = "/api/v1/mogplex/runs";
+pub use crate::routes::{MCP_SERVERS as MCP_SERVERS_PATH, RUNS as RUNS_PATH, USER as USER_PATH};
 
 /// `GET /api/auth/user` → `{"user": …}` (`null` when the bearer is not signed in).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,6 +18,9 @@ pub struct AccountUser {
     pub email: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// When the account was created (RFC 3339).
+    #[serde(rename = "createdAt", default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
 }
 
 /// The `{"ok": true, "data": …}` envelope of `/api/v1/…`.
@@ -27,6 +28,13 @@ pub struct AccountUser {
 pub struct V1Ok<T> {
     pub ok: bool,
     pub data: T,
+}
+
+impl<T> V1Ok<T> {
+    /// `{"ok": true, "data": data}`.
+    pub fn new(data: T) -> Self {
+        Self { ok: true, data }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,10 +90,16 @@ pub struct RunInfo {
     pub title: String,
     #[serde(default)]
     pub created_at: Value,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_count: Option<i64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_event_id: Option<i64>,
+}
+
+/// `POST /api/v1/mogplex/runs/{id}/events` answers the appended event's sequence number.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppendedRunEvent {
+    pub id: i64,
 }
 
 /// The events the cockpit writes to a run. The server stores any JSON object; these are the

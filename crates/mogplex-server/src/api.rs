@@ -3,10 +3,14 @@
 use crate::AppState;
 use crate::db::Principal;
 use crate::error::{AppError, www_authenticate};
+use axum::Json;
+use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use axum::routing::{any, get};
+use mogplex_protocol::routes;
+use mogplex_protocol::{AccountUser, McpServer, McpServers, UserResponse, V1Ok};
 
 /// What the `Authorization` header says.
 #[derive(Debug)]
@@ -39,11 +43,11 @@ pub async fn bearer(s: &AppState, headers: &HeaderMap) -> Result<Bearer, AppErro
 
 /// `{"user":{…}}`; `{"user":null}` without credentials (200) or with a bad one (401).
 pub async fn user(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
+    let nobody = || Json(UserResponse { user: None });
     match bearer(&s, &headers).await? {
-        Bearer::None => Ok(axum::Json(json!({"user": null})).into_response()),
+        Bearer::None => Ok(nobody().into_response()),
         Bearer::Invalid => {
-            let mut r =
-                (StatusCode::UNAUTHORIZED, axum::Json(json!({"user": null}))).into_response();
+            let mut r = (StatusCode::UNAUTHORIZED, nobody()).into_response();
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 www_authenticate(Some("invalid_token")),
@@ -52,15 +56,21 @@ pub async fn user(State(s): State<AppState>, headers: HeaderMap) -> Result<Respo
         }
         Bearer::Valid(p) => {
             let Some(u) = s.db.user(&p.user_id).await? else {
-                return Ok(axum::Json(json!({"user": null})).into_response());
+                return Ok(nobody().into_response());
             };
-            let created = time::OffsetDateTime::from_unix_timestamp(u.created_at)
+            let created_at = time::OffsetDateTime::from_unix_timestamp(u.created_at)
                 .ok()
                 .and_then(|t| {
                     t.format(&time::format_description::well_known::Rfc3339)
                         .ok()
                 });
-            Ok(axum::Json(json!({"user": {"id": u.id, "email": u.email, "name": u.name, "createdAt": created}})).into_response())
+            let user = AccountUser {
+                id: u.id,
+                email: u.email,
+                name: Some(u.name),
+                created_at,
+            };
+            Ok(Json(UserResponse { user: Some(user) }).into_response())
         }
     }
 }
@@ -101,8 +111,8 @@ pub async fn mcp_servers(
         .then(|| crate::secrets::SecretBox::from_config(&s.cfg));
     let mut servers = Vec::with_capacity(rows.len());
     for (name, enabled, config, secrets) in rows {
-        let mut config: serde_json::Value =
-            serde_json::from_str(&config).unwrap_or_else(|_| json!({}));
+        let mut config: serde_json::Value = serde_json::from_str(&config)
+            .unwrap_or_else(|_| serde_json::Value::Object(Default::default()));
         if let Some(sealed) = secrets {
             let opened = match &sealer {
                 Some(Ok(b)) => b.open(&sealed).ok(),
@@ -119,12 +129,24 @@ pub async fn mcp_servers(
                         }
                     }
                 }
-                _ => crate::warn_line!(
-                    "mogplex-server: the secret values of MCP server {name} could not be decrypted (check MOGPLEX_SECRETS_KEY)"
+                _ => tracing::warn!(
+                    "the secret values of MCP server {name} could not be decrypted (check MOGPLEX_SECRETS_KEY)"
                 ),
             }
         }
-        servers.push(json!({"name": name, "enabled": enabled, "config": config}));
+        servers.push(McpServer {
+            name,
+            enabled,
+            config,
+        });
     }
-    Ok(axum::Json(json!({"ok": true, "data": {"servers": servers}})).into_response())
+    Ok(Json(V1Ok::new(McpServers { servers })).into_response())
+}
+
+/// The user endpoint and the `/api/v1/` family (runs are in `crate::runs`).
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(routes::USER, get(user))
+        .route(routes::MCP_SERVERS, get(mcp_servers))
+        .route("/api/v1/{*rest}", any(v1_fallback))
 }

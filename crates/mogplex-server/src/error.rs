@@ -4,9 +4,11 @@
 //! the `{"ok":false,"error":{…}}` envelope, pages answer HTML. A storage failure is the only 500,
 //! and its detail goes to the log, never to the client.
 
+use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use mogplex_protocol::oauth::error_code;
+use mogplex_protocol::{OAuthErrorBody, V1ErrorBody};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -41,10 +43,7 @@ pub enum AppError {
 impl AppError {
     pub fn oauth(code: &'static str, description: impl Into<String>) -> Self {
         let status = match code {
-            "invalid_client" => StatusCode::UNAUTHORIZED,
-            "slow_down" | "authorization_pending" | "expired_token" | "access_denied" => {
-                StatusCode::BAD_REQUEST
-            }
+            error_code::INVALID_CLIENT => StatusCode::UNAUTHORIZED,
             _ => StatusCode::BAD_REQUEST,
         };
         AppError::OAuth {
@@ -94,11 +93,7 @@ impl IntoResponse for AppError {
                 code,
                 description,
             } => {
-                let mut r = (
-                    status,
-                    axum::Json(json!({"error": code, "error_description": description})),
-                )
-                    .into_response();
+                let mut r = (status, Json(OAuthErrorBody::new(code, description))).into_response();
                 r.headers_mut()
                     .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 if status == StatusCode::UNAUTHORIZED {
@@ -115,11 +110,7 @@ impl IntoResponse for AppError {
                 message,
                 bearer_error,
             } => {
-                let mut r = (
-                    status,
-                    axum::Json(json!({"ok": false, "error": {"code": code, "message": message}})),
-                )
-                    .into_response();
+                let mut r = (status, Json(V1ErrorBody::new(code, message))).into_response();
                 if status == StatusCode::UNAUTHORIZED {
                     r.headers_mut()
                         .insert(header::WWW_AUTHENTICATE, www_authenticate(bearer_error));
@@ -132,15 +123,19 @@ impl IntoResponse for AppError {
                 message,
             } => (status, crate::pages::message_page(&title, &message)).into_response(),
             AppError::Db(e) => {
-                crate::warn_line!("mogplex-server: storage error: {e}");
-                (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"error": "server_error", "error_description": "a storage error occurred"})))
-                    .into_response()
+                tracing::error!("storage error: {e}");
+                server_error("a storage error occurred")
             }
             AppError::Internal(e) => {
-                crate::warn_line!("mogplex-server: internal error: {e}");
-                (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"error": "server_error", "error_description": "an internal error occurred"})))
-                    .into_response()
+                tracing::error!("internal error: {e}");
+                server_error("an internal error occurred")
             }
         }
     }
+}
+
+/// A 500 whose detail stays in the log.
+fn server_error(description: &str) -> Response {
+    let body = OAuthErrorBody::new(error_code::SERVER_ERROR, description);
+    (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
 }

@@ -10,15 +10,19 @@
 use crate::AppState;
 use crate::api::{Bearer, bearer};
 use crate::error::www_authenticate;
+use axum::Router;
 use axum::body::{Body, Bytes};
+use axum::extract::DefaultBodyLimit;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use mogplex_protocol::routes;
 use mogplex_protocol::{
-    ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage, ChunkChoice,
-    ChunkDelta, CliModel, CompletionChoice, ModelCaps, Role, Usage,
+    ApiErrorBody, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage,
+    ChunkChoice, ChunkDelta, CliModel, CompletionChoice, ModelCaps, Role, Usage,
 };
-use serde_json::json;
 
 pub const ECHO_MODEL: &str = "mogplex/echo";
 
@@ -72,13 +76,8 @@ fn echo_model() -> CliModel {
 
 /// An OpenAI-shaped error.
 fn api_error(status: StatusCode, message: &str, code: Option<&str>) -> Response {
-    let mut r = (
-        status,
-        axum::Json(
-            json!({"error": {"message": message, "type": "invalid_request_error", "code": code}}),
-        ),
-    )
-        .into_response();
+    let body = ApiErrorBody::new(message, "invalid_request_error", code);
+    let mut r = (status, axum::Json(body)).into_response();
     if status == StatusCode::UNAUTHORIZED {
         r.headers_mut().insert(
             header::WWW_AUTHENTICATE,
@@ -207,8 +206,8 @@ pub async fn chat_completions(
         "echo" => echo(&req),
         "openai" => proxy(&s, &model, &body).await,
         other => {
-            crate::warn_line!(
-                "mogplex-server: model {} has an unknown upstream kind `{other}`",
+            tracing::warn!(
+                "model {} has an unknown upstream kind `{other}`",
                 model.slug
             );
             api_error(
@@ -272,10 +271,7 @@ fn echo(req: &ChatCompletionRequest) -> Response {
             },
             usage,
         };
-        format!(
-            "data: {}\n\n",
-            serde_json::to_string(&c).unwrap_or_default()
-        )
+        Event::default().data(serde_json::to_string(&c).unwrap_or_default())
     };
     let mut frames = vec![chunk(
         ChunkDelta {
@@ -299,20 +295,9 @@ fn echo(req: &ChatCompletionRequest) -> Response {
     if req.stream_options.as_ref().is_some_and(|o| o.include_usage) {
         frames.push(chunk(ChunkDelta::default(), None, Some(usage)));
     }
-    frames.push("data: [DONE]\n\n".into());
-    let stream = futures_util::stream::iter(
-        frames
-            .into_iter()
-            .map(|f| Ok::<_, std::convert::Infallible>(Bytes::from(f))),
-    );
-    let mut r = Response::new(Body::from_stream(stream));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    r
+    frames.push(Event::default().data("[DONE]"));
+    let frames = frames.into_iter().map(Ok::<_, std::convert::Infallible>);
+    Sse::new(futures_util::stream::iter(frames)).into_response()
 }
 
 /// Replaces the upstream key wherever an upstream echoes it back.
@@ -342,8 +327,8 @@ async fn proxy(s: &AppState, m: &crate::db::ModelRow, body: &[u8]) -> Response {
         return misconfigured();
     };
     let Some(key) = s.cfg.var(key_env) else {
-        crate::warn_line!(
-            "mogplex-server: model {} needs the environment variable {key_env}, which is not set",
+        tracing::warn!(
+            "model {} needs the environment variable {key_env}, which is not set",
             m.slug
         );
         return misconfigured();
@@ -368,7 +353,7 @@ async fn proxy(s: &AppState, m: &crate::db::ModelRow, body: &[u8]) -> Response {
     {
         Ok(r) => r,
         Err(e) => {
-            crate::warn_line!("mogplex-server: upstream {url} unreachable: {e}");
+            tracing::warn!("upstream {url} unreachable: {e}");
             return api_error(
                 StatusCode::BAD_GATEWAY,
                 "the model's provider could not be reached; try again shortly",
@@ -406,7 +391,12 @@ async fn proxy(s: &AppState, m: &crate::db::ModelRow, body: &[u8]) -> Response {
     let stream = upstream.bytes_stream().map(move |chunk| match chunk {
         Ok(b) => Ok::<_, std::convert::Infallible>(b),
         Err(e) => {
-            let frame = json!({"error": {"message": format!("the model's provider stream failed: {e}"), "type": "upstream_error"}});
+            let frame = ApiErrorBody::new(
+                format!("the model's provider stream failed: {e}"),
+                "upstream_error",
+                None,
+            );
+            let frame = serde_json::to_string(&frame).unwrap_or_default();
             Ok(Bytes::from(format!("data: {frame}\n\n")))
         }
     });
@@ -415,6 +405,15 @@ async fn proxy(s: &AppState, m: &crate::db::ModelRow, body: &[u8]) -> Response {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r
+}
+
+/// The catalog and the chat completions endpoints (chat bodies may be larger).
+pub fn routes() -> Router<AppState> {
+    let chat = || post(chat_completions).layer(DefaultBodyLimit::max(MAX_CHAT_BODY));
+    Router::new()
+        .route(routes::MODELS, get(models))
+        .route(routes::INFERENCE, chat())
+        .route(routes::INFERENCE_ALIAS, chat())
 }
 
 #[cfg(test)]

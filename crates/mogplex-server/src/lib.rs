@@ -3,21 +3,12 @@
 //! A library first, so tests (and the `mogplex-server` binary) start it on any listener:
 //! [`AppState::new`] connects the database, [`app`] builds the router, [`serve`] runs it.
 
-/// A line for the operator on stderr. Never panics: a server whose stderr was closed (a
-/// supervisor, `2>&-`) keeps serving instead of losing the task that wanted to say something.
-#[macro_export]
-macro_rules! warn_line {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
-}
-
 pub mod api;
 pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod gateway;
+pub mod log;
 pub mod oauth;
 pub mod pages;
 pub mod password;
@@ -30,14 +21,14 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use mogplex_protocol::routes;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 /// The one registered client: the Mogplex CLI, a public client (no secret).
-pub const CLIENT_ID: &str = "mogplex-cli";
+pub use mogplex_protocol::CLIENT_ID;
 /// Request bodies larger than this are refused with 413.
 pub const MAX_BODY: usize = 64 * 1024;
 /// Requests whose headers add up to more than this are refused with 431.
@@ -118,9 +109,8 @@ impl AppState {
             .build()
             .map_err(|e| e.to_string())?;
         let runs = runs::RunBus::default();
-        if let db::Db::Postgres(pool) = &db {
-            runs.listen_postgres(pool.clone());
-        }
+        let bus = runs.clone();
+        db.listen_runs(move |run, seq| bus.announce(run, seq));
         Ok(Self {
             db,
             cfg: Arc::new(cfg),
@@ -151,7 +141,7 @@ async fn limit_headers(req: Request, next: Next) -> Response {
 
 /// The body limit of a path: chat requests may be larger than everything else.
 fn body_limit(path: &str) -> usize {
-    if path.starts_with("/api/cli/") {
+    if path.starts_with(routes::CLI_PREFIX) {
         gateway::MAX_CHAT_BODY
     } else {
         MAX_BODY
@@ -183,10 +173,10 @@ async fn shape_errors(req: Request, next: Next) -> Response {
     };
     if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
         let description = format!("the request body is over {} KiB", body_limit(&path) / 1024);
-        return if path.starts_with("/api/auth/mcp/") {
+        return if path.starts_with(routes::OAUTH_PREFIX) {
             error::AppError::OAuth {
                 status: StatusCode::PAYLOAD_TOO_LARGE,
-                code: "invalid_request",
+                code: mogplex_protocol::oauth::error_code::INVALID_REQUEST,
                 description,
             }
             .into_response()
@@ -202,44 +192,18 @@ async fn not_found() -> Response {
 }
 
 pub fn app(state: AppState) -> Router {
+    // Each route module lists its own endpoints.
     let api = Router::new()
-        .route(
-            "/.well-known/oauth-authorization-server",
-            get(oauth::metadata),
-        )
-        .route("/api/auth/mcp/authorize", get(oauth::authorize))
-        .route("/api/auth/mcp/token", post(oauth::token))
-        .route("/api/auth/mcp/revoke", post(oauth::revoke))
-        .route("/api/auth/mcp/device", post(oauth::device_authorization))
-        .route("/api/auth/user", get(api::user))
-        .route("/api/models", get(gateway::models))
-        .route(
-            "/api/cli/inference/chat/completions",
-            post(gateway::chat_completions).layer(DefaultBodyLimit::max(gateway::MAX_CHAT_BODY)),
-        )
-        .route(
-            "/api/cli/openai/chat/completions",
-            post(gateway::chat_completions).layer(DefaultBodyLimit::max(gateway::MAX_CHAT_BODY)),
-        )
-        .route("/api/v1/mogplex/mcp/servers", get(api::mcp_servers))
-        .route("/api/v1/mogplex/runs", post(runs::create))
-        .route("/api/v1/mogplex/runs/{id}", get(runs::snapshot))
-        .route(
-            "/api/v1/mogplex/runs/{id}/events",
-            get(runs::events).post(runs::append),
-        )
-        .route("/api/v1/{*rest}", any(api::v1_fallback))
-        .route("/", get(web::home))
-        .route("/login", get(web::login_page).post(web::login_submit))
-        .route("/logout", post(web::logout))
-        .route("/device", get(web::device_page).post(web::device_submit))
-        .route("/device/approve", post(web::device_approve))
-        .route("/web/models", get(web::models_page))
-        .route("/plans-and-billing", get(web::plans_page))
+        .merge(oauth::routes())
+        .merge(api::routes())
+        .merge(gateway::routes())
+        .merge(runs::routes())
+        .merge(web::routes())
         .fallback(not_found)
         .with_state(state);
 
     // Layers wrap from the bottom up, so a request meets them top to bottom:
+    // 0. the request's log span and its closing line (status, latency);
     // 1. catch-panic: a bug in any handler becomes a 500, not a dropped connection;
     // 2. security headers on every response (pages can never be framed);
     // 3. header-size limit, before any handler work;
@@ -258,6 +222,7 @@ pub fn app(state: AppState) -> Router {
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(log::trace_layer())
 }
 
 /// Serves until `shutdown` resolves. Client addresses are passed to handlers for throttling.

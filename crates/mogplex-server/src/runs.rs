@@ -4,19 +4,24 @@
 //! anyone else it does not exist (404).
 //!
 //! Live delivery: every append is announced on an in-process broadcast; with PostgreSQL the
-//! append also NOTIFYs and every server process LISTENs, so subscribers on any process hear it.
+//! append NOTIFYs and every server process LISTENs (`Db::listen_runs`), so subscribers on any
+//! process hear it.
 //! A subscriber subscribes before it reads history, and always reads from the database what comes
 //! after the last event it sent, so nothing falls between history and live.
 
 use crate::AppState;
 use crate::api::require_principal;
 use crate::error::AppError;
+use axum::Json;
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use axum::routing::{get, post};
+use mogplex_protocol::routes;
+use mogplex_protocol::{AppendedRunEvent, RunInfo, V1Ok};
 use std::time::Duration;
 use tokio::sync::broadcast;
 
@@ -37,35 +42,6 @@ impl Default for RunBus {
 impl RunBus {
     pub fn announce(&self, run_id: &str, seq: i64) {
         let _ = self.0.send((run_id.to_owned(), seq));
-    }
-
-    /// With PostgreSQL: relays NOTIFYs from every process to this one's bus, forever.
-    pub fn listen_postgres(&self, pool: sqlx::PgPool) {
-        let bus = self.clone();
-        tokio::spawn(async move {
-            loop {
-                let listener = async {
-                    let mut l = sqlx::postgres::PgListener::connect_with(&pool).await?;
-                    l.listen("mogplex_runs").await?;
-                    loop {
-                        let n = l.recv().await?;
-                        if let Some((run, seq)) = n.payload().rsplit_once(':')
-                            && let Ok(seq) = seq.parse()
-                        {
-                            bus.announce(run, seq);
-                        }
-                    }
-                    #[allow(unreachable_code)]
-                    Ok::<(), sqlx::Error>(())
-                };
-                if let Err(e) = listener.await {
-                    crate::warn_line!(
-                        "mogplex-server: run notifications interrupted ({e}); reconnecting"
-                    );
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        });
     }
 }
 
@@ -110,11 +86,14 @@ pub async fn create(
             .collect()
     };
     let (id, created) = s.db.create_run(&p.user_id, &title).await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(json!({"ok": true, "data": {"id": id, "title": title, "createdAt": created}})),
-    )
-        .into_response())
+    let run = RunInfo {
+        id,
+        title,
+        created_at: created.into(),
+        event_count: None,
+        last_event_id: None,
+    };
+    Ok((StatusCode::CREATED, Json(V1Ok::new(run))).into_response())
 }
 
 pub async fn snapshot(
@@ -128,8 +107,14 @@ pub async fn snapshot(
     }
     let (title, created, count, last) =
         s.db.run_of(&id, &p.user_id).await?.ok_or_else(not_found)?;
-    Ok(axum::Json(json!({"ok": true, "data": {"id": id, "title": title, "createdAt": created, "eventCount": count, "lastEventId": last}}))
-        .into_response())
+    let run = RunInfo {
+        id,
+        title,
+        created_at: created.into(),
+        event_count: Some(count),
+        last_event_id: Some(last),
+    };
+    Ok(Json(V1Ok::new(run)).into_response())
 }
 
 pub async fn append(
@@ -156,15 +141,12 @@ pub async fn append(
     if !v.is_object() {
         return Err(bad("an event is a JSON object"));
     }
-    let seq = s.db.append_run_event(&id, &v.to_string()).await?;
-    if matches!(s.db, crate::db::Db::Sqlite(_)) {
-        s.runs.announce(&id, seq);
+    let appended = s.db.append_run_event(&id, &v.to_string()).await?;
+    if !appended.heard_by_listeners {
+        s.runs.announce(&id, appended.seq);
     }
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(json!({"ok": true, "data": {"id": seq}})),
-    )
-        .into_response())
+    let appended = AppendedRunEvent { id: appended.seq };
+    Ok((StatusCode::CREATED, Json(V1Ok::new(appended))).into_response())
 }
 
 struct Follow {
@@ -217,7 +199,7 @@ pub async fn events(
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    crate::warn_line!("mogplex-server: reading run events failed: {e}");
+                    tracing::warn!("reading run events failed: {e}");
                     return None;
                 }
             }
@@ -236,4 +218,12 @@ pub async fn events(
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
+}
+
+/// The runs endpoints.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(routes::RUNS, post(create))
+        .route(routes::RUN, get(snapshot))
+        .route(routes::RUN_EVENTS, get(events).post(append))
 }

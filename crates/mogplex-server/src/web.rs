@@ -10,10 +10,13 @@ use crate::crypto::{self, now};
 use crate::db::User;
 use crate::error::AppError;
 use crate::{AppState, pages};
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use mogplex_protocol::routes;
 use std::net::SocketAddr;
 
 /// Sign-in attempts allowed per account, and per client address, in a 15-minute window.
@@ -115,11 +118,14 @@ fn page_form(body: &[u8]) -> Result<Form, AppError> {
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n)
-            if (n.starts_with("/api/auth/mcp/authorize?")
-                || n == "/device"
-                || n.starts_with("/device?")
-                || n == "/web/models"
-                || n == "/plans-and-billing")
+            if (n
+                .strip_prefix(routes::AUTHORIZE)
+                .is_some_and(|q| q.starts_with('?'))
+                || n == routes::DEVICE_PAGE
+                || n.strip_prefix(routes::DEVICE_PAGE)
+                    .is_some_and(|q| q.starts_with('?'))
+                || n == routes::MODELS_PAGE
+                || n == routes::PLANS_PAGE)
                 && !n.contains('\\')
                 && !n.chars().any(char::is_control) =>
         {
@@ -282,7 +288,7 @@ pub async fn logout(
 
 pub async fn home(State(s): State<AppState>, headers: HeaderMap) -> Result<Response, AppError> {
     let Some(user) = signed_in_user(&s, &headers).await? else {
-        return Ok(Redirect::to("/login").into_response());
+        return Ok(Redirect::to(routes::LOGIN_PAGE).into_response());
     };
     let (csrf, set) = csrf_token(&s, &headers);
     let body = format!(
@@ -297,11 +303,12 @@ pub async fn home(State(s): State<AppState>, headers: HeaderMap) -> Result<Respo
     ))
 }
 
-fn to_login(next: &str) -> Response {
+/// The sign-in page, coming back to `next` afterwards.
+pub fn to_login(next: &str) -> Response {
     let q = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("next", next)
         .finish();
-    Redirect::to(&format!("/login?{q}")).into_response()
+    Redirect::to(&format!("{}?{q}", routes::LOGIN_PAGE)).into_response()
 }
 
 #[derive(Debug, serde::Deserialize)]
@@ -318,10 +325,11 @@ pub async fn device_page(
     let prefill = q.user_code.unwrap_or_default();
     let Some(user) = signed_in_user(&s, &headers).await? else {
         let next = if prefill.is_empty() {
-            "/device".to_owned()
+            routes::DEVICE_PAGE.to_owned()
         } else {
             format!(
-                "/device?{}",
+                "{}?{}",
+                routes::DEVICE_PAGE,
                 url::form_urlencoded::Serializer::new(String::new())
                     .append_pair("user_code", &prefill)
                     .finish()
@@ -356,7 +364,7 @@ pub async fn device_submit(
 ) -> Result<Response, AppError> {
     let form = page_form(&body)?;
     let Some(user) = signed_in_user(&s, &headers).await? else {
-        return Ok(to_login("/device"));
+        return Ok(to_login(routes::DEVICE_PAGE));
     };
     check_csrf(&s, &headers, &form)?;
     let (csrf, _) = csrf_token(&s, &headers);
@@ -413,7 +421,7 @@ pub async fn device_approve(
 ) -> Result<Response, AppError> {
     let form = page_form(&body)?;
     let Some(user) = signed_in_user(&s, &headers).await? else {
-        return Ok(to_login("/device"));
+        return Ok(to_login(routes::DEVICE_PAGE));
     };
     check_csrf(&s, &headers, &form)?;
     let approve = match form.get("decision") {
@@ -469,7 +477,7 @@ pub async fn models_page(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let Some(user) = signed_in_user(&s, &headers).await? else {
-        return Ok(to_login_any("/web/models"));
+        return Ok(to_login(routes::MODELS_PAGE));
     };
     let plan = s.db.user_plan(&user.id).await?;
     let rows = s.db.plan_models(&user.id).await?;
@@ -499,7 +507,7 @@ pub async fn plans_page(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let Some(user) = signed_in_user(&s, &headers).await? else {
-        return Ok(to_login_any("/plans-and-billing"));
+        return Ok(to_login(routes::PLANS_PAGE));
     };
     let plan = s.db.user_plan(&user.id).await?;
     let message = match plan {
@@ -515,10 +523,14 @@ pub async fn plans_page(
     Ok(pages::layout("Plans & Billing", &body).into_response())
 }
 
-/// Sign-in for pages other than the OAuth and device ones: back to `next` afterwards.
-fn to_login_any(next: &str) -> Response {
-    let q = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("next", next)
-        .finish();
-    Redirect::to(&format!("/login?{q}")).into_response()
+/// The browser pages.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(routes::HOME_PAGE, get(home))
+        .route(routes::LOGIN_PAGE, get(login_page).post(login_submit))
+        .route(routes::LOGOUT, post(logout))
+        .route(routes::DEVICE_PAGE, get(device_page).post(device_submit))
+        .route(routes::DEVICE_APPROVE, post(device_approve))
+        .route(routes::MODELS_PAGE, get(models_page))
+        .route(routes::PLANS_PAGE, get(plans_page))
 }

@@ -8,65 +8,25 @@ use crate::secret::Secret;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::Url;
-use serde::Deserialize;
 use sha2::Digest;
 use std::time::Duration;
 
-pub const CLIENT_ID: &str = "mogplex-cli";
-pub const SCOPE: &str = "openid profile email offline_access read write";
-pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+use mogplex_protocol::oauth::{
+    AUTHORIZATION_CODE_GRANT, PKCE_METHOD, REFRESH_TOKEN_GRANT, error_code,
+};
+pub use mogplex_protocol::oauth::{
+    CLIENT_ID, DEFAULT_SCOPE as SCOPE, DEVICE_CODE_GRANT as DEVICE_GRANT,
+};
+use mogplex_protocol::{OAuthErrorBody, UserResponse, routes};
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct Metadata {
-    pub issuer: String,
-    pub authorization_endpoint: String,
-    pub token_endpoint: String,
-    #[serde(default)]
-    pub revocation_endpoint: Option<String>,
-    #[serde(default)]
-    pub device_authorization_endpoint: Option<String>,
-    #[serde(default)]
-    pub authorization_response_iss_parameter_supported: bool,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct TokenResponse {
-    pub access_token: Secret,
-    #[serde(default)]
-    pub refresh_token: Option<Secret>,
-    #[serde(default)]
-    pub id_token: Option<Secret>,
-    #[serde(default = "bearer")]
-    pub token_type: String,
-    #[serde(default)]
-    pub expires_in: Option<i64>,
-    #[serde(default)]
-    pub scope: Option<String>,
-}
-
-fn bearer() -> String {
-    "Bearer".into()
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct DeviceAuthorization {
-    pub device_code: Secret,
-    pub user_code: String,
-    pub verification_uri: String,
-    #[serde(default)]
-    pub verification_uri_complete: Option<String>,
-    pub expires_in: u64,
-    #[serde(default)]
-    pub interval: Option<u64>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct UserInfo {
-    pub id: String,
-    pub email: String,
-    #[serde(default)]
-    pub name: Option<String>,
-}
+/// RFC 8414 metadata, as the server publishes it (`mogplex_protocol`).
+pub type Metadata = mogplex_protocol::AuthorizationServerMetadata;
+/// A token response whose tokens are held as [`Secret`]s.
+pub type TokenResponse = mogplex_protocol::TokenResponse<Secret>;
+/// An RFC 8628 device authorization whose device code is held as a [`Secret`].
+pub type DeviceAuthorization = mogplex_protocol::DeviceAuthorizationResponse<Secret>;
+/// The account behind a bearer (`GET /api/auth/user`).
+pub type UserInfo = mogplex_protocol::AccountUser;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OAuthError {
@@ -92,7 +52,7 @@ pub enum OAuthError {
 impl OAuthError {
     /// A refresh that failed this way will never succeed: the user must sign in again.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, OAuthError::Rejected { code, .. } if code == "invalid_grant" || code == "invalid_client" || code == "unauthorized_client")
+        matches!(self, OAuthError::Rejected { code, .. } if [error_code::INVALID_GRANT, error_code::INVALID_CLIENT, error_code::UNAUTHORIZED_CLIENT].contains(&code.as_str()))
     }
 }
 
@@ -176,19 +136,13 @@ fn unreachable_err(url: &str, e: reqwest::Error) -> OAuthError {
     }
 }
 
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: String,
-    #[serde(default)]
-    error_description: Option<String>,
-}
-
 impl OAuthClient {
     /// Fetches RFC 8414 metadata and checks that the issuer is the base URL.
     pub async fn discover(http: reqwest::Client, base: Url) -> Result<Self, OAuthError> {
         let url = format!(
-            "{}/.well-known/oauth-authorization-server",
-            base.as_str().trim_end_matches('/')
+            "{}{}",
+            base.as_str().trim_end_matches('/'),
+            routes::AUTHORIZATION_SERVER_METADATA
         );
         let resp = http
             .get(&url)
@@ -234,7 +188,7 @@ impl OAuthClient {
             .append_pair("scope", SCOPE)
             .append_pair("state", state)
             .append_pair("code_challenge", challenge)
-            .append_pair("code_challenge_method", "S256");
+            .append_pair("code_challenge_method", PKCE_METHOD);
         Ok(u)
     }
 
@@ -257,7 +211,7 @@ impl OAuthClient {
             return serde_json::from_str(&body)
                 .map_err(|e| OAuthError::Protocol(format!("token response: {e}")));
         }
-        match serde_json::from_str::<ErrorBody>(&body) {
+        match serde_json::from_str::<OAuthErrorBody>(&body) {
             Ok(e) if status.is_client_error() => Err(OAuthError::Rejected {
                 code: e.error,
                 description: e.error_description.unwrap_or_default(),
@@ -276,7 +230,7 @@ impl OAuthClient {
         verifier: &Secret,
     ) -> Result<TokenResponse, OAuthError> {
         self.token_call(&[
-            ("grant_type", "authorization_code"),
+            ("grant_type", AUTHORIZATION_CODE_GRANT),
             ("client_id", CLIENT_ID),
             ("code", code),
             ("redirect_uri", redirect_uri),
@@ -287,7 +241,7 @@ impl OAuthClient {
 
     pub async fn refresh(&self, refresh_token: &Secret) -> Result<TokenResponse, OAuthError> {
         self.token_call(&[
-            ("grant_type", "refresh_token"),
+            ("grant_type", REFRESH_TOKEN_GRANT),
             ("client_id", CLIENT_ID),
             ("refresh_token", refresh_token.expose()),
         ])
@@ -368,16 +322,18 @@ impl OAuthClient {
                 .await;
             match r {
                 Ok(t) => return Ok(t),
-                Err(OAuthError::Rejected { code, .. }) if code == "authorization_pending" => {
+                Err(OAuthError::Rejected { code, .. })
+                    if code == error_code::AUTHORIZATION_PENDING =>
+                {
                     on_wait()
                 }
-                Err(OAuthError::Rejected { code, .. }) if code == "slow_down" => {
+                Err(OAuthError::Rejected { code, .. }) if code == error_code::SLOW_DOWN => {
                     interval += Duration::from_secs(5)
                 }
-                Err(OAuthError::Rejected { code, .. }) if code == "expired_token" => {
+                Err(OAuthError::Rejected { code, .. }) if code == error_code::EXPIRED_TOKEN => {
                     return Err(OAuthError::DeviceExpired);
                 }
-                Err(OAuthError::Rejected { code, .. }) if code == "access_denied" => {
+                Err(OAuthError::Rejected { code, .. }) if code == error_code::ACCESS_DENIED => {
                     return Err(OAuthError::Denied);
                 }
                 Err(e) => return Err(e),
@@ -387,7 +343,11 @@ impl OAuthClient {
 
     /// `GET /api/auth/user`.
     pub async fn user(&self, access: &Secret) -> Result<Option<UserInfo>, OAuthError> {
-        let url = format!("{}/api/auth/user", self.base.as_str().trim_end_matches('/'));
+        let url = format!(
+            "{}{}",
+            self.base.as_str().trim_end_matches('/'),
+            routes::USER
+        );
         let resp = self
             .http
             .get(&url)
@@ -404,11 +364,7 @@ impl OAuthClient {
                 status: resp.status().as_u16(),
             });
         }
-        #[derive(Deserialize)]
-        struct Wrapper {
-            user: Option<UserInfo>,
-        }
-        let w: Wrapper = resp
+        let w: UserResponse = resp
             .json()
             .await
             .map_err(|e| OAuthError::Protocol(format!("user: {e}")))?;

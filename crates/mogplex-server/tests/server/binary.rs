@@ -716,3 +716,131 @@ fn raw_get(url: &str) -> String {
     let _ = s.read_to_string(&mut out);
     out
 }
+
+/// A server process, stopped when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `serve` on port 0 with its stderr in a file: the public URL from its first line.
+fn start_serve(database: &str, log: &std::path::Path) -> (Running, String) {
+    let child = Running(
+        bin()
+            .args(["serve", "--database", database, "--listen", "127.0.0.1:0"])
+            .env_remove("MOGPLEX_LOG")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(url) = text.lines().find_map(|l| {
+            l.split_once("listening on ")?
+                .1
+                .split_once(" as ")?
+                .1
+                .split(' ')
+                .next()
+        }) {
+            return (child, url.to_owned());
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve did not start: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn request_lines_name_routes_and_never_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("l.db").display());
+    let log = dir.path().join("stderr.log");
+    let (code, _, err) = run(
+        &[
+            "user",
+            "add",
+            "--database",
+            &database,
+            "--email",
+            "ada@example.com",
+            "--password-stdin",
+        ],
+        Some(PASSWORD),
+    );
+    assert_eq!(code, 0, "{err}");
+    let (server, url) = start_serve(&database, &log);
+    let (code, p) = get_code(url.as_str(), "ada@example.com", REDIRECT).await;
+    let (status, tokens) = exchange(url.as_str(), &code, &p, REDIRECT).await;
+    assert_eq!(status, 200, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(whoami(url.as_str(), &access).await.0, 200);
+    let (status, rotated) = refresh(url.as_str(), &refresh_token).await;
+    assert_eq!(status, 200);
+    // Secrets in a query string, on a path no route claims.
+    let probe = "mog_probe_secret_value";
+    let r = plain()
+        .get(format!("{url}/nowhere?code={probe}&token={probe}"))
+        .bearer_auth(probe)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    // Wait for the last request's line, then stop the server.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap();
+        if text.contains("path=\"/nowhere\"") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    drop(server);
+    for expected in [
+        "method=POST route=\"/api/auth/mcp/token\"",
+        "method=GET route=\"/api/auth/user\"",
+        "method=POST route=\"/login\"",
+        "method=GET path=\"/nowhere\"",
+        "status=200",
+        "status=404",
+        "latency=",
+    ] {
+        assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+    }
+    let secrets = [
+        PASSWORD,
+        &code,
+        &p.verifier,
+        &access,
+        &refresh_token,
+        rotated["access_token"].as_str().unwrap(),
+        probe,
+    ];
+    for secret in secrets {
+        assert!(!text.contains(secret), "a secret in the log:\n{text}");
+    }
+    assert!(!text.contains("Bearer") && !text.contains("mog_"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn serve_says_where_it_listens_first_on_a_migrated_postgres() {
+    // Another crate's chatter (PostgreSQL's notice that the migrations table exists) is not the
+    // operator's first line: supervisors and the benchmark wait for "listening".
+    let s = TestServer::start(Backend::Postgres).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr.log");
+    let (server, _url) = start_serve(&s.database, &log);
+    drop(server);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let first = text.lines().next().unwrap_or_default();
+    assert!(first.contains(" INFO listening on 127.0.0.1:"), "{text}");
+}

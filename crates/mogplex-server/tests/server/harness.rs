@@ -32,28 +32,7 @@ impl TestServer {
     }
 
     pub async fn start_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let (database, pg_db) = match backend {
-            Backend::Sqlite => (
-                format!("sqlite://{}", dir.path().join("t.db").display()),
-                None,
-            ),
-            Backend::Postgres => {
-                let name = format!("mogplex_test_{}", crypto::hex(&crypto::random_bytes::<6>()));
-                let admin = sqlx::PgPool::connect(ADMIN_PG)
-                    .await
-                    .expect("PostgreSQL at 127.0.0.1:5432 (scripts/test starts it)");
-                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&admin)
-                    .await
-                    .unwrap();
-                admin.close().await;
-                (
-                    format!("postgres://postgres@127.0.0.1:5432/{name}"),
-                    Some(name),
-                )
-            }
-        };
+        let (database, dir, pg_db) = empty_database(backend).await;
         Self::on_database(&database, dir, pg_db, tweak).await
     }
 
@@ -145,6 +124,31 @@ impl Drop for TestServer {
                 });
             })
             .join();
+        }
+    }
+}
+
+/// A new, empty database: its URL, the directory that holds it (SQLite) and its name (PostgreSQL),
+/// for [`TestServer::on_database`], which drops it with the server.
+pub async fn empty_database(backend: Backend) -> (String, tempfile::TempDir, Option<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    match backend {
+        Backend::Sqlite => {
+            let database = format!("sqlite://{}", dir.path().join("t.db").display());
+            (database, dir, None)
+        }
+        Backend::Postgres => {
+            let name = format!("mogplex_test_{}", crypto::hex(&crypto::random_bytes::<6>()));
+            let admin = sqlx::PgPool::connect(ADMIN_PG)
+                .await
+                .expect("PostgreSQL at 127.0.0.1:5432 (scripts/test starts it)");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&admin)
+                .await
+                .unwrap();
+            admin.close().await;
+            let database = format!("postgres://postgres@127.0.0.1:5432/{name}");
+            (database, dir, Some(name))
         }
     }
 }

@@ -3,10 +3,12 @@
 
 mod binary;
 mod chromium;
+mod contract;
 mod device;
 mod gateway;
 pub mod harness;
 mod limits;
+mod migrations;
 mod oauth;
 mod runs;
 mod signin;

@@ -1,0 +1,228 @@
+//! The command line of `mogplex-server`: every subcommand and option, and nothing else (the
+//! command groups' modules do the work).
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mogplex-server",
+    version,
+    about = "The self-hostable Mogplex account service"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the account service
+    Serve(ServeArgs),
+    /// Run a local development server with a demo account (loopback only)
+    Dev(DevArgs),
+    /// Manage accounts
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage personal access tokens
+    #[command(subcommand)]
+    Pat(PatCommand),
+    /// Manage the model catalog
+    #[command(subcommand)]
+    Model(ModelCommand),
+    /// Manage plans (which models an account may use)
+    #[command(subcommand)]
+    Plan(PlanCommand),
+    /// Manage an account's MCP server definitions
+    #[command(subcommand)]
+    Mcp(McpCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// sqlite://PATH or postgres://USER@HOST/DB
+    #[arg(long, env = "MOGPLEX_DATABASE_URL")]
+    pub database: String,
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The address users and the CLI reach this server at (the OAuth issuer); default http://LISTEN
+    #[arg(long)]
+    pub public_url: Option<String>,
+    /// Inference requests allowed per token per minute, per server process
+    #[arg(long, default_value_t = 120)]
+    pub rate_limit: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    #[arg(long, default_value = "127.0.0.1:8787")]
+    pub listen: SocketAddr,
+    /// Where to keep the SQLite database; a new temporary directory if not given
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DbArg {
+    /// sqlite://PATH or postgres://USER@HOST/DB
+    #[arg(long, env = "MOGPLEX_DATABASE_URL")]
+    pub database: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account; the password is read from stdin
+    Add {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Read the password from stdin (required, so it never appears in the process list)
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PatCommand {
+    /// Create a personal access token and print it once on stdout
+    Create {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "cli")]
+        name: String,
+        /// Expire after this many days (default: never)
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+    /// Revoke a personal access token by id (pat_…) or by the token itself
+    Revoke {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        email: String,
+        /// The id shown by `pat list`, or the token
+        #[arg(long)]
+        id: String,
+    },
+    /// List an account's personal access tokens (never the tokens themselves)
+    List {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Add (or replace) a model: the built-in echo model, or an OpenAI-compatible upstream
+    Add(ModelAdd),
+}
+
+#[derive(Debug, Args)]
+pub struct ModelAdd {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// The slug clients ask for, for example `mogplex/gpt-4.1`
+    #[arg(long)]
+    pub slug: String,
+    #[arg(long)]
+    pub display_name: String,
+    /// The provider shown in the catalog
+    #[arg(long, default_value = "mogplex")]
+    pub provider: String,
+    #[arg(long)]
+    pub context_window: Option<u64>,
+    /// Capabilities: any of toolUse, streaming, reasoningEffort, parallelToolCalls
+    #[arg(long, value_delimiter = ',')]
+    pub caps: Vec<String>,
+    /// Price per million input tokens (with --output-price and --currency)
+    #[arg(long, requires = "output_price")]
+    pub input_price: Option<f64>,
+    #[arg(long, requires = "input_price")]
+    pub output_price: Option<f64>,
+    #[arg(long, default_value = "USD")]
+    pub currency: String,
+    /// Answer with the built-in echo model
+    #[arg(long, conflicts_with_all = ["upstream_url", "upstream_key_env", "upstream_model"])]
+    pub echo: bool,
+    /// Base URL of an OpenAI-compatible upstream (requests go to URL/chat/completions)
+    #[arg(long, requires = "upstream_key_env")]
+    pub upstream_url: Option<String>,
+    /// The name of the server environment variable that holds the upstream key
+    #[arg(long, requires = "upstream_url")]
+    pub upstream_key_env: Option<String>,
+    /// The model name at the upstream (default: the slug)
+    #[arg(long)]
+    pub upstream_model: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// Create a plan, or set the models of an existing one
+    Create {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        name: String,
+        /// A model slug the plan may use (repeat for several)
+        #[arg(long = "model")]
+        models: Vec<String>,
+    },
+    /// Give an account a plan
+    Assign {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        plan: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum McpCommand {
+    /// Add (or replace) an MCP server for an account: a command (stdio) or a URL (http)
+    Add(McpAdd),
+}
+
+#[derive(Debug, Args)]
+pub struct McpAdd {
+    #[command(flatten)]
+    pub db: DbArg,
+    #[arg(long)]
+    pub email: String,
+    #[arg(long)]
+    pub name: String,
+    /// Store it disabled
+    #[arg(long)]
+    pub disabled: bool,
+    /// The command of a stdio server
+    #[arg(long, conflicts_with = "url", required_unless_present = "url")]
+    pub command: Option<String>,
+    /// An argument of the command (repeat for several)
+    #[arg(long = "arg", requires = "command", allow_hyphen_values = true)]
+    pub args: Vec<String>,
+    /// An environment variable for the command, K=V
+    #[arg(long = "env", requires = "command")]
+    pub env: Vec<String>,
+    /// Like --env, stored encrypted (needs MOGPLEX_SECRETS_KEY)
+    #[arg(long = "secret-env", requires = "command")]
+    pub secret_env: Vec<String>,
+    /// The URL of an http server
+    #[arg(long)]
+    pub url: Option<String>,
+    /// An HTTP header for the server, K=V
+    #[arg(long = "header", requires = "url")]
+    pub headers: Vec<String>,
+    /// Like --header, stored encrypted (needs MOGPLEX_SECRETS_KEY)
+    #[arg(long = "secret-header", requires = "url")]
+    pub secret_headers: Vec<String>,
+}

@@ -1,0 +1,88 @@
+//! The `mogplex-server` binary's commands: [`args`] defines the command line, and each command
+//! group has its module ([`serve`] for `serve` and `dev`, then `user`, `pat`, `model`, `plan`,
+//! `mcp`). What they share is here: the failure type, opening the database, finding an account.
+
+pub mod args;
+mod mcp;
+mod model;
+mod pat;
+mod plan;
+mod serve;
+mod user;
+
+use args::Command;
+use mogplex_server::db::Db;
+
+/// What a command says when it fails, and its exit code (1, or 2 for usage).
+pub struct Failure {
+    pub message: String,
+    pub hint: Option<String>,
+    pub code: u8,
+}
+
+impl Failure {
+    fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            hint: None,
+            code: 1,
+        }
+    }
+    fn hint(mut self, h: impl Into<String>) -> Self {
+        self.hint = Some(h.into());
+        self
+    }
+    fn usage(mut self) -> Self {
+        self.code = 2;
+        self
+    }
+}
+
+pub async fn run(cmd: Command) -> Result<(), Failure> {
+    match cmd {
+        Command::Serve(a) => serve::serve(a).await,
+        Command::Dev(a) => serve::dev(a).await,
+        Command::User(c) => user::run(c).await,
+        Command::Pat(c) => pat::run(c).await,
+        Command::Model(c) => model::run(c).await,
+        Command::Plan(c) => plan::run(c).await,
+        Command::Mcp(c) => mcp::run(c).await,
+    }
+}
+
+async fn connect(url: &str) -> Result<Db, Failure> {
+    Db::connect(url).await.map_err(|e| {
+        let hint = if e.is_migration() {
+            "this database was migrated by another release of mogplex-server: run the release that migrated it"
+        } else {
+            "pass --database sqlite:///path/to/mogplex.db or postgres://user@host/db, and check the server is reachable"
+        };
+        Failure::new(format!("cannot open the database: {e}")).hint(hint)
+    })
+}
+
+/// The id of the account with this email, or a usage error naming the way to create it.
+async fn user_id(db: &Db, email: &str) -> Result<String, Failure> {
+    match db.user_by_email(&email.trim().to_lowercase()).await {
+        Ok(Some((u, _))) => Ok(u.id),
+        Ok(None) => Err(Failure::new(format!("no account with the email {email}"))
+            .hint("create it with `mogplex-server user add`")
+            .usage()),
+        Err(e) => Err(Failure::new(format!("cannot read accounts: {e}"))),
+    }
+}
+
+/// A usage error unless `value` (given with `flag`) is an http(s) URL.
+fn http_url(flag: &str, value: &str) -> Result<(), Failure> {
+    let ok = url::Url::parse(value).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+    if ok {
+        Ok(())
+    } else {
+        Err(Failure::new(format!("{flag} `{value}` is not an http(s) URL")).usage())
+    }
+}
+
+/// A storage failure of an admin command, as it reads.
+fn storage(e: impl std::fmt::Display) -> Failure {
+    Failure::new(e.to_string())
+}

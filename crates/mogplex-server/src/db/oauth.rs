@@ -1,0 +1,281 @@
+//! Authorization codes, token families, access and refresh tokens, and the bearer check.
+//!
+//! Codes and tokens are stored only as hashes. A sign-in is a token family: every token it ever
+//! issued hangs off it, so revoking the family revokes them all (code replay, refresh reuse,
+//! RFC 7009 revocation of a refresh token).
+
+use super::{Cols, Db, DbError};
+use crate::crypto::{self, now};
+
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub user_id: String,
+    pub client_id: String,
+    pub scope: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct CodeRow {
+    pub user_id: String,
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub code_challenge: String,
+    pub scope: String,
+    pub expires_at: i64,
+}
+
+/// What a refresh-token presentation found.
+#[derive(Debug)]
+pub enum Refresh {
+    /// Rotated: the family and what the old token granted.
+    Rotated { family_id: String, grant: Grant },
+    /// Already used: reuse. The family has been revoked.
+    Reused,
+    /// Unknown, expired, or its family revoked.
+    Invalid,
+}
+
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user_id: String,
+    pub scope: String,
+    /// The SHA-256 of the bearer, for per-token limits.
+    pub token_hash: String,
+}
+
+impl Db {
+    pub async fn create_code(&self, code: &str, row: &CodeRow) -> Result<(), DbError> {
+        let q = "INSERT INTO auth_codes (code_hash, user_id, client_id, redirect_uri, code_challenge, scope, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        execute!(
+            self,
+            q,
+            crypto::hash(code),
+            &row.user_id,
+            &row.client_id,
+            &row.redirect_uri,
+            &row.code_challenge,
+            &row.scope,
+            row.expires_at
+        )?;
+        Ok(())
+    }
+
+    /// Marks the code used, atomically, binding it to a new token family. `Ok(Some)` for exactly
+    /// one caller; a second presentation gets `Ok(None)` and the family the code issued (if any)
+    /// is revoked.
+    pub async fn redeem_code(
+        &self,
+        code: &str,
+        family_id: &str,
+    ) -> Result<Option<CodeRow>, DbError> {
+        let h = crypto::hash(code);
+        let t = now();
+        let q = "UPDATE auth_codes SET used_at = $1, family_id = $2 WHERE code_hash = $3 AND used_at IS NULL \
+                 RETURNING user_id, client_id, redirect_uri, code_challenge, scope, expires_at";
+        let row = fetch_optional!(self, q, [t, family_id, &h], |r| CodeRow {
+            user_id: r.text(0),
+            client_id: r.text(1),
+            redirect_uri: r.text(2),
+            code_challenge: r.text(3),
+            scope: r.text(4),
+            expires_at: r.int(5),
+        });
+        if row.is_none() {
+            // A replay: revoke whatever the code issued. The family row may not be committed yet
+            // if the first redemption is still running, so revoke by upsert.
+            let q =
+                "SELECT family_id, user_id, client_id, scope FROM auth_codes WHERE code_hash = $1";
+            let found = fetch_optional!(self, q, [&h], |r| (
+                r.text_opt(0),
+                r.text(1),
+                r.text(2),
+                r.text(3)
+            ));
+            if let Some((Some(fid), user_id, client_id, scope)) = found {
+                let q = "INSERT INTO token_families (id, user_id, client_id, scope, created_at, revoked_at) \
+                         VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (id) DO UPDATE SET revoked_at = $5";
+                execute!(self, q, fid, user_id, client_id, scope, t)?;
+            }
+        }
+        Ok(row)
+    }
+
+    /// Creates the family and its first tokens. If a replay of the code got in first, the family
+    /// row already exists, revoked, and stays so: the tokens issued here are dead on arrival, as
+    /// the replay rule demands.
+    pub async fn start_family(
+        &self,
+        family_id: &str,
+        grant: &Grant,
+        access: &str,
+        access_expires: i64,
+        refresh: &str,
+        refresh_expires: i64,
+    ) -> Result<(), DbError> {
+        let q = "INSERT INTO token_families (id, user_id, client_id, scope, created_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (id) DO NOTHING";
+        execute!(
+            self,
+            q,
+            family_id,
+            &grant.user_id,
+            &grant.client_id,
+            &grant.scope,
+            now()
+        )?;
+        let t = now();
+        let qa = "INSERT INTO access_tokens (token_hash, family_id, user_id, scope, expires_at) VALUES ($1, $2, $3, $4, $5)";
+        let qr = "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
+        execute!(
+            self,
+            qa,
+            crypto::hash(access),
+            family_id,
+            &grant.user_id,
+            &grant.scope,
+            access_expires
+        )?;
+        execute!(
+            self,
+            qr,
+            crypto::hash(refresh),
+            family_id,
+            t,
+            refresh_expires
+        )?;
+        Ok(())
+    }
+
+    /// Rotates a refresh token: exactly one presentation of a token wins; any later one is reuse
+    /// and revokes the whole family. The winner's rotation is one statement (one round trip, one
+    /// commit): a data-modifying CTE on PostgreSQL, a trigger on SQLite.
+    pub async fn rotate_refresh(
+        &self,
+        refresh: &str,
+        client_id: &str,
+        new_access: &str,
+        access_expires: i64,
+        new_refresh: &str,
+        refresh_expires: i64,
+    ) -> Result<Refresh, DbError> {
+        let h = crypto::hash(refresh);
+        let t = now();
+        // Winning needs an unused, unexpired token of a live family, checked in one statement, so
+        // exactly one concurrent presentation wins (later ones are reuse, whatever they race).
+        let q = match self {
+            Db::Postgres(_) => postgres::ROTATE,
+            Db::Sqlite(_) => sqlite::ROTATE,
+        };
+        let (access_hash, refresh_hash) = (crypto::hash(new_access), crypto::hash(new_refresh));
+        let serialised = self.write_guard().await;
+        let rotated = fetch_optional!(
+            self,
+            q,
+            [
+                t,
+                &h,
+                &access_hash,
+                access_expires,
+                &refresh_hash,
+                refresh_expires,
+                client_id
+            ],
+            |r| (
+                r.text(0),
+                Grant {
+                    user_id: r.text(1),
+                    client_id: r.text(2),
+                    scope: r.text(3),
+                }
+            )
+        );
+        drop(serialised);
+        let rotated = match rotated {
+            Some((family_id, grant)) if grant.client_id != client_id => {
+                self.revoke_family(&family_id).await?;
+                None
+            }
+            other => other,
+        };
+        if let Some((family_id, grant)) = rotated {
+            return Ok(Refresh::Rotated { family_id, grant });
+        }
+        let q = "SELECT family_id, used_at FROM refresh_tokens WHERE token_hash = $1";
+        let seen = fetch_optional!(self, q, [&h], |r| (r.text(0), r.int_opt(1)));
+        Ok(match seen {
+            Some((family, Some(_))) => {
+                self.revoke_family(&family).await?;
+                Refresh::Reused
+            }
+            _ => Refresh::Invalid,
+        })
+    }
+
+    pub async fn revoke_family(&self, family_id: &str) -> Result<(), DbError> {
+        let q = "UPDATE token_families SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL";
+        execute!(self, q, now(), family_id)?;
+        Ok(())
+    }
+
+    /// RFC 7009: a refresh token revokes its family (and so its access tokens); an access token
+    /// revokes itself. Unknown tokens are not an error.
+    pub async fn revoke_token(&self, token: &str) -> Result<(), DbError> {
+        let h = crypto::hash(token);
+        let q = "SELECT family_id FROM refresh_tokens WHERE token_hash = $1";
+        if let Some(f) = fetch_optional!(self, q, [&h], |r| r.text(0)) {
+            return self.revoke_family(&f).await;
+        }
+        let q =
+            "UPDATE access_tokens SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL";
+        execute!(self, q, now(), &h)?;
+        Ok(())
+    }
+
+    /// The bearer check: an unexpired, unrevoked access token or personal access token, one
+    /// indexed lookup.
+    pub async fn principal(&self, bearer: &str) -> Result<Option<Principal>, DbError> {
+        let h = crypto::hash(bearer);
+        let q = if crypto::is_personal_access_token(bearer) {
+            super::pats::PRINCIPAL
+        } else {
+            "SELECT a.user_id, a.scope FROM access_tokens a JOIN token_families f ON f.id = a.family_id \
+             WHERE a.token_hash = $1 AND a.expires_at > $2 AND a.revoked_at IS NULL AND f.revoked_at IS NULL"
+        };
+        Ok(fetch_optional!(self, q, [&h, now()], |r| Principal {
+            user_id: r.text(0),
+            scope: r.text(1),
+            token_hash: h.clone(),
+        }))
+    }
+}
+
+/// The rotation on PostgreSQL: one statement, since it allows data-modifying CTEs. It answers the
+/// family whatever its client; the caller revokes a family presented by another client.
+mod postgres {
+    pub(super) const ROTATE: &str = "WITH won AS ( \
+           UPDATE refresh_tokens SET used_at = $1 \
+           WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 \
+             AND family_id IN (SELECT id FROM token_families WHERE revoked_at IS NULL) \
+           RETURNING family_id), \
+         fam AS (SELECT f.id, f.user_id, f.client_id, f.scope FROM token_families f JOIN won ON won.family_id = f.id), \
+         a AS (INSERT INTO access_tokens (token_hash, family_id, user_id, scope, expires_at) \
+               SELECT $3, id, user_id, scope, $4 FROM fam WHERE client_id = $7), \
+         r AS (INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) \
+               SELECT $5, id, $1, $6 FROM fam WHERE client_id = $7) \
+         SELECT id, user_id, client_id, scope FROM fam";
+}
+
+/// The rotation on SQLite, which has no data-modifying CTEs: the UPDATE carries the new hashes
+/// and the `refresh_rotation` trigger inserts the new tokens (migration 0002). A family of another
+/// client does not match at all.
+mod sqlite {
+    pub(super) const ROTATE: &str = "UPDATE refresh_tokens SET used_at = $1, next_access_hash = $3, next_access_expires = $4, \
+           next_refresh_hash = $5, next_refresh_expires = $6 \
+         WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 \
+           AND family_id IN (SELECT id FROM token_families WHERE revoked_at IS NULL AND client_id = $7) \
+         RETURNING family_id, \
+           (SELECT user_id FROM token_families f WHERE f.id = family_id), \
+           (SELECT client_id FROM token_families f WHERE f.id = family_id), \
+           (SELECT scope FROM token_families f WHERE f.id = family_id)";
+}

@@ -1,0 +1,384 @@
+//! The OAuth 2.1 authorization server for the public client `mogplex-cli` (SPEC sections 4, 7):
+//! RFC 8414 metadata, authorization code with PKCE S256 only, refresh rotation with reuse
+//! detection, RFC 7009 revocation and the RFC 8628 device grant. The token endpoint, one function
+//! per grant, is in [`token`].
+
+use crate::AppState;
+mod token;
+pub use token::token;
+
+use crate::crypto::{self, now};
+use crate::db::CodeRow;
+use crate::error::AppError;
+use crate::web::{Form, signed_in_user, to_login};
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use mogplex_protocol::oauth::{
+    AUTHORIZATION_CODE_GRANT, CALLBACK_PATH, CLIENT_ID, DEFAULT_SCOPE, DEVICE_CODE_GRANT,
+    LOOPBACK_PORTS, PKCE_METHOD, REFRESH_TOKEN_GRANT, SUPPORTED_SCOPES, error_code,
+    loopback_redirect_uri,
+};
+use mogplex_protocol::{AuthorizationServerMetadata, DeviceAuthorizationResponse, routes};
+
+fn strings(items: &[&str]) -> Option<Vec<String>> {
+    Some(items.iter().map(|s| (*s).to_owned()).collect())
+}
+
+/// This server's RFC 8414 document: every endpoint under the issuer.
+pub fn metadata_document(issuer: &str) -> AuthorizationServerMetadata {
+    let at = |path: &str| format!("{issuer}{path}");
+    AuthorizationServerMetadata {
+        issuer: issuer.to_owned(),
+        authorization_endpoint: at(routes::AUTHORIZE),
+        token_endpoint: at(routes::TOKEN),
+        revocation_endpoint: Some(at(routes::REVOKE)),
+        device_authorization_endpoint: Some(at(routes::DEVICE_AUTHORIZATION)),
+        response_types_supported: strings(&["code"]),
+        response_modes_supported: strings(&["query"]),
+        grant_types_supported: strings(&[
+            AUTHORIZATION_CODE_GRANT,
+            REFRESH_TOKEN_GRANT,
+            DEVICE_CODE_GRANT,
+        ]),
+        code_challenge_methods_supported: strings(&[PKCE_METHOD]),
+        token_endpoint_auth_methods_supported: strings(&["none"]),
+        revocation_endpoint_auth_methods_supported: strings(&["none"]),
+        scopes_supported: strings(SUPPORTED_SCOPES),
+        authorization_response_iss_parameter_supported: true,
+        ..Default::default()
+    }
+}
+
+pub async fn metadata(State(s): State<AppState>) -> Json<AuthorizationServerMetadata> {
+    Json(metadata_document(&s.cfg.issuer))
+}
+
+/// The client's registered redirects: exactly the two fixed loopback ones, plus any port of a
+/// loopback `http` redirect to `/auth/callback` (RFC 8252 §7.3).
+pub fn redirect_allowed(uri: &str) -> bool {
+    if LOOPBACK_PORTS
+        .iter()
+        .any(|port| uri == loopback_redirect_uri(*port))
+    {
+        return true;
+    }
+    let Ok(u) = url::Url::parse(uri) else {
+        return false;
+    };
+    let loopback = match u.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        _ => false,
+    };
+    u.scheme() == "http"
+        && loopback
+        && u.port().is_some()
+        && u.path() == CALLBACK_PATH
+        && u.query().is_none()
+        && u.fragment().is_none()
+        && u.username().is_empty()
+        && u.password().is_none()
+        // Reject anything the parser normalised (`/auth/./callback`, `%2F`…): the string itself
+        // must be canonical.
+        && u.as_str() == uri
+}
+
+/// `scope` must be a subset of what the server supports; empty means the default.
+fn check_scope(scope: Option<&str>) -> Result<String, ()> {
+    let Some(scope) = scope.map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(DEFAULT_SCOPE.to_owned());
+    };
+    let parts: Vec<&str> = scope.split(' ').filter(|p| !p.is_empty()).collect();
+    if parts.iter().all(|p| SUPPORTED_SCOPES.contains(p)) {
+        Ok(parts.join(" "))
+    } else {
+        Err(())
+    }
+}
+
+/// Builds the redirect back to the client with `params` and `iss`.
+fn back_to_client(
+    redirect_uri: &str,
+    issuer: &str,
+    params: &[(&str, &str)],
+    state: Option<&str>,
+) -> Response {
+    let mut u = match url::Url::parse(redirect_uri) {
+        Ok(u) => u,
+        Err(_) => {
+            return AppError::page(
+                StatusCode::BAD_REQUEST,
+                "Invalid sign-in link",
+                "The redirect address is not valid.",
+            )
+            .into_response();
+        }
+    };
+    {
+        let mut q = u.query_pairs_mut();
+        for (k, v) in params {
+            q.append_pair(k, v);
+        }
+        if let Some(st) = state {
+            q.append_pair("state", st);
+        }
+        q.append_pair("iss", issuer);
+    }
+    Redirect::to(u.as_str()).into_response()
+}
+
+pub async fn authorize(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, AppError> {
+    let raw = query.unwrap_or_default();
+    let q = Form::parse(raw.as_bytes()).map_err(|e| {
+        AppError::page(
+            StatusCode::BAD_REQUEST,
+            "Invalid sign-in link",
+            format!("This sign-in link is malformed: {e}."),
+        )
+    })?;
+    // Errors before the client and its redirect are known are shown here, never redirected.
+    if q.get("client_id") != Some(CLIENT_ID) {
+        return Err(AppError::page(
+            StatusCode::BAD_REQUEST,
+            "Unknown application",
+            "This sign-in link names an application this server does not know.",
+        ));
+    }
+    let redirect_uri = q.get("redirect_uri").unwrap_or_default();
+    if !redirect_allowed(redirect_uri) {
+        return Err(AppError::page(
+            StatusCode::BAD_REQUEST,
+            "Invalid sign-in link",
+            "The address this sign-in would return to is not registered for the Mogplex CLI.",
+        ));
+    }
+    let state = q.get("state");
+    let fail = |code: &str, desc: &str| {
+        back_to_client(
+            redirect_uri,
+            &s.cfg.issuer,
+            &[("error", code), ("error_description", desc)],
+            state,
+        )
+    };
+    if q.get("response_type") != Some("code") {
+        return Ok(fail(
+            error_code::UNSUPPORTED_RESPONSE_TYPE,
+            "response_type must be code",
+        ));
+    }
+    match q.get("code_challenge_method") {
+        Some(PKCE_METHOD) => {}
+        Some(_) => {
+            return Ok(fail(
+                error_code::INVALID_REQUEST,
+                "only the S256 code challenge method is supported",
+            ));
+        }
+        None => {
+            return Ok(fail(
+                error_code::INVALID_REQUEST,
+                "code_challenge_method=S256 is required",
+            ));
+        }
+    }
+    let challenge = match q.get("code_challenge") {
+        Some(c) if crypto::valid_s256_challenge(c) => c.to_owned(),
+        Some(_) => {
+            return Ok(fail(
+                error_code::INVALID_REQUEST,
+                "code_challenge must be 43 base64url characters",
+            ));
+        }
+        None => {
+            return Ok(fail(
+                error_code::INVALID_REQUEST,
+                "code_challenge is required",
+            ));
+        }
+    };
+    let Ok(scope) = check_scope(q.get("scope")) else {
+        return Ok(fail(
+            error_code::INVALID_SCOPE,
+            "the requested scope is not supported",
+        ));
+    };
+
+    let Some(user) = signed_in_user(&s, &headers).await? else {
+        return Ok(to_login(&format!("{}?{raw}", routes::AUTHORIZE)));
+    };
+    let code = crypto::token("mog_ac_");
+    s.db.create_code(
+        &code,
+        &CodeRow {
+            user_id: user.id,
+            client_id: CLIENT_ID.to_owned(),
+            redirect_uri: redirect_uri.to_owned(),
+            code_challenge: challenge,
+            scope,
+            expires_at: now() + s.cfg.code_ttl,
+        },
+    )
+    .await?;
+    Ok(back_to_client(
+        redirect_uri,
+        &s.cfg.issuer,
+        &[("code", &code)],
+        state,
+    ))
+}
+
+/// Parses a form POST body for an OAuth endpoint: the content type must be a form, and no
+/// parameter may appear twice.
+pub(crate) fn oauth_form(headers: &HeaderMap, body: &[u8]) -> Result<Form, AppError> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    {
+        return Err(AppError::oauth(
+            error_code::INVALID_REQUEST,
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    Form::parse(body).map_err(|e| AppError::oauth(error_code::INVALID_REQUEST, e))
+}
+
+pub(crate) fn required<'a>(f: &'a Form, name: &str) -> Result<&'a str, AppError> {
+    f.get(name)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| AppError::oauth(error_code::INVALID_REQUEST, format!("{name} is required")))
+}
+
+/// Client authentication of the public client: `client_id` must name the registered client.
+pub(crate) fn check_client(client_id: &str) -> Result<(), AppError> {
+    if client_id == CLIENT_ID {
+        Ok(())
+    } else {
+        Err(AppError::oauth(
+            error_code::INVALID_CLIENT,
+            "unknown client",
+        ))
+    }
+}
+
+/// RFC 7009: 200 whether or not the token was known.
+pub async fn revoke(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let f = oauth_form(&headers, &body)?;
+    if let Some(c) = f.get("client_id") {
+        check_client(c)?;
+    }
+    let token = required(&f, "token")?;
+    s.db.revoke_token(token).await?;
+    let mut r = StatusCode::OK.into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+/// RFC 8628 §3.1–3.2.
+pub async fn device_authorization(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let f = oauth_form(&headers, &body)?;
+    check_client(required(&f, "client_id")?)?;
+    let scope = check_scope(f.get("scope")).map_err(|_| {
+        AppError::oauth(
+            error_code::INVALID_SCOPE,
+            "the requested scope is not supported",
+        )
+    })?;
+    let device_code = crypto::token("mog_dc_");
+    let expires_at = now() + s.cfg.device_ttl;
+    // User codes are short; on the rare collision with a live one, draw again.
+    let mut user_code = crypto::user_code();
+    let mut tries = 0;
+    while let Err(e) =
+        s.db.create_device_code(
+            &device_code,
+            &user_code,
+            CLIENT_ID,
+            &scope,
+            expires_at,
+            s.cfg.device_interval,
+        )
+        .await
+    {
+        tries += 1;
+        if tries >= 5 {
+            return Err(e.into());
+        }
+        user_code = crypto::user_code();
+    }
+    let display = crypto::display_user_code(&user_code);
+    let verification_uri = format!("{}{}", s.cfg.issuer, routes::DEVICE_PAGE);
+    let mut r = Json(DeviceAuthorizationResponse {
+        device_code,
+        verification_uri_complete: Some(format!("{verification_uri}?user_code={display}")),
+        user_code: display,
+        verification_uri,
+        expires_in: s.cfg.device_ttl.max(0) as u64,
+        interval: Some(s.cfg.device_interval.max(0) as u64),
+    })
+    .into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
+/// The authorization server's endpoints.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(routes::AUTHORIZATION_SERVER_METADATA, get(metadata))
+        .route(routes::AUTHORIZE, get(authorize))
+        .route(routes::TOKEN, post(token))
+        .route(routes::REVOKE, post(revoke))
+        .route(routes::DEVICE_AUTHORIZATION, post(device_authorization))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_matching() {
+        assert!(redirect_allowed("http://127.0.0.1:24816/auth/callback"));
+        assert!(redirect_allowed("http://127.0.0.1:51234/auth/callback"));
+        assert!(redirect_allowed("http://[::1]:51234/auth/callback"));
+        for bad in [
+            "http://127.0.0.1/auth/callback",
+            "https://127.0.0.1:5/auth/callback",
+            "http://localhost:5/auth/callback",
+            "http://example.com:5/auth/callback",
+            "http://127.0.0.1:5/auth/callback?x=1",
+            "http://127.0.0.1:5/auth/callback#f",
+            "http://127.0.0.1:5/auth/./callback",
+            "http://127.0.0.1:5/other",
+            "http://u@127.0.0.1:5/auth/callback",
+            "http://127.0.0.1:5/auth/callback/",
+        ] {
+            assert!(!redirect_allowed(bad), "{bad}");
+        }
+    }
+}

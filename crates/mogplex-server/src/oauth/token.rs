@@ -1,0 +1,245 @@
+//! The token endpoint: client authentication once, then one function per grant
+//! (authorization code with PKCE, refresh token with rotation, device code), each answering a
+//! token response or an RFC 6749 §5.2 error.
+
+use super::{check_client, oauth_form, required};
+use crate::AppState;
+use crate::crypto::{self, now};
+use crate::db::{Grant, Refresh};
+use crate::error::AppError;
+use crate::web::Form;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use mogplex_protocol::TokenResponse;
+use mogplex_protocol::oauth::{
+    AUTHORIZATION_CODE_GRANT, DEVICE_CODE_GRANT, REFRESH_TOKEN_GRANT, error_code,
+};
+
+pub async fn token(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let f = oauth_form(&headers, &body)?;
+    let client_id = required(&f, "client_id")?;
+    check_client(client_id)?;
+    match required(&f, "grant_type")? {
+        AUTHORIZATION_CODE_GRANT => authorization_code(&s, &f, client_id).await,
+        REFRESH_TOKEN_GRANT => refresh_token(&s, &f, client_id).await,
+        DEVICE_CODE_GRANT => device_code(&s, &f, client_id).await,
+        _ => Err(AppError::oauth(
+            error_code::UNSUPPORTED_GRANT_TYPE,
+            "grant_type must be authorization_code, refresh_token or the device code grant",
+        )),
+    }
+}
+
+/// RFC 6749 §4.1.3 with RFC 7636: a single-use code, its redirect URI, and the PKCE verifier.
+async fn authorization_code(s: &AppState, f: &Form, client_id: &str) -> Result<Response, AppError> {
+    let code = required(f, "code")?;
+    let redirect_uri = required(f, "redirect_uri")?;
+    let verifier = required(f, "code_verifier")?;
+    if !crypto::valid_pkce_string(verifier) {
+        return Err(AppError::oauth(
+            error_code::INVALID_REQUEST,
+            "code_verifier must be 43 to 128 unreserved characters",
+        ));
+    }
+    let family_id = crypto::id("fam_");
+    let invalid = || {
+        AppError::oauth(
+            error_code::INVALID_GRANT,
+            "the authorization code is invalid, expired or already used",
+        )
+    };
+    let row =
+        s.db.redeem_code(code, &family_id)
+            .await?
+            .ok_or_else(invalid)?;
+    if row.expires_at <= now() || row.client_id != client_id || row.redirect_uri != redirect_uri {
+        return Err(invalid());
+    }
+    if !crypto::verify_pkce(verifier, &row.code_challenge) {
+        return Err(AppError::oauth(
+            error_code::INVALID_GRANT,
+            "the code_verifier does not match the code_challenge",
+        ));
+    }
+    let grant = Grant {
+        user_id: row.user_id,
+        client_id: row.client_id,
+        scope: row.scope,
+    };
+    start_sign_in(s, &family_id, &grant).await
+}
+
+/// RFC 6749 §6: rotation on every use; a reused token revokes its sign-in. A refresh may narrow
+/// the scope it asks for, never widen it.
+async fn refresh_token(s: &AppState, f: &Form, client_id: &str) -> Result<Response, AppError> {
+    let refresh = required(f, "refresh_token")?;
+    let t = NewTokens::new(s);
+    let rotated =
+        s.db.rotate_refresh(
+            refresh,
+            client_id,
+            &t.access,
+            t.access_expires,
+            &t.refresh,
+            t.refresh_expires,
+        )
+        .await?;
+    match rotated {
+        Refresh::Rotated { grant, .. } => {
+            if let Some(requested) = f.get("scope").filter(|v| !v.is_empty()) {
+                let granted: Vec<&str> = grant.scope.split(' ').collect();
+                if !requested
+                    .split(' ')
+                    .filter(|p| !p.is_empty())
+                    .all(|p| granted.contains(&p))
+                {
+                    return Err(AppError::oauth(
+                        error_code::INVALID_SCOPE,
+                        "a refresh cannot widen the scope",
+                    ));
+                }
+            }
+            Ok(t.response(s, &grant.scope))
+        }
+        Refresh::Reused => Err(AppError::oauth(
+            error_code::INVALID_GRANT,
+            "the refresh token was already used; every token of this sign-in has been revoked",
+        )),
+        Refresh::Invalid => Err(AppError::oauth(
+            error_code::INVALID_GRANT,
+            "the refresh token is invalid, expired or revoked",
+        )),
+    }
+}
+
+/// RFC 8628 §3.4–3.5: pending, `slow_down` for polls faster than the interval, denied, expired,
+/// and tokens once, after the user approved.
+async fn device_code(s: &AppState, f: &Form, client_id: &str) -> Result<Response, AppError> {
+    let device_code = required(f, "device_code")?;
+    let Some(row) = s.db.poll_device(device_code).await? else {
+        return Err(AppError::oauth(
+            error_code::INVALID_GRANT,
+            "unknown device code",
+        ));
+    };
+    if row.client_id != client_id {
+        return Err(AppError::oauth(
+            error_code::INVALID_GRANT,
+            "the device code was issued to another client",
+        ));
+    }
+    let t0 = now();
+    if row.expires_at <= t0 {
+        return Err(AppError::oauth(
+            error_code::EXPIRED_TOKEN,
+            "the device code has expired; start again",
+        ));
+    }
+    let already_used = || {
+        AppError::oauth(
+            error_code::INVALID_GRANT,
+            "the device code was already used",
+        )
+    };
+    match row.status.as_str() {
+        "denied" => {
+            return Err(AppError::oauth(
+                error_code::ACCESS_DENIED,
+                "the sign-in was denied",
+            ));
+        }
+        "redeemed" => return Err(already_used()),
+        _ => {}
+    }
+    if row
+        .last_polled_at
+        .is_some_and(|last| t0 - last < row.interval_secs)
+    {
+        return Err(AppError::oauth(
+            error_code::SLOW_DOWN,
+            format!("poll at most every {} seconds", row.interval_secs + 5),
+        ));
+    }
+    if row.status == "pending" {
+        return Err(AppError::oauth(
+            error_code::AUTHORIZATION_PENDING,
+            "waiting for the user to approve",
+        ));
+    }
+    let (Some(user_id), "approved") = (row.user_id, row.status.as_str()) else {
+        return Err(AppError::oauth(
+            error_code::INVALID_GRANT,
+            "the device code is not usable",
+        ));
+    };
+    let family_id = crypto::id("fam_");
+    if !s.db.redeem_device(device_code, &family_id).await? {
+        return Err(already_used());
+    }
+    let grant = Grant {
+        user_id,
+        client_id: row.client_id,
+        scope: row.scope,
+    };
+    start_sign_in(s, &family_id, &grant).await
+}
+
+/// A new pair of tokens and when each expires.
+struct NewTokens {
+    access: String,
+    refresh: String,
+    access_expires: i64,
+    refresh_expires: i64,
+}
+
+impl NewTokens {
+    fn new(s: &AppState) -> Self {
+        let t = now();
+        NewTokens {
+            access: crypto::token("mog_at_"),
+            refresh: crypto::token("mog_rt_"),
+            access_expires: t + s.cfg.access_ttl,
+            refresh_expires: t + s.cfg.refresh_idle_ttl,
+        }
+    }
+
+    /// The token response: `Cache-Control: no-store` (RFC 6749 §5.1).
+    fn response(self, s: &AppState, scope: &str) -> Response {
+        let mut r = Json(TokenResponse {
+            access_token: self.access,
+            token_type: "Bearer".to_owned(),
+            expires_in: Some(s.cfg.access_ttl),
+            refresh_token: Some(self.refresh),
+            scope: Some(scope.to_owned()),
+            id_token: None,
+        })
+        .into_response();
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        r.headers_mut()
+            .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        r
+    }
+}
+
+/// Starts a new sign-in (token family) for `grant` and answers with its first tokens.
+async fn start_sign_in(s: &AppState, family_id: &str, grant: &Grant) -> Result<Response, AppError> {
+    let t = NewTokens::new(s);
+    s.db.start_family(
+        family_id,
+        grant,
+        &t.access,
+        t.access_expires,
+        &t.refresh,
+        t.refresh_expires,
+    )
+    .await?;
+    Ok(t.response(s, &grant.scope))
+}
