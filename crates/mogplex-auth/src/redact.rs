@@ -29,8 +29,8 @@ const SECRET_KEYS: &[&str] = &[
     "setcookie",
 ];
 
-/// Prefixes of token-shaped strings, redacted when followed by at least 8 token characters.
-const TOKEN_PREFIXES: &[&str] = &["sk-", "mog_", "gsk_", "xai-", "vck_", "AIza"];
+/// Token-shaped strings (a key prefix of the provider table) are redacted when the prefix is
+/// followed by at least this many token characters.
 const TOKEN_MIN_TAIL: usize = 8;
 /// Known values shorter than this are not searched for (they would match ordinary text).
 const MIN_KNOWN_SECRET_LEN: usize = 6;
@@ -138,7 +138,7 @@ pub fn redact_patterns(text: &str) -> String {
                     continue 'scan;
                 }
             }
-            for prefix in TOKEN_PREFIXES {
+            for prefix in crate::provider::key_prefixes() {
                 if let Some(tail) = rest.strip_prefix(prefix) {
                     let len = tail.find(|c: char| !is_token_char(c)).unwrap_or(tail.len());
                     if len >= TOKEN_MIN_TAIL {
