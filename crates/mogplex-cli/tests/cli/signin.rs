@@ -708,7 +708,12 @@ impl Server {
                 mogplex_server::gateway::ECHO_MODEL.to_owned(),
                 slug.to_owned(),
             ];
-            self.state.db.set_plan("dev", &slugs).await.unwrap().unwrap();
+            self.state
+                .db
+                .set_plan("dev", &slugs)
+                .await
+                .unwrap()
+                .unwrap();
         });
     }
 }
