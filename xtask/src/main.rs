@@ -159,7 +159,15 @@ fn measure(runs: usize, cases: &[Case]) -> Result<Vec<Stats>, String> {
 /// returns its path. On its own: built in one cargo invocation with the server (or with xtask,
 /// which links the server), the CLI's dependencies would be compiled with the server's features
 /// (aws-lc-rs, HTTP/2) and it would not be the program `cargo install` gives users.
+///
+/// `XTASK_<BIN>` (`XTASK_MOGPLEX`, `XTASK_MOGPLEX_SERVER`, `XTASK_BASELINE`) names a binary to use
+/// instead, to compare builds (another checkout's, an older commit's).
 fn release_bin(package: &str, bin: &str) -> Result<PathBuf, String> {
+    let var = format!("XTASK_{}", bin.to_ascii_uppercase().replace('-', "_"));
+    if let Some(path) = std::env::var_os(&var).filter(|p| !p.is_empty()) {
+        eprintln!("==> {bin}: {} (from {var})", Path::new(&path).display());
+        return Ok(PathBuf::from(path));
+    }
     cargo(&["build", "--release", "-p", package, "--bin", bin])?;
     Ok(target_dir().join("release").join(bin))
 }
@@ -167,15 +175,27 @@ fn release_bin(package: &str, bin: &str) -> Result<PathBuf, String> {
 /// The start-up target of SPEC section 8.
 const TARGET_RATIO: f64 = 1.3;
 
-fn bench(runs: usize) -> Result<(), String> {
-    let mogplex = release_bin("mogplex-cli", "mogplex")?;
-    let baseline = release_bin("xtask", "baseline")?;
+/// Copies a binary into `dir`, as installing it would (`cargo install`, a package manager): both
+/// programs are measured from a copy. The file the linker wrote is not the one users run, and on
+/// this kernel (6.x, ext4) its page cache costs about 15 more page faults per start (0.1–0.2 ms)
+/// than a copy's.
+fn installed(bin: &Path, dir: &Path) -> Result<PathBuf, String> {
+    let name = bin.file_name().ok_or("a binary without a name")?;
+    let to = dir.join(name);
+    std::fs::copy(bin, &to).map_err(|e| format!("cannot copy {}: {e}", bin.display()))?;
+    Ok(to)
+}
 
+fn bench(runs: usize) -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("mogplex-bench-{}", std::process::id()));
     let empty_home = dir.join("empty");
     let full_home = dir.join("full");
-    std::fs::create_dir_all(&empty_home).map_err(|e| e.to_string())?;
-    std::fs::create_dir_all(&full_home).map_err(|e| e.to_string())?;
+    let bin_dir = dir.join("bin");
+    for d in [&empty_home, &full_home, &bin_dir] {
+        std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+    }
+    let mogplex = installed(&release_bin("mogplex-cli", "mogplex")?, &bin_dir)?;
+    let baseline = installed(&release_bin("xtask", "baseline")?, &bin_dir)?;
     let auth = serde_json::json!({"version": 1,
         "mogplex": {"issuer": "https://www.mogplex.com", "access_token": "a".repeat(64), "refresh_token": "r".repeat(64),
             "id_token": "i".repeat(600), "token_type": "Bearer", "scope": "openid profile email offline_access read write",
@@ -205,7 +225,7 @@ fn bench(runs: usize) -> Result<(), String> {
         ("OPENAI_BASE_URL", "http://example.com/v1"),
     ];
     println!(
-        "{runs} rounds after 20 warm-up rounds, the four programs in turn in each; wall time from spawn to exit\n"
+        "{runs} rounds after 20 warm-up rounds, the four programs in turn in each (installed copies of the\nrelease builds); wall time from spawn to exit\n"
     );
     println!(
         "{:<52} {:>10} {:>10} {:>10} {:>12}",
