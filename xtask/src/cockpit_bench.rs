@@ -40,7 +40,7 @@ fn percentile(sorted: &[Duration], p: usize) -> Duration {
 }
 
 pub fn run(runs: usize) -> Result<(), String> {
-    let mogplex = crate::release_bin("mogplex-cli", "mogplex")?;
+    let mogplex = xtask_lite::release_bin("mogplex-cli", "mogplex")?;
     let dir = std::env::temp_dir().join(format!("mogplex-bench-cockpit-{}", std::process::id()));
     let mut first_frames = Vec::with_capacity(runs);
     let mut first_bytes = Vec::with_capacity(runs);

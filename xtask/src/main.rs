@@ -1,8 +1,8 @@
 //! `cargo xtask …`: project automation that is not part of the product.
 //!
-//! `cargo demo` (an alias for `xtask demo`) runs the cockpit against a local `mogplex-server
-//! dev`; see [`demo`]. It builds the same release binaries as the benchmarks, so each is compiled
-//! once (docs/contributing.md says why release).
+//! `cargo demo` is not here but in `xtask/lite` (a crate without dependencies, so that it starts
+//! at once); both build the product binaries through [`xtask_lite::release_bin`], in the release
+//! profile, so each is compiled once (docs/contributing.md says why release).
 //!
 //! `cargo xtask bench` times whole `mogplex` processes (spawn to exit) reaching "clear failure"
 //! (no credential) and "credential resolved" (stopped at the last check before the network),
@@ -10,8 +10,9 @@
 //! same `auth.json`. It reports medians, the ratio, and each process's peak RSS (from wait4).
 
 mod cockpit_bench;
-mod demo;
 mod server_bench;
+
+use xtask_lite::release_bin;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -20,10 +21,6 @@ use std::time::{Duration, Instant};
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("demo") => match demo::run() {
-            Ok(code) => return std::process::ExitCode::from(u8::try_from(code).unwrap_or(1)),
-            Err(e) => Err(e),
-        },
         Some("bench") => bench(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(300)),
         Some("bench-cockpit") => {
             cockpit_bench::run(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(50))
@@ -31,7 +28,7 @@ fn main() -> std::process::ExitCode {
         Some("bench-server") => {
             server_bench::run(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(5))
         }
-        _ => Err("usage: cargo demo | cargo xtask bench [RUNS] | cargo xtask bench-cockpit [RUNS] | cargo xtask bench-server [SECONDS]".to_owned()),
+        _ => Err("usage: cargo xtask bench [RUNS] | cargo xtask bench-cockpit [RUNS] | cargo xtask bench-server [SECONDS]".to_owned()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -39,32 +36,6 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {e}");
             std::process::ExitCode::FAILURE
         }
-    }
-}
-
-fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_owned)
-        .unwrap_or_default()
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"))
-}
-
-fn cargo(args: &[&str]) -> Result<(), String> {
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(args)
-        .current_dir(workspace_root())
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("cargo {} failed", args.join(" ")))
     }
 }
 
@@ -153,23 +124,6 @@ fn measure(runs: usize, cases: &[Case]) -> Result<Vec<Stats>, String> {
         }
     }
     Ok(samples.iter().map(|s| Stats::of(s)).collect())
-}
-
-/// Builds a product binary on its own, in the release profile, showing cargo's progress, and
-/// returns its path. On its own: built in one cargo invocation with the server (or with xtask,
-/// which links the server), the CLI's dependencies would be compiled with the server's features
-/// (aws-lc-rs, HTTP/2) and it would not be the program `cargo install` gives users.
-///
-/// `XTASK_<BIN>` (`XTASK_MOGPLEX`, `XTASK_MOGPLEX_SERVER`, `XTASK_BASELINE`) names a binary to use
-/// instead, to compare builds (another checkout's, an older commit's).
-fn release_bin(package: &str, bin: &str) -> Result<PathBuf, String> {
-    let var = format!("XTASK_{}", bin.to_ascii_uppercase().replace('-', "_"));
-    if let Some(path) = std::env::var_os(&var).filter(|p| !p.is_empty()) {
-        eprintln!("==> {bin}: {} (from {var})", Path::new(&path).display());
-        return Ok(PathBuf::from(path));
-    }
-    cargo(&["build", "--release", "-p", package, "--bin", bin])?;
-    Ok(target_dir().join("release").join(bin))
 }
 
 /// The start-up target of SPEC section 8.
