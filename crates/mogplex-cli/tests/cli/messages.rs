@@ -48,13 +48,10 @@ fn prompts_from_stdin() {
     assert_eq!(out.status.code(), Some(0));
     let out = home.run_stdin(&[], "bare and piped");
     assert_eq!(out.status.code(), Some(0));
-    let sent: Vec<_> = server
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST")
-        .map(|r| r.json()["messages"][0]["content"].clone())
-        .collect();
-    assert_eq!(sent, vec![json!("from stdin\n"), json!("bare and piped")]);
+    assert_eq!(
+        prompts_sent(&server),
+        vec![json!("from stdin\n"), json!("bare and piped")]
+    );
     let out = home.run_stdin(&["exec"], "   ");
     snap!("empty_prompt", home.render(&out));
     assert_eq!(out.status.code(), Some(2));

@@ -456,7 +456,12 @@ fn expire_in(home: &TestHome, secs: i64) {
 }
 
 fn exec(home: &TestHome, server: &Server, prompt: &str) -> std::process::Output {
-    home.cmd(&["exec", prompt])
+    run_against(home, server, &["exec", prompt])
+}
+
+/// `mogplex <args>` with `MOGPLEX_URL` pointing at `server`.
+fn run_against(home: &TestHome, server: &Server, args: &[&str]) -> std::process::Output {
+    home.cmd(args)
         .env("MOGPLEX_URL", &server.url)
         .output()
         .unwrap()
@@ -719,10 +724,7 @@ impl Server {
 }
 
 fn exec_model(home: &TestHome, server: &Server, model: &str) -> std::process::Output {
-    home.cmd(&["exec", "--model", model, "hi"])
-        .env("MOGPLEX_URL", &server.url)
-        .output()
-        .unwrap()
+    run_against(home, server, &["exec", "--model", model, "hi"])
 }
 
 #[test]
@@ -746,11 +748,7 @@ fn an_unknown_model_is_a_usage_error_naming_the_closest() {
     let out = exec_model(&home, &server, "mogplex/ecoh");
     snap!("unknown_model_account_and_key", home.render(&out));
     assert_eq!(out.status.code(), Some(2));
-    let out = home
-        .cmd(&["exec", "--json", "--model", "nope", "hi"])
-        .env("MOGPLEX_URL", &server.url)
-        .output()
-        .unwrap();
+    let out = run_against(&home, &server, &["exec", "--json", "--model", "nope", "hi"]);
     let last: serde_json::Value =
         serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
     assert_eq!(
