@@ -40,16 +40,7 @@ fn percentile(sorted: &[Duration], p: usize) -> Duration {
 }
 
 pub fn run(runs: usize) -> Result<(), String> {
-    crate::cargo(&[
-        "build",
-        "--release",
-        "--quiet",
-        "-p",
-        "mogplex-cli",
-        "--bin",
-        "mogplex",
-    ])?;
-    let mogplex = crate::target_dir().join("release/mogplex");
+    let mogplex = xtask_lite::release_bin("mogplex-cli", "mogplex")?;
     let dir = std::env::temp_dir().join(format!("mogplex-bench-cockpit-{}", std::process::id()));
     let mut first_frames = Vec::with_capacity(runs);
     let mut first_bytes = Vec::with_capacity(runs);

@@ -307,8 +307,7 @@ async fn sequential(
 }
 
 pub fn run(seconds: u64) -> Result<(), String> {
-    crate::cargo(&["build", "--release", "--quiet", "-p", "mogplex-server"])?;
-    let bin = crate::target_dir().join("release/mogplex-server");
+    let bin = xtask_lite::release_bin("mogplex-server", "mogplex-server")?;
     let dir = std::env::temp_dir().join(format!("mogplex-server-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -29,8 +29,8 @@ const SECRET_KEYS: &[&str] = &[
     "setcookie",
 ];
 
-/// Prefixes of token-shaped strings, redacted when followed by at least 8 token characters.
-const TOKEN_PREFIXES: &[&str] = &["sk-", "mog_", "gsk_", "xai-", "vck_", "AIza"];
+/// Token-shaped strings (a key prefix of the provider table) are redacted when the prefix is
+/// followed by at least this many token characters.
 const TOKEN_MIN_TAIL: usize = 8;
 /// Known values shorter than this are not searched for (they would match ordinary text).
 const MIN_KNOWN_SECRET_LEN: usize = 6;
@@ -112,49 +112,70 @@ impl Redactor {
 }
 
 /// Replaces token-shaped substrings and `Bearer <token>`.
+///
+/// One pass over the bytes: only a word start whose first byte can begin a pattern is looked at
+/// closely, and the text between matches is copied whole (this runs on every error printed).
 pub fn redact_patterns(text: &str) -> String {
+    let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    let mut prev: Option<char> = None;
-    'scan: while let Some(c) = rest.chars().next() {
-        let at_boundary = prev.is_none_or(|p| !is_token_char(p));
-        if at_boundary {
-            if let Some(tail) = rest
-                .strip_prefix("Bearer ")
-                .or_else(|| rest.strip_prefix("bearer "))
-            {
-                let len = tail.find(char::is_whitespace).unwrap_or(tail.len());
-                // Token-shaped only: "bearer token" in prose is not a secret.
-                let word = &tail[..len];
-                let token_like = len >= 8
-                    && !word
-                        .chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_punctuation());
-                if token_like && !tail.starts_with(REDACTED) {
-                    out.push_str(&rest[..7]);
-                    out.push_str(REDACTED);
-                    rest = &tail[len..];
-                    prev = Some(']');
-                    continue 'scan;
-                }
-            }
-            for prefix in TOKEN_PREFIXES {
-                if let Some(tail) = rest.strip_prefix(prefix) {
-                    let len = tail.find(|c: char| !is_token_char(c)).unwrap_or(tail.len());
-                    if len >= TOKEN_MIN_TAIL {
-                        out.push_str(REDACTED);
-                        rest = &tail[len..];
-                        prev = Some(']');
-                        continue 'scan;
-                    }
-                }
-            }
+    let mut copied = 0;
+    let mut i = 0;
+    let mut at_boundary = true;
+    while i < bytes.len() {
+        if at_boundary
+            && is_pattern_start(bytes[i])
+            && let Some((keep, end)) = match_at(&text[i..])
+        {
+            out.push_str(&text[copied..i + keep]);
+            out.push_str(REDACTED);
+            i += end;
+            copied = i;
+            // What follows a redaction starts a new word, as after `]`.
+            at_boundary = true;
+            continue;
         }
-        out.push(c);
-        rest = &rest[c.len_utf8()..];
-        prev = Some(c);
+        let b = bytes[i];
+        at_boundary = !(b.is_ascii() && is_token_char(b as char));
+        // Step over one character (a UTF-8 lead byte says how long it is).
+        i += match b {
+            0xF0.. => 4,
+            0xE0.. => 3,
+            0xC0.. => 2,
+            _ => 1,
+        };
     }
+    out.push_str(&text[copied.min(text.len())..]);
     out
+}
+
+/// Whether a byte can begin `Bearer `, `bearer ` or a key prefix of the provider table.
+fn is_pattern_start(b: u8) -> bool {
+    b == b'B' || b == b'b' || crate::provider::key_prefixes().any(|p| p.as_bytes()[0] == b)
+}
+
+/// A pattern at the start of `rest`: how much of it to keep, and where the redacted part ends.
+fn match_at(rest: &str) -> Option<(usize, usize)> {
+    if let Some(tail) = rest
+        .strip_prefix("Bearer ")
+        .or_else(|| rest.strip_prefix("bearer "))
+    {
+        let len = tail.find(char::is_whitespace).unwrap_or(tail.len());
+        // Token-shaped only: "bearer token" in prose is not a secret.
+        let word = &tail[..len];
+        let token_like = len >= 8
+            && !word
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_punctuation());
+        if token_like && !tail.starts_with(REDACTED) {
+            return Some((7, 7 + len));
+        }
+    }
+    // Prefix characters are token characters, so whichever prefix matches, the token runs to the
+    // same end; it is redacted when some prefix leaves at least TOKEN_MIN_TAIL characters after it.
+    let run = rest.find(|c: char| !is_token_char(c)).unwrap_or(rest.len());
+    crate::provider::key_prefixes()
+        .any(|p| rest.starts_with(p) && run >= p.len() + TOKEN_MIN_TAIL)
+        .then_some((0, run))
 }
 
 #[cfg(test)]
@@ -175,6 +196,25 @@ mod tests {
         );
         assert_eq!(redact_patterns("sk-short"), "sk-short");
         assert_eq!(redact_patterns("(mog_0123456789abcdef)"), "([REDACTED])");
+    }
+
+    #[test]
+    fn patterns_around_text_of_every_kind() {
+        assert_eq!(
+            redact_patterns("é sk-abcdefgh12é, (AIzaabcdefghij) x-sk-abcdefghij"),
+            "é [REDACTED]é, ([REDACTED]) x-sk-abcdefghij"
+        );
+        assert_eq!(
+            redact_patterns("sk-abcdefgh12sk-abcdefgh12 sk-ant-abcdefgh"),
+            "[REDACTED] [REDACTED]"
+        );
+        assert_eq!(redact_patterns("Bearer "), "Bearer ");
+        assert_eq!(redact_patterns(""), "");
+        assert_eq!(redact_patterns("bearer [REDACTED]"), "bearer [REDACTED]");
+        assert_eq!(
+            redact_patterns("Bearer abcdefgh12Bearer x"),
+            "Bearer [REDACTED] x"
+        );
     }
 
     #[test]
@@ -203,5 +243,92 @@ mod tests {
             v,
             json!({"access_token": "[REDACTED]", "nested": {"apiKey": "[REDACTED]"}, "msg": "[REDACTED]", "exit_code": 1})
         );
+    }
+    /// The one-pass scan against the char-by-char version it replaced, on generated text.
+    #[test]
+    fn same_as_the_char_by_char_scan() {
+        fn reference(text: &str) -> String {
+            let mut out = String::with_capacity(text.len());
+            let mut rest = text;
+            let mut prev: Option<char> = None;
+            'scan: while let Some(c) = rest.chars().next() {
+                let at_boundary = prev.is_none_or(|p| !is_token_char(p));
+                if at_boundary {
+                    if let Some(tail) = rest
+                        .strip_prefix("Bearer ")
+                        .or_else(|| rest.strip_prefix("bearer "))
+                    {
+                        let len = tail.find(char::is_whitespace).unwrap_or(tail.len());
+                        // Token-shaped only: "bearer token" in prose is not a secret.
+                        let word = &tail[..len];
+                        let token_like = len >= 8
+                            && !word
+                                .chars()
+                                .all(|c| c.is_ascii_lowercase() || c.is_ascii_punctuation());
+                        if token_like && !tail.starts_with(REDACTED) {
+                            out.push_str(&rest[..7]);
+                            out.push_str(REDACTED);
+                            rest = &tail[len..];
+                            prev = Some(']');
+                            continue 'scan;
+                        }
+                    }
+                    for prefix in ["sk-", "mog_", "gsk_", "xai-", "vck_", "AIza"] {
+                        if let Some(tail) = rest.strip_prefix(prefix) {
+                            let len = tail.find(|c: char| !is_token_char(c)).unwrap_or(tail.len());
+                            if len >= TOKEN_MIN_TAIL {
+                                out.push_str(REDACTED);
+                                rest = &tail[len..];
+                                prev = Some(']');
+                                continue 'scan;
+                            }
+                        }
+                    }
+                }
+                out.push(c);
+                rest = &rest[c.len_utf8()..];
+                prev = Some(c);
+            }
+            out
+        }
+
+        let pieces = [
+            "sk-",
+            "sk-ant-",
+            "sk-proj-",
+            "mog_",
+            "gsk_",
+            "xai-",
+            "vck_",
+            "AIza",
+            "Bearer ",
+            "bearer ",
+            "abcdefgh",
+            "12",
+            "-",
+            "_",
+            ".",
+            " ",
+            "é",
+            "(",
+            "]",
+            "[REDACTED]",
+            "x",
+            "\n",
+            "Bearer realm",
+            "ü🙂",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            for _ in 0..(seed % 12) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                text.push_str(pieces[(seed % pieces.len() as u64) as usize]);
+            }
+            assert_eq!(redact_patterns(&text), reference(&text), "{text:?}");
+            seed = seed.wrapping_add(1);
+        }
     }
 }

@@ -8,11 +8,6 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use zeroize::Zeroize;
 
-/// Prefixes that name a kind of key rather than carry secret material, longest first.
-const KNOWN_PREFIXES: &[&str] = &[
-    "sk-proj-", "sk-ant-", "sk-or-", "sk-", "mog_", "gsk_", "xai-", "vck_", "AIza",
-];
-
 /// Keys this long or shorter show no trailing characters at all when masked.
 const MASK_MIN_LEN_FOR_SUFFIX: usize = 16;
 
@@ -43,10 +38,11 @@ impl Secret {
 /// Masks any secret string; see [`Secret::masked`].
 pub fn mask(value: &str) -> String {
     let chars: Vec<char> = value.chars().collect();
-    let prefix = KNOWN_PREFIXES
-        .iter()
-        .find(|p| value.starts_with(**p) && value.len() > p.len() + 4)
-        .copied()
+    // The longest known key prefix (the provider table's), which names a kind of key rather
+    // than carry secret material.
+    let prefix = crate::provider::key_prefixes()
+        .filter(|p| value.starts_with(p) && value.len() > p.len() + 4)
+        .max_by_key(|p| p.len())
         .unwrap_or("");
     if chars.len() > MASK_MIN_LEN_FOR_SUFFIX {
         let tail: String = chars[chars.len() - 4..].iter().collect();
@@ -106,6 +102,25 @@ mod tests {
         // exactly 16 characters: still no suffix
         assert_eq!(mask("0123456789abcdef"), "…");
         assert_eq!(mask("0123456789abcdefg"), "…defg");
+    }
+
+    #[test]
+    fn the_longest_known_prefix_stays_visible() {
+        let tail = "abcdefghijklmnopqrstuvwxyz0123";
+        for (prefix, masked) in [
+            ("sk-proj-", "sk-proj-…0123"),
+            ("sk-ant-", "sk-ant-…0123"),
+            ("sk-or-", "sk-or-…0123"),
+            ("sk-", "sk-…0123"),
+            ("mog_", "mog_…0123"),
+            ("gsk_", "gsk_…0123"),
+            ("xai-", "xai-…0123"),
+            ("vck_", "vck_…0123"),
+            ("AIza", "AIza…0123"),
+            ("zz-", "…0123"),
+        ] {
+            assert_eq!(mask(&format!("{prefix}{tail}")), masked);
+        }
     }
 
     #[test]

@@ -83,11 +83,18 @@ pub fn needs_refresh(e: &MogplexEntry) -> bool {
 
 /// Stores a new sign-in (under the lock), replacing any Mogplex credential.
 pub fn store_sign_in(store: &AuthStore, entry: MogplexEntry) -> Result<(), StoreError> {
-    store.update(|f: &mut AuthFile| {
-        f.mogplex = Some(entry);
-        Ok(())
-    })?;
-    Ok(())
+    replace_sign_in(store, entry).map(drop)
+}
+
+/// [`store_sign_in`], returning the Mogplex credential it replaced (read under the same lock), so
+/// the caller can say what happened to it.
+pub fn replace_sign_in(
+    store: &AuthStore,
+    entry: MogplexEntry,
+) -> Result<Option<MogplexEntry>, StoreError> {
+    Ok(store
+        .update(|f: &mut AuthFile| Ok(f.mogplex.replace(entry)))?
+        .value)
 }
 
 /// A current access token for the stored session. `rejected` is the token a server just answered

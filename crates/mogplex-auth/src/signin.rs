@@ -81,9 +81,14 @@ impl SignedIn {
 
     /// Stores it in `auth.json` (under the lock), replacing any Mogplex credential.
     pub fn store(&self, store: &AuthStore) -> Result<(), StoreError> {
+        self.store_replacing(store).map(drop)
+    }
+
+    /// [`SignedIn::store`], returning the Mogplex credential it replaced.
+    pub fn store_replacing(&self, store: &AuthStore) -> Result<Option<MogplexEntry>, StoreError> {
         let entry: MogplexEntry =
             session::entry_from_tokens(&self.issuer, &self.tokens, self.user.as_ref(), None);
-        session::store_sign_in(store, entry)
+        session::replace_sign_in(store, entry)
     }
 }
 

@@ -1,6 +1,9 @@
-//! The command line. Only what works end to end is here.
+//! The command line. Only what works end to end is here; a lone word that names (or nearly
+//! names) a command is refused rather than sent to the model ([`lone_word`]).
 
-use clap::{Args, Parser, Subcommand};
+use crate::error::CliError;
+use crate::suggest;
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use mogplex_auth::Provider;
 
 #[derive(Debug, Parser)]
@@ -10,7 +13,7 @@ use mogplex_auth::Provider;
     about = "The Mogplex command-line cockpit",
     long_about = "The Mogplex command-line cockpit.\n\nOn a terminal and without a prompt, opens the cockpit (the login screen when no credential resolves). With a prompt, runs one non-interactive turn and streams the answer to stdout.",
     args_conflicts_with_subcommands = true,
-    after_help = "Credentials come from the environment (MOGPLEX_API_KEY or a provider key such as OPENAI_API_KEY) or from auth.json in the Mogplex home (MOGPLEX_HOME, default ~/.mogplex). The environment wins.\n\nExit codes: 0 ok, 1 failure, 2 usage, 64 no credential, 65 credential rejected or no model access, 69 service unavailable, 75 rate limited, 78 local configuration problem."
+    after_help = "Credentials come from the environment (MOGPLEX_API_KEY or a provider key such as OPENAI_API_KEY) or from auth.json in the Mogplex home (MOGPLEX_HOME, default ~/.mogplex). The environment wins.\n\nExit codes: 0 ok, 1 failure, 2 usage, 64 no credential, 65 credential rejected or no model access, 69 service unavailable, 75 rate limited, 78 local configuration problem, 130 interrupted (Ctrl+C)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -19,12 +22,14 @@ pub struct Cli {
     #[command(flatten)]
     pub exec: ExecArgs,
 
+    // Not `global`: they belong to the cockpit and the bare prompt, and `mogplex login --help`
+    // must list only what login takes.
     /// Remove the stored Mogplex sign-in before doing anything else (provider keys are kept)
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub logout: bool,
 
     /// Open the cockpit on a run of your Mogplex account (run_…): its history, then live; also MOGPLEX_ATTACH_RUN_ID
-    #[arg(long, value_name = "RUN_ID", global = true, value_parser = parse_run_id)]
+    #[arg(long, value_name = "RUN_ID", value_parser = parse_run_id)]
     pub attach: Option<String>,
 }
 
@@ -97,5 +102,137 @@ pub fn parse_run_id(s: &str) -> Result<String, String> {
             "a run id is `run_` followed by letters, digits, `_` or `-` (for example run_abc123)"
                 .into(),
         )
+    }
+}
+
+/// Commands planned but not in this version, with where to look meanwhile. A lone word naming
+/// one is refused, not sent to the model. Remove a name here when its command lands.
+const PLANNED: &[(&str, Option<&str>)] = &[
+    (
+        "status",
+        Some(
+            "in the cockpit (`mogplex` in a terminal), /status shows every credential and where it comes from",
+        ),
+    ),
+    (
+        "account",
+        Some("in the cockpit, /status names the signed-in account"),
+    ),
+    (
+        "auth",
+        Some("`mogplex login` and `mogplex logout` sign in and out"),
+    ),
+    ("completions", None),
+    (
+        "credentials",
+        Some("in the cockpit, /status lists every credential"),
+    ),
+    (
+        "mcp",
+        Some("in the cockpit, /mcp lists your account's MCP servers"),
+    ),
+];
+
+/// The bare prompt (`mogplex <word>`) when it is one word naming, or a small edit away from, a
+/// command: a usage error saying which was meant, instead of a billed prompt. `raw_args` are the
+/// process's arguments; after `--` any words are a prompt on purpose.
+pub fn lone_word(cli: &Cli, raw_args: &[std::ffi::OsString]) -> Result<(), CliError> {
+    let Some(word) = cli.exec.prompt.as_deref().map(str::trim) else {
+        return Ok(());
+    };
+    if cli.command.is_some()
+        || word.is_empty()
+        || word == "-"
+        || word.contains(char::is_whitespace)
+        || raw_args.iter().skip(1).any(|a| a == "--")
+    {
+        return Ok(());
+    }
+    let real: Vec<String> = Cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .chain(["help".to_owned()])
+        .collect();
+    let names = real
+        .iter()
+        .map(String::as_str)
+        .chain(PLANNED.iter().map(|(n, _)| *n));
+    let Some((name, d)) = suggest::ranked(word, names, suggest::distance, 1)
+        .into_iter()
+        .next()
+        .filter(|(_, d)| suggest::is_close(word, *d))
+    else {
+        return Ok(());
+    };
+    let send = format!(
+        "to send `{word}` to the model, run `mogplex exec {word}` (or `mogplex -- {word}`)"
+    );
+    let planned = PLANNED.iter().find(|(n, _)| *n == name);
+    let err = match (planned, d) {
+        (Some((_, hint)), 0) => {
+            let e = CliError::usage(format!("`mogplex {name}` is not available in this version"));
+            match hint {
+                Some(h) => e.hint(*h),
+                None => e,
+            }
+        }
+        (Some(_), _) => CliError::usage(format!(
+            "`{word}` is not a mogplex command, and one word alone is not sent as a prompt"
+        ))
+        .hint(format!(
+            "did you mean `mogplex {name}`? It is not available in this version"
+        )),
+        (None, _) => CliError::usage(format!(
+            "`{word}` is not a mogplex command, and one word alone is not sent as a prompt"
+        ))
+        .hint(format!("did you mean `mogplex {name}`?")),
+    };
+    Err(err.hint(send))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(args: &[&str]) -> Result<(), CliError> {
+        let raw: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+        lone_word(&Cli::parse_from(args), &raw)
+    }
+
+    #[test]
+    fn lone_words_near_commands_are_refused() {
+        for args in [
+            &["mogplex", "logni"][..],
+            &["mogplex", "status"],
+            &["mogplex", "Logout"],
+            &["mogplex", "exce"],
+            &["mogplex", "stauts"],
+            &["mogplex", "--json", "mcp"],
+            &["mogplex", "--logout", "login"],
+        ] {
+            assert!(check(args).is_err(), "{args:?}");
+        }
+        for args in [
+            &["mogplex", "hello"][..],
+            &["mogplex", "hi"],
+            &["mogplex", "explain this error"],
+            &["mogplex", "--", "status"],
+            &["mogplex", "exec", "status"],
+            &["mogplex", "-"],
+            &["mogplex"],
+        ] {
+            assert!(check(args).is_ok(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn planned_commands_are_not_real_ones() {
+        let cmd = Cli::command();
+        for (name, _) in PLANNED {
+            assert!(
+                cmd.find_subcommand(name).is_none(),
+                "`{name}` has landed: remove it from PLANNED"
+            );
+        }
     }
 }

@@ -9,9 +9,10 @@ use crate::ctx::Ctx;
 use crate::error::CliError;
 use crate::exit;
 use mogplex_auth::{CredentialKind, Provider, Resolution, Source};
-use mogplex_protocol::ChatMessage;
+use mogplex_protocol::{ChatMessage, CliModel};
 use mogplex_providers::{
-    ChatRequest, ErrorKind, ModelClient, ProviderError, SelectError, Selection, StreamEvent,
+    ChatRequest, ErrorKind, ModelClient, ModelSource, ProviderError, SelectError, Selection,
+    StreamEvent,
 };
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -42,11 +43,171 @@ fn select_error(e: SelectError, resolution: &Resolution) -> CliError {
                 provider.env_var(),
                 provider.id()
             )),
-        SelectError::UnknownModel { ref model } => CliError::usage(e.to_string()).hint(format!(
-            "name the provider too, for example `--model openai/{model}`; providers: {}",
-            Provider::names()
-        )),
+        SelectError::UnknownModel { ref model } => {
+            let example = resolution.active().map_or("openai", |c| c.provider.id());
+            with_closest_models(CliError::usage(e.to_string()), model, &usable_models(resolution, &[]))
+                .hint(format!(
+                    "name the provider too, for example `--model {example}/{model}`; providers: {}",
+                    Provider::names()
+                ))
+        }
         SelectError::EmptyModel => CliError::usage(e.to_string()).hint("pass a model name, or leave out --model"),
+    }
+}
+
+/// The models the user can name with `--model`: the Mogplex account's `catalog`, then the known
+/// models of every other provider with a credential, each in a form that routes to it (`gpt-4.1`,
+/// `groq/llama-3.3-70b-versatile`).
+fn usable_models(resolution: &Resolution, catalog: &[CliModel]) -> Vec<String> {
+    let known = resolution
+        .credentials
+        .iter()
+        .filter(|c| c.provider != Provider::Mogplex)
+        .flat_map(|c| {
+            c.provider.known_models().iter().map(|m| {
+                if Provider::for_model_name(m) == Some(c.provider) {
+                    (*m).to_owned()
+                } else {
+                    format!("{}/{m}", c.provider.id())
+                }
+            })
+        });
+    catalog
+        .iter()
+        .map(|m| m.slug.clone())
+        .chain(known)
+        .collect()
+}
+
+/// Adds to an unknown-model error the models the user can use: "did you mean" and the closest
+/// ones first when one is close, else the first few in their order (each provider's default
+/// first).
+fn with_closest_models(err: CliError, model: &str, usable: &[String]) -> CliError {
+    const SHOWN: usize = 5;
+    let mut unique: Vec<&str> = Vec::new();
+    for m in usable {
+        if !unique.contains(&m.as_str()) {
+            unique.push(m);
+        }
+    }
+    if unique.is_empty() {
+        return err;
+    }
+    let closest = crate::suggest::ranked(
+        model,
+        unique.iter().copied(),
+        crate::suggest::model_distance,
+        SHOWN,
+    );
+    let (err, names, order) = match closest.first() {
+        Some((name, d)) if crate::suggest::is_close(model, *d) => (
+            err.hint(format!("did you mean `--model {name}`?")),
+            closest.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+            "closest first",
+        ),
+        _ => (err, unique.iter().copied().take(SHOWN).collect(), ""),
+    };
+    let more = unique.len() - names.len();
+    let note = match (more, order) {
+        (0, "") => String::new(),
+        (0, order) => format!(" ({order})"),
+        (more, "") => format!(" and {more} more (/model in the cockpit lists them all)"),
+        (more, order) => format!(" ({order}; {more} more under /model in the cockpit)"),
+    };
+    err.hint(format!("models you can use: {}{note}", names.join(", ")))
+}
+
+/// A model named with `--model` for the Mogplex gateway must be in the account's catalog: a name
+/// it does not have is a usage error naming the closest ones (the gateway would only answer "no
+/// access"). An empty catalog is "no model access"; a service without a catalog endpoint is left
+/// to the gateway to judge.
+async fn check_account_model(
+    client: &ModelClient,
+    store: &mogplex_auth::AuthStore,
+    selection: &mut Selection,
+    base_url: &mogplex_providers::Url,
+    resolution: &Resolution,
+) -> Result<(), CliError> {
+    let Some(model) = selection.model.clone() else {
+        return Ok(());
+    };
+    let catalog = match account_catalog(client, store, selection, base_url).await {
+        Ok((catalog, _)) => catalog,
+        Err(CatalogError::Provider(e)) if e.kind == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into_cli(selection, base_url)),
+    };
+    if catalog.iter().any(|m| m.slug == model) {
+        return Ok(());
+    }
+    if catalog.is_empty() {
+        return Err(provider_error(
+            &empty_catalog(selection),
+            selection,
+            base_url,
+        ));
+    }
+    let err = CliError::usage(format!(
+        "unknown model `{model}`: your Mogplex account's catalog has no model of that name"
+    ));
+    Err(with_closest_models(
+        err,
+        &model,
+        &usable_models(resolution, &catalog),
+    ))
+}
+
+fn empty_catalog(selection: &Selection) -> ProviderError {
+    ProviderError::new(
+        ErrorKind::NoModelAccess,
+        selection.provider(),
+        "the account's model catalog is empty",
+    )
+}
+
+/// Why the account's catalog could not be read.
+enum CatalogError {
+    /// Renewing the sign-in failed (already worded for the user).
+    Renew(CliError),
+    Provider(ProviderError),
+}
+
+impl CatalogError {
+    fn into_cli(self, selection: &Selection, base_url: &mogplex_providers::Url) -> CliError {
+        match self {
+            CatalogError::Renew(e) => e,
+            CatalogError::Provider(e) => provider_error(&e, selection, base_url),
+        }
+    }
+}
+
+/// The Mogplex account's catalog; a signed-in session is renewed first, and once more (and the
+/// request sent again) on a 401. Also says whether that second renewal was spent.
+async fn account_catalog(
+    client: &ModelClient,
+    store: &mogplex_auth::AuthStore,
+    selection: &mut Selection,
+    base_url: &mogplex_providers::Url,
+) -> Result<(Vec<CliModel>, bool), CatalogError> {
+    let is_session = selection.credential.kind == CredentialKind::AccountSession;
+    if is_session {
+        selection.credential.secret = renew(store, base_url, None)
+            .await
+            .map_err(CatalogError::Renew)?;
+    }
+    match client.account_models(selection, base_url).await {
+        Ok(models) => Ok((models, false)),
+        Err(e) if e.kind == ErrorKind::Unauthorized && is_session => {
+            let rejected = selection.credential.secret.clone();
+            selection.credential.secret = renew(store, base_url, Some(&rejected))
+                .await
+                .map_err(CatalogError::Renew)?;
+            let models = client
+                .account_models(selection, base_url)
+                .await
+                .map_err(CatalogError::Provider)?;
+            Ok((models, true))
+        }
+        Err(e) => Err(CatalogError::Provider(e)),
     }
 }
 
@@ -133,7 +294,20 @@ impl Output {
     }
 }
 
+/// One turn; with `--json`, a failure is also the last event on stdout (stderr keeps the text).
 pub fn run(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
+    let json_out = args.json;
+    let result = turn(ctx, args);
+    if let Err(e) = &result
+        && json_out
+    {
+        // A closed stdout is not worth a second error.
+        let _ = writeln!(std::io::stdout(), "{}", e.json(&ctx.redactor));
+    }
+    result
+}
+
+fn turn(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
     let resolution = ctx.resolve()?;
     let json_out = args.json;
     let last_picked =
@@ -193,6 +367,11 @@ pub fn run(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
     };
     let outcome: Result<_, CliError> = rt.block_on(async {
         let client = model_client()?;
+        if selection.provider() == Provider::Mogplex
+            && selection.model_source == ModelSource::Session
+        {
+            check_account_model(&client, &store, &mut selection, &base_url, &resolution).await?;
+        }
         stream_turn(
             &client,
             &store,
@@ -227,7 +406,6 @@ pub fn run(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
                 "{}",
                 err.message
             );
-            out.event(err.json(&redactor));
             Err(err)
         }
     }
@@ -269,25 +447,22 @@ pub async fn stream_turn(
     sink: &mut dyn TurnSink,
 ) -> Result<TurnOutcome, CliError> {
     let is_session = selection.credential.kind == CredentialKind::AccountSession;
-    if is_session {
-        selection.credential.secret = renew(store, base_url, None).await?;
-    }
-    let mut retried = false;
-    let model = match selection.model.clone() {
-        Some(m) => m,
-        None => match client.account_default_model(selection, base_url).await {
-            Ok(m) => m,
-            Err(e) if e.kind == ErrorKind::Unauthorized && is_session => {
-                retried = true;
-                let rejected = selection.credential.secret.clone();
-                selection.credential.secret = renew(store, base_url, Some(&rejected)).await?;
-                client
-                    .account_default_model(selection, base_url)
-                    .await
-                    .map_err(|e| provider_error(&e, selection, base_url))?
+    let (model, mut retried) = match selection.model.clone() {
+        Some(m) => {
+            if is_session {
+                selection.credential.secret = renew(store, base_url, None).await?;
             }
-            Err(e) => return Err(provider_error(&e, selection, base_url)),
-        },
+            (m, false)
+        }
+        None => {
+            let (catalog, retried) = account_catalog(client, store, selection, base_url)
+                .await
+                .map_err(|e| e.into_cli(selection, base_url))?;
+            let first = catalog.into_iter().next().map(|m| m.slug);
+            let model = first
+                .ok_or_else(|| provider_error(&empty_catalog(selection), selection, base_url))?;
+            (model, retried)
+        }
     };
     sink.started(&model);
     let mut req = ChatRequest {
@@ -409,13 +584,17 @@ pub fn provider_error(
     let cred = &sel.credential;
     let status = e.status.map(|s| format!(" (HTTP {s})")).unwrap_or_default();
     let fix_credential = match (&cred.source, cred.kind) {
-        (Source::Env { var }, _) => format!("check the value of {var}, or unset it to use a stored credential"),
+        (Source::Env { var }, _) => {
+            format!("check the value of {var}, or unset it to use a stored credential")
+        }
         (Source::File { .. }, CredentialKind::AccountSession) => {
-            "sign in again: run `mogplex` in a terminal and choose \"Sign in with Mogplex\"".to_owned()
+            "sign in again: run `mogplex` in a terminal and choose \"Sign in with Mogplex\""
+                .to_owned()
         }
-        (Source::File { .. }, CredentialKind::PersonalAccessToken) => {
-            "create a new personal access token and store it with `mogplex login mogplex --with-api-key`".to_owned()
-        }
+        (Source::File { .. }, CredentialKind::PersonalAccessToken) => format!(
+            "store a new personal access token with `mogplex login mogplex --with-api-key` ({})",
+            crate::signin::where_to_create_a_pat(&mogplex_auth::ProcessEnv)
+        ),
         (Source::File { .. }, CredentialKind::ApiKey) => format!(
             "store a new key with `printenv {} | mogplex login {} --with-api-key`",
             e.provider.env_var(),

@@ -10,6 +10,7 @@
 //! | 69   | service unavailable: unreachable, 5xx, or a stream that failed part way |
 //! | 75   | rate limited; try again later |
 //! | 78   | local configuration problem: `auth.json` refused, home unusable |
+//! | 130  | interrupted: Ctrl+C while waiting (a sign-in), nothing stored |
 
 pub const FAILURE: u8 = 1;
 pub const USAGE: u8 = 2;
@@ -18,3 +19,4 @@ pub const FORBIDDEN: u8 = 65;
 pub const UNAVAILABLE: u8 = 69;
 pub const RATE_LIMITED: u8 = 75;
 pub const CONFIG: u8 = 78;
+pub const INTERRUPTED: u8 = 130;

@@ -9,7 +9,7 @@ use zeroize::Zeroize;
 /// Keys longer than this are not keys.
 const MAX_KEY_INPUT: u64 = 64 * 1024;
 
-fn read_key(provider: Provider) -> Result<Secret, CliError> {
+fn read_key(env: &dyn Env, provider: Provider) -> Result<Secret, CliError> {
     let example = format!(
         "printenv {} | mogplex login {} --with-api-key",
         provider.env_var(),
@@ -60,8 +60,11 @@ fn read_key(provider: Provider) -> Result<Secret, CliError> {
         );
     }
     if provider == Provider::Mogplex && !key.expose().starts_with("mog_") {
-        return Err(CliError::usage("a Mogplex personal access token starts with `mog_`")
-            .hint("create one in your Mogplex account settings, or sign in with `mogplex` in a terminal"));
+        return Err(
+            CliError::usage("a Mogplex personal access token starts with `mog_`")
+                .hint(crate::signin::where_to_create_a_pat(env))
+                .hint("or sign in instead: `mogplex login mogplex`"),
+        );
     }
     Ok(key)
 }
@@ -138,7 +141,7 @@ fn choose(ctx: &mut Ctx) -> Result<(), CliError> {
 }
 
 pub fn login_with_api_key(ctx: &mut Ctx, provider: Provider) -> Result<(), CliError> {
-    let key = read_key(provider)?;
+    let key = read_key(&ctx.env, provider)?;
     ctx.learn(&key);
     let masked = key.masked();
     let updated = ctx.store.update(|file| {

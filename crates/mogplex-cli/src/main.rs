@@ -12,6 +12,7 @@ mod exit;
 mod log;
 mod login;
 mod signin;
+mod suggest;
 
 use args::{Cli, Command};
 use clap::Parser;
@@ -23,7 +24,8 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let mut redactor = Redactor::new();
-    let result = run(cli, &mut redactor);
+    let raw_args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let result = args::lone_word(&cli, &raw_args).and_then(|()| run(cli, &mut redactor));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -8,7 +8,7 @@ use crate::exit;
 use mogplex_auth::oauth::OAuthError;
 use mogplex_auth::oauth::loopback::{LoopbackError, Notice};
 use mogplex_auth::signin::{Method, Progress, SignInError, SignedIn};
-use mogplex_auth::{Env, Provider};
+use mogplex_auth::{Env, MogplexEntry, Provider};
 use std::io::BufRead;
 
 /// Where a sign-in was started from, for the hint that says how to try again.
@@ -128,15 +128,13 @@ fn print_progress(p: Progress) {
     match p {
         Progress::Note(n) => eprintln!("note: {n}"),
         Progress::Browser { url, opened } => {
-            eprintln!(
-                "{}",
-                if opened {
-                    "Opening your browser to sign in to Mogplex."
-                } else {
-                    "Open this address in a browser to sign in to Mogplex:"
-                }
-            );
-            eprintln!("If it does not open, visit:\n\n  {url}\n");
+            // One instruction for where to go, whichever way it went.
+            let intro = if opened {
+                "Opening your browser to sign in to Mogplex. If it does not open, visit:"
+            } else {
+                "Open this address in a browser to sign in to Mogplex:"
+            };
+            eprintln!("{intro}\n\n  {url}\n");
             eprintln!(
                 "Browser on another machine? Sign in there, then paste the address it ends on (…/auth/callback?code=…) here and press Enter."
             );
@@ -169,16 +167,74 @@ pub fn account_base(env: &dyn Env) -> Result<mogplex_providers::Url, CliError> {
         .map_err(|e| CliError::usage(e.to_string()).hint(e.hint()))
 }
 
+/// Where a personal access token comes from. The hosted service has a settings page for them;
+/// `mogplex-server` has no such page: its administrator creates them with `pat create`.
+pub fn where_to_create_a_pat(env: &dyn Env) -> String {
+    match account_base(env) {
+        Ok(base) if base_label(&base) != mogplex_protocol::DEFAULT_BASE_URL => format!(
+            "on the account service at {}, its administrator creates one with `mogplex-server pat create --email <your email>`",
+            base_label(&base)
+        ),
+        _ => format!(
+            "create one in your account settings at {}",
+            mogplex_protocol::DEFAULT_BASE_URL
+        ),
+    }
+}
+
 pub fn base_label(base: &mogplex_providers::Url) -> String {
     base.as_str().trim_end_matches('/').to_owned()
 }
 
-/// Stores a completed sign-in and writes the log line; returns who signed in.
-pub fn store_signed_in(ctx: &mut Ctx, signed_in: &SignedIn) -> Result<String, CliError> {
+/// What became of the Mogplex credential a new sign-in replaced, when the user should hear it:
+/// another account's sign-in, or a personal access token. Signing in again as the same account
+/// needs no note.
+pub fn replaced_note(previous: Option<&MogplexEntry>, signed_in: &SignedIn) -> Option<String> {
+    let previous = previous?;
+    if let Some(pat) = &previous.api_key {
+        return Some(format!(
+            "this replaces the stored Mogplex personal access token {}",
+            pat.masked()
+        ));
+    }
+    previous.access_token.as_ref()?;
+    let email = previous.account.as_ref().and_then(|a| a.email.as_deref());
+    let issuer = previous.issuer.as_deref().map(|i| i.trim_end_matches('/'));
+    let same_issuer = issuer.is_none_or(|i| i == signed_in.issuer.trim_end_matches('/'));
+    if same_issuer && email.is_some() && email == signed_in.email() {
+        return None;
+    }
+    let who = match (email, issuer) {
+        (Some(e), Some(i)) if !same_issuer => format!("{e} (at {i})"),
+        (Some(e), _) => e.to_owned(),
+        (None, Some(i)) if !same_issuer => format!("the account at {i}"),
+        (None, _) => "the account signed in before".to_owned(),
+    };
+    Some(format!(
+        "replaced the sign-in of {who}: it is signed out on this machine (sign in again to switch back)"
+    ))
+}
+
+/// Stores a completed sign-in and writes the log line; returns who signed in, and a note about
+/// the credential it replaced.
+pub fn store_signed_in(
+    ctx: &mut Ctx,
+    signed_in: &SignedIn,
+) -> Result<(String, Option<String>), CliError> {
     for s in signed_in.secrets() {
         ctx.learn(s);
     }
-    signed_in.store(&ctx.store)?;
+    let previous = signed_in.store_replacing(&ctx.store)?;
+    if let Some(p) = &previous {
+        // The replaced tokens are gone from the file, but they are still secrets.
+        for s in [&p.access_token, &p.refresh_token, &p.id_token, &p.api_key]
+            .into_iter()
+            .flatten()
+        {
+            ctx.learn(s);
+        }
+    }
+    let replaced = replaced_note(previous.as_ref(), signed_in);
     let who = signed_in
         .email()
         .unwrap_or("your Mogplex account")
@@ -188,9 +244,10 @@ pub fn store_signed_in(ctx: &mut Ctx, signed_in: &SignedIn) -> Result<String, Cl
         event = "login.mogplex",
         issuer = signed_in.issuer,
         email = who,
+        replaced = replaced.is_some(),
         "signed in"
     );
-    Ok(who)
+    Ok((who, replaced))
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
@@ -206,18 +263,30 @@ pub fn login(ctx: &mut Ctx, method: Method) -> Result<(), CliError> {
     let base = account_base(&ctx.env)?;
     let label = base_label(&base);
     let env = ctx.env;
-    let signed_in = runtime()?
-        .block_on(mogplex_auth::signin::sign_in(
-            &env,
-            base,
-            method,
-            Some(paste_channel()),
-            &mut print_progress,
-        ))
-        .map_err(|e| sign_in_error(e, &label, Surface::Command))?;
-    let who = store_signed_in(ctx, &signed_in)?;
+    let mut progress = print_progress;
+    let signed_in = runtime()?.block_on(async {
+        // Ctrl+C while waiting drops the sign-in (its listener closes with it) before anything
+        // is stored.
+        tokio::select! {
+            r = mogplex_auth::signin::sign_in(
+                &env,
+                base,
+                method,
+                Some(paste_channel()),
+                &mut progress,
+            ) => r.map_err(|e| sign_in_error(e, &label, Surface::Command)),
+            _ = tokio::signal::ctrl_c() => Err(CliError::new(
+                exit::INTERRUPTED,
+                "sign-in cancelled; nothing was stored",
+            )),
+        }
+    })?;
+    let (who, replaced) = store_signed_in(ctx, &signed_in)?;
     println!("Signed in as {who}");
     eprintln!("Stored the sign-in in {}", ctx.store.path().display());
+    if let Some(note) = replaced {
+        eprintln!("note: {note}");
+    }
     if ctx.env.var(Provider::Mogplex.env_var()).is_some() {
         eprintln!(
             "note: MOGPLEX_API_KEY is set in this shell and takes precedence over this sign-in; unset it to use the sign-in"

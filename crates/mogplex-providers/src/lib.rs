@@ -1,9 +1,10 @@
 //! Model adapters for mogplex.
 //!
 //! Three API shapes cover every provider mogplex speaks to: the Mogplex gateway (OpenAI-shaped,
-//! bearer token from the Mogplex credential), OpenAI-compatible chat completions (OpenAI, Google,
-//! Groq, Mistral, DeepSeek, xAI, Cohere, Vercel AI Gateway) and Anthropic Messages. All stream.
-//! [`select`] decides which provider and model a session uses; [`client`] talks to them.
+//! bearer token from the Mogplex credential), OpenAI-compatible chat completions (most providers)
+//! and Anthropic Messages; each provider's row of the table in [`mogplex_auth::provider`] says which
+//! it speaks. All stream. [`select`] decides which provider and model a session uses; [`client`]
+//! talks to them.
 
 pub mod account;
 pub mod catalog;

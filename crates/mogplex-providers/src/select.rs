@@ -6,9 +6,9 @@
 //!
 //! Model names: `provider/model` names the provider explicitly (`openai/gpt-4.1`,
 //! `vercel/openai/gpt-4.1`); `mogplex/…` is a Mogplex catalog slug and goes to the gateway whole;
-//! a bare name is matched to its provider by its well-known prefix (`gpt-`, `claude-`, …). A name
-//! no provider claims goes to the Mogplex gateway when a Mogplex credential is in force (its
-//! catalog decides), and is refused otherwise.
+//! a bare name is matched to its provider by its well-known prefix (`gpt-`, `claude-`, …: the
+//! provider table's `model_prefixes`). A name no provider claims goes to the Mogplex gateway when
+//! a Mogplex credential is in force (its catalog decides), and is refused otherwise.
 
 use crate::catalog::{ProviderSpec, spec};
 use mogplex_auth::{Credential, Provider, Resolution};
@@ -58,30 +58,6 @@ pub enum SelectError {
     EmptyModel,
 }
 
-/// Bare model-name prefixes that identify a provider.
-const PREFIXES: &[(&str, Provider)] = &[
-    ("gpt-", Provider::OpenAi),
-    ("chatgpt-", Provider::OpenAi),
-    ("o1", Provider::OpenAi),
-    ("o3", Provider::OpenAi),
-    ("o4", Provider::OpenAi),
-    ("codex-", Provider::OpenAi),
-    ("claude-", Provider::Anthropic),
-    ("gemini-", Provider::Google),
-    ("gemma-", Provider::Google),
-    ("grok-", Provider::Xai),
-    ("mistral-", Provider::Mistral),
-    ("codestral-", Provider::Mistral),
-    ("magistral-", Provider::Mistral),
-    ("devstral-", Provider::Mistral),
-    ("ministral-", Provider::Mistral),
-    ("pixtral-", Provider::Mistral),
-    ("open-mistral-", Provider::Mistral),
-    ("deepseek-", Provider::DeepSeek),
-    ("command-", Provider::Cohere),
-    ("c4ai-", Provider::Cohere),
-];
-
 /// The provider a model name points at, and the model id to send it.
 fn route(model: &str) -> Option<(Provider, String)> {
     if let Some((head, rest)) = model.split_once('/')
@@ -95,10 +71,7 @@ fn route(model: &str) -> Option<(Provider, String)> {
         };
         return Some((provider, id));
     }
-    PREFIXES
-        .iter()
-        .find(|(p, _)| model.starts_with(p))
-        .map(|(_, provider)| (*provider, model.to_owned()))
+    Provider::for_model_name(model).map(|provider| (provider, model.to_owned()))
 }
 
 /// Picks the provider and model. `last_picked` maps providers to the model last picked for them
@@ -140,7 +113,7 @@ pub fn select(
     let provider = active.provider;
     Ok(match last_picked.get(&provider) {
         Some(m) => chosen(active, Some(m.clone()), ModelSource::LastPicked),
-        None => match spec(provider).default_model {
+        None => match spec(provider).default_model() {
             Some(m) => chosen(active, Some(m.to_owned()), ModelSource::Default),
             None => chosen(active, None, ModelSource::AccountDefault),
         },

@@ -3,7 +3,9 @@
 
 use mogplex_auth::{AuthFile, MapEnv, Provider, Resolution};
 use mogplex_protocol::ChatMessage;
-use mogplex_providers::{ChatRequest, ErrorKind, ModelClient, ProviderError, StreamEvent, select};
+use mogplex_providers::{
+    Api, ChatRequest, ErrorKind, ModelClient, ProviderError, StreamEvent, select,
+};
 use mogplex_testkit::{
     FakeServer, Reply, anthropic_stream, anthropic_stream_error, openai_stream, openai_stream_error,
 };
@@ -12,16 +14,11 @@ use std::path::Path;
 
 const KEY: &str = "test-key-0123456789abcdef";
 
-/// The path each OpenAI-compatible provider's default base URL puts in front of
-/// `/chat/completions`, kept when the base URL is redirected to the fake server.
-fn base_path(p: Provider) -> &'static str {
-    match p {
-        Provider::Google => "/v1beta/openai",
-        Provider::Groq => "/openai/v1",
-        Provider::Cohere => "/compatibility/v1",
-        Provider::Mogplex | Provider::Anthropic => "",
-        _ => "/v1",
-    }
+/// The path each provider's default base URL puts in front of its endpoints (`/openai/v1` for
+/// Groq), kept when the base URL is redirected to the fake server.
+fn base_path(p: Provider) -> String {
+    let url = mogplex_providers::Url::parse(p.spec().default_base_url).unwrap();
+    url.path().trim_end_matches('/').to_owned()
 }
 
 struct Run {
@@ -79,25 +76,22 @@ fn run(server: &FakeServer, provider: Provider, model: Option<&str>) -> Run {
 }
 
 fn chat_path(p: Provider) -> String {
-    match p {
-        Provider::Mogplex => "/api/cli/inference/chat/completions".into(),
-        Provider::Anthropic => "/v1/messages".into(),
-        _ => format!("{}/chat/completions", base_path(p)),
-    }
+    let endpoint = match p.spec().api {
+        Api::MogplexGateway => "/api/cli/inference/chat/completions",
+        Api::AnthropicMessages => "/v1/messages",
+        Api::OpenAiCompatible => "/chat/completions",
+    };
+    format!("{}{endpoint}", base_path(p))
 }
 
 #[test]
 fn openai_compatible_providers_send_exact_requests_and_stream_answers() {
-    for provider in [
-        Provider::OpenAi,
-        Provider::Google,
-        Provider::Groq,
-        Provider::Mistral,
-        Provider::DeepSeek,
-        Provider::Xai,
-        Provider::Cohere,
-        Provider::Vercel,
-    ] {
+    let openai_compatible: Vec<Provider> = Provider::ALL
+        .into_iter()
+        .filter(|p| p.spec().api == Api::OpenAiCompatible)
+        .collect();
+    assert_eq!(openai_compatible.len(), 8);
+    for provider in openai_compatible {
         let server = FakeServer::start();
         server.route(
             &chat_path(provider),
@@ -126,7 +120,7 @@ fn openai_compatible_providers_send_exact_requests_and_stream_answers() {
         assert!(r.header("user-agent").unwrap().starts_with("mogplex/"));
         let body = r.json();
         let spec = mogplex_providers::spec(provider);
-        assert_eq!(body["model"], spec.default_model.unwrap(), "{provider}");
+        assert_eq!(body["model"], spec.default_model().unwrap(), "{provider}");
         assert_eq!(body["stream"], true);
         assert_eq!(
             body["messages"],

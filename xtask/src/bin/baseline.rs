@@ -4,25 +4,16 @@
 
 use std::path::PathBuf;
 
-const VARS: [&str; 10] = [
-    "MOGPLEX_API_KEY",
-    "ANTHROPIC_API_KEY",
-    "OPENAI_API_KEY",
-    "GOOGLE_GENERATIVE_AI_API_KEY",
-    "GROQ_API_KEY",
-    "MISTRAL_API_KEY",
-    "DEEPSEEK_API_KEY",
-    "XAI_API_KEY",
-    "COHERE_API_KEY",
-    "VERCEL_API_TOKEN",
-];
-
 fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 fn main() -> std::process::ExitCode {
-    let mut found = VARS.iter().any(|v| var(v).is_some());
+    // The same variables as mogplex, read from its provider table (a `const`: nothing else of
+    // `mogplex-auth` is linked in).
+    let mut found = mogplex_auth::provider::PROVIDERS
+        .iter()
+        .any(|p| var(p.key_var).is_some());
     let home = var("MOGPLEX_HOME")
         .or_else(|| var("CODEX_HOME"))
         .map(PathBuf::from)

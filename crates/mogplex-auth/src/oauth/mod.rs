@@ -99,8 +99,11 @@ pub fn http_client() -> Result<reqwest::Client, OAuthError> {
 }
 
 /// Adds the certificate authorities of `SSL_CERT_FILE` (a PEM bundle), when set, to a client
-/// builder: every client mogplex builds trusts the same roots.
+/// builder: every client mogplex builds trusts the same roots, and speaks TLS through rustls with
+/// ring (installed here as the process's provider, before the first client is built).
 pub fn with_extra_roots(mut b: reqwest::ClientBuilder) -> Result<reqwest::ClientBuilder, String> {
+    // Err only when a provider is installed already, which is as good.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     if let Some(path) = std::env::var_os("SSL_CERT_FILE").filter(|p| !p.is_empty()) {
         let shown = std::path::Path::new(&path).display().to_string();
         let pem = std::fs::read(&path)

@@ -153,31 +153,21 @@ macro_rules! snap {
 /// Sets every base-URL variable to a distinct prefix on `server`, so the request path tells
 /// which provider was used: `/<provider id>/…`.
 pub fn route_all_providers(home: &mut TestHome, server: &FakeServer) {
-    let vars = [
-        ("mogplex", "MOGPLEX_URL"),
-        ("anthropic", "ANTHROPIC_BASE_URL"),
-        ("openai", "OPENAI_BASE_URL"),
-        ("google", "GOOGLE_GENERATIVE_AI_BASE_URL"),
-        ("groq", "GROQ_BASE_URL"),
-        ("mistral", "MISTRAL_BASE_URL"),
-        ("deepseek", "DEEPSEEK_BASE_URL"),
-        ("xai", "XAI_BASE_URL"),
-        ("cohere", "COHERE_BASE_URL"),
-        ("vercel", "VERCEL_AI_GATEWAY_BASE_URL"),
-    ];
-    for (id, var) in vars {
-        home.env(var, &format!("{}/{id}", server.url()));
-        let path = match id {
-            "mogplex" => "/mogplex/api/cli/inference/chat/completions".to_owned(),
-            "anthropic" => "/anthropic/v1/messages".to_owned(),
-            other => format!("/{other}/chat/completions"),
+    use mogplex_auth::provider::{Api, PROVIDERS};
+    for p in &PROVIDERS {
+        let id = p.id;
+        home.env(p.base_url_var, &format!("{}/{id}", server.url()));
+        let endpoint = match p.api {
+            Api::MogplexGateway => "api/cli/inference/chat/completions",
+            Api::AnthropicMessages => "v1/messages",
+            Api::OpenAiCompatible => "chat/completions",
         };
-        let reply = if id == "anthropic" {
+        let reply = if p.api == Api::AnthropicMessages {
             anthropic_stream(&["Hello", " from ", id])
         } else {
             openai_stream(&["Hello", " from ", id])
         };
-        server.route(&path, reply);
+        server.route(&format!("/{id}/{endpoint}"), reply);
     }
     server.route(
         "/mogplex/api/models",

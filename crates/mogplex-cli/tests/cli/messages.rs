@@ -26,6 +26,9 @@ fn model_selection_errors() {
     let out = home.run(&["exec", "--model", "nosuchmodel", "hi"]);
     snap!("unknown_model", home.render(&out));
     assert_eq!(out.status.code(), Some(2));
+    let out = home.run(&["exec", "--model", "gpt4.1-mini", "hi"]);
+    snap!("unknown_model_close", home.render(&out));
+    assert_eq!(out.status.code(), Some(2));
     let out = home.run(&["exec", "--model", "claude-sonnet-4-5", "hi"]);
     snap!("model_without_credential", home.render(&out));
     assert_eq!(out.status.code(), Some(64));
@@ -45,13 +48,10 @@ fn prompts_from_stdin() {
     assert_eq!(out.status.code(), Some(0));
     let out = home.run_stdin(&[], "bare and piped");
     assert_eq!(out.status.code(), Some(0));
-    let sent: Vec<_> = server
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST")
-        .map(|r| r.json()["messages"][0]["content"].clone())
-        .collect();
-    assert_eq!(sent, vec![json!("from stdin\n"), json!("bare and piped")]);
+    assert_eq!(
+        prompts_sent(&server),
+        vec![json!("from stdin\n"), json!("bare and piped")]
+    );
     let out = home.run_stdin(&["exec"], "   ");
     snap!("empty_prompt", home.render(&out));
     assert_eq!(out.status.code(), Some(2));
@@ -311,4 +311,87 @@ fn a_bad_extra_ca_bundle_is_a_configuration_error() {
     let out = home.run(&["exec", "hi"]);
     snap!("bad_ssl_cert_file", home.render(&out));
     assert_eq!(out.status.code(), Some(78));
+}
+
+#[test]
+fn login_help_lists_only_what_login_takes() {
+    let home = TestHome::new();
+    let out = home.run(&["login", "--help"]);
+    snap!("login_help", home.render(&out));
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for other in ["--attach", "--logout", "--model", "--json", "PROMPT"] {
+        assert!(!text.contains(other), "`{other}` in login's help:\n{text}");
+    }
+}
+
+/// The prompts a fake provider received.
+fn prompts_sent(server: &FakeServer) -> Vec<serde_json::Value> {
+    server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| r.json()["messages"][0]["content"].clone())
+        .collect()
+}
+
+#[test]
+fn a_lone_word_near_a_command_is_not_sent() {
+    let server = FakeServer::start();
+    let mut home = TestHome::new();
+    route_all_providers(&mut home, &server);
+    home.env("OPENAI_API_KEY", "sk-env-openai-0123456789");
+    for (name, word) in [
+        ("lone_word_typo", "logni"),
+        ("lone_word_planned", "status"),
+        ("lone_word_planned_typo", "credentails"),
+    ] {
+        let out = home.run(&[word]);
+        snap!(name, home.render(&out));
+        assert_eq!(out.status.code(), Some(2), "{word}");
+    }
+    let out = home.run(&["--json", "Exce"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `mogplex exec`?"));
+    assert_eq!(prompts_sent(&server), Vec::<serde_json::Value>::new());
+
+    // On purpose: after `--`, with `exec`, or more than one word; and a word near no command.
+    for args in [
+        &["--", "status"][..],
+        &["exec", "status"],
+        &["exec", "logni"],
+        &["status of the build"],
+        &["hello"],
+    ] {
+        let out = home.run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            home.render(&out)
+        );
+    }
+    assert_eq!(
+        prompts_sent(&server),
+        vec![
+            json!("status"),
+            json!("status"),
+            json!("logni"),
+            json!("status of the build"),
+            json!("hello")
+        ]
+    );
+}
+
+#[test]
+fn where_a_personal_access_token_comes_from() {
+    // The hosted service has a settings page; a self-hosted mogplex-server has an admin command.
+    let mut home = TestHome::new();
+    home.env("MOGPLEX_URL", "http://127.0.0.1:9");
+    let out = home.run_stdin(
+        &["login", "mogplex", "--with-api-key"],
+        "sk-not-a-pat-0123456789",
+    );
+    snap!("login_mogplex_wrong_prefix_self_hosted", home.render(&out));
+    assert_eq!(out.status.code(), Some(2));
 }

@@ -84,7 +84,19 @@ pub struct Login {
 
 impl Login {
     pub fn start(home: &TestHome, server: &Server, args: &[&str], browser: &str) -> Self {
+        Self::start_env(home, server, args, browser, &[])
+    }
+
+    /// [`Login::start`] with more variables.
+    pub fn start_env(
+        home: &TestHome,
+        server: &Server,
+        args: &[&str],
+        browser: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut cmd = home.cmd(args);
+        cmd.envs(env.iter().copied());
         cmd.env("MOGPLEX_URL", &server.url)
             .env("BROWSER", browser)
             .stdin(Stdio::piped())
@@ -444,7 +456,12 @@ fn expire_in(home: &TestHome, secs: i64) {
 }
 
 fn exec(home: &TestHome, server: &Server, prompt: &str) -> std::process::Output {
-    home.cmd(&["exec", prompt])
+    run_against(home, server, &["exec", prompt])
+}
+
+/// `mogplex <args>` with `MOGPLEX_URL` pointing at `server`.
+fn run_against(home: &TestHome, server: &Server, args: &[&str]) -> std::process::Output {
+    home.cmd(args)
         .env("MOGPLEX_URL", &server.url)
         .output()
         .unwrap()
@@ -681,4 +698,174 @@ fn browser_sign_in_in_chromium() {
 #[test]
 fn device_sign_in_approved_in_chromium() {
     chromium_login(&["login", "--device"]);
+}
+
+impl Server {
+    /// Adds a model (answered like the echo model) to the plan `dev`, which Ada has.
+    pub fn add_model_to_plan(&self, slug: &str) {
+        self.block_on(async {
+            let mut row = mogplex_server::gateway::echo_row();
+            row.spec = row.spec.replace(mogplex_server::gateway::ECHO_MODEL, slug);
+            row.slug = slug.to_owned();
+            row.display_name = format!("{slug} (test)");
+            self.state.db.upsert_model(&row).await.unwrap();
+            let slugs = [
+                mogplex_server::gateway::ECHO_MODEL.to_owned(),
+                slug.to_owned(),
+            ];
+            self.state
+                .db
+                .set_plan("dev", &slugs)
+                .await
+                .unwrap()
+                .unwrap();
+        });
+    }
+}
+
+fn exec_model(home: &TestHome, server: &Server, model: &str) -> std::process::Output {
+    run_against(home, server, &["exec", "--model", model, "hi"])
+}
+
+#[test]
+fn an_unknown_model_is_a_usage_error_naming_the_closest() {
+    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start();
+    server.add_model_to_plan("mogplex/gpt-4.1");
+    let mut home = signed_in(&server);
+    let out = exec_model(&home, &server, "nope");
+    snap!("unknown_model_account", home.render(&out));
+    assert_eq!(out.status.code(), Some(2));
+    // A provider's name for a model the account has under its own slug.
+    let out = exec_model(&home, &server, "gpt-4.1");
+    snap!("unknown_model_account_close", home.render(&out));
+    assert_eq!(out.status.code(), Some(2));
+    let out = exec_model(&home, &server, "mogplex/gpt-4.1");
+    assert_eq!(out.status.code(), Some(0), "{}", home.render(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    // Known models of the providers with a key are named too.
+    home.env("GROQ_API_KEY", "gsk_env0123456789abcdef");
+    let out = exec_model(&home, &server, "mogplex/ecoh");
+    snap!("unknown_model_account_and_key", home.render(&out));
+    assert_eq!(out.status.code(), Some(2));
+    let out = run_against(&home, &server, &["exec", "--json", "--model", "nope", "hi"]);
+    let last: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (last["type"].as_str(), last["exit_code"].as_i64()),
+        (Some("error"), Some(2))
+    );
+
+    // An account whose plan gives it no model: "no model access", as before.
+    server.add_user("bob@example.com");
+    let bob = signed_in_as(&server, "bob@example.com");
+    let out = exec_model(&bob, &server, "mogplex/echo");
+    snap!("no_model_access_account", bob.render(&out));
+    assert_eq!(out.status.code(), Some(65));
+}
+
+#[test]
+fn a_waiting_browser_sign_in_says_once_where_to_go_and_ends_cleanly_on_ctrl_c() {
+    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start();
+    let home = TestHome::new();
+    // Nothing can start a browser here (no `sh` on this PATH): the address is the way to go.
+    let mut login = Login::start_env(
+        &home,
+        &server,
+        &["login", "mogplex"],
+        "no-such-browser",
+        &[("PATH", "/nonexistent")],
+    );
+    let authorize = login.authorize_url();
+    login.wait_for("Waiting for the sign-in");
+    let shown = login.seen.join("\n").replace(&authorize, "[AUTHORIZE URL]");
+    snap!("login_browser_not_opened", shown);
+    let before = login.seen.len();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&login.child),
+        rustix::process::Signal::INT,
+    )
+    .unwrap();
+    let (code, out, err) = login.finish();
+    let after: Vec<&str> = err.lines().skip(before).collect();
+    snap!(
+        "login_cancelled",
+        format!(
+            "exit_code: {code}\n----- stdout -----\n{out}----- stderr -----\n{}\n",
+            after.join("\n")
+        )
+    );
+    assert_eq!(code, 130);
+    assert!(!home.auth_path().exists(), "nothing stored");
+    // The callback listener is gone with it.
+    std::net::TcpListener::bind("127.0.0.1:24816").expect("port 24816 is free again");
+}
+
+#[test]
+fn signing_in_over_another_credential_says_what_became_of_it() {
+    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start();
+    server.add_user("bob@example.com");
+    let home = signed_in(&server);
+    // Bob signs in where Ada was signed in.
+    let mut login = Login::start(&home, &server, &["login", "mogplex"], "true");
+    let authorize = login.authorize_url();
+    let callback = server.block_on(browser_until_callback_as(
+        &server.url,
+        &authorize,
+        "bob@example.com",
+    ));
+    let before = {
+        login.wait_for("Waiting for the sign-in");
+        login.seen.len()
+    };
+    login
+        .child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(format!("{callback}\n").as_bytes())
+        .unwrap();
+    let (code, out, err) = login.finish();
+    let after: Vec<&str> = err.lines().skip(before).collect();
+    snap!(
+        "login_replaces_another_account",
+        home.render(&std::process::Output {
+            status: std::os::unix::process::ExitStatusExt::from_raw(code << 8),
+            stdout: out.into_bytes(),
+            stderr: format!("{}\n", after.join("\n")).into_bytes(),
+        })
+    );
+    assert_eq!(code, 0);
+    assert_eq!(
+        home.auth()["mogplex"]["account"]["email"],
+        "bob@example.com"
+    );
+    // Signing in again as the same account says nothing about a replacement.
+    let again = signed_in_again(&home, &server, "bob@example.com");
+    assert!(!again.contains("replaced"), "{again}");
+    // A stored personal access token is named (masked) when a sign-in replaces it.
+    let out = home.run_stdin(
+        &["login", "mogplex", "--with-api-key"],
+        "mog_stored0123456789abcdefgh",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", home.render(&out));
+    let err = signed_in_again(&home, &server, "ada@example.com");
+    assert!(
+        err.contains("note: this replaces the stored Mogplex personal access token mog_…efgh"),
+        "{err}"
+    );
+}
+
+/// Signs `home` in again as `email`; returns what `mogplex login` printed on stderr.
+fn signed_in_again(home: &TestHome, server: &Server, email: &str) -> String {
+    let mut login = Login::start(home, server, &["login", "mogplex"], "true");
+    let authorize = login.authorize_url();
+    let callback = server.block_on(browser_until_callback_as(&server.url, &authorize, email));
+    let stdin = login.child.stdin.as_mut().unwrap();
+    stdin.write_all(format!("{callback}\n").as_bytes()).unwrap();
+    let (code, _, err) = login.finish();
+    assert_eq!(code, 0, "{err}");
+    err
 }

@@ -1,21 +1,46 @@
 //! `cargo demo`: the cockpit signing in against a local account server, from a fresh clone.
 //!
-//! Builds `mogplex` and `mogplex-server`, starts `mogplex-server dev` on a free loopback port
-//! with a fresh data directory, runs the cockpit against it with a fresh Mogplex home (and none
-//! of this shell's credential variables, which would otherwise take precedence over the demo
-//! sign-in), and stops the server and removes both directories when the cockpit exits.
+//! Says up front what it is about to build (the first run compiles for a few minutes), builds
+//! `mogplex` and `mogplex-server` in the release profile with cargo's progress on the terminal
+//! (the same builds `cargo xtask bench…` uses, so neither is compiled twice), starts
+//! `mogplex-server dev` on a free loopback port with a fresh data directory, runs the cockpit
+//! against it with a fresh Mogplex home (and none of this shell's credential variables, which
+//! would otherwise take precedence over the demo sign-in), and stops the server and removes both
+//! directories when the cockpit exits.
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+use xtask_lite::release_bin;
 
-/// Variables that would change what the demo shows: every credential variable, and the
-/// attach and deprecated home variables.
-fn cleared() -> Vec<&'static str> {
-    mogplex_auth::Provider::ALL
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(code) => std::process::ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Variables that would change what the demo shows, by their shape rather than a list (this
+/// crate cannot read the provider table): every key, token, key helper and base URL variable,
+/// every `MOGPLEX_` variable, and the deprecated home variable.
+fn would_interfere(name: &str) -> bool {
+    ["_API_KEY", "_API_TOKEN", "_API_KEY_HELPER", "_BASE_URL"]
         .iter()
-        .map(|p| p.env_var())
-        .chain(["MOGPLEX_ATTACH_RUN_ID", "CODEX_HOME"])
+        .any(|end| name.ends_with(end))
+        || name.starts_with("MOGPLEX_")
+        || name == "CODEX_HOME"
+}
+
+/// The set variables the demo removes from the cockpit's environment, by name.
+fn cleared() -> Vec<OsString> {
+    std::env::vars_os()
+        .filter(|(k, v)| !v.is_empty() && k.to_str().is_some_and(would_interfere))
+        .map(|(k, _)| k)
         .collect()
 }
 
@@ -41,32 +66,31 @@ impl Drop for TempDir {
     }
 }
 
-pub fn run() -> Result<i32, String> {
+fn run() -> Result<i32, String> {
     if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
         return Err(
             "the demo is the cockpit, which needs a terminal; run `cargo demo` in one".into(),
         );
     }
-    eprintln!("==> building mogplex and mogplex-server");
-    crate::cargo(&[
-        "build",
-        "--quiet",
-        "-p",
-        "mogplex-cli",
-        "--bin",
-        "mogplex",
-        "-p",
-        "mogplex-server",
-        "--bin",
-        "mogplex-server",
-    ])?;
-    let bin = crate::target_dir().join("debug");
+    let started = Instant::now();
+    eprintln!("==> mogplex demo: building mogplex and mogplex-server in the release profile.");
+    eprintln!(
+        "    The first run compiles for a few minutes (cargo shows its progress below; the last step of each,\n    optimising and linking, can sit still for a minute). Later runs start at once."
+    );
+    eprintln!("==> 1 of 2: mogplex");
+    let mogplex = release_bin("mogplex-cli", "mogplex")?;
+    eprintln!("==> 2 of 2: mogplex-server");
+    let server_bin = release_bin("mogplex-server", "mogplex-server")?;
+    eprintln!(
+        "==> built in {:.0} s; starting mogplex-server dev",
+        started.elapsed().as_secs_f64()
+    );
     let tmp = TempDir(std::env::temp_dir().join(format!("mogplex-demo-{}", std::process::id())));
     let data = tmp.0.join("server");
     let home = tmp.0.join("home");
     std::fs::create_dir_all(&data).map_err(|e| format!("cannot create {}: {e}", data.display()))?;
     let log = tmp.0.join("server.log");
-    let server = start_server(&bin.join("mogplex-server"), &data, &log).map_err(|e| {
+    let server = start_server(&server_bin, &data, &log).map_err(|e| {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         format!("{e}\n{}", text.trim_end())
     })?;
@@ -87,10 +111,9 @@ pub fn run() -> Result<i32, String> {
         "browser ends on. Then chat with mogplex/echo. /quit, or Ctrl+C twice, ends the demo."
     );
     let cleared = cleared();
-    let ignored: Vec<&str> = cleared
+    let ignored: Vec<String> = cleared
         .iter()
-        .copied()
-        .filter(|v| std::env::var_os(v).is_some_and(|x| !x.is_empty()))
+        .map(|v| v.to_string_lossy().into_owned())
         .collect();
     if !ignored.is_empty() {
         println!(
@@ -105,7 +128,7 @@ pub fn run() -> Result<i32, String> {
         .read_line(&mut line)
         .map_err(|e| format!("cannot read from the terminal: {e}"))?;
 
-    let mut cockpit = Command::new(bin.join("mogplex"));
+    let mut cockpit = Command::new(&mogplex);
     for v in &cleared {
         cockpit.env_remove(v);
     }
@@ -156,4 +179,28 @@ fn start_server(bin: &Path, data: &Path, log: &Path) -> Result<Server, String> {
         return Err("mogplex-server dev did not start; its log:".into());
     }
     Ok(server)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::would_interfere;
+
+    #[test]
+    fn credential_and_address_variables_are_cleared() {
+        for v in [
+            "OPENAI_API_KEY",
+            "VERCEL_API_TOKEN",
+            "MOGPLEX_API_KEY_HELPER",
+            "ANTHROPIC_BASE_URL",
+            "MOGPLEX_URL",
+            "MOGPLEX_ATTACH_RUN_ID",
+            "CODEX_HOME",
+            "SOME_FUTURE_PROVIDER_API_KEY",
+        ] {
+            assert!(would_interfere(v), "{v}");
+        }
+        for v in ["PATH", "HOME", "TERM", "BROWSER", "API_KEYS_DOC"] {
+            assert!(!would_interfere(v), "{v}");
+        }
+    }
 }
