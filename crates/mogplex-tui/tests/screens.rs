@@ -113,7 +113,7 @@ fn provider_key_entry_never_shows_the_key() {
     key(&mut app, KeyCode::Down);
     key(&mut app, KeyCode::Enter);
     assert!(matches!(
-        &app.screen,
+        app.screen(),
         Screen::Login {
             mode: LoginMode::EnterKey {
                 provider: Provider::OpenAi,
@@ -165,7 +165,7 @@ fn slash_commands() {
     type_text(&mut app, "/st");
     insta::assert_snapshot!("session_completion", render(&app));
     key(&mut app, KeyCode::Tab);
-    assert_eq!(app.composer.text(), "/status ");
+    assert_eq!(app.composer().text(), "/status ");
     assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::LoadStatus]);
     app.update(Event::StatusReady(vec![
         (
@@ -218,15 +218,15 @@ fn slash_commands() {
     key(&mut app, KeyCode::Esc);
     type_text(&mut app, "/clear");
     key(&mut app, KeyCode::Enter);
-    assert!(app.transcript.is_empty());
+    assert!(app.transcript().is_empty());
     type_text(&mut app, "/login");
     assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::LoginOpened]);
-    assert!(matches!(app.screen, Screen::Login { .. }));
+    assert!(matches!(app.screen(), Screen::Login { .. }));
     assert!(
         key(&mut app, KeyCode::Esc).is_empty(),
         "back to the session: a credential still resolves"
     );
-    assert_eq!(app.screen, Screen::Session);
+    assert_eq!(app.screen(), &Screen::Session);
     type_text(&mut app, "/quit");
     assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::Quit]);
 }
@@ -250,7 +250,7 @@ fn double_ctrl_c_quits_and_logout_to_nothing_shows_login() {
     type_text(&mut app, "draft");
     assert!(app.update(ctrl_c()).is_empty());
     assert!(
-        app.composer.is_empty(),
+        app.composer().is_empty(),
         "the first Ctrl+C clears the composer"
     );
     assert!(render(&app).contains("Press Ctrl+C again to quit"));
@@ -258,7 +258,7 @@ fn double_ctrl_c_quits_and_logout_to_nothing_shows_login() {
     // After a logout leaves nothing that resolves, the login screen comes back at once.
     let mut app = App::new(Some(stored()));
     app.update(Event::Resolved(None));
-    assert!(matches!(app.screen, Screen::Login { .. }));
+    assert!(matches!(app.screen(), Screen::Login { .. }));
 }
 
 #[test]
@@ -270,7 +270,7 @@ fn device_choice_hides_when_the_service_has_none() {
     key(&mut app, KeyCode::Down);
     key(&mut app, KeyCode::Enter);
     assert!(matches!(
-        app.screen,
+        app.screen(),
         Screen::Login {
             mode: LoginMode::PickProvider { .. },
             ..
@@ -305,33 +305,33 @@ fn composer_edits_recall_and_stop() {
     type_text(&mut app, "helo");
     key(&mut app, KeyCode::Left);
     type_text(&mut app, "l");
-    assert_eq!(app.composer.text(), "hello");
+    assert_eq!(app.composer().text(), "hello");
     key(&mut app, KeyCode::End);
     app.update(Event::Key(KeyEvent::new(
         KeyCode::Enter,
         KeyModifiers::SHIFT,
     )));
     type_text(&mut app, "two");
-    assert_eq!(app.composer.text(), "hello\ntwo");
+    assert_eq!(app.composer().text(), "hello\ntwo");
     assert_eq!(
         key(&mut app, KeyCode::Enter),
         vec![Effect::SendPrompt("hello\ntwo".into())]
     );
     assert_eq!(key(&mut app, KeyCode::Esc), vec![Effect::CancelAnswer]);
-    assert!(!app.streaming);
+    assert!(!app.is_streaming());
     app.update(Event::Delta("late".into()));
     assert!(
-        !app.transcript.iter().any(|e| e.text == "late"),
+        !app.transcript().iter().any(|e| e.text == "late"),
         "deltas after a stop are dropped"
     );
     key(&mut app, KeyCode::Up);
     assert_eq!(
-        app.composer.text(),
+        app.composer().text(),
         "hello\ntwo",
         "Up recalls the last prompt"
     );
     app.update(Event::Paste("x\r\ny\u{1b}[31m".into()));
-    assert_eq!(app.composer.text(), "hello\ntwox\ny[31m");
+    assert_eq!(app.composer().text(), "hello\ntwox\ny[31m");
 }
 
 #[test]
@@ -345,12 +345,12 @@ fn logout_asks_only_about_what_is_stored() {
     }));
     type_text(&mut app, "/logout");
     key(&mut app, KeyCode::Enter);
-    assert!(app.overlay.is_none());
+    assert!(app.overlay().is_none());
     assert!(render(&app).contains("No Mogplex sign-in is stored"));
     type_text(&mut app, "/logout openai");
     key(&mut app, KeyCode::Enter);
     assert!(
-        app.overlay.is_none(),
+        app.overlay().is_none(),
         "the OpenAI key is not stored, only set"
     );
     type_text(&mut app, "/logout groq");

@@ -6,15 +6,23 @@
 //! A generation counter, behind a lock that saving also takes, makes sure a sync that was still
 //! in flight when the user signed out can neither write the cache again nor show its result.
 
-use super::{Cockpit, Msg, send};
+use super::{Cockpit, Msg};
 use crate::error::CliError;
-use crate::exec::{model_client, provider_error};
-use crate::signin::{account_base, base_label};
+use crate::exec::provider_error;
+use crate::signin::base_label;
 use mogplex_auth::hosted::{Hosted, HostedCache, owner};
-use mogplex_auth::{Credential, CredentialKind, Provider, Secret};
+use mogplex_auth::{Credential, CredentialKind, Provider};
 use mogplex_protocol::McpServer;
-use mogplex_providers::{ModelSource, Selection};
 use std::sync::{Arc, Mutex};
+
+#[derive(Debug)]
+pub(crate) enum HostedMsg {
+    Fetched {
+        generation: u64,
+        result: Result<Box<Hosted>, CliError>,
+    },
+    SaveFailed(String),
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum SyncState {
@@ -49,19 +57,6 @@ impl HostedSlot {
     }
 }
 
-/// A fresh bearer for `credential`: a signed-in session is renewed first (under the lock).
-pub(super) async fn bearer_for(
-    store: &mogplex_auth::AuthStore,
-    credential: &Credential,
-    base: &mogplex_providers::Url,
-) -> Result<Secret, CliError> {
-    if credential.kind == CredentialKind::AccountSession {
-        crate::exec::renew(store, base, None).await
-    } else {
-        Ok(credential.secret.clone())
-    }
-}
-
 fn now_rfc3339() -> String {
     crate::log::now_rfc3339()
 }
@@ -76,10 +71,30 @@ fn short_time(rfc3339: &str) -> String {
 }
 
 impl Cockpit<'_> {
+    pub(super) fn on_hosted(&mut self, msg: HostedMsg) {
+        match msg {
+            HostedMsg::Fetched { generation, result } => self.hosted_fetched(generation, result),
+            HostedMsg::SaveFailed(e) => self.log.write(
+                crate::log::Level::Warn,
+                "hosted.save",
+                "could not save the hosted state",
+                serde_json::json!({"error": e}),
+            ),
+        }
+    }
+
     /// The Mogplex credential in force and whose hosted state it sees.
     fn mogplex_owner(&self) -> Option<(String, Credential)> {
-        let c = self.resolution.for_provider(Provider::Mogplex)?.clone();
-        let account_id = self.account.as_ref().and_then(|(id, _)| id.as_deref());
+        let c = self
+            .creds
+            .resolution
+            .for_provider(Provider::Mogplex)?
+            .clone();
+        let account_id = self
+            .creds
+            .account
+            .as_ref()
+            .and_then(|(id, _)| id.as_deref());
         let who = match c.kind {
             CredentialKind::AccountSession => owner(account_id, None),
             _ => owner(None, Some(&c.secret)),
@@ -96,7 +111,7 @@ impl Cockpit<'_> {
             }
             return;
         };
-        let Ok(base) = account_base(&self.ctx.env) else {
+        let Ok(base) = self.services.account_base() else {
             return;
         };
         let issuer = base_label(&base);
@@ -117,13 +132,11 @@ impl Cockpit<'_> {
         self.hosted.sync = SyncState::Syncing;
         self.refresh_header();
         let generation = self.hosted.generation();
-        let (client, store, tx) = (self.client.clone(), self.ctx.store.clone(), self.tx.clone());
         let (cache, lock) = (self.hosted.cache.clone(), self.hosted.generation.clone());
-        tokio::spawn(async move {
+        self.services.spawn(|s| async move {
             let result = async {
-                let client = client.get_or_try_init(|| async { model_client() }).await?;
-                let mut sel = Selection::new(&credential, None, ModelSource::AccountDefault);
-                sel.credential.secret = bearer_for(&store, &credential, &base).await?;
+                let client = s.client().await?;
+                let sel = s.account_selection(&credential, &base).await?;
                 let token = sel.credential.secret.clone();
                 let (user, models, mcp) = tokio::join!(
                     client.account_user(&base, &token),
@@ -155,24 +168,17 @@ impl Cockpit<'_> {
                 })
                 .await;
                 if let Ok(Err(e)) = saved {
-                    send(&tx, Msg::HostedSaveFailed(e));
+                    s.send(Msg::Hosted(HostedMsg::SaveFailed(e)));
                 }
             }
-            send(
-                &tx,
-                Msg::HostedFetched {
-                    generation,
-                    result: result.map(Box::new),
-                },
-            );
+            s.send(Msg::Hosted(HostedMsg::Fetched {
+                generation,
+                result: result.map(Box::new),
+            }));
         });
     }
 
-    pub(super) fn hosted_fetched(
-        &mut self,
-        generation: u64,
-        result: Result<Box<Hosted>, CliError>,
-    ) {
+    fn hosted_fetched(&mut self, generation: u64, result: Result<Box<Hosted>, CliError>) {
         if generation != self.hosted.generation() {
             return;
         }
@@ -238,12 +244,7 @@ impl Cockpit<'_> {
         }
         self.hosted.state = None;
         self.hosted.sync = SyncState::Idle;
-        if matches!(
-            self.app.overlay,
-            Some(mogplex_tui::Overlay::List { .. } | mogplex_tui::Overlay::Model { .. })
-        ) {
-            self.app.overlay = None;
-        }
+        self.app.update(mogplex_tui::Event::AccountListsGone);
         self.refresh_header();
     }
 
