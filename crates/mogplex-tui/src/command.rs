@@ -57,7 +57,7 @@ impl SlashCommand {
             SlashCommand::Logout => c(
                 "logout",
                 "[provider]",
-                "sign out (or /logout <provider> to remove a stored key)",
+                "sign out of Mogplex, or remove a stored provider key",
             ),
             SlashCommand::Status => c(
                 "status",
@@ -101,6 +101,25 @@ impl SlashCommand {
             .filter(move |c| c.name().starts_with(prefix))
     }
 }
+
+/// The keys `/help` lists: what to press, and what it does.
+pub const KEYS: [(&str, &str); 9] = [
+    ("Enter", "send the message, or run the command"),
+    ("Alt+Enter", "new line (also Shift+Enter or Ctrl+J)"),
+    ("↑/↓", "earlier prompts; in a list or a popup, choose"),
+    ("Tab", "complete the command"),
+    ("PgUp/PgDn", "scroll the transcript or a list by a page"),
+    ("Esc", "stop an answer; close a popup, a list or this help"),
+    (
+        "Ctrl+A/E/U/W",
+        "line start, line end, delete to start, delete word",
+    ),
+    ("Ctrl+C", "clear the message; twice quits"),
+    ("Ctrl+Y", "copy the address on the sign-in screens"),
+];
+
+/// What `/help` says about closing popups and lists.
+pub const CLOSING: &str = "Any key but Esc also closes /status, /mcp or /help, and is typed.";
 
 /// A line typed as a command, split: the command (or the unknown name) and its arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,6 +10,10 @@
 pub mod app;
 pub mod command;
 pub mod composer;
+pub mod layout;
+pub mod sanitize;
+pub mod state;
+pub mod text;
 pub mod view;
 
 pub use app::{
@@ -18,3 +22,4 @@ pub use app::{
 };
 pub use command::SlashCommand;
 pub use composer::Composer;
+pub use sanitize::sanitize;

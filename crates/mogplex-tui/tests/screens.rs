@@ -3,7 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use mogplex_auth::Provider;
-use mogplex_tui::{App, Effect, Event, Header, LoginMode, ModelChoice, Screen, view};
+use mogplex_tui::{
+    App, Effect, Event, Header, LoginMode, ModelChoice, Overlay, Screen, SlashCommand, view,
+};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -37,7 +39,8 @@ fn stored() -> Header {
     Header {
         provider: Some("Mogplex".into()),
         model: Some("mogplex/echo".into()),
-        credential: Some("Mogplex sign-in (ada@example.com) mog_…x1y2 from /home/ada/.mogplex/auth.json (mogplex.access_token)".into()),
+        credential: Some("Mogplex sign-in (ada@example.com)".into()),
+        models: Some("1 model".into()),
         stored: vec![Provider::Mogplex, Provider::OpenAi],
         ..Header::default()
     }
@@ -48,7 +51,7 @@ fn overridden() -> Header {
         provider: Some("OpenAI".into()),
         model: Some("gpt-4.1".into()),
         credential: Some("OpenAI key sk-…abcd from OPENAI_API_KEY".into()),
-        notices: vec!["OPENAI_API_KEY in this shell takes precedence over your stored Mogplex sign-in, so OpenAI is used; unset it to use your Mogplex account".into()],
+        notices: vec!["OPENAI_API_KEY in this shell takes precedence over your stored Mogplex sign-in (see /status)".into()],
         stored: vec![Provider::Mogplex],
         ..Header::default()
     }
@@ -92,6 +95,7 @@ fn login_screen_and_its_modes() {
     app.update(Event::DeviceCode {
         uri: "http://127.0.0.1:8787/device".into(),
         code: "BCDF-GHJK".into(),
+        complete: Some("http://127.0.0.1:8787/device?user_code=BCDF-GHJK".into()),
     });
     insta::assert_snapshot!("login_device_code", render(&app));
     key(&mut app, KeyCode::Esc);
@@ -358,5 +362,162 @@ fn logout_asks_only_about_what_is_stored() {
     assert_eq!(
         key(&mut app, KeyCode::Char('y')),
         vec![Effect::Logout(Some(Provider::Groq))]
+    );
+}
+
+#[test]
+fn typing_on_an_informational_overlay_goes_to_the_message_box() {
+    let mut app = App::new(Some(stored()));
+    type_text(&mut app, "/status");
+    key(&mut app, KeyCode::Enter);
+    app.update(Event::StatusReady(vec![(
+        "Home".into(),
+        "/home/ada".into(),
+    )]));
+    assert!(app.overlay().is_some());
+    // The first key closes it and is typed; every later key is typed too: no "n" of
+    // "openai" closes anything, and no fragment is sent.
+    type_text(&mut app, "/logout openai");
+    assert!(app.overlay().is_none());
+    assert_eq!(app.composer().text(), "/logout openai");
+    assert!(
+        key(&mut app, KeyCode::Enter).is_empty(),
+        "asks before removing the key"
+    );
+    assert!(matches!(
+        app.overlay(),
+        Some(Overlay::ConfirmLogout {
+            provider: Some(Provider::OpenAi),
+            refused: false
+        })
+    ));
+    // The question takes only its own keys, and says which when another arrives.
+    assert!(key(&mut app, KeyCode::Char('o')).is_empty());
+    assert!(matches!(
+        app.overlay(),
+        Some(Overlay::ConfirmLogout { refused: true, .. })
+    ));
+    assert!(render(&app).contains("Only y or n here"));
+    assert_eq!(app.composer().text(), "", "the key went nowhere else");
+    assert!(key(&mut app, KeyCode::Char('n')).is_empty());
+    assert!(app.overlay().is_none());
+
+    // /help closes on a letter too, which is typed; Esc closes without typing.
+    type_text(&mut app, "/help");
+    key(&mut app, KeyCode::Enter);
+    type_text(&mut app, "q");
+    assert!(app.overlay().is_none());
+    assert_eq!(app.composer().text(), "q");
+    key(&mut app, KeyCode::Backspace);
+    type_text(&mut app, "/help");
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Esc);
+    assert!(app.overlay().is_none());
+    assert_eq!(app.composer().text(), "");
+    // A paste on an informational overlay lands in the message box as well.
+    app.update(Event::StatusReady(vec![]));
+    app.update(Event::Paste("pasted".into()));
+    assert!(app.overlay().is_none());
+    assert_eq!(app.composer().text(), "pasted");
+}
+
+#[test]
+fn the_model_list_takes_typing_as_a_filter() {
+    let mut app = App::new(Some(stored()));
+    type_text(&mut app, "/model");
+    key(&mut app, KeyCode::Enter);
+    // Typed while the list loads: kept as the filter.
+    type_text(&mut app, "mini");
+    app.update(Event::ModelsReady(vec![
+        ModelChoice::new("openai/gpt-4.1", "OpenAI"),
+        ModelChoice::new("openai/gpt-4.1-mini", "OpenAI"),
+    ]));
+    assert!(render(&app).contains("filter: mini"));
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::PickModel("openai/gpt-4.1-mini".into())]
+    );
+    assert_eq!(app.composer().text(), "");
+}
+
+#[test]
+fn the_command_popup_completes_chooses_and_closes() {
+    let mut app = App::new(Some(stored()));
+    type_text(&mut app, "/");
+    let (matches, selected) = app.popup().expect("the popup opens on a slash");
+    assert_eq!(matches.len(), SlashCommand::ALL.len(), "every command");
+    assert_eq!(selected, 0);
+    let screen = render(&app);
+    for c in SlashCommand::ALL {
+        assert!(screen.contains(&c.slash()), "{screen}");
+        assert!(screen.contains(c.description()), "{screen}");
+    }
+    type_text(&mut app, "m");
+    let names: Vec<_> = app.popup().unwrap().0.iter().map(|c| c.name).collect();
+    assert_eq!(names, vec!["model", "mcp"]);
+    key(&mut app, KeyCode::Down);
+    assert_eq!(app.popup().unwrap().1, 1);
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(app.composer().text(), "/mcp ");
+    assert!(app.popup().is_none(), "closed once the command is taken");
+    // Enter runs the highlighted command.
+    app.update(Event::Key(KeyEvent::new(
+        KeyCode::Char('u'),
+        KeyModifiers::CONTROL,
+    )));
+    type_text(&mut app, "/sta");
+    assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::LoadStatus]);
+    key(&mut app, KeyCode::Esc);
+    // Esc closes it, keeping the text; typing opens it again.
+    type_text(&mut app, "/h");
+    key(&mut app, KeyCode::Esc);
+    assert!(app.popup().is_none());
+    assert_eq!(app.composer().text(), "/h");
+    type_text(&mut app, "e");
+    assert!(app.popup().is_some());
+}
+
+#[test]
+fn help_lists_every_command_and_key() {
+    let mut app = App::new(Some(stored()));
+    type_text(&mut app, "/help");
+    key(&mut app, KeyCode::Enter);
+    let screen = render(&app);
+    for c in SlashCommand::ALL {
+        assert!(screen.contains(&c.slash()), "{screen}");
+    }
+    for (k, _) in mogplex_tui::command::KEYS {
+        assert!(screen.contains(k), "{k}: {screen}");
+    }
+    assert!(screen.contains("Alt+Enter"), "{screen}");
+    assert!(screen.contains("Esc"), "{screen}");
+}
+
+#[test]
+fn page_up_and_down_move_a_page() {
+    let mut app = App::new(Some(stored()));
+    app.update(Event::Resize(80, 24));
+    type_text(&mut app, "count");
+    key(&mut app, KeyCode::Enter);
+    for i in 0..200 {
+        app.update(Event::Delta(format!("row {i}\n")));
+    }
+    app.update(Event::AnswerDone);
+    // 24 rows: one header row, a 3-row message box, the keys: 19 rows of transcript.
+    key(&mut app, KeyCode::PageUp);
+    assert_eq!(app.scroll(), 18, "a page, less the row kept in view");
+    key(&mut app, KeyCode::PageUp);
+    assert_eq!(app.scroll(), 36);
+    key(&mut app, KeyCode::PageDown);
+    assert_eq!(app.scroll(), 18);
+    for _ in 0..50 {
+        key(&mut app, KeyCode::PageUp);
+    }
+    let top = app.scroll();
+    key(&mut app, KeyCode::PageDown);
+    assert_eq!(
+        app.scroll(),
+        top - 18,
+        "from the top, one page down at once"
     );
 }

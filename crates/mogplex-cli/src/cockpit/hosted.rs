@@ -248,36 +248,67 @@ impl Cockpit<'_> {
         self.refresh_header();
     }
 
-    /// The header's hosted line and stale notice.
-    pub(super) fn hosted_lines(&self) -> (Option<String>, Option<String>) {
+    /// The header's account parts: its catalog, its MCP servers, and whether they are a saved
+    /// copy the service could not refresh.
+    pub(super) fn hosted_header(&self) -> (Option<String>, Option<String>, bool) {
         let Some(h) = &self.hosted.state else {
-            let run = self.run_id().map(|id| format!("run {id}"));
-            return (run, None);
+            return (None, None, false);
         };
-        let mut parts = Vec::new();
-        match &h.account {
-            Some(a) => parts.push(format!("Mogplex account {}", a.email)),
-            None => parts.push("Mogplex account".to_owned()),
-        }
-        parts.push(match h.models.len() {
+        let models = match h.models.len() {
             1 => "1 model".to_owned(),
             n => format!("{n} models"),
-        });
-        if !h.mcp.is_empty() {
-            let names: Vec<&str> = h.mcp.iter().map(|s| s.name.as_str()).collect();
-            parts.push(format!("MCP: {}", names.join(", ")));
-        }
-        if let Some(id) = self.run_id() {
-            parts.push(format!("run {id}"));
-        }
-        let stale = match &self.hosted.sync {
-            SyncState::Stale(why) => Some(format!(
-                "Showing the account's models and MCP servers saved {} (stale): {why}",
-                short_time(&h.fetched_at)
-            )),
-            _ => None,
         };
-        (Some(parts.join(" · ")), stale)
+        let mcp = (!h.mcp.is_empty()).then(|| {
+            let names: Vec<&str> = h.mcp.iter().map(|s| s.name.as_str()).collect();
+            format!("MCP: {}", names.join(", "))
+        });
+        let stale = matches!(self.hosted.sync, SyncState::Stale(_));
+        (Some(models), mcp, stale)
+    }
+
+    /// After a Mogplex answer (its model, or `None` for a refusal): when what the header shows of
+    /// the account disagrees (a stale copy while the service answers, a model missing from the
+    /// catalog, a refusal while the catalog lists models), the account's state syncs again.
+    pub(super) fn resync_after_answer(
+        &mut self,
+        selection: &mogplex_providers::Selection,
+        model: Option<&str>,
+    ) {
+        if selection.provider() != Provider::Mogplex || self.hosted.sync == SyncState::Syncing {
+            return;
+        }
+        let stale = matches!(self.hosted.sync, SyncState::Stale(_));
+        let disagrees = match (&self.hosted.state, model) {
+            (None, _) => false,
+            (Some(h), Some(m)) => !h.models.iter().any(|c| c.slug == m),
+            (Some(h), None) => !h.models.is_empty(),
+        };
+        if stale || disagrees {
+            self.sync_hosted();
+        }
+    }
+
+    /// The account's catalog as `/model` just fetched it: into the state the header shows (and,
+    /// when that was a stale copy, a full sync, since the service answers again).
+    pub(super) fn catalog_fetched(&mut self, models: &[mogplex_protocol::CliModel]) {
+        let Some(h) = &mut self.hosted.state else {
+            return;
+        };
+        h.models = models.to_vec();
+        if matches!(self.hosted.sync, SyncState::Stale(_)) {
+            self.sync_hosted();
+        } else {
+            self.refresh_header();
+        }
+    }
+
+    /// `/model` could not fetch the catalog: what the header shows of the account is a saved
+    /// copy now, and says so.
+    pub(super) fn catalog_failed(&mut self, reason: String) {
+        if self.hosted.state.is_some() && self.hosted.sync != SyncState::Syncing {
+            self.hosted.sync = SyncState::Stale(reason);
+            self.refresh_header();
+        }
     }
 
     pub(super) fn hosted_status(&self) -> String {

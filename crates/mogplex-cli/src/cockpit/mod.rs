@@ -44,8 +44,6 @@ use tokio::sync::mpsc;
 #[derive(Debug)]
 pub(crate) enum Msg {
     App(Event),
-    /// The terminal was resized: only a new frame is needed.
-    Redraw,
     SignIn(sign_in::SignInMsg),
     Turn(turn::TurnMsg),
     Models(models::ModelsMsg),
@@ -68,6 +66,8 @@ pub fn run(ctx: &mut Ctx, attach: Option<String>) -> Result<(), CliError> {
             .cause(e.to_string())
             .hint("run `mogplex exec \"…\"` for one prompt without the cockpit")
     })?;
+    let (w, h) = terminal.size();
+    cockpit.app.update(Event::Resize(w, h));
     terminal::spawn_input(tx);
     rt.block_on(async {
         let mut started = false;
@@ -238,7 +238,6 @@ impl<'a> Cockpit<'a> {
                     self.effect(e);
                 }
             }
-            Msg::Redraw => {}
             Msg::SignIn(m) => self.on_sign_in(m),
             Msg::Turn(m) => self.on_turn(m),
             Msg::Models(m) => self.on_models(m),

@@ -113,51 +113,75 @@ impl Cockpit<'_> {
             }
             for m in models {
                 let id = format!("{}/{m}", c.provider.id());
-                let detail = format!("{} · {}", c.provider.display_name(), c.source.label());
+                let detail = format!("{} · {}", c.provider.display_name(), c.source.short_label());
                 self.models.choices.push((id.clone(), c.provider, m));
                 choices.push(ModelChoice::new(id, detail));
             }
         }
-        match mogplex {
-            None => {
-                self.app.update(Event::ModelsReady(choices));
+        let Some(credential) = mogplex else {
+            self.app.update(Event::ModelsReady(choices));
+            return;
+        };
+        let Ok(base) = self.services.account_base() else {
+            self.app.update(Event::ModelsReady(choices));
+            return;
+        };
+        // The saved catalog at once, while the account service is asked for the current one.
+        if let Some(saved) = self.hosted.state.as_ref().map(|h| h.models.clone()) {
+            let shown = self.model_list(&saved, choices.clone());
+            self.app.update(Event::ModelsReady(shown));
+        }
+        self.models.pending = choices;
+        self.services.spawn(|s| async move {
+            let result = async {
+                let client = s.client().await?;
+                let sel = s.account_selection(&credential, &base).await?;
+                client
+                    .account_models(&sel, &base)
+                    .await
+                    .map_err(|e| provider_error(&e, &sel, &base))
             }
-            Some(_) if self.hosted.state.is_some() => {
-                self.models.pending = choices;
-                let models = self
-                    .hosted
-                    .state
-                    .as_ref()
-                    .map(|h| h.models.clone())
-                    .unwrap_or_default();
-                self.catalog(Ok(models));
-            }
-            Some(credential) => {
-                self.models.pending = choices;
-                let Ok(base) = self.services.account_base() else {
-                    let pending = std::mem::take(&mut self.models.pending);
-                    self.app.update(Event::ModelsReady(pending));
-                    return;
-                };
-                self.services.spawn(|s| async move {
-                    let result = async {
-                        let client = s.client().await?;
-                        let sel = s.account_selection(&credential, &base).await?;
-                        client
-                            .account_models(&sel, &base)
-                            .await
-                            .map_err(|e| provider_error(&e, &sel, &base))
-                    }
-                    .await;
-                    s.send(Msg::Models(ModelsMsg::Catalog(result)));
-                });
-            }
+            .await;
+            s.send(Msg::Models(ModelsMsg::Catalog(result)));
+        });
+    }
+
+    /// The Mogplex catalog's entries with the other providers' models (`others`), the provider
+    /// in use first; each entry is remembered for the pick.
+    fn model_list(&mut self, catalog: &[CliModel], others: Vec<ModelChoice>) -> Vec<ModelChoice> {
+        self.models
+            .choices
+            .retain(|(_, p, _)| *p != Provider::Mogplex);
+        let mut choices = Vec::new();
+        for m in catalog {
+            self.models
+                .choices
+                .push((m.slug.clone(), Provider::Mogplex, m.slug.clone()));
+            choices.push(ModelChoice::new(m.slug.clone(), model_detail(m)));
+        }
+        let in_use_is_mogplex = self
+            .creds
+            .selection
+            .as_ref()
+            .is_some_and(|s| s.provider() == Provider::Mogplex);
+        if in_use_is_mogplex {
+            choices.extend(others);
+            choices
+        } else {
+            others.into_iter().chain(choices).collect()
         }
     }
 
     fn catalog(&mut self, result: Result<Vec<CliModel>, CliError>) {
-        let mut choices = Vec::new();
-        match result {
+        let pending = std::mem::take(&mut self.models.pending);
+        let showing_saved = matches!(
+            self.app.overlay(),
+            Some(Overlay::Model {
+                choices: Some(_),
+                ..
+            })
+        );
+        let models = match result {
             Ok(models) => {
                 if models.is_empty()
                     && let Ok(base) = self.services.account_base()
@@ -167,37 +191,30 @@ impl Cockpit<'_> {
                         "Your Mogplex account has no models yet: see Available Models ({site}/web/models) and Plans & Billing ({site}/plans-and-billing)"
                     ));
                 }
-                for m in models {
-                    self.models
-                        .choices
-                        .push((m.slug.clone(), Provider::Mogplex, m.slug.clone()));
-                    choices.push(ModelChoice::new(m.slug.clone(), model_detail(&m)));
-                }
+                self.catalog_fetched(&models);
+                models
             }
             Err(e) => {
                 let (message, _) = self.texts(&e);
                 let first = message.lines().next().unwrap_or_default().to_owned();
+                let saved = if showing_saved {
+                    " (showing the saved one)"
+                } else {
+                    ""
+                };
                 self.note(format!(
-                    "The Mogplex model catalog is not available: {first}"
+                    "The Mogplex model catalog is not available{saved}: {first}"
                 ));
+                self.catalog_failed(first);
+                if showing_saved {
+                    return;
+                }
+                Vec::new()
             }
-        }
-        let in_use_is_mogplex = self
-            .creds
-            .selection
-            .as_ref()
-            .is_some_and(|s| s.provider() == Provider::Mogplex);
-        let pending = std::mem::take(&mut self.models.pending);
-        if in_use_is_mogplex {
-            choices.extend(pending);
-        } else {
-            choices = pending.into_iter().chain(choices).collect();
-        }
+        };
         // Only if the list is still open (the user may have closed it while it loaded).
-        if matches!(
-            self.app.overlay(),
-            Some(Overlay::Model { choices: None, .. })
-        ) {
+        if matches!(self.app.overlay(), Some(Overlay::Model { .. })) {
+            let choices = self.model_list(&models, pending);
             self.app.update(Event::ModelsReady(choices));
         }
     }
@@ -236,7 +253,7 @@ impl Cockpit<'_> {
             let text = format!(
                 "Now using {model} ({} · {})",
                 sel.provider().display_name(),
-                sel.credential.source.label()
+                sel.credential.source.short_label()
             );
             self.note(text);
         }

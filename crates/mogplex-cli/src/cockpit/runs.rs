@@ -48,6 +48,11 @@ pub(super) struct RunLink {
     queue: Option<mpsc::UnboundedSender<serde_json::Value>>,
     worker: Option<tokio::task::JoinHandle<()>>,
     follower: Option<AbortHandle>,
+    /// A failure that arrived while an answer was on its way: said (or not) once that ends.
+    failure: Option<CliError>,
+    /// The last answer failed because the account service is down: a run failure for the same
+    /// reason is that failure again, and is not said twice.
+    service_down: bool,
 }
 
 /// How long quitting waits for events still on their way to the run.
@@ -88,7 +93,23 @@ pub fn not_found(id: &str) -> CliError {
         .hint("check the run id, and that you are signed in with the Mogplex account that created it (`/status` in the cockpit shows a session's run)")
 }
 
-fn run_error(id: &str, e: &ProviderError) -> CliError {
+/// The error for creating a run (`None`) or using the run `id`.
+fn run_error(id: Option<&str>, e: &ProviderError) -> CliError {
+    let Some(id) = id else {
+        let err = match e.kind {
+            ErrorKind::Unauthorized => CliError::new(
+                exit::FORBIDDEN,
+                "this session is not saved to a run: the account service did not accept the Mogplex credential",
+            ),
+            _ => CliError::new(
+                exit::UNAVAILABLE,
+                "this session is not saved to a run: the account service did not create one",
+            ),
+        };
+        return err.cause(e.message.clone()).hint(
+            "what you type still reaches the model; the run is created with a later prompt once the service answers (check MOGPLEX_URL if you set it)",
+        );
+    };
     match e.kind {
         ErrorKind::NotFound => not_found(id),
         ErrorKind::Unauthorized => CliError::new(
@@ -116,7 +137,7 @@ async fn check_run(
     client
         .run_snapshot(base, token, id)
         .await
-        .map_err(|e| run_error(id, &e))
+        .map_err(|e| run_error(Some(id), &e))
 }
 
 /// `mogplex --attach <id>` without a terminal: prints the run's history and exits.
@@ -158,7 +179,7 @@ pub fn print_run(ctx: &mut Ctx, id: &str) -> Result<(), CliError> {
         client
             .follow_run(&base, &token, id, 0, &mut print)
             .await
-            .map_err(|e| run_error(id, &e))
+            .map_err(|e| run_error(Some(id), &e))
     })
 }
 
@@ -172,9 +193,12 @@ impl Cockpit<'_> {
                     crate::log::Level::Warn,
                     "run.failed",
                     &e.message,
-                    serde_json::json!({}),
+                    serde_json::json!({"causes": e.causes}),
                 );
-                self.show_error(&e);
+                match &mut self.run {
+                    Some(link) if self.turn.in_flight() => link.failure = Some(e),
+                    _ => self.show_run_failure(e),
+                }
             }
             RunMsg::AttachChecked { id, result } => match result {
                 Ok(()) => self.attach(id),
@@ -249,6 +273,29 @@ impl Cockpit<'_> {
         });
     }
 
+    /// An answer ended (`answer`: its error, if it failed; `same_service`: it came from the
+    /// Mogplex account service, which also keeps the runs): a run failure that waited for it is
+    /// said now, unless it is the same failure the answer already reported.
+    pub(super) fn settle_run_failure(&mut self, answer: Option<&CliError>, same_service: bool) {
+        let Some(link) = &mut self.run else {
+            return;
+        };
+        link.service_down = same_service && answer.is_some_and(|e| e.code == exit::UNAVAILABLE);
+        if let Some(e) = link.failure.take() {
+            self.show_run_failure(e);
+        }
+    }
+
+    fn show_run_failure(&mut self, e: CliError) {
+        let repeated = self
+            .run
+            .as_ref()
+            .is_some_and(|l| l.service_down && e.code == exit::UNAVAILABLE);
+        if !repeated {
+            self.show_error(&e);
+        }
+    }
+
     pub(super) fn run_id(&self) -> Option<&str> {
         self.run.as_ref().and_then(|r| r.id.as_deref())
     }
@@ -279,6 +326,8 @@ impl Cockpit<'_> {
             queue: Some(queue),
             worker: Some(worker),
             follower: None,
+            failure: None,
+            service_down: false,
         });
         if let Some(id) = attach {
             self.follow(id);
@@ -415,7 +464,7 @@ async fn worker(
                     let info = client
                         .create_run(&base, &token, &title)
                         .await
-                        .map_err(|e| run_error("a new run", &e))?;
+                        .map_err(|e| run_error(None, &e))?;
                     s.send(Msg::Run(RunMsg::Created(info.id.clone())));
                     id = Some(info.id.clone());
                     info.id
@@ -424,7 +473,7 @@ async fn worker(
             client
                 .append_run_event(&base, &token, &run, &event)
                 .await
-                .map_err(|e| run_error(&run, &e))
+                .map_err(|e| run_error(Some(&run), &e))
         }
         .await;
         if let Err(e) = result

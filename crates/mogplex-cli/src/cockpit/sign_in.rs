@@ -84,7 +84,16 @@ fn progress_events(p: Progress) -> Vec<Event> {
             }
             v
         }
-        Progress::Device { uri, code, .. } => vec![Event::DeviceCode { uri, code }],
+        Progress::Device {
+            uri,
+            code,
+            complete,
+            ..
+        } => vec![Event::DeviceCode {
+            uri,
+            code,
+            complete,
+        }],
         Progress::Notice(n) => vec![Event::SignInNote(notice_text(&n))],
     }
 }
@@ -228,16 +237,12 @@ impl Cockpit<'_> {
         self.attach_after_sign_in();
     }
 
-    /// After storing a credential for `provider`: say what still wins over it, if anything.
+    /// After storing a credential for `provider`: when another provider's credential still
+    /// comes first, say how to use the new one. (A variable that overrides it is already said,
+    /// once, on its own header line.)
     fn after_login_notices(&mut self, provider: Provider) {
         let resolution = &self.creds.resolution;
-        let notices: Vec<String> = resolution
-            .overrides
-            .iter()
-            .filter(|o| o.stored_provider == provider)
-            .map(|o| o.notice())
-            .collect();
-        let other_first = match &self.creds.selection {
+        let text = match &self.creds.selection {
             Some(sel)
                 if sel.provider() != provider
                     && resolution.for_provider(provider).is_some()
@@ -246,18 +251,16 @@ impl Cockpit<'_> {
                         .iter()
                         .any(|o| o.stored_provider == provider) =>
             {
-                Some(format!(
+                format!(
                     "{} comes first ({}); choose a {} model with /model to use the new credential",
                     sel.provider().display_name(),
-                    sel.credential.source.label(),
+                    sel.credential.source.short_label(),
                     provider.display_name()
-                ))
+                )
             }
-            _ => None,
+            _ => return,
         };
-        for n in notices.into_iter().chain(other_first) {
-            self.note(n);
-        }
+        self.note(text);
     }
 
     pub(super) fn store_key(&mut self, provider: Provider, key: Secret) {
@@ -293,9 +296,8 @@ impl Cockpit<'_> {
             }
         };
         let text = format!(
-            "Stored the {} API key {masked} in {}",
-            provider.display_name(),
-            self.ctx.store.path().display()
+            "Stored the {} API key {masked} in auth.json",
+            provider.display_name()
         );
         self.log.write(
             Level::Info,
@@ -318,6 +320,12 @@ impl Cockpit<'_> {
                 crate::login::take_stored(store, provider, &mut redactor).map_err(CliError::from);
             Msg::SignIn(SignInMsg::Removed(result))
         });
+    }
+
+    /// The credential in use, as who and where (not its value, which a refresh changes).
+    fn in_use(&self) -> Option<(Provider, mogplex_auth::CredentialKind, String)> {
+        let c = &self.creds.selection.as_ref()?.credential;
+        Some((c.provider, c.kind, c.source.label()))
     }
 
     fn removed(&mut self, result: Result<Removal, CliError>) {
@@ -349,6 +357,7 @@ impl Cockpit<'_> {
             });
         }
         self.forget_pick(removal.provider);
+        let before = self.in_use();
         self.show_resolution();
         if removal.provider == Provider::Mogplex {
             // A MOGPLEX_API_KEY in this shell still brings its own account's state.
@@ -356,15 +365,18 @@ impl Cockpit<'_> {
         }
         let mut lines = vec![report];
         lines.extend(removal.notes(self.services.env(), "remove one with /logout <provider>"));
+        let changed = self.in_use() != before;
         match &self.creds.selection {
             Some(sel) => {
-                // Say what is in use now, and (if a variable supplies it) that it still wins next
-                // session.
-                let now = format!(
-                    "Now using {} ({})",
-                    sel.provider().display_name(),
-                    sel.credential.source.label()
-                );
+                // Say what is in use now if that changed, and (if a variable supplies it) that it
+                // still wins next session.
+                let now = changed.then(|| {
+                    format!(
+                        "Now using {} ({})",
+                        sel.provider().display_name(),
+                        sel.credential.source.short_label()
+                    )
+                });
                 let next = match sel.credential.source {
                     Source::Env { var } if var != removal.provider.env_var() => Some(format!(
                         "{var} is still set in this shell, so the next session uses {} too; unset it to stop",
@@ -372,7 +384,7 @@ impl Cockpit<'_> {
                     )),
                     _ => None,
                 };
-                for l in lines.into_iter().chain([now]).chain(next) {
+                for l in lines.into_iter().chain(now).chain(next) {
                     self.note(l);
                 }
             }

@@ -5,8 +5,11 @@ use super::Cockpit;
 use crate::ctx::file_secrets;
 use crate::error::CliError;
 use crate::signin::base_label;
+use mogplex_auth::resolve::OverrideReason;
 use mogplex_auth::state::State;
-use mogplex_auth::{AuthFile, Provider, Resolution, Secret, Source};
+use mogplex_auth::{
+    AuthFile, Credential, CredentialKind, Override, Provider, Resolution, Secret, Source,
+};
 use mogplex_providers::{ModelSource, Selection};
 use mogplex_tui::{Event, Header};
 
@@ -27,6 +30,45 @@ impl Credentials {
     /// same rule as `mogplex exec`, so both pick the same model).
     pub(super) fn account_id(&self) -> Option<String> {
         self.account.as_ref().and_then(|(id, _)| id.clone())
+    }
+}
+
+/// The credential for the header: what it is, masked, and where it came from in a word (`a
+/// Mogplex sign-in` needs neither: it is always the one stored).
+pub(super) fn short_credential(c: &Credential) -> String {
+    match c.kind {
+        CredentialKind::AccountSession => c.what(),
+        _ => format!(
+            "{} {} from {}",
+            c.what(),
+            c.masked(),
+            c.source.short_label()
+        ),
+    }
+}
+
+/// The credential in the fewest words, for a narrow header (the provider is said beside it).
+fn shortest_credential(c: &Credential) -> String {
+    match (c.kind, &c.account_email) {
+        (CredentialKind::AccountSession, Some(email)) => email.clone(),
+        (CredentialKind::AccountSession, None) => "signed in".to_owned(),
+        _ => format!("{} from {}", c.masked(), c.source.short_label()),
+    }
+}
+
+/// One line for the header about a stored credential the environment overrides; `/status` says
+/// it whole, with the path.
+fn short_notice(o: &Override) -> String {
+    let stored = match o.stored_kind {
+        CredentialKind::ApiKey => format!("the stored {} key", o.stored_provider.display_name()),
+        CredentialKind::PersonalAccessToken => "the stored Mogplex access token".to_owned(),
+        CredentialKind::AccountSession => "your stored Mogplex sign-in".to_owned(),
+    };
+    match o.reason {
+        OverrideReason::SameProvider => format!("{} overrides {stored}", o.var),
+        OverrideReason::BeatsAccount { .. } => {
+            format!("{} in this shell takes precedence over {stored}", o.var)
+        }
     }
 }
 
@@ -86,22 +128,42 @@ impl Cockpit<'_> {
 
     pub(super) fn header(&self) -> Option<Header> {
         let sel = self.creds.selection.as_ref()?;
-        let (hosted, stale) = self.hosted_lines();
+        let (models, mcp, stale) = self.hosted_header();
         Some(Header {
             provider: Some(sel.provider().display_name().to_owned()),
             model: sel.model.clone(),
-            credential: Some(sel.credential.describe()),
+            credential: Some(short_credential(&sel.credential)),
+            credential_short: Some(shortest_credential(&sel.credential)),
             notices: self
                 .creds
                 .resolution
                 .overrides
                 .iter()
-                .map(|o| o.notice())
+                .map(short_notice)
                 .collect(),
             stored: self.creds.stored.clone(),
             login_notice: self.login_notice(),
-            hosted,
+            signed_in: self.signed_in_text(),
+            models,
+            mcp,
             stale,
+            run: self.run_id().map(str::to_owned),
+        })
+    }
+
+    /// Said on the login screen opened with `/login`: who is signed in, and what signing in
+    /// again does.
+    fn signed_in_text(&self) -> Option<String> {
+        let sel = self.creds.selection.as_ref()?;
+        Some(match &self.creds.account {
+            Some((_, email)) => format!(
+                "You are signed in to Mogplex as {}. Signing in again replaces that sign-in with the account you sign in with; stored provider keys are kept.",
+                email.as_deref().unwrap_or("your account")
+            ),
+            None => format!(
+                "In use: {}. Signing in with Mogplex stores your account's sign-in beside it; nothing stored is removed.",
+                short_credential(&sel.credential)
+            ),
         })
     }
 
@@ -129,8 +191,25 @@ impl Cockpit<'_> {
         ))
     }
 
+    /// Whose conversation this is: the Mogplex account (or token) in use, else the provider and
+    /// where its credential came from. `None` when nothing resolves.
+    fn conversation_owner(&self) -> Option<String> {
+        let c = &self.creds.selection.as_ref()?.credential;
+        Some(match c.kind {
+            CredentialKind::AccountSession => c.what(),
+            CredentialKind::PersonalAccessToken => {
+                format!("the Mogplex access token {}", c.masked())
+            }
+            CredentialKind::ApiKey => format!("the {} from {}", c.what(), c.source.short_label()),
+        })
+    }
+
     /// Reloads, then shows the result: the session with its new header, or the login screen.
+    /// When the credential now in use is someone else's (another account signed in), the
+    /// conversation starts again: the last one's messages are neither shown as this one's nor
+    /// sent with its prompts.
     pub(super) fn show_resolution(&mut self) {
+        let before = self.conversation_owner();
         match self.reload() {
             Ok(moved) => {
                 if let Some(m) = moved {
@@ -141,6 +220,15 @@ impl Cockpit<'_> {
                 self.show_error(&e);
                 return;
             }
+        }
+        let after = self.conversation_owner();
+        if before.is_some() && after.is_some() && before != after && self.turn.has_messages() {
+            self.turn.reset();
+            self.app.update(Event::NewConversation(format!(
+                "A new conversation with {}: the one before was with {}, and is not sent with these prompts.",
+                after.as_deref().unwrap_or_default(),
+                before.as_deref().unwrap_or_default()
+            )));
         }
         let header = self.header();
         let signed_out = header.is_none();

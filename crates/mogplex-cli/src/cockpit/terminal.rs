@@ -41,6 +41,14 @@ impl TerminalGuard {
         Ok(Self { terminal })
     }
 
+    /// The terminal's columns and rows (0×0 when it cannot tell).
+    pub(super) fn size(&self) -> (u16, u16) {
+        self.terminal
+            .size()
+            .map(|s| (s.width, s.height))
+            .unwrap_or_default()
+    }
+
     /// Draws a frame of `app`.
     pub(super) fn draw(&mut self, app: &App) -> std::io::Result<()> {
         self.terminal.draw(|f| view::draw(f, app)).map(|_| ())
@@ -75,7 +83,7 @@ pub(super) fn spawn_input(tx: Tx) {
             let msg = match crossterm::event::read() {
                 Ok(Term::Key(k)) if k.kind != KeyEventKind::Release => Msg::App(Event::Key(k)),
                 Ok(Term::Paste(text)) => Msg::App(Event::Paste(text)),
-                Ok(Term::Resize(..)) => Msg::Redraw,
+                Ok(Term::Resize(w, h)) => Msg::App(Event::Resize(w, h)),
                 Ok(_) => continue,
                 Err(_) => Msg::App(Event::InputClosed),
             };

@@ -139,6 +139,21 @@ impl Turn {
             h.abort();
         }
     }
+
+    pub(super) fn in_flight(&self) -> bool {
+        self.answer.is_some()
+    }
+
+    pub(super) fn has_messages(&self) -> bool {
+        !self.messages.is_empty() || self.answer.is_some()
+    }
+
+    /// A new conversation: nothing of the last one is kept or awaited.
+    pub(super) fn reset(&mut self) {
+        self.abort();
+        self.messages.clear();
+        self.partial.clear();
+    }
 }
 
 /// Streams a turn's output to the loop.
@@ -268,6 +283,7 @@ impl Cockpit<'_> {
                     "answer complete",
                     json!({"chars": partial.chars().count(), "finish_reason": f.finish_reason, "model": model}),
                 );
+                self.resync_after_answer(&selection, Some(&model));
                 self.set_default_model(selection.provider(), model);
                 None
             }
@@ -280,8 +296,16 @@ impl Cockpit<'_> {
             }
             Err(e) => Some(e),
         };
-        let Some(err) = failure else { return };
+        let same_service = selection.provider() == Provider::Mogplex;
+        let Some(err) = failure else {
+            self.settle_run_failure(None, same_service);
+            return;
+        };
         self.turn.failed();
+        if err.code == exit::FORBIDDEN {
+            // No model access: the account's catalog may have changed too.
+            self.resync_after_answer(&selection, None);
+        }
         self.log.write(
             Level::Error,
             "response.error",
@@ -314,5 +338,6 @@ impl Cockpit<'_> {
                 self.app.update(Event::SignInFailed { message, hint });
             }
         }
+        self.settle_run_failure(Some(&err), same_service);
     }
 }

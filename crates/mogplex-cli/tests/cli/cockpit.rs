@@ -13,6 +13,17 @@ pub fn cockpit(home: &TestHome, extra: &[(&str, &str)]) -> Term {
 
 /// Starts `mogplex ARGS` on a 100×30 terminal with this home's environment.
 pub fn cockpit_with(home: &TestHome, args: &[&str], extra: &[(&str, &str)]) -> Term {
+    cockpit_sized(home, args, extra, 100, 30)
+}
+
+/// Starts `mogplex ARGS` on a `cols`×`rows` terminal with this home's environment.
+pub fn cockpit_sized(
+    home: &TestHome,
+    args: &[&str],
+    extra: &[(&str, &str)],
+    cols: u16,
+    rows: u16,
+) -> Term {
     let mut cmd = term::command(bin());
     cmd.args(args)
         .env_clear()
@@ -26,7 +37,7 @@ pub fn cockpit_with(home: &TestHome, args: &[&str], extra: &[(&str, &str)]) -> T
     for (k, v) in extra {
         cmd.env(k, v);
     }
-    Term::spawn(cmd, 100, 30).unwrap()
+    Term::spawn(cmd, cols, rows).unwrap()
 }
 
 /// Waits for `needle` on screen, or fails showing the screen.
@@ -113,7 +124,10 @@ fn store_a_key_chat_and_log_out_back_to_the_login_screen() {
 
     // Completion of slash commands, then /logout of the stored key, confirmed.
     t.type_text("/logo");
-    expect(&t, "/logout  sign out");
+    expect(
+        &t,
+        "/logout [provider]  sign out of Mogplex, or remove a stored provider key",
+    );
     t.send(keys::TAB);
     submit(&mut t, "openai");
     expect(&t, "Remove the stored OpenAI key?");

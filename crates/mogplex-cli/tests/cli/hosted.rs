@@ -51,7 +51,7 @@ fn hosted_state_is_cached_shown_stale_and_gone_at_logout() {
     // Synced in the background: the header names the account, its catalog and MCP servers.
     let screen = expect(&t, "MCP: github");
     assert!(
-        screen.contains("Mogplex account ada@example.com · 1 model"),
+        screen.contains("Mogplex sign-in (ada@example.com) · 1 model"),
         "{screen}"
     );
     for f in hosted_files(&home) {

@@ -31,12 +31,13 @@ impl App {
                 self.overlay = Some(Overlay::Model {
                     choices: None,
                     selected: 0,
+                    filter: String::new(),
                 });
                 vec![Effect::LoadModels]
             }
             SlashCommand::Mcp => vec![Effect::LoadMcp],
             SlashCommand::Help => {
-                self.overlay = Some(Overlay::Help);
+                self.overlay = Some(Overlay::Help { scroll: 0 });
                 Vec::new()
             }
             SlashCommand::Clear => {
@@ -52,7 +53,10 @@ impl App {
     fn logout(&mut self, arg: Option<&str>) {
         match arg.map(str::parse::<Provider>) {
             None if self.header.stored.contains(&Provider::Mogplex) => {
-                self.overlay = Some(Overlay::ConfirmLogout(None));
+                self.overlay = Some(Overlay::ConfirmLogout {
+                    provider: None,
+                    refused: false,
+                });
             }
             None => {
                 let keys: Vec<&str> = self.header.stored.iter().map(|p| p.id()).collect();
@@ -68,7 +72,10 @@ impl App {
                 self.say(EntryKind::Notice, text);
             }
             Some(Ok(p)) if self.header.stored.contains(&p) => {
-                self.overlay = Some(Overlay::ConfirmLogout(Some(p)));
+                self.overlay = Some(Overlay::ConfirmLogout {
+                    provider: Some(p),
+                    refused: false,
+                });
             }
             Some(Ok(p)) => self.say(
                 EntryKind::Notice,

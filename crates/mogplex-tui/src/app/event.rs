@@ -2,7 +2,7 @@
 //! codex's `app_event.rs`: the runtime turns keys, network results and timers into events, and
 //! carries out the effects, whose results come back as events.
 
-use crate::app::state::{Entry, Header, ModelChoice};
+use crate::state::{Entry, Header, ModelChoice};
 use mogplex_auth::{Provider, Secret};
 use ratatui::crossterm::event::KeyEvent;
 
@@ -22,6 +22,8 @@ pub enum Event {
     DeviceCode {
         uri: String,
         code: String,
+        /// The address with the code filled in, when the service offers one.
+        complete: Option<String>,
     },
     /// Something to say on the login screen while a sign-in waits.
     SignInNote(String),
@@ -54,6 +56,11 @@ pub enum Event {
     ShowLogin,
     /// The Mogplex account's state is gone (signed out): lists drawn from it close.
     AccountListsGone,
+    /// The terminal's size (at start and whenever it changes), for a page's height.
+    Resize(u16, u16),
+    /// The credential in use now belongs to someone else (another account signed in): the
+    /// transcript starts again, with this said first.
+    NewConversation(String),
 }
 
 /// What the runtime must do.

@@ -49,9 +49,13 @@ impl App {
         }
     }
 
-    pub(super) fn device_code(&mut self, uri: String, code: String) {
+    pub(super) fn device_code(&mut self, uri: String, code: String, complete: Option<String>) {
         if let Some((mode, ..)) = self.login_mut() {
-            *mode = LoginMode::WaitingDevice { uri, code };
+            *mode = LoginMode::WaitingDevice {
+                uri,
+                code,
+                complete,
+            };
         }
     }
 
@@ -122,8 +126,11 @@ impl App {
         let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
         match mode {
             LoginMode::Menu => return self.menu_key(k, selected),
-            LoginMode::WaitingDevice { uri, .. } if k.code == KeyCode::Char('y') && ctrl => {
-                return self.copy(uri);
+            LoginMode::WaitingDevice { uri, complete, .. }
+                if k.code == KeyCode::Char('y') && ctrl =>
+            {
+                // The address with the code in it, when there is one: one paste, no typing.
+                return self.copy(complete.unwrap_or(uri));
             }
             LoginMode::Starting { .. } | LoginMode::WaitingDevice { .. } => {
                 if k.code == KeyCode::Esc {

@@ -12,14 +12,13 @@ pub mod event;
 mod login;
 mod overlay;
 mod session;
-pub mod state;
 
 use crate::composer::Composer;
-pub use event::{Effect, Event};
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-pub use state::{
+pub use crate::state::{
     Entry, EntryKind, Header, LoginChoice, LoginMode, ModelChoice, Overlay, Screen, key_providers,
 };
+pub use event::{Effect, Event};
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct App {
@@ -39,6 +38,12 @@ pub struct App {
     /// Prompts sent in this session, for Up/Down recall.
     history: Vec<String>,
     history_pos: Option<usize>,
+    /// The terminal's columns and rows.
+    size: (u16, u16),
+    /// The command popup: the highlighted match, and the text it was closed for with Esc (it
+    /// stays closed until the text changes).
+    popup_selected: usize,
+    popup_closed_for: Option<String>,
 }
 
 impl App {
@@ -62,7 +67,15 @@ impl App {
             scroll: 0,
             history: Vec::new(),
             history_pos: None,
+            size: (80, 24),
+            popup_selected: 0,
+            popup_closed_for: None,
         }
+    }
+
+    /// The terminal's size, as last told.
+    pub fn size(&self) -> (u16, u16) {
+        self.size
     }
 
     pub fn screen(&self) -> &Screen {
@@ -150,7 +163,11 @@ impl App {
             Event::HeaderChanged(h) => self.header = h,
             Event::DeviceFlowOffered(offered) => self.device_flow_offered(offered),
             Event::SignInUrl(url) => self.sign_in_url(url),
-            Event::DeviceCode { uri, code } => self.device_code(uri, code),
+            Event::DeviceCode {
+                uri,
+                code,
+                complete,
+            } => self.device_code(uri, code, complete),
             Event::SignInNote(note) => self.sign_in_note(note),
             Event::SignInFailed { message, hint } => self.sign_in_failed(message, hint),
             Event::SignedIn { email } => {
@@ -166,9 +183,15 @@ impl App {
                 };
                 self.say(EntryKind::Error, text);
             }
-            Event::StatusReady(rows) => self.overlay = Some(Overlay::Status(rows)),
+            Event::StatusReady(rows) => self.overlay = Some(Overlay::Status { rows, scroll: 0 }),
             Event::ModelsReady(choices) => self.models_ready(choices),
-            Event::ListReady { title, rows } => self.overlay = Some(Overlay::List { title, rows }),
+            Event::ListReady { title, rows } => {
+                self.overlay = Some(Overlay::List {
+                    title,
+                    rows,
+                    scroll: 0,
+                })
+            }
             Event::Notice(text) => self.say(EntryKind::Notice, text),
             Event::Replayed(entry) => self.transcript.push(entry),
             Event::InputClosed => self.quitting = true,
@@ -185,6 +208,13 @@ impl App {
                     self.overlay = None;
                 }
             }
+            Event::Resize(w, h) => self.size = (w, h),
+            Event::NewConversation(text) => {
+                self.transcript.clear();
+                self.scroll = 0;
+                self.streaming = false;
+                self.say(EntryKind::Notice, text);
+            }
         }
         Vec::new()
     }
@@ -192,12 +222,20 @@ impl App {
     fn paste(&mut self, text: &str) {
         match &mut self.screen {
             Screen::Login { mode, .. } => login::paste(mode, text),
-            Screen::Session if self.overlay.is_none() => {
-                // Terminals send a pasted newline as CR.
-                self.composer
-                    .insert_str(&text.replace("\r\n", "\n").replace('\r', "\n"));
-            }
-            Screen::Session => {}
+            Screen::Session => match &mut self.overlay {
+                Some(Overlay::Model { filter, .. }) => {
+                    filter.push_str(text.lines().next().unwrap_or("").trim());
+                }
+                Some(Overlay::ConfirmLogout { refused, .. }) => *refused = true,
+                // Only to read: it closes, and the text goes where it would have gone.
+                Some(Overlay::Status { .. } | Overlay::List { .. } | Overlay::Help { .. })
+                | None => {
+                    self.overlay = None;
+                    // Terminals send a pasted newline as CR.
+                    self.composer
+                        .insert_str(&text.replace("\r\n", "\n").replace('\r', "\n"));
+                }
+            },
         }
     }
 

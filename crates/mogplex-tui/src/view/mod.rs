@@ -1,17 +1,16 @@
-//! Drawing: every frame comes from the [`App`] alone.
+//! Drawing: every frame comes from the [`App`] alone, from the rows [`crate::layout`] makes.
 //!
-//! Text is wrapped here rather than by ratatui, so that the number of rows is known exactly: the
-//! transcript keeps its end in view however long the answers are, and the cursor lands where the
-//! next character goes. One module per screen, and one for the text helpers they share.
+//! One module per screen, and one for how rows look. Every screen draws at any size: what does
+//! not fit is cut, and a screen too small for its parts says so instead.
 
 mod login;
 mod overlay;
 mod session;
-mod text;
+mod style;
 
 use crate::app::{App, Screen};
+pub use crate::text::wrap;
 use ratatui::Frame;
-pub use text::wrap;
 
 pub fn draw(f: &mut Frame, app: &App) {
     match app.screen() {

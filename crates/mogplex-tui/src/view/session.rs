@@ -1,86 +1,58 @@
-//! The session screen: the header, the transcript, completions, the message box and the keys.
+//! The session screen: the header, the transcript, the command popup, the message box and the
+//! keys that work right now.
 
-use super::text::{bold, cyan, dim, footer, styled_rows, wrap, yellow};
-use crate::app::{App, EntryKind};
+use super::style::{line, lines, style};
+use crate::app::{App, Overlay};
+use crate::layout::{self, Tone, row};
+use crate::text::fit;
 use ratatui::Frame;
-use ratatui::layout::{Constraint, Layout, Position};
-use ratatui::style::{Color, Modifier, Style};
-use ratatui::text::{Line, Span};
+use ratatui::layout::{Position, Rect};
+use ratatui::text::Line;
 use ratatui::widgets::{Block, Borders, Paragraph};
 
 pub(super) fn session(f: &mut Frame, app: &App) {
-    let width = f.area().width;
-    let h = app.header();
-    let mut top = vec![Line::from(vec![
-        bold("mogplex"),
-        dim(" · "),
-        Span::raw(h.provider.clone().unwrap_or_else(|| "no provider".into())),
-        dim(" · "),
-        Span::raw(h.model.clone().unwrap_or_else(|| "default model".into())),
-    ])];
-    for row in wrap(h.credential.as_deref().unwrap_or(""), width) {
-        top.push(Line::from(dim(row)));
-    }
-    if let Some(hosted) = &h.hosted {
-        for row in wrap(hosted, width) {
-            top.push(Line::from(dim(row)));
-        }
-    }
-    // The override notices must be seen whole: the header grows to fit them.
-    for n in h.notices.iter().chain(&h.stale) {
-        top.extend(styled_rows("! ", n, yellow(), width));
-    }
+    let area = f.area();
+    let (composer_rows, (cur_row, cur_col)) = app.composer().layout(area.width.saturating_sub(2));
+    let popup = app.popup();
+    let Some(areas) = layout::session(
+        area,
+        layout::header_rows(app.header()),
+        popup
+            .as_ref()
+            .map_or(0, |(m, _)| u16::try_from(m.len()).unwrap_or(u16::MAX)),
+        u16::try_from(composer_rows.len()).unwrap_or(u16::MAX),
+    ) else {
+        f.render_widget(
+            Paragraph::new(lines(layout::too_small(area, "the session"))),
+            area,
+        );
+        return;
+    };
 
-    let completions = app.completions();
-    let inner = width.saturating_sub(2);
-    let (composer_rows, (cur_row, cur_col)) = app.composer().layout(inner);
-    let visible = composer_rows.len().clamp(1, 6);
-    let first = (cur_row + 1).saturating_sub(visible);
-    let [head, body, hints, input, foot] = Layout::vertical([
-        Constraint::Length(top.len() as u16),
-        Constraint::Min(1),
-        Constraint::Length(completions.len() as u16),
-        Constraint::Length(visible as u16 + 2),
-        Constraint::Length(1),
-    ])
-    .areas(f.area());
-    f.render_widget(Paragraph::new(top), head);
+    let head = layout::header(app.header(), area.width);
+    f.render_widget(Paragraph::new(lines(head)), areas.head);
 
-    let mut lines: Vec<Line> = Vec::new();
-    for e in app.transcript() {
-        let (prefix, style) = match e.kind {
-            EntryKind::User => ("you › ", Style::default().add_modifier(Modifier::BOLD)),
-            EntryKind::Assistant => ("", Style::default()),
-            EntryKind::Notice => ("note: ", yellow()),
-            EntryKind::Error => ("error: ", Style::default().fg(Color::Red)),
-        };
-        lines.extend(styled_rows(prefix, &e.text, style, body.width));
-        lines.push(Line::from(""));
-    }
     // Keep the end in view, unless scrolled up.
-    let height = usize::from(body.height);
-    let max_scroll = lines.len().saturating_sub(height);
+    let rows = layout::transcript(app.transcript(), areas.body.width);
+    let height = usize::from(areas.body.height);
+    let max_scroll = rows.len().saturating_sub(height);
     let scroll = app.scroll().min(max_scroll);
     let skip = max_scroll - scroll;
-    let shown: Vec<Line> = lines.into_iter().skip(skip).take(height).collect();
-    f.render_widget(Paragraph::new(shown), body);
+    let shown: Vec<_> = rows.into_iter().skip(skip).take(height).collect();
+    f.render_widget(Paragraph::new(lines(shown)), areas.body);
 
-    let hint_lines: Vec<Line> = completions
-        .iter()
-        .map(|c| {
-            Line::from(vec![
-                cyan(format!("{:<9}", format!("/{}", c.name))),
-                dim(c.description),
-            ])
-        })
-        .collect();
-    f.render_widget(Paragraph::new(hint_lines), hints);
+    if let Some((matches, selected)) = &popup {
+        let rows = layout::popup(matches, *selected, areas.popup.width, areas.popup.height);
+        f.render_widget(Paragraph::new(lines(rows)), areas.popup);
+    }
 
     let title = if app.is_streaming() {
         " answering… (Esc stops) "
     } else {
         " message "
     };
+    let visible = usize::from(areas.input.height - 2);
+    let first = (cur_row + 1).saturating_sub(visible);
     let text: Vec<Line> = composer_rows
         .into_iter()
         .skip(first)
@@ -88,21 +60,57 @@ pub(super) fn session(f: &mut Frame, app: &App) {
         .map(Line::from)
         .collect();
     f.render_widget(
-        Paragraph::new(text).block(Block::default().borders(Borders::ALL).title(title)),
-        input,
+        Paragraph::new(text).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(fit(title, areas.input.width.saturating_sub(2))),
+        ),
+        areas.input,
     );
     if app.overlay().is_none() {
+        let inner = areas.input.width.saturating_sub(2);
         f.set_cursor_position(Position::new(
-            input.x + 1 + cur_col.min(inner),
-            input.y + 1 + (cur_row - first) as u16,
+            areas.input.x + 1 + cur_col.min(inner.saturating_sub(1)),
+            areas.input.y + 1 + u16::try_from(cur_row - first).unwrap_or(0),
         ));
     }
-    let keys = if app.ctrl_c_armed() {
-        "Press Ctrl+C again to quit"
-    } else if scroll > 0 {
-        "PgUp/PgDn scroll · showing earlier messages"
+    let keys = layout::keys(&keys(app, scroll, max_scroll, area), areas.foot.width);
+    f.render_widget(
+        Paragraph::new(line(row(keys, Tone::Dim))).style(style(Tone::Dim)),
+        areas.foot,
+    );
+}
+
+/// The keys that do something right now, and only those, most useful first.
+fn keys(app: &App, scroll: usize, max_scroll: usize, area: Rect) -> Vec<&'static str> {
+    if app.ctrl_c_armed() {
+        return vec!["Press Ctrl+C again to quit"];
+    }
+    if let Some(o) = app.overlay() {
+        return match o {
+            Overlay::ConfirmLogout { .. } => vec!["y yes", "n no"],
+            Overlay::Model { choices: None, .. } => vec!["Esc close", "type to filter"],
+            Overlay::Model { .. } => vec!["↑/↓ choose", "Enter use", "Esc close", "type to filter"],
+            _ if layout::overlay(o, area).max_scroll > 0 => {
+                vec!["↑/↓ PgUp/PgDn scroll", "Esc close", "typing closes it"]
+            }
+            _ => vec!["Esc close", "typing closes it and goes to the message"],
+        };
+    }
+    if app.popup().is_some() {
+        return vec!["↑/↓ choose", "Tab complete", "Enter run", "Esc close"];
+    }
+    if scroll > 0 {
+        return vec!["PgUp/PgDn scroll", "showing earlier messages"];
+    }
+    let mut keys = if app.is_streaming() {
+        vec!["Esc stop the answer"]
     } else {
-        "Enter send · Shift+Enter new line · /help · Tab complete · Ctrl+C twice quits"
+        vec!["Enter send", "/ commands", "Alt+Enter new line"]
     };
-    footer(f, foot, keys);
+    if max_scroll > 0 {
+        keys.push("PgUp/PgDn scroll");
+    }
+    keys.push("Ctrl+C twice quits");
+    keys
 }
