@@ -29,6 +29,14 @@ fn key(app: &mut App, code: KeyCode) -> Vec<Effect> {
     app.update(Event::Key(KeyEvent::new(code, KeyModifiers::NONE)))
 }
 
+/// The effect of a slash command the runtime carries out, without arguments.
+fn command(command: SlashCommand) -> Effect {
+    Effect::Command {
+        command,
+        args: Vec::new(),
+    }
+}
+
 fn type_text(app: &mut App, text: &str) {
     for c in text.chars() {
         key(app, KeyCode::Char(c));
@@ -170,7 +178,10 @@ fn slash_commands() {
     insta::assert_snapshot!("session_completion", render(&app));
     key(&mut app, KeyCode::Tab);
     assert_eq!(app.composer().text(), "/status ");
-    assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::LoadStatus]);
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![command(SlashCommand::Status)]
+    );
     app.update(Event::StatusReady(vec![
         (
             "Mogplex".into(),
@@ -188,7 +199,10 @@ fn slash_commands() {
     key(&mut app, KeyCode::Esc);
 
     type_text(&mut app, "/model");
-    assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::LoadModels]);
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![command(SlashCommand::Model)]
+    );
     assert!(render(&app).contains("Loading the models"));
     app.update(Event::ModelsReady(vec![
         ModelChoice::new("mogplex/echo", "Echo · Mogplex account"),
@@ -224,7 +238,10 @@ fn slash_commands() {
     key(&mut app, KeyCode::Enter);
     assert!(app.transcript().is_empty());
     type_text(&mut app, "/login");
-    assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::LoginOpened]);
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![command(SlashCommand::Login)]
+    );
     assert!(matches!(app.screen(), Screen::Login { .. }));
     assert!(
         key(&mut app, KeyCode::Esc).is_empty(),
@@ -466,7 +483,10 @@ fn the_command_popup_completes_chooses_and_closes() {
         KeyModifiers::CONTROL,
     )));
     type_text(&mut app, "/sta");
-    assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::LoadStatus]);
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![command(SlashCommand::Status)]
+    );
     key(&mut app, KeyCode::Esc);
     // Esc closes it, keeping the text; typing opens it again.
     type_text(&mut app, "/h");

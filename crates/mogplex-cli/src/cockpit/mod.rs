@@ -34,7 +34,7 @@ use crate::error::CliError;
 use crate::exit;
 use crate::log::{Level, SessionLog};
 use mogplex_auth::{Env, Provider, Secret};
-use mogplex_tui::{App, Effect, Event};
+use mogplex_tui::{App, Effect, Event, SlashCommand};
 use serde_json::json;
 use services::Services;
 use std::sync::Arc;
@@ -248,12 +248,7 @@ impl<'a> Cockpit<'a> {
 
     fn effect(&mut self, e: Effect) {
         match e {
-            Effect::LoginOpened => {
-                self.check_device_flow();
-                self.sync_hosted();
-                self.log
-                    .write(Level::Info, "login.open", "login screen opened", json!({}));
-            }
+            Effect::Command { command, args } => self.run_command(command, &args),
             Effect::StartBrowserSignIn => self.start_sign_in(mogplex_auth::signin::Method::Browser),
             Effect::StartDeviceSignIn => self.start_sign_in(mogplex_auth::signin::Method::Device),
             Effect::CancelSignIn => self.cancel_sign_in(),
@@ -271,15 +266,34 @@ impl<'a> Cockpit<'a> {
                 }
                 self.logout(provider);
             }
-            Effect::LoadStatus => {
-                let rows = self.status_rows();
-                self.app.update(Event::StatusReady(rows));
-            }
-            Effect::LoadModels => self.load_models(),
-            Effect::LoadMcp => self.load_mcp(),
             Effect::PickModel(id) => self.pick_model(&id),
             // The App is already quitting; the loop ends after this message.
             Effect::Quit => {}
+        }
+    }
+
+    /// The runtime's part of a slash command (the App did its own first).
+    fn run_command(&mut self, command: SlashCommand, _args: &[String]) {
+        match command {
+            SlashCommand::Login => {
+                self.check_device_flow();
+                self.sync_hosted();
+                self.log
+                    .write(Level::Info, "login.open", "login screen opened", json!({}));
+            }
+            SlashCommand::Status => {
+                let rows = self.status_rows();
+                self.app.update(Event::StatusReady(rows));
+            }
+            SlashCommand::Model => self.load_models(),
+            SlashCommand::Mcp => self.load_mcp(),
+            // Carried out by the App alone (or, for /logout, through Effect::Logout once it is
+            // confirmed).
+            SlashCommand::Logout
+            | SlashCommand::Help
+            | SlashCommand::Clear
+            | SlashCommand::Quit
+            | SlashCommand::Exit => {}
         }
     }
 }

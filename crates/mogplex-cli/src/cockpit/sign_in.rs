@@ -71,6 +71,17 @@ impl SignIn {
     }
 }
 
+#[cfg(test)]
+impl SignIn {
+    /// A sign-in in flight, as if one had been started: its number.
+    pub(super) fn pretend_running(&mut self) -> u64 {
+        self.seq += 1;
+        let task = tokio::spawn(std::future::pending::<()>()).abort_handle();
+        self.current = Some((self.seq, task, None));
+        self.seq
+    }
+}
+
 /// What a sign-in's progress looks like on the login screen.
 fn progress_events(p: Progress) -> Vec<Event> {
     match p {

@@ -8,7 +8,7 @@ use super::sign_in::SignInMsg;
 use super::turn::TurnMsg;
 use super::*;
 use mogplex_auth::{AuthStore, MapEnv, MogplexHome, ProcessEnv, Redactor};
-use mogplex_testkit::{FakeServer, openai_stream};
+use mogplex_testkit::{FakeServer, Reply, openai_stream};
 use mogplex_tui::{EntryKind, Screen};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::os::unix::fs::PermissionsExt;
@@ -215,4 +215,72 @@ fn the_bearer_of_a_key_is_the_key_and_a_session_without_a_sign_in_is_refused() {
         .unwrap_err();
         assert_eq!(err.code, exit::NO_CREDENTIAL, "{}", err.message);
     });
+}
+
+/// `auth.json` holding a Mogplex sign-in for `email`, with the gateway at `server`.
+fn signed_in_as(email: &str, server: &FakeServer) -> serde_json::Value {
+    serde_json::json!({"version": 1, "mogplex": {
+        "issuer": format!("{}/mogplex", server.url()),
+        "access_token": format!("mogat_{}_0123456789abcdef", email.len()),
+        "token_type": "Bearer",
+        "account": {"id": format!("user_{email}"), "email": email}}})
+}
+
+#[test]
+fn another_account_signing_in_starts_a_new_conversation() {
+    let server = FakeServer::start();
+    server.route(
+        "/mogplex/api/cli/inference/chat/completions",
+        openai_stream(&["echo"]),
+    );
+    server.route(
+        "/mogplex/api/models",
+        Reply::json(
+            200,
+            serde_json::json!([{"slug": "mogplex/echo", "provider": "mogplex", "displayName": "Echo"}]),
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut ctx = home_with(&dir, signed_in_as("ada@example.com", &server));
+    let auth = ctx.store.path().to_owned();
+    let env: Arc<dyn Env + Send + Sync> = Arc::new(MapEnv::new([(
+        "MOGPLEX_URL",
+        format!("{}/mogplex", server.url()),
+    )]));
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let rt = crate::signin::runtime().unwrap();
+    rt.block_on(async {
+        let mut c = Cockpit::new(&mut ctx, env, tx).unwrap();
+        type_text(&mut c, "ada's secret plan");
+        key(&mut c, KeyCode::Enter);
+        pump(&mut c, &mut rx, |c| !c.app.is_streaming()).await;
+        assert_eq!(c.turn.messages.len(), 2);
+        // Bob signs in (the sign-in itself is the command line's flow, tested on its own).
+        std::fs::write(&auth, signed_in_as("bob@example.com", &server).to_string()).unwrap();
+        let seq = c.sign_in.pretend_running();
+        c.handle(Msg::SignIn(SignInMsg::Stored {
+            seq,
+            email: "bob@example.com".into(),
+            result: Ok(()),
+        }));
+        assert!(c.turn.messages.is_empty(), "nothing of Ada's is sent again");
+        let text: Vec<&str> = c.app.transcript().iter().map(|e| e.text.as_str()).collect();
+        assert!(!text.iter().any(|t| t.contains("secret plan")), "{text:?}");
+        assert!(
+            text.iter()
+                .any(|t| t.starts_with("A new conversation with Mogplex sign-in (bob@example.com)")),
+            "{text:?}"
+        );
+        type_text(&mut c, "bob here");
+        key(&mut c, KeyCode::Enter);
+        pump(&mut c, &mut rx, |c| !c.app.is_streaming()).await;
+    });
+    let last = server
+        .requests()
+        .into_iter()
+        .rfind(|r| r.path.ends_with("/chat/completions"))
+        .unwrap();
+    let sent = last.json()["messages"].clone();
+    assert_eq!(sent.as_array().map(Vec::len), Some(1), "{sent}");
+    assert_eq!(sent[0]["content"], "bob here");
 }

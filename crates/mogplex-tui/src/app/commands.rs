@@ -1,5 +1,7 @@
-//! What each slash command does: one arm per [`SlashCommand`], so a new command in the table does
-//! not compile until it is handled here.
+//! What each slash command does in the App: one arm per [`SlashCommand`], so a new command in the
+//! table does not compile until it is handled here. A command with work outside the App (the
+//! network, the disk) returns [`Effect::Command`], which the runtime's `run_command` carries
+//! out.
 
 use super::{App, Effect, EntryKind, Overlay, Screen};
 use crate::command::{Parsed, SlashCommand, parse};
@@ -17,25 +19,30 @@ impl App {
                 return Vec::new();
             }
         };
+        let runtime = |command| {
+            vec![Effect::Command {
+                command,
+                args: args.iter().map(|a| (*a).to_owned()).collect(),
+            }]
+        };
         match command {
             SlashCommand::Login => {
                 self.screen = Screen::login();
-                vec![Effect::LoginOpened]
+                runtime(command)
             }
             SlashCommand::Logout => {
                 self.logout(args.first().copied());
                 Vec::new()
             }
-            SlashCommand::Status => vec![Effect::LoadStatus],
+            SlashCommand::Status | SlashCommand::Mcp => runtime(command),
             SlashCommand::Model => {
                 self.overlay = Some(Overlay::Model {
                     choices: None,
                     selected: 0,
                     filter: String::new(),
                 });
-                vec![Effect::LoadModels]
+                runtime(command)
             }
-            SlashCommand::Mcp => vec![Effect::LoadMcp],
             SlashCommand::Help => {
                 self.overlay = Some(Overlay::Help { scroll: 0 });
                 Vec::new()

@@ -2,6 +2,7 @@
 //! codex's `app_event.rs`: the runtime turns keys, network results and timers into events, and
 //! carries out the effects, whose results come back as events.
 
+use crate::command::SlashCommand;
 use crate::state::{Entry, Header, ModelChoice};
 use mogplex_auth::{Provider, Secret};
 use ratatui::crossterm::event::KeyEvent;
@@ -66,8 +67,12 @@ pub enum Event {
 /// What the runtime must do.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    /// The login screen opened from the session (`/login`).
-    LoginOpened,
+    /// A slash command for the runtime to carry out (after the App did its part: `/login` has
+    /// opened the login screen, `/model` its list, waiting for the models), with its arguments.
+    Command {
+        command: SlashCommand,
+        args: Vec<String>,
+    },
     StartBrowserSignIn,
     StartDeviceSignIn,
     CancelSignIn,
@@ -82,9 +87,6 @@ pub enum Effect {
     SendPrompt(String),
     CancelAnswer,
     Logout(Option<Provider>),
-    LoadStatus,
-    LoadModels,
-    LoadMcp,
     PickModel(String),
     Quit,
 }
