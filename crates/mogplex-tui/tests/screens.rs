@@ -2,31 +2,17 @@
 //! the transitions that lead there.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{draw, key, type_text};
 use mogplex_auth::Provider;
 use mogplex_tui::{
-    App, Effect, Event, Header, LoginMode, ModelChoice, Overlay, Screen, SlashCommand, view,
+    App, Effect, Event, Header, LoginMode, ModelChoice, Overlay, Screen, SlashCommand,
 };
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 fn render(app: &App) -> String {
-    let mut t = Terminal::new(TestBackend::new(80, 24)).unwrap();
-    t.draw(|f| view::draw(f, app)).unwrap();
-    let buf = t.backend().buffer().clone();
-    let mut out = String::new();
-    for y in 0..buf.area.height {
-        let line: String = (0..buf.area.width)
-            .map(|x| buf[(x, y)].symbol().to_owned())
-            .collect();
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
-
-fn key(app: &mut App, code: KeyCode) -> Vec<Effect> {
-    app.update(Event::Key(KeyEvent::new(code, KeyModifiers::NONE)))
+    draw(app, 80, 24)
 }
 
 /// The effect of a slash command the runtime carries out, without arguments.
@@ -34,12 +20,6 @@ fn command(command: SlashCommand) -> Effect {
     Effect::Command {
         command,
         args: Vec::new(),
-    }
-}
-
-fn type_text(app: &mut App, text: &str) {
-    for c in text.chars() {
-        key(app, KeyCode::Char(c));
     }
 }
 

@@ -245,20 +245,22 @@ impl Cockpit<'_> {
         }
     }
 
+    /// The Mogplex credential in force and the account service's address: what runs need.
+    fn run_target(&self) -> Option<(Credential, Url)> {
+        let credential = self
+            .creds
+            .resolution
+            .for_provider(Provider::Mogplex)?
+            .clone();
+        Some((credential, self.services.account_base().ok()?))
+    }
+
     /// `--attach` after the sign-in it waited for: is the run there for this account?
     pub(super) fn attach_after_sign_in(&mut self) {
         let Some(id) = self.attach.pending.take() else {
             return;
         };
-        let Some(credential) = self
-            .creds
-            .resolution
-            .for_provider(Provider::Mogplex)
-            .cloned()
-        else {
-            return;
-        };
-        let Ok(base) = self.services.account_base() else {
+        let Some((credential, base)) = self.run_target() else {
             return;
         };
         self.services.spawn(|s| async move {
@@ -302,15 +304,7 @@ impl Cockpit<'_> {
 
     /// Starts writing (and following) a run: `attach` names an existing one.
     fn start_run(&mut self, attach: Option<String>) -> bool {
-        let Some(credential) = self
-            .creds
-            .resolution
-            .for_provider(Provider::Mogplex)
-            .cloned()
-        else {
-            return false;
-        };
-        let Ok(base) = self.services.account_base() else {
+        let Some((credential, base)) = self.run_target() else {
             return false;
         };
         let (queue, rx) = mpsc::unbounded_channel();
@@ -336,15 +330,7 @@ impl Cockpit<'_> {
     }
 
     fn follow(&mut self, id: String) {
-        let Some(credential) = self
-            .creds
-            .resolution
-            .for_provider(Provider::Mogplex)
-            .cloned()
-        else {
-            return;
-        };
-        let Ok(base) = self.services.account_base() else {
+        let Some((credential, base)) = self.run_target() else {
             return;
         };
         let task = self.services.spawn(|s| follower(s, credential, base, id));

@@ -24,6 +24,15 @@ pub fn cockpit_sized(
     cols: u16,
     rows: u16,
 ) -> Term {
+    let mut cmd = pty_command(home, args);
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    Term::spawn(cmd, cols, rows).unwrap()
+}
+
+/// `mogplex ARGS` to run on a pty, with nothing of the developer's environment but this home's.
+pub fn pty_command(home: &TestHome, args: &[&str]) -> std::process::Command {
     let mut cmd = term::command(bin());
     cmd.args(args)
         .env_clear()
@@ -34,10 +43,7 @@ pub fn cockpit_sized(
     for (k, v) in home.env_vars() {
         cmd.env(k, v);
     }
-    for (k, v) in extra {
-        cmd.env(k, v);
-    }
-    Term::spawn(cmd, cols, rows).unwrap()
+    cmd
 }
 
 /// Waits for `needle` on screen, or fails showing the screen.
@@ -45,6 +51,23 @@ pub fn expect(t: &Term, needle: &str) -> String {
     match t.wait_for(needle, WAIT) {
         Ok(s) => s,
         Err(s) => panic!("`{needle}` never appeared; the screen:\n{s}"),
+    }
+}
+
+/// The address a `BROWSER` of `echo >> FILE` was asked to open, once it has been.
+pub fn browser_url(file: &std::path::Path) -> String {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if let Ok(u) = std::fs::read_to_string(file)
+            && !u.trim().is_empty()
+        {
+            return u.trim().to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the browser was not started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -3,9 +3,9 @@
 //! and errors, and on `mogplex exec`'s stdout when it is a terminal. To a pipe, `exec` passes
 //! the answer's bytes on as they came.
 
-use crate::cockpit::{WAIT, cockpit, expect, submit};
+use crate::cockpit::{WAIT, cockpit, expect, pty_command, submit};
 use crate::common::*;
-use mogplex_testkit::term::{self, Term};
+use mogplex_testkit::term::Term;
 
 const KEY: &str = "sk-escapes-0123456789abcdef";
 
@@ -89,16 +89,7 @@ fn exec_to_a_terminal_shows_them_and_to_a_pipe_passes_the_bytes_on() {
     let server = FakeServer::start();
     let home = home(&server);
 
-    let mut cmd = term::command(bin());
-    cmd.args(["exec", "say something odd"])
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home.dir.path().join("user"))
-        .env("MOGPLEX_HOME", &home.home)
-        .env("TERM", "xterm-256color");
-    for (k, v) in home.env_vars() {
-        cmd.env(k, v);
-    }
+    let cmd = pty_command(&home, &["exec", "say something odd"]);
     let mut t = Term::spawn(cmd, 400, 10).unwrap();
     let status = t.wait_exit(WAIT).expect("exec ends");
     assert!(status.success(), "{}", t.screen());

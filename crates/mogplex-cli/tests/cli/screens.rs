@@ -374,16 +374,7 @@ fn after_switching_accounts_the_last_conversation_is_not_shown_as_this_ones() {
     expect(&t, "You are signed in to Mogplex as ada@example.com.");
     t.send(keys::ENTER);
     expect(&t, "Waiting for you to sign in in your browser");
-    let deadline = std::time::Instant::now() + WAIT;
-    let authorize = loop {
-        if let Ok(u) = std::fs::read_to_string(&url_file)
-            && !u.trim().is_empty()
-        {
-            break u.trim().to_owned();
-        }
-        assert!(std::time::Instant::now() < deadline, "no browser");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let authorize = crate::cockpit::browser_url(&url_file);
     let callback = server.block_on(browser_until_callback_as(
         &server.url,
         &authorize,

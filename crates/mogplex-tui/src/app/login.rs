@@ -117,6 +117,15 @@ impl App {
         vec![Effect::CancelSignIn]
     }
 
+    /// The text field of the mode in front (the paste box, the key), if it has one.
+    fn login_field(&mut self) -> Option<&mut String> {
+        match self.login_mut()? {
+            (LoginMode::WaitingBrowser { paste, .. }, ..) => Some(paste),
+            (LoginMode::EnterKey { input, .. }, ..) => Some(input),
+            _ => None,
+        }
+    }
+
     pub(super) fn login_key(
         &mut self,
         k: KeyEvent,
@@ -124,6 +133,24 @@ impl App {
         selected: usize,
     ) -> Vec<Effect> {
         let ctrl = k.modifiers.contains(KeyModifiers::CONTROL);
+        // Typing in a field: characters, Backspace, Ctrl+U to clear it.
+        if let Some(field) = self.login_field() {
+            match k.code {
+                KeyCode::Backspace => {
+                    field.pop();
+                    return Vec::new();
+                }
+                KeyCode::Char('u') if ctrl => {
+                    field.clear();
+                    return Vec::new();
+                }
+                KeyCode::Char(c) if !ctrl && !c.is_control() => {
+                    field.push(c);
+                    return Vec::new();
+                }
+                _ => {}
+            }
+        }
         match mode {
             LoginMode::Menu => return self.menu_key(k, selected),
             LoginMode::WaitingDevice { uri, complete, .. }
@@ -137,7 +164,7 @@ impl App {
                     return self.cancel_sign_in(selected);
                 }
             }
-            LoginMode::WaitingBrowser { url, mut paste } => match k.code {
+            LoginMode::WaitingBrowser { url, paste } => match k.code {
                 KeyCode::Esc => return self.cancel_sign_in(selected),
                 KeyCode::Enter if !paste.trim().is_empty() => {
                     let text = paste.trim().to_owned();
@@ -150,24 +177,7 @@ impl App {
                     );
                     return vec![Effect::SubmitCallback(text)];
                 }
-                KeyCode::Backspace => {
-                    paste.pop();
-                    self.set_login(LoginMode::WaitingBrowser { url, paste }, selected);
-                }
                 KeyCode::Char('y') if ctrl => return self.copy(url),
-                KeyCode::Char('u') if ctrl => {
-                    self.set_login(
-                        LoginMode::WaitingBrowser {
-                            url,
-                            paste: String::new(),
-                        },
-                        selected,
-                    );
-                }
-                KeyCode::Char(c) if !c.is_control() => {
-                    paste.push(c);
-                    self.set_login(LoginMode::WaitingBrowser { url, paste }, selected);
-                }
                 _ => {}
             },
             LoginMode::PickProvider { selected: p } => {
@@ -200,10 +210,7 @@ impl App {
                     _ => {}
                 }
             }
-            LoginMode::EnterKey {
-                provider,
-                mut input,
-            } => match k.code {
+            LoginMode::EnterKey { provider, input } => match k.code {
                 KeyCode::Esc => {
                     let back = key_providers()
                         .iter()
@@ -228,23 +235,6 @@ impl App {
                         provider,
                         key: Secret::new(key),
                     }];
-                }
-                KeyCode::Backspace => {
-                    input.pop();
-                    self.set_login(LoginMode::EnterKey { provider, input }, selected);
-                }
-                KeyCode::Char('u') if ctrl => {
-                    self.set_login(
-                        LoginMode::EnterKey {
-                            provider,
-                            input: String::new(),
-                        },
-                        selected,
-                    );
-                }
-                KeyCode::Char(c) if !c.is_control() => {
-                    input.push(c);
-                    self.set_login(LoginMode::EnterKey { provider, input }, selected);
                 }
                 _ => {}
             },
