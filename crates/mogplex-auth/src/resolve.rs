@@ -40,6 +40,14 @@ impl Source {
             Source::File { path, field } => format!("{} ({field})", path.display()),
         }
     }
+
+    /// `OPENAI_API_KEY`, or `auth.json`: for the cockpit's header, where paths do not fit.
+    pub fn short_label(&self) -> &str {
+        match self {
+            Source::Env { var } => var,
+            Source::File { .. } => "auth.json",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -57,17 +65,26 @@ impl Credential {
         self.secret.masked()
     }
 
-    /// A one-line description: `OpenAI key sk-…abcd from OPENAI_API_KEY`.
-    pub fn describe(&self) -> String {
-        let what = match self.kind {
+    /// What it is, without its value or source: `OpenAI key`, `Mogplex sign-in (ada@…)`.
+    pub fn what(&self) -> String {
+        match self.kind {
             CredentialKind::ApiKey => format!("{} key", self.provider.display_name()),
             CredentialKind::PersonalAccessToken => "Mogplex personal access token".to_owned(),
             CredentialKind::AccountSession => match &self.account_email {
                 Some(email) => format!("Mogplex sign-in ({email})"),
                 None => "Mogplex sign-in".to_owned(),
             },
-        };
-        format!("{what} {} from {}", self.masked(), self.source.label())
+        }
+    }
+
+    /// A one-line description: `OpenAI key sk-…abcd from OPENAI_API_KEY`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {} from {}",
+            self.what(),
+            self.masked(),
+            self.source.label()
+        )
     }
 }
 

@@ -38,7 +38,8 @@ impl CliError {
         Self::new(exit::USAGE, message)
     }
 
-    /// The text for stderr, redacted.
+    /// The text for stderr, redacted, with control characters a provider's message may carry
+    /// shown rather than sent to the terminal.
     pub fn render(&self, redactor: &Redactor) -> String {
         let mut out = format!("error: {}\n", self.message);
         for c in &self.causes {
@@ -47,7 +48,7 @@ impl CliError {
         for h in &self.hints {
             out.push_str(&format!("hint: {h}\n"));
         }
-        redactor.redact_str(&out)
+        mogplex_tui::sanitize(&redactor.redact_str(&out)).into_owned()
     }
 
     /// One JSON event for `--json` output, redacted.

@@ -256,6 +256,9 @@ fn credential_json(sel: &Selection) -> serde_json::Value {
 
 struct Output {
     json: bool,
+    /// Stdout is a terminal: control sequences in the answer are shown, not obeyed (to a pipe
+    /// the bytes go as they came).
+    terminal: bool,
     out: std::io::Stdout,
     last: Option<char>,
     closed: bool,
@@ -273,7 +276,12 @@ impl Output {
         if self.json {
             self.event(json!({"type": "delta", "text": t}));
         } else {
-            self.raw(t);
+            let t = if self.terminal {
+                mogplex_tui::sanitize(t)
+            } else {
+                std::borrow::Cow::Borrowed(t)
+            };
+            self.raw(&t);
             self.last = t.chars().last().or(self.last);
         }
     }
@@ -333,6 +341,7 @@ fn turn(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
     }
     let mut out = Output {
         json: json_out,
+        terminal: std::io::stdout().is_terminal(),
         out: std::io::stdout(),
         last: None,
         closed: false,

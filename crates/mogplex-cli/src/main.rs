@@ -1,23 +1,13 @@
 //! `mogplex`: the Mogplex command-line cockpit.
 //!
 //! This file only wires arguments to commands and turns errors into `error:`/`hint:` text and
-//! the documented exit codes (see [`exit`]).
+//! the documented exit codes (see [`mogplex_cli::exit`]).
 
-mod args;
-mod cockpit;
-mod ctx;
-mod error;
-mod exec;
-mod exit;
-mod log;
-mod login;
-mod signin;
-mod suggest;
-
-use args::{Cli, Command};
 use clap::Parser;
-use error::CliError;
 use mogplex_auth::{Provider, Redactor};
+use mogplex_cli::args::{self, Cli, Command};
+use mogplex_cli::error::CliError;
+use mogplex_cli::{cockpit, ctx, exec, login};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 

@@ -2,34 +2,24 @@
 //! the transitions that lead there.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{draw, key, type_text};
 use mogplex_auth::Provider;
-use mogplex_tui::{App, Effect, Event, Header, LoginMode, ModelChoice, Screen, view};
-use ratatui::Terminal;
-use ratatui::backend::TestBackend;
+use mogplex_tui::{
+    App, Effect, Event, Header, LoginMode, ModelChoice, Overlay, Screen, SlashCommand,
+};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 fn render(app: &App) -> String {
-    let mut t = Terminal::new(TestBackend::new(80, 24)).unwrap();
-    t.draw(|f| view::draw(f, app)).unwrap();
-    let buf = t.backend().buffer().clone();
-    let mut out = String::new();
-    for y in 0..buf.area.height {
-        let line: String = (0..buf.area.width)
-            .map(|x| buf[(x, y)].symbol().to_owned())
-            .collect();
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
+    draw(app, 80, 24)
 }
 
-fn key(app: &mut App, code: KeyCode) -> Vec<Effect> {
-    app.update(Event::Key(KeyEvent::new(code, KeyModifiers::NONE)))
-}
-
-fn type_text(app: &mut App, text: &str) {
-    for c in text.chars() {
-        key(app, KeyCode::Char(c));
+/// The effect of a slash command the runtime carries out, without arguments.
+fn command(command: SlashCommand) -> Effect {
+    Effect::Command {
+        command,
+        args: Vec::new(),
     }
 }
 
@@ -37,7 +27,8 @@ fn stored() -> Header {
     Header {
         provider: Some("Mogplex".into()),
         model: Some("mogplex/echo".into()),
-        credential: Some("Mogplex sign-in (ada@example.com) mog_…x1y2 from /home/ada/.mogplex/auth.json (mogplex.access_token)".into()),
+        credential: Some("Mogplex sign-in (ada@example.com)".into()),
+        models: Some("1 model".into()),
         stored: vec![Provider::Mogplex, Provider::OpenAi],
         ..Header::default()
     }
@@ -48,7 +39,7 @@ fn overridden() -> Header {
         provider: Some("OpenAI".into()),
         model: Some("gpt-4.1".into()),
         credential: Some("OpenAI key sk-…abcd from OPENAI_API_KEY".into()),
-        notices: vec!["OPENAI_API_KEY in this shell takes precedence over your stored Mogplex sign-in, so OpenAI is used; unset it to use your Mogplex account".into()],
+        notices: vec!["OPENAI_API_KEY in this shell takes precedence over your stored Mogplex sign-in (see /status)".into()],
         stored: vec![Provider::Mogplex],
         ..Header::default()
     }
@@ -92,6 +83,7 @@ fn login_screen_and_its_modes() {
     app.update(Event::DeviceCode {
         uri: "http://127.0.0.1:8787/device".into(),
         code: "BCDF-GHJK".into(),
+        complete: Some("http://127.0.0.1:8787/device?user_code=BCDF-GHJK".into()),
     });
     insta::assert_snapshot!("login_device_code", render(&app));
     key(&mut app, KeyCode::Esc);
@@ -113,7 +105,7 @@ fn provider_key_entry_never_shows_the_key() {
     key(&mut app, KeyCode::Down);
     key(&mut app, KeyCode::Enter);
     assert!(matches!(
-        &app.screen,
+        app.screen(),
         Screen::Login {
             mode: LoginMode::EnterKey {
                 provider: Provider::OpenAi,
@@ -165,8 +157,11 @@ fn slash_commands() {
     type_text(&mut app, "/st");
     insta::assert_snapshot!("session_completion", render(&app));
     key(&mut app, KeyCode::Tab);
-    assert_eq!(app.composer.text(), "/status ");
-    assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::LoadStatus]);
+    assert_eq!(app.composer().text(), "/status ");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![command(SlashCommand::Status)]
+    );
     app.update(Event::StatusReady(vec![
         (
             "Mogplex".into(),
@@ -184,7 +179,10 @@ fn slash_commands() {
     key(&mut app, KeyCode::Esc);
 
     type_text(&mut app, "/model");
-    assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::LoadModels]);
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![command(SlashCommand::Model)]
+    );
     assert!(render(&app).contains("Loading the models"));
     app.update(Event::ModelsReady(vec![
         ModelChoice::new("mogplex/echo", "Echo · Mogplex account"),
@@ -218,15 +216,18 @@ fn slash_commands() {
     key(&mut app, KeyCode::Esc);
     type_text(&mut app, "/clear");
     key(&mut app, KeyCode::Enter);
-    assert!(app.transcript.is_empty());
+    assert!(app.transcript().is_empty());
     type_text(&mut app, "/login");
-    assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::LoginOpened]);
-    assert!(matches!(app.screen, Screen::Login { .. }));
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![command(SlashCommand::Login)]
+    );
+    assert!(matches!(app.screen(), Screen::Login { .. }));
     assert!(
         key(&mut app, KeyCode::Esc).is_empty(),
         "back to the session: a credential still resolves"
     );
-    assert_eq!(app.screen, Screen::Session);
+    assert_eq!(app.screen(), &Screen::Session);
     type_text(&mut app, "/quit");
     assert_eq!(key(&mut app, KeyCode::Enter), vec![Effect::Quit]);
 }
@@ -250,7 +251,7 @@ fn double_ctrl_c_quits_and_logout_to_nothing_shows_login() {
     type_text(&mut app, "draft");
     assert!(app.update(ctrl_c()).is_empty());
     assert!(
-        app.composer.is_empty(),
+        app.composer().is_empty(),
         "the first Ctrl+C clears the composer"
     );
     assert!(render(&app).contains("Press Ctrl+C again to quit"));
@@ -258,7 +259,7 @@ fn double_ctrl_c_quits_and_logout_to_nothing_shows_login() {
     // After a logout leaves nothing that resolves, the login screen comes back at once.
     let mut app = App::new(Some(stored()));
     app.update(Event::Resolved(None));
-    assert!(matches!(app.screen, Screen::Login { .. }));
+    assert!(matches!(app.screen(), Screen::Login { .. }));
 }
 
 #[test]
@@ -270,7 +271,7 @@ fn device_choice_hides_when_the_service_has_none() {
     key(&mut app, KeyCode::Down);
     key(&mut app, KeyCode::Enter);
     assert!(matches!(
-        app.screen,
+        app.screen(),
         Screen::Login {
             mode: LoginMode::PickProvider { .. },
             ..
@@ -305,33 +306,33 @@ fn composer_edits_recall_and_stop() {
     type_text(&mut app, "helo");
     key(&mut app, KeyCode::Left);
     type_text(&mut app, "l");
-    assert_eq!(app.composer.text(), "hello");
+    assert_eq!(app.composer().text(), "hello");
     key(&mut app, KeyCode::End);
     app.update(Event::Key(KeyEvent::new(
         KeyCode::Enter,
         KeyModifiers::SHIFT,
     )));
     type_text(&mut app, "two");
-    assert_eq!(app.composer.text(), "hello\ntwo");
+    assert_eq!(app.composer().text(), "hello\ntwo");
     assert_eq!(
         key(&mut app, KeyCode::Enter),
         vec![Effect::SendPrompt("hello\ntwo".into())]
     );
     assert_eq!(key(&mut app, KeyCode::Esc), vec![Effect::CancelAnswer]);
-    assert!(!app.streaming);
+    assert!(!app.is_streaming());
     app.update(Event::Delta("late".into()));
     assert!(
-        !app.transcript.iter().any(|e| e.text == "late"),
+        !app.transcript().iter().any(|e| e.text == "late"),
         "deltas after a stop are dropped"
     );
     key(&mut app, KeyCode::Up);
     assert_eq!(
-        app.composer.text(),
+        app.composer().text(),
         "hello\ntwo",
         "Up recalls the last prompt"
     );
     app.update(Event::Paste("x\r\ny\u{1b}[31m".into()));
-    assert_eq!(app.composer.text(), "hello\ntwox\ny[31m");
+    assert_eq!(app.composer().text(), "hello\ntwox\ny[31m");
 }
 
 #[test]
@@ -345,12 +346,12 @@ fn logout_asks_only_about_what_is_stored() {
     }));
     type_text(&mut app, "/logout");
     key(&mut app, KeyCode::Enter);
-    assert!(app.overlay.is_none());
+    assert!(app.overlay().is_none());
     assert!(render(&app).contains("No Mogplex sign-in is stored"));
     type_text(&mut app, "/logout openai");
     key(&mut app, KeyCode::Enter);
     assert!(
-        app.overlay.is_none(),
+        app.overlay().is_none(),
         "the OpenAI key is not stored, only set"
     );
     type_text(&mut app, "/logout groq");
@@ -358,5 +359,165 @@ fn logout_asks_only_about_what_is_stored() {
     assert_eq!(
         key(&mut app, KeyCode::Char('y')),
         vec![Effect::Logout(Some(Provider::Groq))]
+    );
+}
+
+#[test]
+fn typing_on_an_informational_overlay_goes_to_the_message_box() {
+    let mut app = App::new(Some(stored()));
+    type_text(&mut app, "/status");
+    key(&mut app, KeyCode::Enter);
+    app.update(Event::StatusReady(vec![(
+        "Home".into(),
+        "/home/ada".into(),
+    )]));
+    assert!(app.overlay().is_some());
+    // The first key closes it and is typed; every later key is typed too: no "n" of
+    // "openai" closes anything, and no fragment is sent.
+    type_text(&mut app, "/logout openai");
+    assert!(app.overlay().is_none());
+    assert_eq!(app.composer().text(), "/logout openai");
+    assert!(
+        key(&mut app, KeyCode::Enter).is_empty(),
+        "asks before removing the key"
+    );
+    assert!(matches!(
+        app.overlay(),
+        Some(Overlay::ConfirmLogout {
+            provider: Some(Provider::OpenAi),
+            refused: false
+        })
+    ));
+    // The question takes only its own keys, and says which when another arrives.
+    assert!(key(&mut app, KeyCode::Char('o')).is_empty());
+    assert!(matches!(
+        app.overlay(),
+        Some(Overlay::ConfirmLogout { refused: true, .. })
+    ));
+    assert!(render(&app).contains("Only y or n here"));
+    assert_eq!(app.composer().text(), "", "the key went nowhere else");
+    assert!(key(&mut app, KeyCode::Char('n')).is_empty());
+    assert!(app.overlay().is_none());
+
+    // /help closes on a letter too, which is typed; Esc closes without typing.
+    type_text(&mut app, "/help");
+    key(&mut app, KeyCode::Enter);
+    type_text(&mut app, "q");
+    assert!(app.overlay().is_none());
+    assert_eq!(app.composer().text(), "q");
+    key(&mut app, KeyCode::Backspace);
+    type_text(&mut app, "/help");
+    key(&mut app, KeyCode::Enter);
+    key(&mut app, KeyCode::Esc);
+    assert!(app.overlay().is_none());
+    assert_eq!(app.composer().text(), "");
+    // A paste on an informational overlay lands in the message box as well.
+    app.update(Event::StatusReady(vec![]));
+    app.update(Event::Paste("pasted".into()));
+    assert!(app.overlay().is_none());
+    assert_eq!(app.composer().text(), "pasted");
+}
+
+#[test]
+fn the_model_list_takes_typing_as_a_filter() {
+    let mut app = App::new(Some(stored()));
+    type_text(&mut app, "/model");
+    key(&mut app, KeyCode::Enter);
+    // Typed while the list loads: kept as the filter.
+    type_text(&mut app, "mini");
+    app.update(Event::ModelsReady(vec![
+        ModelChoice::new("openai/gpt-4.1", "OpenAI"),
+        ModelChoice::new("openai/gpt-4.1-mini", "OpenAI"),
+    ]));
+    assert!(render(&app).contains("filter: mini"));
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::PickModel("openai/gpt-4.1-mini".into())]
+    );
+    assert_eq!(app.composer().text(), "");
+}
+
+#[test]
+fn the_command_popup_completes_chooses_and_closes() {
+    let mut app = App::new(Some(stored()));
+    type_text(&mut app, "/");
+    let (matches, selected) = app.popup().expect("the popup opens on a slash");
+    assert_eq!(matches.len(), SlashCommand::ALL.len(), "every command");
+    assert_eq!(selected, 0);
+    let screen = render(&app);
+    for c in SlashCommand::ALL {
+        assert!(screen.contains(&c.slash()), "{screen}");
+        assert!(screen.contains(c.description()), "{screen}");
+    }
+    type_text(&mut app, "m");
+    let names: Vec<_> = app.popup().unwrap().0.iter().map(|c| c.name).collect();
+    assert_eq!(names, vec!["model", "mcp"]);
+    key(&mut app, KeyCode::Down);
+    assert_eq!(app.popup().unwrap().1, 1);
+    key(&mut app, KeyCode::Tab);
+    assert_eq!(app.composer().text(), "/mcp ");
+    assert!(app.popup().is_none(), "closed once the command is taken");
+    // Enter runs the highlighted command.
+    app.update(Event::Key(KeyEvent::new(
+        KeyCode::Char('u'),
+        KeyModifiers::CONTROL,
+    )));
+    type_text(&mut app, "/sta");
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![command(SlashCommand::Status)]
+    );
+    key(&mut app, KeyCode::Esc);
+    // Esc closes it, keeping the text; typing opens it again.
+    type_text(&mut app, "/h");
+    key(&mut app, KeyCode::Esc);
+    assert!(app.popup().is_none());
+    assert_eq!(app.composer().text(), "/h");
+    type_text(&mut app, "e");
+    assert!(app.popup().is_some());
+}
+
+#[test]
+fn help_lists_every_command_and_key() {
+    let mut app = App::new(Some(stored()));
+    type_text(&mut app, "/help");
+    key(&mut app, KeyCode::Enter);
+    let screen = render(&app);
+    for c in SlashCommand::ALL {
+        assert!(screen.contains(&c.slash()), "{screen}");
+    }
+    for (k, _) in mogplex_tui::command::KEYS {
+        assert!(screen.contains(k), "{k}: {screen}");
+    }
+    assert!(screen.contains("Alt+Enter"), "{screen}");
+    assert!(screen.contains("Esc"), "{screen}");
+}
+
+#[test]
+fn page_up_and_down_move_a_page() {
+    let mut app = App::new(Some(stored()));
+    app.update(Event::Resize(80, 24));
+    type_text(&mut app, "count");
+    key(&mut app, KeyCode::Enter);
+    for i in 0..200 {
+        app.update(Event::Delta(format!("row {i}\n")));
+    }
+    app.update(Event::AnswerDone);
+    // 24 rows: one header row, a 3-row message box, the keys: 19 rows of transcript.
+    key(&mut app, KeyCode::PageUp);
+    assert_eq!(app.scroll(), 18, "a page, less the row kept in view");
+    key(&mut app, KeyCode::PageUp);
+    assert_eq!(app.scroll(), 36);
+    key(&mut app, KeyCode::PageDown);
+    assert_eq!(app.scroll(), 18);
+    for _ in 0..50 {
+        key(&mut app, KeyCode::PageUp);
+    }
+    let top = app.scroll();
+    key(&mut app, KeyCode::PageDown);
+    assert_eq!(
+        app.scroll(),
+        top - 18,
+        "from the top, one page down at once"
     );
 }

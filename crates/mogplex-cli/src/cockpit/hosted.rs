@@ -6,15 +6,23 @@
 //! A generation counter, behind a lock that saving also takes, makes sure a sync that was still
 //! in flight when the user signed out can neither write the cache again nor show its result.
 
-use super::{Cockpit, Msg, send};
+use super::{Cockpit, Msg};
 use crate::error::CliError;
-use crate::exec::{model_client, provider_error};
-use crate::signin::{account_base, base_label};
+use crate::exec::provider_error;
+use crate::signin::base_label;
 use mogplex_auth::hosted::{Hosted, HostedCache, owner};
-use mogplex_auth::{Credential, CredentialKind, Provider, Secret};
+use mogplex_auth::{Credential, CredentialKind, Provider};
 use mogplex_protocol::McpServer;
-use mogplex_providers::{ModelSource, Selection};
 use std::sync::{Arc, Mutex};
+
+#[derive(Debug)]
+pub(crate) enum HostedMsg {
+    Fetched {
+        generation: u64,
+        result: Result<Box<Hosted>, CliError>,
+    },
+    SaveFailed(String),
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum SyncState {
@@ -49,19 +57,6 @@ impl HostedSlot {
     }
 }
 
-/// A fresh bearer for `credential`: a signed-in session is renewed first (under the lock).
-pub(super) async fn bearer_for(
-    store: &mogplex_auth::AuthStore,
-    credential: &Credential,
-    base: &mogplex_providers::Url,
-) -> Result<Secret, CliError> {
-    if credential.kind == CredentialKind::AccountSession {
-        crate::exec::renew(store, base, None).await
-    } else {
-        Ok(credential.secret.clone())
-    }
-}
-
 fn now_rfc3339() -> String {
     crate::log::now_rfc3339()
 }
@@ -76,10 +71,30 @@ fn short_time(rfc3339: &str) -> String {
 }
 
 impl Cockpit<'_> {
+    pub(super) fn on_hosted(&mut self, msg: HostedMsg) {
+        match msg {
+            HostedMsg::Fetched { generation, result } => self.hosted_fetched(generation, result),
+            HostedMsg::SaveFailed(e) => self.log.write(
+                crate::log::Level::Warn,
+                "hosted.save",
+                "could not save the hosted state",
+                serde_json::json!({"error": e}),
+            ),
+        }
+    }
+
     /// The Mogplex credential in force and whose hosted state it sees.
     fn mogplex_owner(&self) -> Option<(String, Credential)> {
-        let c = self.resolution.for_provider(Provider::Mogplex)?.clone();
-        let account_id = self.account.as_ref().and_then(|(id, _)| id.as_deref());
+        let c = self
+            .creds
+            .resolution
+            .for_provider(Provider::Mogplex)?
+            .clone();
+        let account_id = self
+            .creds
+            .account
+            .as_ref()
+            .and_then(|(id, _)| id.as_deref());
         let who = match c.kind {
             CredentialKind::AccountSession => owner(account_id, None),
             _ => owner(None, Some(&c.secret)),
@@ -96,7 +111,7 @@ impl Cockpit<'_> {
             }
             return;
         };
-        let Ok(base) = account_base(&self.ctx.env) else {
+        let Ok(base) = self.services.account_base() else {
             return;
         };
         let issuer = base_label(&base);
@@ -117,13 +132,11 @@ impl Cockpit<'_> {
         self.hosted.sync = SyncState::Syncing;
         self.refresh_header();
         let generation = self.hosted.generation();
-        let (client, store, tx) = (self.client.clone(), self.ctx.store.clone(), self.tx.clone());
         let (cache, lock) = (self.hosted.cache.clone(), self.hosted.generation.clone());
-        tokio::spawn(async move {
+        self.services.spawn(|s| async move {
             let result = async {
-                let client = client.get_or_try_init(|| async { model_client() }).await?;
-                let mut sel = Selection::new(&credential, None, ModelSource::AccountDefault);
-                sel.credential.secret = bearer_for(&store, &credential, &base).await?;
+                let client = s.client().await?;
+                let sel = s.account_selection(&credential, &base).await?;
                 let token = sel.credential.secret.clone();
                 let (user, models, mcp) = tokio::join!(
                     client.account_user(&base, &token),
@@ -155,24 +168,17 @@ impl Cockpit<'_> {
                 })
                 .await;
                 if let Ok(Err(e)) = saved {
-                    send(&tx, Msg::HostedSaveFailed(e));
+                    s.send(Msg::Hosted(HostedMsg::SaveFailed(e)));
                 }
             }
-            send(
-                &tx,
-                Msg::HostedFetched {
-                    generation,
-                    result: result.map(Box::new),
-                },
-            );
+            s.send(Msg::Hosted(HostedMsg::Fetched {
+                generation,
+                result: result.map(Box::new),
+            }));
         });
     }
 
-    pub(super) fn hosted_fetched(
-        &mut self,
-        generation: u64,
-        result: Result<Box<Hosted>, CliError>,
-    ) {
+    fn hosted_fetched(&mut self, generation: u64, result: Result<Box<Hosted>, CliError>) {
         if generation != self.hosted.generation() {
             return;
         }
@@ -238,45 +244,71 @@ impl Cockpit<'_> {
         }
         self.hosted.state = None;
         self.hosted.sync = SyncState::Idle;
-        if matches!(
-            self.app.overlay,
-            Some(mogplex_tui::Overlay::List { .. } | mogplex_tui::Overlay::Model { .. })
-        ) {
-            self.app.overlay = None;
-        }
+        self.app.update(mogplex_tui::Event::AccountListsGone);
         self.refresh_header();
     }
 
-    /// The header's hosted line and stale notice.
-    pub(super) fn hosted_lines(&self) -> (Option<String>, Option<String>) {
+    /// The header's account parts: its catalog, its MCP servers, and whether they are a saved
+    /// copy the service could not refresh.
+    pub(super) fn hosted_header(&self) -> (Option<String>, Option<String>, bool) {
         let Some(h) = &self.hosted.state else {
-            let run = self.run_id().map(|id| format!("run {id}"));
-            return (run, None);
+            return (None, None, false);
         };
-        let mut parts = Vec::new();
-        match &h.account {
-            Some(a) => parts.push(format!("Mogplex account {}", a.email)),
-            None => parts.push("Mogplex account".to_owned()),
-        }
-        parts.push(match h.models.len() {
+        let models = match h.models.len() {
             1 => "1 model".to_owned(),
             n => format!("{n} models"),
-        });
-        if !h.mcp.is_empty() {
-            let names: Vec<&str> = h.mcp.iter().map(|s| s.name.as_str()).collect();
-            parts.push(format!("MCP: {}", names.join(", ")));
-        }
-        if let Some(id) = self.run_id() {
-            parts.push(format!("run {id}"));
-        }
-        let stale = match &self.hosted.sync {
-            SyncState::Stale(why) => Some(format!(
-                "Showing the account's models and MCP servers saved {} (stale): {why}",
-                short_time(&h.fetched_at)
-            )),
-            _ => None,
         };
-        (Some(parts.join(" · ")), stale)
+        let mcp = (!h.mcp.is_empty()).then(|| {
+            let names: Vec<&str> = h.mcp.iter().map(|s| s.name.as_str()).collect();
+            format!("MCP: {}", names.join(", "))
+        });
+        let stale = matches!(self.hosted.sync, SyncState::Stale(_));
+        (Some(models), mcp, stale)
+    }
+
+    /// After a Mogplex answer (its model, or `None` for a refusal): when what the header shows of
+    /// the account disagrees (a stale copy while the service answers, a model missing from the
+    /// catalog, a refusal while the catalog lists models), the account's state syncs again.
+    pub(super) fn resync_after_answer(
+        &mut self,
+        selection: &mogplex_providers::Selection,
+        model: Option<&str>,
+    ) {
+        if selection.provider() != Provider::Mogplex || self.hosted.sync == SyncState::Syncing {
+            return;
+        }
+        let stale = matches!(self.hosted.sync, SyncState::Stale(_));
+        let disagrees = match (&self.hosted.state, model) {
+            (None, _) => false,
+            (Some(h), Some(m)) => !h.models.iter().any(|c| c.slug == m),
+            (Some(h), None) => !h.models.is_empty(),
+        };
+        if stale || disagrees {
+            self.sync_hosted();
+        }
+    }
+
+    /// The account's catalog as `/model` just fetched it: into the state the header shows (and,
+    /// when that was a stale copy, a full sync, since the service answers again).
+    pub(super) fn catalog_fetched(&mut self, models: &[mogplex_protocol::CliModel]) {
+        let Some(h) = &mut self.hosted.state else {
+            return;
+        };
+        h.models = models.to_vec();
+        if matches!(self.hosted.sync, SyncState::Stale(_)) {
+            self.sync_hosted();
+        } else {
+            self.refresh_header();
+        }
+    }
+
+    /// `/model` could not fetch the catalog: what the header shows of the account is a saved
+    /// copy now, and says so.
+    pub(super) fn catalog_failed(&mut self, reason: String) {
+        if self.hosted.state.is_some() && self.hosted.sync != SyncState::Syncing {
+            self.hosted.sync = SyncState::Stale(reason);
+            self.refresh_header();
+        }
     }
 
     pub(super) fn hosted_status(&self) -> String {

@@ -7,21 +7,39 @@
 //! one follower task reads the run's event stream, reconnecting with `Last-Event-ID` after a drop
 //! so nothing is missed. Each event names the session that wrote it, and a cockpit skips its own.
 
-use super::hosted::bearer_for;
-use super::{Cockpit, Msg, send};
+use super::services::{Services, bearer_for};
+use super::{Cockpit, Msg};
 use crate::ctx::Ctx;
 use crate::error::CliError;
 use crate::exec::model_client;
 use crate::exit;
 use crate::signin::account_base;
-use mogplex_auth::{Credential, Provider};
+use mogplex_auth::{Credential, Provider, Secret};
 use mogplex_protocol::{ChatMessage, RunEvent};
-use mogplex_providers::{ErrorKind, ModelClient, ProviderError};
-use mogplex_tui::{Entry, EntryKind, Event};
-use std::sync::Arc;
+use mogplex_providers::{ErrorKind, ModelClient, ProviderError, Url};
+use mogplex_tui::{Entry, EntryKind, Event, Screen};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
+
+#[derive(Debug)]
+pub(crate) enum RunMsg {
+    Created(String),
+    Event(serde_json::Value),
+    Failed(CliError),
+    /// `--attach` waited for a sign-in; whether the run is there for this account.
+    AttachChecked {
+        id: String,
+        result: Result<(), CliError>,
+    },
+}
+
+/// `--attach`: checked and ready, or waiting for a Mogplex sign-in.
+#[derive(Debug, Default)]
+pub(super) struct Attach {
+    now: Option<String>,
+    pending: Option<String>,
+}
 
 #[derive(Debug)]
 pub(super) struct RunLink {
@@ -30,6 +48,11 @@ pub(super) struct RunLink {
     queue: Option<mpsc::UnboundedSender<serde_json::Value>>,
     worker: Option<tokio::task::JoinHandle<()>>,
     follower: Option<AbortHandle>,
+    /// A failure that arrived while an answer was on its way: said (or not) once that ends.
+    failure: Option<CliError>,
+    /// The last answer failed because the account service is down: a run failure for the same
+    /// reason is that failure again, and is not said twice.
+    service_down: bool,
 }
 
 /// How long quitting waits for events still on their way to the run.
@@ -70,7 +93,23 @@ pub fn not_found(id: &str) -> CliError {
         .hint("check the run id, and that you are signed in with the Mogplex account that created it (`/status` in the cockpit shows a session's run)")
 }
 
-fn run_error(id: &str, e: &ProviderError) -> CliError {
+/// The error for creating a run (`None`) or using the run `id`.
+fn run_error(id: Option<&str>, e: &ProviderError) -> CliError {
+    let Some(id) = id else {
+        let err = match e.kind {
+            ErrorKind::Unauthorized => CliError::new(
+                exit::FORBIDDEN,
+                "this session is not saved to a run: the account service did not accept the Mogplex credential",
+            ),
+            _ => CliError::new(
+                exit::UNAVAILABLE,
+                "this session is not saved to a run: the account service did not create one",
+            ),
+        };
+        return err.cause(e.message.clone()).hint(
+            "what you type still reaches the model; the run is created with a later prompt once the service answers (check MOGPLEX_URL if you set it)",
+        );
+    };
     match e.kind {
         ErrorKind::NotFound => not_found(id),
         ErrorKind::Unauthorized => CliError::new(
@@ -89,18 +128,16 @@ fn run_error(id: &str, e: &ProviderError) -> CliError {
 }
 
 /// Checks that `id` exists for this credential (before the cockpit takes the terminal).
-pub(super) async fn check_run(
+async fn check_run(
     client: &ModelClient,
-    store: &mogplex_auth::AuthStore,
-    credential: &Credential,
-    base: &mogplex_providers::Url,
+    token: &Secret,
+    base: &Url,
     id: &str,
 ) -> Result<mogplex_protocol::RunInfo, CliError> {
-    let token = bearer_for(store, credential, base).await?;
     client
-        .run_snapshot(base, &token, id)
+        .run_snapshot(base, token, id)
         .await
-        .map_err(|e| run_error(id, &e))
+        .map_err(|e| run_error(Some(id), &e))
 }
 
 /// `mogplex --attach <id>` without a terminal: prints the run's history and exits.
@@ -119,12 +156,12 @@ pub fn print_run(ctx: &mut Ctx, id: &str) -> Result<(), CliError> {
     let redactor = ctx.redactor.clone();
     crate::signin::runtime()?.block_on(async {
         let client = model_client()?;
-        let info = check_run(&client, &store, &credential, &base, id).await?;
+        let token = bearer_for(&store, &credential, &base).await?;
+        let info = check_run(&client, &token, &base, id).await?;
         let last = info.last_event_id.unwrap_or(0);
         if last == 0 {
             return Ok(());
         }
-        let token = bearer_for(&store, &credential, &base).await?;
         let mut out = std::io::stdout();
         let mut print = |seq: i64, value: serde_json::Value| {
             use std::io::Write;
@@ -142,38 +179,149 @@ pub fn print_run(ctx: &mut Ctx, id: &str) -> Result<(), CliError> {
         client
             .follow_run(&base, &token, id, 0, &mut print)
             .await
-            .map_err(|e| run_error(id, &e))
+            .map_err(|e| run_error(Some(id), &e))
     })
 }
 
 impl Cockpit<'_> {
+    pub(super) fn on_run(&mut self, msg: RunMsg) {
+        match msg {
+            RunMsg::Created(id) => self.run_created(id),
+            RunMsg::Event(value) => self.run_event(value),
+            RunMsg::Failed(e) => {
+                self.log.write(
+                    crate::log::Level::Warn,
+                    "run.failed",
+                    &e.message,
+                    serde_json::json!({"causes": e.causes}),
+                );
+                match &mut self.run {
+                    Some(link) if self.turn.in_flight() => link.failure = Some(e),
+                    _ => self.show_run_failure(e),
+                }
+            }
+            RunMsg::AttachChecked { id, result } => match result {
+                Ok(()) => self.attach(id),
+                Err(e) => self.show_error(&e),
+            },
+        }
+    }
+
+    /// `--attach` before the terminal is taken over: a run that is not there for this
+    /// credential ends the command here. Without a Mogplex credential yet, the check waits for
+    /// the sign-in.
+    pub(super) async fn prepare_attach(&mut self, id: String) -> Result<(), CliError> {
+        match self
+            .creds
+            .resolution
+            .for_provider(Provider::Mogplex)
+            .cloned()
+        {
+            Some(credential) => {
+                let base = self.services.account_base()?;
+                let token = self.services.bearer(&credential, &base).await?;
+                check_run(self.services.client().await?, &token, &base, &id).await?;
+                self.attach.now = Some(id);
+            }
+            None => self.attach.pending = Some(id),
+        }
+        Ok(())
+    }
+
+    /// After the first frame: attach to a checked run, or ask for the sign-in it waits for.
+    pub(super) fn start_attach(&mut self) {
+        if let Some(id) = self.attach.now.take() {
+            self.attach(id);
+        }
+        if let Some(id) = self.attach.pending.clone() {
+            // Runs belong to a Mogplex account: sign in first, then attach.
+            if !matches!(self.app.screen(), Screen::Login { .. }) {
+                self.app.update(Event::ShowLogin);
+                self.check_device_flow();
+            }
+            self.app.update(Event::SignInNote(format!(
+                "Sign in with Mogplex to attach to {id}: runs belong to the account that created them."
+            )));
+        }
+    }
+
+    /// The Mogplex credential in force and the account service's address: what runs need.
+    fn run_target(&self) -> Option<(Credential, Url)> {
+        let credential = self
+            .creds
+            .resolution
+            .for_provider(Provider::Mogplex)?
+            .clone();
+        Some((credential, self.services.account_base().ok()?))
+    }
+
+    /// `--attach` after the sign-in it waited for: is the run there for this account?
+    pub(super) fn attach_after_sign_in(&mut self) {
+        let Some(id) = self.attach.pending.take() else {
+            return;
+        };
+        let Some((credential, base)) = self.run_target() else {
+            return;
+        };
+        self.services.spawn(|s| async move {
+            let result = async {
+                let token = s.bearer(&credential, &base).await?;
+                check_run(s.client().await?, &token, &base, &id)
+                    .await
+                    .map(|_| ())
+            }
+            .await;
+            s.send(Msg::Run(RunMsg::AttachChecked { id, result }));
+        });
+    }
+
+    /// An answer ended (`answer`: its error, if it failed; `same_service`: it came from the
+    /// Mogplex account service, which also keeps the runs): a run failure that waited for it is
+    /// said now, unless it is the same failure the answer already reported.
+    pub(super) fn settle_run_failure(&mut self, answer: Option<&CliError>, same_service: bool) {
+        let Some(link) = &mut self.run else {
+            return;
+        };
+        link.service_down = same_service && answer.is_some_and(|e| e.code == exit::UNAVAILABLE);
+        if let Some(e) = link.failure.take() {
+            self.show_run_failure(e);
+        }
+    }
+
+    fn show_run_failure(&mut self, e: CliError) {
+        let repeated = self
+            .run
+            .as_ref()
+            .is_some_and(|l| l.service_down && e.code == exit::UNAVAILABLE);
+        if !repeated {
+            self.show_error(&e);
+        }
+    }
+
     pub(super) fn run_id(&self) -> Option<&str> {
         self.run.as_ref().and_then(|r| r.id.as_deref())
     }
 
     /// Starts writing (and following) a run: `attach` names an existing one.
     fn start_run(&mut self, attach: Option<String>) -> bool {
-        let Some(credential) = self.resolution.for_provider(Provider::Mogplex).cloned() else {
-            return false;
-        };
-        let Ok(base) = account_base(&self.ctx.env) else {
+        let Some((credential, base)) = self.run_target() else {
             return false;
         };
         let (queue, rx) = mpsc::unbounded_channel();
         let worker = tokio::spawn(worker(
-            self.client.clone(),
-            self.ctx.store.clone(),
+            self.services.clone(),
             credential,
             base,
             attach.clone(),
             rx,
-            self.tx.clone(),
         ));
         self.run = Some(RunLink {
             id: attach.clone(),
             queue: Some(queue),
             worker: Some(worker),
             follower: None,
+            failure: None,
+            service_down: false,
         });
         if let Some(id) = attach {
             self.follow(id);
@@ -182,22 +330,12 @@ impl Cockpit<'_> {
     }
 
     fn follow(&mut self, id: String) {
-        let Some(credential) = self.resolution.for_provider(Provider::Mogplex).cloned() else {
+        let Some((credential, base)) = self.run_target() else {
             return;
         };
-        let Ok(base) = account_base(&self.ctx.env) else {
-            return;
-        };
-        let task = tokio::spawn(follower(
-            self.client.clone(),
-            self.ctx.store.clone(),
-            credential,
-            base,
-            id,
-            self.tx.clone(),
-        ));
+        let task = self.services.spawn(|s| follower(s, credential, base, id));
         if let Some(link) = &mut self.run {
-            link.follower = Some(task.abort_handle());
+            link.follower = Some(task);
         }
     }
 
@@ -257,21 +395,24 @@ impl Cockpit<'_> {
         let entry = |kind, text: String| Event::Replayed(Entry { kind, text });
         match event {
             RunEvent::Prompt { text, .. } => {
-                self.messages.push(ChatMessage::user(text.clone()));
+                self.turn.messages.push(ChatMessage::user(text.clone()));
                 self.app.update(entry(EntryKind::User, text));
             }
             RunEvent::Answer { text, .. } => {
-                self.messages.push(ChatMessage::assistant(text.clone()));
+                self.turn
+                    .messages
+                    .push(ChatMessage::assistant(text.clone()));
                 self.app.update(entry(EntryKind::Assistant, text));
             }
             RunEvent::Error { message, .. } => {
                 // The prompt that failed leaves the conversation there; so it does here.
                 if self
+                    .turn
                     .messages
                     .last()
                     .is_some_and(|m| m.role == mogplex_protocol::Role::User)
                 {
-                    self.messages.pop();
+                    self.turn.messages.pop();
                 }
                 self.app.update(entry(EntryKind::Error, message));
             }
@@ -285,19 +426,17 @@ impl Cockpit<'_> {
 }
 
 async fn worker(
-    client: Arc<tokio::sync::OnceCell<ModelClient>>,
-    store: mogplex_auth::AuthStore,
+    s: Services,
     credential: Credential,
-    base: mogplex_providers::Url,
+    base: Url,
     mut id: Option<String>,
     mut rx: mpsc::UnboundedReceiver<serde_json::Value>,
-    tx: super::Tx,
 ) {
     let mut reported = false;
     while let Some(event) = rx.recv().await {
         let result = async {
-            let client = client.get_or_try_init(|| async { model_client() }).await?;
-            let token = bearer_for(&store, &credential, &base).await?;
+            let client = s.client().await?;
+            let token = s.bearer(&credential, &base).await?;
             let run = match &id {
                 Some(i) => i.clone(),
                 None => {
@@ -311,8 +450,8 @@ async fn worker(
                     let info = client
                         .create_run(&base, &token, &title)
                         .await
-                        .map_err(|e| run_error("a new run", &e))?;
-                    send(&tx, Msg::RunCreated(info.id.clone()));
+                        .map_err(|e| run_error(None, &e))?;
+                    s.send(Msg::Run(RunMsg::Created(info.id.clone())));
                     id = Some(info.id.clone());
                     info.id
                 }
@@ -320,41 +459,32 @@ async fn worker(
             client
                 .append_run_event(&base, &token, &run, &event)
                 .await
-                .map_err(|e| run_error(&run, &e))
+                .map_err(|e| run_error(Some(&run), &e))
         }
         .await;
         if let Err(e) = result
             && !reported
         {
             reported = true;
-            send(&tx, Msg::RunFailed(e));
+            s.send(Msg::Run(RunMsg::Failed(e)));
         }
     }
 }
 
-async fn follower(
-    client: Arc<tokio::sync::OnceCell<ModelClient>>,
-    store: mogplex_auth::AuthStore,
-    credential: Credential,
-    base: mogplex_providers::Url,
-    id: String,
-    tx: super::Tx,
-) {
+async fn follower(s: Services, credential: Credential, base: Url, id: String) {
     let mut after = 0i64;
     let mut delay = Duration::from_millis(500);
     loop {
         let from = after;
         let attempt = async {
-            let client = client
-                .get_or_try_init(|| async { model_client() })
-                .await
-                .map_err(|_| Stop::Retry)?;
-            let token = bearer_for(&store, &credential, &base)
+            let client = s.client().await.map_err(|_| Stop::Retry)?;
+            let token = s
+                .bearer(&credential, &base)
                 .await
                 .map_err(|_| Stop::Retry)?;
             let mut on = |seq: i64, value: serde_json::Value| {
                 after = seq;
-                send(&tx, Msg::RunEvent(value));
+                s.send(Msg::Run(RunMsg::Event(value)));
                 true
             };
             client
@@ -367,7 +497,7 @@ async fn follower(
         }
         .await;
         if let Err(Stop::Gone(e)) = attempt {
-            send(&tx, Msg::RunFailed(e));
+            s.send(Msg::Run(RunMsg::Failed(e)));
             return;
         }
         if after > from {

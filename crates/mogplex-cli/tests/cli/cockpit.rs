@@ -13,6 +13,26 @@ pub fn cockpit(home: &TestHome, extra: &[(&str, &str)]) -> Term {
 
 /// Starts `mogplex ARGS` on a 100×30 terminal with this home's environment.
 pub fn cockpit_with(home: &TestHome, args: &[&str], extra: &[(&str, &str)]) -> Term {
+    cockpit_sized(home, args, extra, 100, 30)
+}
+
+/// Starts `mogplex ARGS` on a `cols`×`rows` terminal with this home's environment.
+pub fn cockpit_sized(
+    home: &TestHome,
+    args: &[&str],
+    extra: &[(&str, &str)],
+    cols: u16,
+    rows: u16,
+) -> Term {
+    let mut cmd = pty_command(home, args);
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    Term::spawn(cmd, cols, rows).unwrap()
+}
+
+/// `mogplex ARGS` to run on a pty, with nothing of the developer's environment but this home's.
+pub fn pty_command(home: &TestHome, args: &[&str]) -> std::process::Command {
     let mut cmd = term::command(bin());
     cmd.args(args)
         .env_clear()
@@ -23,10 +43,7 @@ pub fn cockpit_with(home: &TestHome, args: &[&str], extra: &[(&str, &str)]) -> T
     for (k, v) in home.env_vars() {
         cmd.env(k, v);
     }
-    for (k, v) in extra {
-        cmd.env(k, v);
-    }
-    Term::spawn(cmd, 100, 30).unwrap()
+    cmd
 }
 
 /// Waits for `needle` on screen, or fails showing the screen.
@@ -34,6 +51,23 @@ pub fn expect(t: &Term, needle: &str) -> String {
     match t.wait_for(needle, WAIT) {
         Ok(s) => s,
         Err(s) => panic!("`{needle}` never appeared; the screen:\n{s}"),
+    }
+}
+
+/// The address a `BROWSER` of `echo >> FILE` was asked to open, once it has been.
+pub fn browser_url(file: &std::path::Path) -> String {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if let Ok(u) = std::fs::read_to_string(file)
+            && !u.trim().is_empty()
+        {
+            return u.trim().to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the browser was not started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -113,7 +147,10 @@ fn store_a_key_chat_and_log_out_back_to_the_login_screen() {
 
     // Completion of slash commands, then /logout of the stored key, confirmed.
     t.type_text("/logo");
-    expect(&t, "/logout  sign out");
+    expect(
+        &t,
+        "/logout [provider]  sign out of Mogplex, or remove a stored provider key",
+    );
     t.send(keys::TAB);
     submit(&mut t, "openai");
     expect(&t, "Remove the stored OpenAI key?");

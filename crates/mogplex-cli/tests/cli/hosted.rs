@@ -6,7 +6,6 @@ use crate::cockpit::{WAIT, cockpit, cockpit_with, expect, submit};
 use crate::common::*;
 use crate::signin::{PORTS, Server, browser_until_callback, signed_in};
 use mogplex_testkit::term::{Term, keys};
-use std::time::Duration;
 
 const MCP_TOKEN: &str = "ghp_hostedstate0123456789abcdef";
 
@@ -51,7 +50,7 @@ fn hosted_state_is_cached_shown_stale_and_gone_at_logout() {
     // Synced in the background: the header names the account, its catalog and MCP servers.
     let screen = expect(&t, "MCP: github");
     assert!(
-        screen.contains("Mogplex account ada@example.com · 1 model"),
+        screen.contains("Mogplex sign-in (ada@example.com) · 1 model"),
         "{screen}"
     );
     for f in hosted_files(&home) {
@@ -248,19 +247,7 @@ fn attach_with_logout_signs_in_first_and_other_accounts_runs_are_refused() {
     // …a sign-in through the paste box…
     t.send(keys::ENTER);
     expect(&t, "Waiting for you to sign in in your browser");
-    let deadline = std::time::Instant::now() + WAIT;
-    let authorize = loop {
-        if let Ok(u) = std::fs::read_to_string(&url_file)
-            && !u.trim().is_empty()
-        {
-            break u.trim().to_owned();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the browser was not started"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let authorize = crate::cockpit::browser_url(&url_file);
     let callback = server.block_on(browser_until_callback(&server.url, &authorize));
     t.send(&keys::paste(&callback));
     t.send(keys::ENTER);

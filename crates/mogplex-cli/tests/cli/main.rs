@@ -4,9 +4,11 @@
 #[macro_use]
 mod common;
 mod cockpit;
+mod escapes;
 mod hosted;
 mod leak;
 mod messages;
 mod precedence;
+mod screens;
 mod signin;
 mod store;

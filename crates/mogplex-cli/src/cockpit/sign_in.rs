@@ -1,0 +1,409 @@
+//! Signing in and out from the cockpit: "Sign in with Mogplex" in the browser or with a device
+//! code (the command line's flow, reported on the login screen), storing a provider key, and
+//! `/logout` with the revocation of the sign-in; and what is said afterwards about what wins.
+
+use super::{Cockpit, Msg};
+use crate::error::CliError;
+use crate::log::Level;
+use crate::login::Removal;
+use crate::signin::{Surface, base_label, notice_text, sign_in_error};
+use mogplex_auth::signin::{Method, Progress, SignedIn};
+use mogplex_auth::{Provider, Secret, Source};
+use mogplex_tui::Event;
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+#[derive(Debug)]
+pub(crate) enum SignInMsg {
+    /// From the sign-in started as `seq` (older ones are ignored).
+    Progress {
+        seq: u64,
+        event: Event,
+    },
+    Done {
+        seq: u64,
+        result: Result<Box<SignedIn>, CliError>,
+    },
+    Stored {
+        seq: u64,
+        email: String,
+        result: Result<(), CliError>,
+    },
+    KeyStored {
+        provider: Provider,
+        masked: String,
+        /// A warning when a corrupt `auth.json` was moved aside on the way.
+        result: Result<Option<String>, CliError>,
+    },
+    Removed(Result<Removal, CliError>),
+    Revoked(Option<String>),
+}
+
+/// The sign-in in flight: its number, its task, and where pasted addresses go.
+#[derive(Debug, Default)]
+pub(super) struct SignIn {
+    seq: u64,
+    current: Option<(u64, AbortHandle, Option<mpsc::Sender<String>>)>,
+}
+
+impl SignIn {
+    fn current(&self, seq: u64) -> bool {
+        self.current.as_ref().is_some_and(|(g, ..)| *g == seq)
+    }
+
+    /// Stops the sign-in in flight; `false` when there was none.
+    pub(super) fn abort(&mut self) -> bool {
+        match self.current.take() {
+            Some((_, h, _)) => {
+                h.abort();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// An address pasted while the browser flow waits.
+    pub(super) fn submit_callback(&self, text: String) {
+        if let Some((_, _, Some(paste))) = &self.current {
+            let _ = paste.try_send(text);
+        }
+    }
+}
+
+#[cfg(test)]
+impl SignIn {
+    /// A sign-in in flight, as if one had been started: its number.
+    pub(super) fn pretend_running(&mut self) -> u64 {
+        self.seq += 1;
+        let task = tokio::spawn(std::future::pending::<()>()).abort_handle();
+        self.current = Some((self.seq, task, None));
+        self.seq
+    }
+}
+
+/// What a sign-in's progress looks like on the login screen.
+fn progress_events(p: Progress) -> Vec<Event> {
+    match p {
+        Progress::Note(n) => vec![Event::SignInNote(n)],
+        Progress::Browser { url, opened } => {
+            let mut v = vec![Event::SignInUrl(url)];
+            if !opened {
+                v.push(Event::SignInNote(
+                    "no browser could be started here; open the address yourself".into(),
+                ));
+            }
+            v
+        }
+        Progress::Device {
+            uri,
+            code,
+            complete,
+            ..
+        } => vec![Event::DeviceCode {
+            uri,
+            code,
+            complete,
+        }],
+        Progress::Notice(n) => vec![Event::SignInNote(notice_text(&n))],
+    }
+}
+
+impl Cockpit<'_> {
+    pub(super) fn on_sign_in(&mut self, msg: SignInMsg) {
+        match msg {
+            SignInMsg::Progress { seq, event } => {
+                if self.sign_in.current(seq) {
+                    self.app.update(event);
+                }
+            }
+            SignInMsg::Done { seq, result } => self.signed_in(seq, result),
+            SignInMsg::Stored { seq, email, result } => self.sign_in_stored(seq, email, result),
+            SignInMsg::KeyStored {
+                provider,
+                masked,
+                result,
+            } => self.key_stored(provider, masked, result),
+            SignInMsg::Removed(result) => self.removed(result),
+            SignInMsg::Revoked(note) => {
+                if let Some(n) = note {
+                    self.note(n);
+                }
+            }
+        }
+    }
+
+    /// Asks the account service (in the background) whether it offers device codes.
+    pub(super) fn check_device_flow(&self) {
+        let Ok(base) = self.services.account_base() else {
+            return;
+        };
+        self.services.spawn(|s| async move {
+            if let Ok(client) = mogplex_auth::signin::discover(base).await {
+                let offered = client.meta.device_authorization_endpoint.is_some();
+                s.send(Msg::App(Event::DeviceFlowOffered(offered)));
+            }
+        });
+    }
+
+    pub(super) fn start_sign_in(&mut self, method: Method) {
+        self.sign_in.abort();
+        let base = match self.services.account_base() {
+            Ok(b) => b,
+            Err(e) => {
+                self.login_error(&e);
+                return;
+            }
+        };
+        self.sign_in.seq += 1;
+        let seq = self.sign_in.seq;
+        let (paste_tx, paste_rx) = match method {
+            Method::Device => (None, None),
+            _ => {
+                let (t, r) = mpsc::channel(4);
+                (Some(t), Some(r))
+            }
+        };
+        let task = self.services.spawn(|s| async move {
+            let label = base_label(&base);
+            let progress_to = s.clone();
+            let mut progress = move |p: Progress| {
+                for event in progress_events(p) {
+                    progress_to.send(Msg::SignIn(SignInMsg::Progress { seq, event }));
+                }
+            };
+            let result =
+                mogplex_auth::signin::sign_in(s.env(), base, method, paste_rx, &mut progress)
+                    .await
+                    .map(Box::new)
+                    .map_err(|e| sign_in_error(e, &label, Surface::Cockpit));
+            s.send(Msg::SignIn(SignInMsg::Done { seq, result }));
+        });
+        self.sign_in.current = Some((seq, task, paste_tx));
+        self.log.write(
+            Level::Info,
+            "login.start",
+            "sign-in started",
+            json!({"method": format!("{method:?}")}),
+        );
+    }
+
+    pub(super) fn cancel_sign_in(&mut self) {
+        if self.sign_in.abort() {
+            self.log
+                .write(Level::Info, "login.cancel", "sign-in cancelled", json!({}));
+        }
+    }
+
+    fn signed_in(&mut self, seq: u64, result: Result<Box<SignedIn>, CliError>) {
+        if !self.sign_in.current(seq) {
+            return;
+        }
+        match result {
+            Ok(s) => {
+                for secret in s.secrets() {
+                    self.learn(secret);
+                }
+                let email = s.email().unwrap_or("your Mogplex account").to_owned();
+                self.services.spawn_blocking(move |store| {
+                    let result = s.store(store).map_err(CliError::from);
+                    Msg::SignIn(SignInMsg::Stored { seq, email, result })
+                });
+            }
+            Err(e) => {
+                self.sign_in.current = None;
+                self.log.write(
+                    Level::Warn,
+                    "login.failed",
+                    &e.message,
+                    json!({"causes": e.causes}),
+                );
+                self.login_error(&e);
+            }
+        }
+    }
+
+    fn sign_in_stored(&mut self, seq: u64, email: String, result: Result<(), CliError>) {
+        if !self.sign_in.current(seq) {
+            return;
+        }
+        self.sign_in.current = None;
+        if let Err(e) = result {
+            self.login_error(&e);
+            return;
+        }
+        self.log.write(
+            Level::Info,
+            "login.mogplex",
+            "signed in",
+            json!({"email": email}),
+        );
+        // A new sign-in may be another account: its hosted state, not the last one's.
+        self.run = None;
+        self.hosted.state = None;
+        self.show_resolution();
+        self.sync_hosted();
+        self.app.update(Event::SignedIn { email });
+        self.after_login_notices(Provider::Mogplex);
+        self.attach_after_sign_in();
+    }
+
+    /// After storing a credential for `provider`: when another provider's credential still
+    /// comes first, say how to use the new one. (A variable that overrides it is already said,
+    /// once, on its own header line.)
+    fn after_login_notices(&mut self, provider: Provider) {
+        let resolution = &self.creds.resolution;
+        let text = match &self.creds.selection {
+            Some(sel)
+                if sel.provider() != provider
+                    && resolution.for_provider(provider).is_some()
+                    && !resolution
+                        .overrides
+                        .iter()
+                        .any(|o| o.stored_provider == provider) =>
+            {
+                format!(
+                    "{} comes first ({}); choose a {} model with /model to use the new credential",
+                    sel.provider().display_name(),
+                    sel.credential.source.short_label(),
+                    provider.display_name()
+                )
+            }
+            _ => return,
+        };
+        self.note(text);
+    }
+
+    pub(super) fn store_key(&mut self, provider: Provider, key: Secret) {
+        self.learn(&key);
+        let masked = key.masked();
+        self.services.spawn_blocking(move |store| {
+            let result = store
+                .update(|file| {
+                    file.set_provider_key(provider.id(), key);
+                    Ok(())
+                })
+                .map(|u| u.moved_aside.map(|m| m.warning()))
+                .map_err(CliError::from);
+            Msg::SignIn(SignInMsg::KeyStored {
+                provider,
+                masked,
+                result,
+            })
+        });
+    }
+
+    fn key_stored(
+        &mut self,
+        provider: Provider,
+        masked: String,
+        result: Result<Option<String>, CliError>,
+    ) {
+        let moved = match result {
+            Ok(moved) => moved,
+            Err(e) => {
+                self.login_error(&e);
+                return;
+            }
+        };
+        let text = format!(
+            "Stored the {} API key {masked} in auth.json",
+            provider.display_name()
+        );
+        self.log.write(
+            Level::Info,
+            "login.api_key",
+            &text,
+            json!({"provider": provider.id(), "masked": masked}),
+        );
+        self.show_resolution();
+        if let Some(w) = moved {
+            self.note(w.trim_start_matches("warning: "));
+        }
+        self.note(text);
+        self.after_login_notices(provider);
+    }
+
+    pub(super) fn logout(&mut self, provider: Provider) {
+        let mut redactor = self.ctx.redactor.clone();
+        self.services.spawn_blocking(move |store| {
+            let result =
+                crate::login::take_stored(store, provider, &mut redactor).map_err(CliError::from);
+            Msg::SignIn(SignInMsg::Removed(result))
+        });
+    }
+
+    /// The credential in use, as who and where (not its value, which a refresh changes).
+    fn in_use(&self) -> Option<(Provider, mogplex_auth::CredentialKind, String)> {
+        let c = &self.creds.selection.as_ref()?.credential;
+        Some((c.provider, c.kind, c.source.label()))
+    }
+
+    fn removed(&mut self, result: Result<Removal, CliError>) {
+        let removal = match result {
+            Ok(r) => r,
+            Err(e) => {
+                self.show_error(&e);
+                return;
+            }
+        };
+        if let Some(w) = &removal.moved_aside {
+            self.note(w.trim_start_matches("warning: "));
+        }
+        let report = removal.report();
+        self.log.write(
+            Level::Info,
+            "logout",
+            &report,
+            json!({"provider": removal.provider.id(), "removed": removal.removed.is_some()}),
+        );
+        if let Some(refresh) = removal.refresh.clone()
+            && let Ok(base) = self.services.account_base()
+        {
+            self.services.spawn(|s| async move {
+                let outcome = mogplex_auth::signin::revoke(base.clone(), &refresh).await;
+                s.send(Msg::SignIn(SignInMsg::Revoked(
+                    outcome.note(&base_label(&base)),
+                )));
+            });
+        }
+        self.forget_pick(removal.provider);
+        let before = self.in_use();
+        self.show_resolution();
+        if removal.provider == Provider::Mogplex {
+            // A MOGPLEX_API_KEY in this shell still brings its own account's state.
+            self.sync_hosted();
+        }
+        let mut lines = vec![report];
+        lines.extend(removal.notes(self.services.env(), "remove one with /logout <provider>"));
+        let changed = self.in_use() != before;
+        match &self.creds.selection {
+            Some(sel) => {
+                // Say what is in use now if that changed, and (if a variable supplies it) that it
+                // still wins next session.
+                let now = changed.then(|| {
+                    format!(
+                        "Now using {} ({})",
+                        sel.provider().display_name(),
+                        sel.credential.source.short_label()
+                    )
+                });
+                let next = match sel.credential.source {
+                    Source::Env { var } if var != removal.provider.env_var() => Some(format!(
+                        "{var} is still set in this shell, so the next session uses {} too; unset it to stop",
+                        sel.provider().display_name()
+                    )),
+                    _ => None,
+                };
+                for l in lines.into_iter().chain(now).chain(next) {
+                    self.note(l);
+                }
+            }
+            None => {
+                for l in lines {
+                    self.app.update(Event::SignInNote(l));
+                }
+            }
+        }
+    }
+}
