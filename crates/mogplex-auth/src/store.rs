@@ -189,12 +189,11 @@ impl AuthStore {
     /// reader sees either the old or the new version). A corrupt file is moved aside under the
     /// lock.
     pub fn load(&self) -> Result<Loaded, StoreError> {
-        self.load_as()
-            .map(|(file, exists, moved_aside)| Loaded {
-                file,
-                exists,
-                moved_aside,
-            })
+        self.load_as().map(|(file, exists, moved_aside)| Loaded {
+            file,
+            exists,
+            moved_aside,
+        })
     }
 
     /// [`AuthStore::load`] for any document type that lives in `auth.json` (the version 2
