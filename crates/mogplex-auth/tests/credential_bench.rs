@@ -65,13 +65,9 @@ fn stats(mut samples: Vec<Duration>) -> String {
 /// In a worker: open the store and load once, printing the time both took.
 #[test]
 fn worker_cold_load() {
-    let (Some(kind), Some(home)) = (
-        worker_var("MOGPLEX_TEST_CHOICE"),
-        worker_var("MOGPLEX_HOME"),
-    ) else {
+    let Some((kind, home)) = worker_store() else {
         return;
     };
-    let home = MogplexHome::at(home);
     let started = Instant::now();
     let store: Box<dyn CredentialStore> = match kind.as_str() {
         "keyring" => Box::new(KeyringStore::open(&home).unwrap()),

@@ -189,13 +189,9 @@ fn twenty_processes_on_the_keyring_store_lose_nothing() {
 /// everything to the keyring and back each round.
 #[test]
 fn worker_write_forever() {
-    let (Some(choice), Some(home)) = (
-        worker_var("MOGPLEX_TEST_CHOICE"),
-        worker_var("MOGPLEX_HOME"),
-    ) else {
+    let Some((choice, home)) = worker_store() else {
         return;
     };
-    let home = MogplexHome::at(home);
     let (file, keyring): (Arc<dyn CredentialStore>, Option<Arc<dyn CredentialStore>>) =
         match choice.as_str() {
             "migrate" => (

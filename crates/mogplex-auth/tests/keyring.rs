@@ -379,13 +379,9 @@ fn a_dead_writers_leftover_items_are_swept_by_the_next_write() {
 /// and report what happened on stdout.
 #[test]
 fn worker_store_a_key() {
-    let (Some(choice), Some(home)) = (
-        worker_var("MOGPLEX_TEST_CHOICE"),
-        worker_var("MOGPLEX_HOME"),
-    ) else {
+    let Some((choice, home)) = worker_store() else {
         return;
     };
-    let home = MogplexHome::at(home);
     // libtest has printed "test worker_store_a_key ... " without a newline.
     println!();
     let started = Instant::now();

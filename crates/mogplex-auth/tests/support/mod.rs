@@ -46,6 +46,14 @@ pub fn worker_var(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
+/// In a worker: the store choice (`MOGPLEX_TEST_CHOICE`) and the home (`MOGPLEX_HOME`) the
+/// parent named.
+pub fn worker_store() -> Option<(String, mogplex_auth::MogplexHome)> {
+    let choice = worker_var("MOGPLEX_TEST_CHOICE")?;
+    let home = worker_var("MOGPLEX_HOME")?;
+    Some((choice, mogplex_auth::MogplexHome::at(home)))
+}
+
 pub fn is_worker() -> bool {
     std::env::var_os("MOGPLEX_TEST_CHILD").is_some()
 }
