@@ -13,6 +13,8 @@
 use crate::file::{AuthFile, SCHEMA_VERSION};
 use crate::home::{HomeError, ensure_private_dir};
 use rustix::io::Errno;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::fs::File;
 use std::io;
@@ -144,7 +146,7 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Sto
 
 /// The file could not be parsed; the reason is a location only, never content (serde's own
 /// messages can quote values, and values here are secrets).
-fn parse(bytes: &[u8]) -> Result<AuthFile, String> {
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     let describe = |e: serde_json::Error| {
         let what = match e.classify() {
             serde_json::error::Category::Io => "unreadable",
@@ -163,9 +165,9 @@ fn parse(bytes: &[u8]) -> Result<AuthFile, String> {
         .map_err(|_| "unexpected structure: a known key holds a value of the wrong type".to_owned())
 }
 
-enum ReadOutcome {
+enum ReadOutcome<T> {
     Missing,
-    Parsed(Box<AuthFile>),
+    Parsed(Box<T>),
     Corrupt(String),
 }
 
@@ -187,21 +189,25 @@ impl AuthStore {
     /// reader sees either the old or the new version). A corrupt file is moved aside under the
     /// lock.
     pub fn load(&self) -> Result<Loaded, StoreError> {
+        self.load_as().map(|(file, exists, moved_aside)| Loaded {
+            file,
+            exists,
+            moved_aside,
+        })
+    }
+
+    /// [`AuthStore::load`] for any document type that lives in `auth.json` (the version 2
+    /// document of [`crate::credentials`] reads through here too): the document, whether the
+    /// file existed and parsed, and the corrupt file moved aside during this read.
+    pub(crate) fn load_as<T: DeserializeOwned + Default>(
+        &self,
+    ) -> Result<(T, bool, Option<MovedAside>), StoreError> {
         match self.read_checked()? {
-            ReadOutcome::Missing => Ok(Loaded::default()),
-            ReadOutcome::Parsed(file) => Ok(Loaded {
-                file: *file,
-                exists: true,
-                moved_aside: None,
-            }),
+            ReadOutcome::Missing => Ok((T::default(), false, None)),
+            ReadOutcome::Parsed(file) => Ok((*file, true, None)),
             ReadOutcome::Corrupt(_) => {
                 let _lock = self.lock()?;
-                self.read_locked()
-                    .map(|(file, exists, moved_aside)| Loaded {
-                        file,
-                        exists,
-                        moved_aside,
-                    })
+                self.read_locked_as()
             }
         }
     }
@@ -214,7 +220,7 @@ impl AuthStore {
     ) -> Result<Updated<T>, StoreError> {
         ensure_private_dir(&self.dir)?;
         let _lock = self.lock()?;
-        let (mut file, exists, moved_aside) = self.read_locked()?;
+        let (mut file, exists, moved_aside) = self.read_locked_as::<AuthFile>()?;
         if file.version > SCHEMA_VERSION {
             return Err(StoreError::NewerVersion {
                 path: self.path.clone(),
@@ -247,7 +253,8 @@ impl AuthStore {
         })
     }
 
-    fn lock(&self) -> Result<File, StoreError> {
+    /// The exclusive lock on `auth.json.lock`, held until the file is dropped.
+    pub(crate) fn lock(&self) -> Result<File, StoreError> {
         crate::private_file::lock(&self.path).map_err(|e| {
             if e.source.raw_os_error() == Some(Errno::LOOP.raw_os_error()) {
                 StoreError::Symlink { path: e.path }
@@ -262,9 +269,11 @@ impl AuthStore {
     }
 
     /// Reads with the lock held: a corrupt file is moved aside here.
-    fn read_locked(&self) -> Result<(AuthFile, bool, Option<MovedAside>), StoreError> {
+    pub(crate) fn read_locked_as<T: DeserializeOwned + Default>(
+        &self,
+    ) -> Result<(T, bool, Option<MovedAside>), StoreError> {
         match self.read_checked()? {
-            ReadOutcome::Missing => Ok((AuthFile::default(), false, None)),
+            ReadOutcome::Missing => Ok((T::default(), false, None)),
             ReadOutcome::Parsed(file) => Ok((*file, true, None)),
             ReadOutcome::Corrupt(reason) => {
                 let to = self.corrupt_name();
@@ -275,7 +284,7 @@ impl AuthStore {
                     to,
                     reason,
                 };
-                Ok((AuthFile::default(), false, Some(moved)))
+                Ok((T::default(), false, Some(moved)))
             }
         }
     }
@@ -298,7 +307,7 @@ impl AuthStore {
 
     /// Opens without following links and without blocking on FIFOs, then checks what was opened
     /// (not the path, which could change in between).
-    fn read_checked(&self) -> Result<ReadOutcome, StoreError> {
+    fn read_checked<T: DeserializeOwned>(&self) -> Result<ReadOutcome<T>, StoreError> {
         use crate::private_file::ReadError;
         let path = self.path.clone();
         let bytes = match crate::private_file::read(&self.path, MAX_FILE_SIZE) {
@@ -319,7 +328,9 @@ impl AuthStore {
         })
     }
 
-    fn write_locked(&self, file: &AuthFile) -> Result<(), StoreError> {
+    /// Writes a document with the lock held (control characters refused, size capped, atomic
+    /// 0600 replace).
+    pub(crate) fn write_locked(&self, file: &impl Serialize) -> Result<(), StoreError> {
         let value =
             serde_json::to_value(file).map_err(|e| io_err("encode", &self.path)(e.into()))?;
         reject_control_characters(&value, "auth.json")?;
@@ -355,7 +366,7 @@ pub struct Locked {
 impl Locked {
     /// The file as it is now (a corrupt one is moved aside).
     pub fn read(&self) -> Result<(AuthFile, Option<MovedAside>), StoreError> {
-        self.store.read_locked().map(|(f, _, m)| (f, m))
+        self.store.read_locked_as().map(|(f, _, m)| (f, m))
     }
 
     pub fn write(&self, file: &AuthFile) -> Result<(), StoreError> {
@@ -465,7 +476,7 @@ mod tests {
 
     #[test]
     fn parse_errors_never_quote_content() {
-        let e = parse(br#"{"providers":{"openai":"sk-secret-value"}}"#).unwrap_err();
+        let e = parse::<AuthFile>(br#"{"providers":{"openai":"sk-secret-value"}}"#).unwrap_err();
         assert!(!e.contains("sk-secret"), "{e}");
     }
 }

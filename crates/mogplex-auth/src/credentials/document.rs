@@ -1,0 +1,623 @@
+//! The `auth.json` document, schema version 2 (SPEC section 3; design section 2).
+//!
+//! Several Mogplex accounts side by side, keyed by issuer and account id, each under a derived,
+//! stable entry id that is never a secret; the stored default account; provider keys; which
+//! store keeps the secrets. Every secret field holds either the value or, with the keyring store,
+//! a reference to the keyring item that does (`{"keyring": "<ref>"}`), so non-secret metadata
+//! (issuer, account, expiry) is always readable without an unlock.
+//!
+//! A version 1 file (`"mogplex": {…}`) reads as one account and is written back as version 2 on
+//! the next write. Every level keeps the keys it does not know in an `extra` map.
+
+use crate::file::{Account, MogplexCredentialKind, MogplexEntry};
+use crate::secret::Secret;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+use sha2::Digest;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The schema version this mogplex writes.
+pub const VERSION: u32 = 2;
+
+/// A secret field: the value itself, or the keyring item that holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    Value(Secret),
+    /// The keyring item's user name under service `mogplex` (never a secret).
+    Keyring(String),
+}
+
+impl Stored {
+    /// The value, when it is here (not only referenced). Empty values count as absent.
+    pub fn value(&self) -> Option<&Secret> {
+        match self {
+            Stored::Value(s) if !s.is_empty() => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn keyring_ref(&self) -> Option<&str> {
+        match self {
+            Stored::Keyring(r) => Some(r),
+            Stored::Value(_) => None,
+        }
+    }
+}
+
+impl Serialize for Stored {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Stored::Value(s) => s.serialize(serializer),
+            Stored::Keyring(r) => {
+                let mut map = Map::new();
+                map.insert("keyring".into(), Value::String(r.clone()));
+                map.serialize(serializer)
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Stored {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match Value::deserialize(deserializer)? {
+            Value::String(s) => Ok(Stored::Value(Secret::new(s))),
+            Value::Object(map) => match map.get("keyring") {
+                Some(Value::String(r)) if !r.is_empty() => Ok(Stored::Keyring(r.clone())),
+                _ => Err(D::Error::custom(
+                    "a secret reference without a keyring item",
+                )),
+            },
+            _ => Err(D::Error::custom("a secret field of the wrong type")),
+        }
+    }
+}
+
+/// Where the document's secrets live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreKind {
+    File,
+    Keyring,
+    /// Written by a newer mogplex; this one reads what it can and never rewrites it.
+    Other(String),
+}
+
+impl StoreKind {
+    pub fn as_str(&self) -> &str {
+        match self {
+            StoreKind::File => "file",
+            StoreKind::Keyring => "keyring",
+            StoreKind::Other(s) => s,
+        }
+    }
+}
+
+impl fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for StoreKind {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for StoreKind {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match String::deserialize(deserializer)?.as_str() {
+            "file" => StoreKind::File,
+            "keyring" => StoreKind::Keyring,
+            other => StoreKind::Other(other.to_owned()),
+        })
+    }
+}
+
+/// One Mogplex credential: an account session from sign-in, or a stored personal access token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountEntry {
+    /// Derived from the issuer and the account (see [`account_entry_id`]); stable, not secret.
+    #[serde(default)]
+    pub id: String,
+    #[serde(default = "hosted_issuer")]
+    pub issuer: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<Stored>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<Stored>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<Stored>,
+    /// A stored `mog_` personal access token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<Stored>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub obtained_at: Option<String>,
+    /// RFC 3339: when the user last signed in as, switched to, or refreshed this account. Picks
+    /// the next default when the default account logs out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<Account>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+fn hosted_issuer() -> String {
+    mogplex_protocol::DEFAULT_BASE_URL.to_owned()
+}
+
+/// A provider's stored key.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProviderKey {
+    #[serde(rename = "apiKey", default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<Stored>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// The whole `auth.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "RawDocument")]
+pub struct Document {
+    /// The version the file was read with (the version written is always [`VERSION`]).
+    pub version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreKind>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<AccountEntry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_account: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub providers: BTreeMap<String, ProviderKey>,
+    /// Keyring items that may exist without the document referencing them (being written, or
+    /// replaced and not yet deleted). The next write under the lock deletes them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keyring_pending: Vec<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Default for Document {
+    fn default() -> Self {
+        Self {
+            version: VERSION,
+            store: None,
+            accounts: Vec::new(),
+            default_account: None,
+            providers: BTreeMap::new(),
+            keyring_pending: Vec::new(),
+            extra: Map::new(),
+        }
+    }
+}
+
+/// What is on disk, version 1 or 2; turned into a [`Document`] (version 1's `mogplex` entry
+/// becomes an account).
+#[derive(Deserialize)]
+struct RawDocument {
+    #[serde(default = "version_one")]
+    version: u32,
+    #[serde(default)]
+    store: Option<StoreKind>,
+    #[serde(default)]
+    mogplex: Option<AccountEntry>,
+    #[serde(default)]
+    accounts: Vec<AccountEntry>,
+    #[serde(default)]
+    default_account: Option<String>,
+    #[serde(default)]
+    providers: BTreeMap<String, ProviderKey>,
+    #[serde(default)]
+    keyring_pending: Vec<String>,
+    #[serde(flatten)]
+    extra: Map<String, Value>,
+}
+
+/// A file without a version is from before versions were written: version 1.
+fn version_one() -> u32 {
+    1
+}
+
+impl From<RawDocument> for Document {
+    fn from(raw: RawDocument) -> Self {
+        let mut doc = Document {
+            version: raw.version,
+            store: raw.store,
+            accounts: raw.accounts,
+            default_account: raw.default_account,
+            providers: raw.providers,
+            keyring_pending: raw.keyring_pending,
+            extra: raw.extra,
+        };
+        for entry in &mut doc.accounts {
+            if entry.id.is_empty() {
+                entry.id = entry.derived_id();
+            }
+        }
+        if let Some(mut v1) = raw.mogplex {
+            v1.id = v1.derived_id();
+            if doc.default_account.is_none() {
+                doc.default_account = Some(v1.id.clone());
+            }
+            if !doc.accounts.iter().any(|a| a.id == v1.id) {
+                doc.accounts.push(v1);
+            }
+        }
+        doc
+    }
+}
+
+/// Issuers compare without a trailing slash.
+pub fn normalize_issuer(issuer: &str) -> &str {
+    issuer.trim_end_matches('/')
+}
+
+/// The first `2 * bytes` hex digits of SHA-256 of `parts` joined by newlines.
+pub(crate) fn hash_hex(parts: &[&str], bytes: usize) -> String {
+    let digest = sha2::Sha256::digest(parts.join("\n").as_bytes());
+    digest[..bytes].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `acct_` + the first 12 hex digits of SHA-256(issuer + "\n" + account id).
+pub fn account_entry_id(issuer: &str, account_id: &str) -> String {
+    format!(
+        "acct_{}",
+        hash_hex(&[normalize_issuer(issuer), account_id], 6)
+    )
+}
+
+/// `pat_` + the first 12 hex digits of SHA-256(issuer + "\n" + token), for a stored personal
+/// access token whose account is unknown.
+pub fn pat_entry_id(issuer: &str, token: &Secret) -> String {
+    format!(
+        "pat_{}",
+        hash_hex(&[normalize_issuer(issuer), token.expose()], 6)
+    )
+}
+
+/// Which secret field: the owner (an account entry id, or `providers.<name>`) and the field.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Slot {
+    pub owner: SlotOwner,
+    pub field: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SlotOwner {
+    Account(String),
+    Provider(String),
+}
+
+impl Slot {
+    /// The owner as it appears in keyring refs: the entry id, or `providers.<name>`.
+    pub fn owner_label(&self) -> String {
+        match &self.owner {
+            SlotOwner::Account(id) => id.clone(),
+            SlotOwner::Provider(name) => format!("providers.{name}"),
+        }
+    }
+}
+
+impl fmt::Display for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.owner {
+            SlotOwner::Account(id) => write!(f, "accounts[{id}].{}", self.field),
+            SlotOwner::Provider(name) => write!(f, "providers.{name}.{}", self.field),
+        }
+    }
+}
+
+const ACCOUNT_FIELDS: [&str; 4] = ["access_token", "refresh_token", "id_token", "api_key"];
+
+impl AccountEntry {
+    /// The id this entry should have: by account when known, else by personal access token.
+    pub fn derived_id(&self) -> String {
+        let account_id = self.account.as_ref().and_then(|a| a.id.as_deref());
+        match (account_id, self.api_key.as_ref().and_then(Stored::value)) {
+            (None, Some(token)) if self.access_token.is_none() => pat_entry_id(&self.issuer, token),
+            (id, _) => account_entry_id(&self.issuer, id.unwrap_or("")),
+        }
+    }
+
+    pub fn email(&self) -> Option<&str> {
+        self.account.as_ref()?.email.as_deref()
+    }
+
+    pub fn account_id(&self) -> Option<&str> {
+        self.account.as_ref()?.id.as_deref()
+    }
+
+    /// Whether this entry belongs to the account service at `issuer`.
+    pub fn is_for(&self, issuer: &str) -> bool {
+        normalize_issuer(&self.issuer) == normalize_issuer(issuer)
+    }
+
+    /// The bearer this entry supplies, and what kind it is (values only; a reference that was
+    /// not resolved supplies nothing).
+    pub fn bearer(&self) -> Option<(&Secret, MogplexCredentialKind)> {
+        if let Some(t) = self.access_token.as_ref().and_then(Stored::value) {
+            return Some((t, MogplexCredentialKind::Session));
+        }
+        self.api_key
+            .as_ref()
+            .and_then(Stored::value)
+            .map(|t| (t, MogplexCredentialKind::PersonalAccessToken))
+    }
+
+    fn field(&self, name: &str) -> Option<&Option<Stored>> {
+        Some(match name {
+            "access_token" => &self.access_token,
+            "refresh_token" => &self.refresh_token,
+            "id_token" => &self.id_token,
+            "api_key" => &self.api_key,
+            _ => return None,
+        })
+    }
+
+    fn field_mut(&mut self, name: &str) -> Option<&mut Option<Stored>> {
+        Some(match name {
+            "access_token" => &mut self.access_token,
+            "refresh_token" => &mut self.refresh_token,
+            "id_token" => &mut self.id_token,
+            "api_key" => &mut self.api_key,
+            _ => return None,
+        })
+    }
+
+    /// The version 1 shape of this entry (what sign-in and refresh build on). References that
+    /// were not resolved read as absent.
+    pub fn to_v1(&self) -> MogplexEntry {
+        let value = |s: &Option<Stored>| s.as_ref().and_then(Stored::value).cloned();
+        MogplexEntry {
+            issuer: Some(self.issuer.clone()),
+            access_token: value(&self.access_token),
+            refresh_token: value(&self.refresh_token),
+            id_token: value(&self.id_token),
+            token_type: self.token_type.clone(),
+            scope: self.scope.clone(),
+            expires_at: self.expires_at.clone(),
+            obtained_at: self.obtained_at.clone(),
+            account: self.account.clone(),
+            api_key: value(&self.api_key),
+            extra: self.extra.clone(),
+        }
+    }
+
+    /// An account entry from a version 1 entry (issuer from the entry, else the hosted service),
+    /// under its derived id.
+    pub fn from_v1(entry: MogplexEntry) -> Self {
+        let stored = |s: Option<Secret>| s.map(Stored::Value);
+        let mut e = AccountEntry {
+            id: String::new(),
+            issuer: entry.issuer.unwrap_or_else(hosted_issuer),
+            access_token: stored(entry.access_token),
+            refresh_token: stored(entry.refresh_token),
+            id_token: stored(entry.id_token),
+            api_key: stored(entry.api_key),
+            token_type: entry.token_type,
+            scope: entry.scope,
+            expires_at: entry.expires_at,
+            obtained_at: entry.obtained_at,
+            used_at: None,
+            account: entry.account,
+            extra: entry.extra,
+        };
+        e.id = e.derived_id();
+        e
+    }
+}
+
+impl Document {
+    pub fn account(&self, id: &str) -> Option<&AccountEntry> {
+        self.accounts.iter().find(|a| a.id == id)
+    }
+
+    pub fn account_mut(&mut self, id: &str) -> Option<&mut AccountEntry> {
+        self.accounts.iter_mut().find(|a| a.id == id)
+    }
+
+    /// The stored default account, if it is still there.
+    pub fn default_entry(&self) -> Option<&AccountEntry> {
+        self.account(self.default_account.as_deref()?)
+    }
+
+    /// The accounts of the account service at `issuer`.
+    pub fn accounts_for<'a>(&'a self, issuer: &'a str) -> impl Iterator<Item = &'a AccountEntry> {
+        self.accounts.iter().filter(move |a| a.is_for(issuer))
+    }
+
+    /// A provider's key, when its value is here.
+    pub fn provider_key(&self, id: &str) -> Option<&Secret> {
+        self.providers.get(id)?.api_key.as_ref()?.value()
+    }
+
+    /// Which store the secrets live in (a document that does not say is the file's).
+    pub fn store_kind(&self) -> StoreKind {
+        self.store.clone().unwrap_or(StoreKind::File)
+    }
+
+    /// Every secret field that is set, in document order.
+    pub fn slots(&self) -> Vec<(Slot, &Stored)> {
+        let mut out = Vec::new();
+        for a in &self.accounts {
+            for field in ACCOUNT_FIELDS {
+                if let Some(Some(s)) = a.field(field) {
+                    let owner = SlotOwner::Account(a.id.clone());
+                    out.push((Slot { owner, field }, s));
+                }
+            }
+        }
+        for (name, p) in &self.providers {
+            if let Some(s) = &p.api_key {
+                let owner = SlotOwner::Provider(name.clone());
+                out.push((
+                    Slot {
+                        owner,
+                        field: "apiKey",
+                    },
+                    s,
+                ));
+            }
+        }
+        out
+    }
+
+    /// The field at `slot`, if its owner exists.
+    pub fn slot(&self, slot: &Slot) -> Option<&Option<Stored>> {
+        match &slot.owner {
+            SlotOwner::Account(id) => self.account(id)?.field(slot.field),
+            SlotOwner::Provider(name) => Some(&self.providers.get(name)?.api_key),
+        }
+    }
+
+    pub fn slot_mut(&mut self, slot: &Slot) -> Option<&mut Option<Stored>> {
+        match &slot.owner {
+            SlotOwner::Account(id) => self.account_mut(id)?.field_mut(slot.field),
+            SlotOwner::Provider(name) => Some(&mut self.providers.get_mut(name)?.api_key),
+        }
+    }
+
+    /// Every keyring item the document references.
+    pub fn keyring_refs(&self) -> Vec<&str> {
+        self.slots()
+            .into_iter()
+            .filter_map(|(_, s)| s.keyring_ref())
+            .collect()
+    }
+
+    /// Whether any secret value is held in the document itself.
+    pub fn has_inline_secrets(&self) -> bool {
+        self.slots()
+            .iter()
+            .any(|(_, s)| matches!(s, Stored::Value(_)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Document {
+        serde_json::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn a_version_1_file_reads_as_one_default_account_keeping_unknown_keys() {
+        let doc = parse(
+            r#"{"version":1,"future":{"x":1},
+                "mogplex":{"issuer":"http://127.0.0.1:9/","access_token":"at","refresh_token":"rt",
+                           "account":{"id":"u_1","email":"ada@example.com","name":"Ada"},"later":true},
+                "providers":{"openai":{"apiKey":"sk-1","org":"o"}}}"#,
+        );
+        assert_eq!(doc.version, 1);
+        assert_eq!(doc.accounts.len(), 1);
+        let a = &doc.accounts[0];
+        assert_eq!(a.id, account_entry_id("http://127.0.0.1:9", "u_1"));
+        assert_eq!(doc.default_account.as_deref(), Some(a.id.as_str()));
+        assert_eq!(a.extra["later"], true);
+        assert_eq!(a.account.as_ref().unwrap().extra["name"], "Ada");
+        assert_eq!(doc.provider_key("openai").unwrap().expose(), "sk-1");
+
+        let mut written = serde_json::to_value(&doc).unwrap();
+        written["version"] = VERSION.into();
+        assert!(written.get("mogplex").is_none());
+        assert_eq!(written["future"]["x"], 1);
+        assert_eq!(written["providers"]["openai"]["org"], "o");
+        assert_eq!(written["accounts"][0]["later"], true);
+        assert_eq!(written["accounts"][0]["account"]["name"], "Ada");
+        // Read back as version 2: the same document.
+        let again: Document = serde_json::from_value(written).unwrap();
+        assert_eq!(again.accounts, doc.accounts);
+        assert_eq!(again.default_account, doc.default_account);
+    }
+
+    #[test]
+    fn a_version_1_entry_without_issuer_is_the_hosted_service_and_a_pat_gets_a_pat_id() {
+        let doc = parse(r#"{"version":1,"mogplex":{"api_key":"mog_abc"}}"#);
+        let a = &doc.accounts[0];
+        assert_eq!(a.issuer, mogplex_protocol::DEFAULT_BASE_URL);
+        assert!(a.id.starts_with("pat_"), "{}", a.id);
+        assert_eq!(a.id, pat_entry_id(&a.issuer, &Secret::new("mog_abc")));
+        assert_eq!(
+            a.bearer().unwrap().1,
+            MogplexCredentialKind::PersonalAccessToken
+        );
+    }
+
+    #[test]
+    fn ids_are_stable_per_issuer_and_account_and_never_contain_the_secret() {
+        let a = account_entry_id("https://www.mogplex.com/", "u_1");
+        assert_eq!(a, account_entry_id("https://www.mogplex.com", "u_1"));
+        assert_ne!(a, account_entry_id("https://www.mogplex.com", "u_2"));
+        assert_ne!(a, account_entry_id("http://127.0.0.1:8080", "u_1"));
+        assert_eq!(a.len(), "acct_".len() + 12);
+        let pat = pat_entry_id("https://www.mogplex.com", &Secret::new("mog_secretvalue"));
+        assert!(!pat.contains("secret"));
+        assert_eq!(pat.len(), "pat_".len() + 12);
+    }
+
+    #[test]
+    fn keyring_references_round_trip_and_unknown_keys_survive_at_every_level() {
+        let text = r#"{"version":2,"store":"keyring","top":1,
+            "accounts":[{"id":"acct_1","issuer":"https://x","access_token":{"keyring":"h/acct_1/access_token/00"},
+                         "refresh_token":"rt","account":{"id":"u","email":"e@x","deep":[1]},"mid":2}],
+            "default_account":"acct_1",
+            "providers":{"groq":{"apiKey":{"keyring":"h/providers.groq/apiKey/01"},"low":3}},
+            "keyring_pending":["h/old"]}"#;
+        let doc = parse(text);
+        assert_eq!(doc.store_kind(), StoreKind::Keyring);
+        assert_eq!(
+            doc.keyring_refs(),
+            ["h/acct_1/access_token/00", "h/providers.groq/apiKey/01"]
+        );
+        assert!(doc.has_inline_secrets());
+        assert!(doc.provider_key("groq").is_none());
+        let back = serde_json::to_value(&doc).unwrap();
+        let original: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(back, original);
+    }
+
+    #[test]
+    fn an_unknown_store_is_kept_as_written() {
+        let doc = parse(r#"{"version":3,"store":"tpm"}"#);
+        assert_eq!(doc.store_kind(), StoreKind::Other("tpm".into()));
+        assert_eq!(serde_json::to_value(&doc).unwrap()["store"], "tpm");
+    }
+
+    #[test]
+    fn a_malformed_reference_is_a_parse_error_that_quotes_nothing() {
+        let e = serde_json::from_str::<Document>(
+            r#"{"version":2,"providers":{"x":{"apiKey":{"vault":"sk-abcdef"}}}}"#,
+        )
+        .unwrap_err();
+        assert!(!e.to_string().contains("sk-abcdef"), "{e}");
+    }
+
+    #[test]
+    fn v1_conversion_round_trips() {
+        let v1 = MogplexEntry {
+            issuer: Some("https://x".into()),
+            access_token: Some(Secret::new("at")),
+            refresh_token: Some(Secret::new("rt")),
+            account: Some(Account {
+                id: Some("u".into()),
+                email: Some("e@x".into()),
+                extra: Map::new(),
+            }),
+            ..MogplexEntry::default()
+        };
+        let entry = AccountEntry::from_v1(v1.clone());
+        assert_eq!(entry.id, account_entry_id("https://x", "u"));
+        assert_eq!(entry.to_v1(), v1);
+    }
+}
