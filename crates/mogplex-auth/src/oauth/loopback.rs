@@ -24,8 +24,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-pub const FIXED_PORTS: [u16; 2] = [24816, 24818];
-pub const CALLBACK_PATH: &str = "/auth/callback";
+/// The fixed ports and the callback path are the protocol's (the server registers the same).
+pub use mogplex_protocol::oauth::{CALLBACK_PATH, LOOPBACK_PORTS as FIXED_PORTS};
 /// Requests whose head is larger than this are refused.
 pub const MAX_REQUEST_HEAD: usize = 8 * 1024;
 // hyper refuses a read buffer under 8 KiB (it panics); this proves `max_buf_size` cannot.
@@ -99,7 +99,7 @@ impl CallbackServer {
     fn on(listener: TcpListener, port: u16) -> Self {
         Self {
             listener,
-            redirect_uri: format!("http://127.0.0.1:{port}{CALLBACK_PATH}"),
+            redirect_uri: mogplex_protocol::oauth::loopback_redirect_uri(port),
         }
     }
 
