@@ -1,5 +1,7 @@
 //! `cargo xtask …`: project automation that is not part of the product.
 //!
+//! `cargo xtask man [DIR]` writes the man pages ([`man`]).
+//!
 //! `cargo demo` is not here but in `xtask/lite` (a crate without dependencies, so that it starts
 //! at once); both build the product binaries through [`xtask_lite::release_bin`], in the release
 //! profile, so each is compiled once (docs/contributing.md says why release).
@@ -10,6 +12,7 @@
 //! same `auth.json`. It reports medians, the ratio, and each process's peak RSS (from wait4).
 
 mod cockpit_bench;
+mod man;
 mod server_bench;
 
 use xtask_lite::release_bin;
@@ -28,7 +31,8 @@ fn main() -> std::process::ExitCode {
         Some("bench-server") => {
             server_bench::run(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(5))
         }
-        _ => Err("usage: cargo xtask bench [RUNS] | cargo xtask bench-cockpit [RUNS] | cargo xtask bench-server [SECONDS]".to_owned()),
+        Some("man") => man::run(args.get(1).map(String::as_str)),
+        _ => Err("usage: cargo xtask bench [RUNS] | cargo xtask bench-cockpit [RUNS] | cargo xtask bench-server [SECONDS] | cargo xtask man [DIR]".to_owned()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

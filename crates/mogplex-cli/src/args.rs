@@ -6,10 +6,14 @@ use crate::suggest;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use mogplex_auth::Provider;
 
+/// `--version`: the package version and, when built from a git checkout, the commit it was built
+/// from (set by build.rs; `MOGPLEX_BUILD_COMMIT` overrides it for packagers building from a tarball).
+pub const VERSION: &str = env!("MOGPLEX_VERSION_LINE");
+
 #[derive(Debug, Parser)]
 #[command(
     name = "mogplex",
-    version,
+    version = VERSION,
     about = "The Mogplex command-line cockpit",
     long_about = "The Mogplex command-line cockpit.\n\nOn a terminal and without a prompt, opens the cockpit (the login screen when no credential resolves). With a prompt, runs one non-interactive turn and streams the answer to stdout.",
     args_conflicts_with_subcommands = true,
@@ -41,6 +45,20 @@ pub enum Command {
     Login(LoginArgs),
     /// Remove a stored credential (the Mogplex sign-in unless a provider is named)
     Logout(LogoutArgs),
+    /// Print a shell completion script (for example `mogplex completions bash > ~/.local/share/bash-completion/completions/mogplex`)
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in
+    #[arg(value_name = "SHELL", value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// Writes the completion script for `shell` (generated from the same definition clap parses).
+pub fn write_completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    clap_complete::generate(shell, &mut Cli::command(), "mogplex", out);
 }
 
 #[derive(Debug, Args, Default)]
@@ -122,7 +140,6 @@ const PLANNED: &[(&str, Option<&str>)] = &[
         "auth",
         Some("`mogplex login` and `mogplex logout` sign in and out"),
     ),
-    ("completions", None),
     (
         "credentials",
         Some("in the cockpit, /status lists every credential"),

@@ -49,6 +49,11 @@ fn run(cli: Cli, redactor_out: &mut Redactor) -> Result<(), CliError> {
         ))
         .hint(format!("run `mogplex --attach {run_id}` on its own")));
     }
+    // Before the home is opened: completions need nothing of it, and must work with a broken one.
+    if let Some(Command::Completions(args)) = &cli.command {
+        args::write_completions(args.shell, &mut std::io::stdout().lock());
+        return Ok(());
+    }
     let mut ctx = ctx::Ctx::new()?;
     let result = dispatch(cli, &mut ctx, attach);
     *redactor_out = ctx.redactor.clone();
@@ -69,6 +74,7 @@ fn dispatch(cli: Cli, ctx: &mut ctx::Ctx, attach: Option<String>) -> Result<(), 
             }
             login::logout(ctx, provider, false)
         }
+        Some(Command::Completions(_)) => Ok(()), // handled in `run`, before the home is opened
         None => {
             let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
             if cli.exec.prompt.is_none() && interactive {

@@ -10,5 +10,6 @@ mod leak;
 mod messages;
 mod precedence;
 mod screens;
+mod shell;
 mod signin;
 mod store;
