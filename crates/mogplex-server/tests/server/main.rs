@@ -10,6 +10,8 @@ pub mod harness;
 mod limits;
 mod migrations;
 mod oauth;
+mod refresh;
 mod runs;
 mod signin;
+mod storage;
 mod third_party;
