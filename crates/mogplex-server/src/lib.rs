@@ -14,6 +14,7 @@ pub mod pages;
 pub mod password;
 pub mod runs;
 pub mod secrets;
+pub mod throttle;
 pub mod web;
 
 use axum::Router;

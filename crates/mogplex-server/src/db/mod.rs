@@ -66,6 +66,7 @@ pub mod migrate;
 pub mod oauth;
 pub mod pats;
 pub mod runs;
+pub mod throttle;
 pub mod users;
 
 pub use catalog::ModelRow;

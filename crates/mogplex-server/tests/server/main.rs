@@ -15,3 +15,4 @@ mod runs;
 mod signin;
 mod storage;
 mod third_party;
+mod throttles;
