@@ -122,16 +122,42 @@ impl IntoResponse for AppError {
                 title,
                 message,
             } => (status, crate::pages::message_page(&title, &message)).into_response(),
-            AppError::Db(e) => {
-                tracing::error!("storage error: {e}");
-                server_error("a storage error occurred")
-            }
+            AppError::Db(e) => storage_error(&e),
             AppError::Internal(e) => {
                 tracing::error!("internal error: {e}");
                 server_error("an internal error occurred")
             }
         }
     }
+}
+
+/// Seconds a client is asked to wait when the database is unavailable.
+pub const STORAGE_RETRY_AFTER: u32 = 5;
+
+/// A storage failure: nothing was stored, so never a 2xx. A full disk is 507, an unreachable or
+/// failing database 503 with `Retry-After` (the client may retry; the write did not happen),
+/// anything else a 500. The detail goes to the log only.
+fn storage_error(e: &crate::db::DbError) -> Response {
+    use crate::db::Outage;
+    tracing::error!("storage error: {e}");
+    let (status, description) = match e.outage() {
+        Some(Outage::Full) => (
+            StatusCode::INSUFFICIENT_STORAGE,
+            "the server's storage is full; nothing was stored",
+        ),
+        Some(Outage::Unavailable) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server's database is unavailable; nothing was stored, try again shortly",
+        ),
+        None => return server_error("a storage error occurred"),
+    };
+    let body = OAuthErrorBody::new(error_code::SERVER_ERROR, description);
+    let mut r = (status, Json(body)).into_response();
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(STORAGE_RETRY_AFTER));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
 }
 
 /// A 500 whose detail stays in the log.

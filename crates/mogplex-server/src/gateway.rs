@@ -26,17 +26,35 @@ use mogplex_protocol::{
 
 pub const ECHO_MODEL: &str = "mogplex/echo";
 
-/// Fixed one-minute windows per bearer token. Kept per process: a limit spread over several
-/// processes is that many times larger, which is acceptable for abuse control and keeps a
-/// database write off the inference path.
+/// Fixed one-minute windows per bearer token. On PostgreSQL the count is in the database
+/// (`throttle`, one conditional upsert per request), so the limit holds across every process on
+/// it; a SQLite file has one serving process, whose memory keeps the count.
 #[derive(Debug, Default)]
 pub struct Limiter {
     windows: std::sync::Mutex<std::collections::HashMap<String, (i64, u32)>>,
 }
 
 impl Limiter {
-    /// `Ok(())` when the request may go ahead, else the seconds until the window ends.
-    pub fn check(&self, token_hash: &str, per_minute: u32) -> Result<(), i64> {
+    /// `Ok(Ok(()))` when the request may go ahead, else the seconds until the window ends.
+    pub async fn check(
+        &self,
+        db: &crate::db::Db,
+        token_hash: &str,
+        per_minute: u32,
+    ) -> Result<Result<(), i64>, crate::db::DbError> {
+        if let crate::db::Db::Postgres(_) = db {
+            let key = format!("gateway:{token_hash}");
+            return Ok(db
+                .throttle_take(&key, 60, i64::from(per_minute))
+                .await?
+                .map(|_| ())
+                .map_err(|until| (until - crate::crypto::now()).max(1)));
+        }
+        Ok(self.check_here(token_hash, per_minute))
+    }
+
+    /// The count in this process's memory.
+    fn check_here(&self, token_hash: &str, per_minute: u32) -> Result<(), i64> {
         let now = crate::crypto::now();
         let window = now - now.rem_euclid(60);
         let mut map = self.windows.lock().unwrap_or_else(|e| e.into_inner());
@@ -174,10 +192,15 @@ pub async fn chat_completions(
             );
         }
     };
-    if let Err(wait) = s
+    let limited = s
         .limiter
-        .check(&principal.token_hash, s.cfg.gateway_per_minute)
-    {
+        .check(&s.db, &principal.token_hash, s.cfg.gateway_per_minute)
+        .await;
+    let limited = match limited {
+        Ok(l) => l,
+        Err(e) => return crate::error::AppError::from(e).into_response(),
+    };
+    if let Err(wait) = limited {
         let mut r = api_error(
             StatusCode::TOO_MANY_REQUESTS,
             &format!("too many requests with this token; try again in {wait} seconds"),

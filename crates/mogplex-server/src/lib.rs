@@ -14,6 +14,7 @@ pub mod pages;
 pub mod password;
 pub mod runs;
 pub mod secrets;
+pub mod throttle;
 pub mod web;
 
 use axum::Router;
@@ -51,6 +52,9 @@ pub struct Config {
     pub gateway_per_minute: u32,
     /// Said on the sign-in page (`dev` names its demo account there).
     pub sign_in_note: Option<String>,
+    /// Seconds after a refresh during which the token it replaced may be presented again (the
+    /// response was lost) and answered with a fresh successor instead of revoking the sign-in.
+    pub refresh_grace: i64,
 }
 
 impl Config {
@@ -67,6 +71,7 @@ impl Config {
             env: std::collections::BTreeMap::new(),
             gateway_per_minute: 120,
             sign_in_note: None,
+            refresh_grace: 30,
         }
     }
 }
@@ -231,10 +236,13 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
+    let db = state.db.clone();
+    let served = axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
-    .await
+    .await;
+    db.checkpoint().await;
+    served
 }

@@ -19,12 +19,7 @@ use axum::routing::{get, post};
 use mogplex_protocol::routes;
 use std::net::SocketAddr;
 
-/// Sign-in attempts allowed per account, and per client address, in a 15-minute window.
-pub const LOGIN_WINDOW: i64 = 15 * 60;
-pub const LOGIN_MAX_PER_ACCOUNT: i64 = 5;
-pub const LOGIN_MAX_PER_ADDRESS: i64 = 30;
-/// Wrong device codes allowed per account and per address in the same window.
-pub const DEVICE_MAX_WRONG: i64 = 10;
+// Sign-in and device-code limits: `crate::throttle`.
 const SESSION_TTL: i64 = 7 * 24 * 3600;
 
 /// A parsed `application/x-www-form-urlencoded` body or query: no parameter may repeat.
@@ -160,14 +155,6 @@ pub async fn login_page(
     )
 }
 
-fn client_key(addr: &SocketAddr) -> String {
-    format!("addr:{}", addr.ip())
-}
-
-fn minutes_until(t: i64) -> i64 {
-    ((t - now()).max(60) + 59) / 60
-}
-
 pub async fn login_submit(
     State(s): State<AppState>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
@@ -193,47 +180,56 @@ pub async fn login_submit(
         )
             .into_response());
     }
-    let account_key = format!("login:{}", crypto::hash(&email));
-    let address_key = format!("login:{}", client_key(&addr));
-    let (account_count, account_until) = s.db.throttle_count(&account_key, LOGIN_WINDOW).await?;
-    let (address_count, address_until) = s.db.throttle_count(&address_key, LOGIN_WINDOW).await?;
-    if account_count >= LOGIN_MAX_PER_ACCOUNT || address_count >= LOGIN_MAX_PER_ADDRESS {
-        let until = if account_count >= LOGIN_MAX_PER_ACCOUNT {
-            account_until
-        } else {
-            address_until
-        };
-        let msg = format!(
-            "Too many sign-in attempts. Try again in {} minutes.",
-            minutes_until(until)
-        );
-        let mut r = (
-            StatusCode::TOO_MANY_REQUESTS,
-            pages::login_page(
-                &csrf,
-                &next,
-                &email,
-                Some(&msg),
-                s.cfg.sign_in_note.as_deref(),
-            ),
-        )
-            .into_response();
-        r.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from((until - now()).max(1)),
-        );
-        return Ok(r);
-    }
+    let attempt = match crate::throttle::SignIn::begin(&s, &email, &addr).await? {
+        Ok(a) => a,
+        Err(refused) => {
+            let mut r = (
+                StatusCode::TOO_MANY_REQUESTS,
+                pages::login_page(
+                    &csrf,
+                    &next,
+                    &email,
+                    Some(&refused.message),
+                    s.cfg.sign_in_note.as_deref(),
+                ),
+            )
+                .into_response();
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from((refused.until - now()).max(1)),
+            );
+            return Ok(r);
+        }
+    };
     // Unknown accounts are checked against a dummy hash, so both failures take as long.
     let found = s.db.user_by_email(&email).await?;
     let hash = found
         .as_ref()
         .map(|(_, h)| h.clone())
         .unwrap_or_else(|| s.dummy_hash.to_string());
-    let ok = crate::password::verify(password.to_owned(), hash).await && found.is_some();
+    let ok = match crate::password::verify(password.to_owned(), hash).await {
+        Ok(ok) => ok && found.is_some(),
+        Err(busy) => {
+            // Not checked: neither a failure nor a success. The slots go back.
+            attempt.not_checked(&s).await?;
+            let mut r = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                pages::login_page(
+                    &csrf,
+                    &next,
+                    &email,
+                    Some(&format!("{busy}.")),
+                    s.cfg.sign_in_note.as_deref(),
+                ),
+            )
+                .into_response();
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+            return Ok(r);
+        }
+    };
     let Some((user, _)) = found.filter(|_| ok) else {
-        s.db.throttle_hit(&account_key, LOGIN_WINDOW).await?;
-        s.db.throttle_hit(&address_key, LOGIN_WINDOW).await?;
+        attempt.failed(&s).await?;
         return Ok((
             StatusCode::UNAUTHORIZED,
             pages::login_page(
@@ -246,7 +242,7 @@ pub async fn login_submit(
         )
             .into_response());
     };
-    s.db.throttle_clear(&account_key).await?;
+    attempt.succeeded(&s).await?;
     let token = crypto::token("");
     s.db.create_web_session(&token, &user.id, SESSION_TTL)
         .await?;
@@ -345,14 +341,18 @@ pub async fn device_page(
     ))
 }
 
-async fn device_throttled(s: &AppState, user: &User, addr: &SocketAddr) -> Result<bool, AppError> {
-    let (a, _) =
-        s.db.throttle_count(&format!("device:{}", user.id), LOGIN_WINDOW)
-            .await?;
-    let (b, _) =
-        s.db.throttle_count(&format!("device:{}", client_key(addr)), LOGIN_WINDOW)
-            .await?;
-    Ok(a >= DEVICE_MAX_WRONG || b >= DEVICE_MAX_WRONG)
+/// The 429 page for too many wrong device codes.
+fn device_refused(csrf: &str, user: &User, refused: crate::throttle::Refused) -> Response {
+    let mut r = (
+        StatusCode::TOO_MANY_REQUESTS,
+        pages::device_entry_page(csrf, &user.email, "", Some(&refused.message)),
+    )
+        .into_response();
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from((refused.until - now()).max(1)),
+    );
+    r
 }
 
 /// Looks the code up and asks the user to confirm. Wrong codes count towards a limit.
@@ -368,18 +368,10 @@ pub async fn device_submit(
     };
     check_csrf(&s, &headers, &form)?;
     let (csrf, _) = csrf_token(&s, &headers);
-    if device_throttled(&s, &user, &addr).await? {
-        return Ok((
-            StatusCode::TOO_MANY_REQUESTS,
-            pages::device_entry_page(
-                &csrf,
-                &user.email,
-                "",
-                Some("Too many wrong codes. Wait 15 minutes and try again."),
-            ),
-        )
-            .into_response());
-    }
+    let attempt = match crate::throttle::DeviceCode::begin(&s, &user.id, &addr).await? {
+        Ok(a) => a,
+        Err(refused) => return Ok(device_refused(&csrf, &user, refused)),
+    };
     let input = form.get("user_code").unwrap_or_default();
     let valid = match crypto::normalize_user_code(input) {
         Some(code) => {
@@ -391,10 +383,7 @@ pub async fn device_submit(
         None => None,
     };
     let Some(code) = valid else {
-        s.db.throttle_hit(&format!("device:{}", user.id), LOGIN_WINDOW)
-            .await?;
-        s.db.throttle_hit(&format!("device:{}", client_key(&addr)), LOGIN_WINDOW)
-            .await?;
+        // The slots stay taken: a wrong code counts.
         let shown: String = input.chars().take(16).collect();
         return Ok((
             StatusCode::BAD_REQUEST,
@@ -407,6 +396,7 @@ pub async fn device_submit(
         )
             .into_response());
     };
+    attempt.valid(&s).await?;
     Ok(
         pages::device_confirm_page(&csrf, &user.email, &crypto::display_user_code(&code))
             .into_response(),
@@ -416,6 +406,7 @@ pub async fn device_submit(
 /// Approval happens only here: a CSRF-protected POST from a signed-in session.
 pub async fn device_approve(
     State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
@@ -435,6 +426,14 @@ pub async fn device_approve(
             ));
         }
     };
+    // Codes tried here count towards the same limit as on the entry page.
+    let attempt = match crate::throttle::DeviceCode::begin(&s, &user.id, &addr).await? {
+        Ok(a) => a,
+        Err(refused) => {
+            let (csrf, _) = csrf_token(&s, &headers);
+            return Ok(device_refused(&csrf, &user, refused));
+        }
+    };
     let Some(code) = form.get("user_code").and_then(crypto::normalize_user_code) else {
         return Err(AppError::page(
             StatusCode::BAD_REQUEST,
@@ -442,7 +441,11 @@ pub async fn device_approve(
             "That code is not valid.",
         ));
     };
-    if !s.db.decide_device(&code, &user.id, approve).await? {
+    let decided = s.db.decide_device(&code, &user.id, approve).await?;
+    if decided {
+        attempt.valid(&s).await?;
+    }
+    if !decided {
         return Err(AppError::page(
             StatusCode::BAD_REQUEST,
             "Code no longer valid",

@@ -50,9 +50,12 @@ pub struct ServeArgs {
     /// The address users and the CLI reach this server at (the OAuth issuer); default http://LISTEN
     #[arg(long)]
     pub public_url: Option<String>,
-    /// Inference requests allowed per token per minute, per server process
+    /// Inference requests allowed per token per minute (shared by all processes on PostgreSQL)
     #[arg(long, default_value_t = 120)]
     pub rate_limit: u32,
+    /// Seconds during which a refresh token just replaced may be retried (a lost response)
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(i64).range(0..=600))]
+    pub refresh_grace: i64,
 }
 
 #[derive(Debug, Args)]

@@ -18,6 +18,8 @@ pub async fn serve(a: ServeArgs) -> Result<(), Failure> {
     http_url("--public-url", &public)?;
     let mut cfg = Config::new(&public);
     cfg.gateway_per_minute = a.rate_limit.max(1);
+    cfg.refresh_grace = a.refresh_grace;
+    sqlite_files(&a.database)?;
     let state = AppState::new(&a.database, cfg)
         .await
         .map_err(|e| Failure::new(format!("cannot start: {e}")))?;
@@ -42,8 +44,16 @@ pub async fn dev(a: DevArgs) -> Result<(), Failure> {
             crypto::hex(&crypto::random_bytes::<6>())
         )),
     };
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| Failure::new(format!("cannot create {}: {e}", dir.display())))?;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        // It holds the database and the demo password: for this user only.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| Failure::new(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    sqlite_files(&format!("sqlite://{}", dir.join("mogplex.db").display()))?;
     let listener = bind(a.listen).await?;
     let addr = listener
         .local_addr()
@@ -82,6 +92,18 @@ async fn serve_until_signal(
     mogplex_server::serve(listener, state, shutdown)
         .await
         .map_err(|e| Failure::new(format!("the server stopped: {e}")))
+}
+
+/// A SQLite database other users can read is refused before anything opens it.
+fn sqlite_files(database: &str) -> Result<(), Failure> {
+    let Some(path) = database
+        .strip_prefix("sqlite://")
+        .or_else(|| database.strip_prefix("sqlite:"))
+    else {
+        return Ok(());
+    };
+    let path = std::path::Path::new(path.split('?').next().unwrap_or(path));
+    mogplex_server::db::files::check(path).map_err(|(e, hint)| Failure::new(e).hint(hint))
 }
 
 async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, Failure> {

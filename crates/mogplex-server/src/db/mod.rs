@@ -38,9 +38,16 @@ macro_rules! execute {
 
 /// Runs a query with its binds and decodes at most one row with `$decode` (a closure over the
 /// row, instantiated once per backend): `Option<T>`, `?` on a storage error.
+///
+/// It steps the statement to its end (`fetch_all`), never `fetch_optional`/`fetch_one`: on
+/// SQLite those stop after the first row and reset the statement, and for a write with
+/// `RETURNING` the commit then happens inside that reset, whose error sqlx discards. A commit
+/// that failed (a full disk) was answered as a success, and SQLite's WAL hook, which runs the
+/// auto-checkpoint, only runs when a statement steps to its end, so the WAL was never
+/// checkpointed either. Every statement here returns at most a row or two.
 macro_rules! fetch_optional {
     ($db:expr, $q:expr, [$($arg:expr),* $(,)?], $decode:expr) => {
-        on_pool!($db, |p| sqlx::query($q)$(.bind($arg))*.fetch_optional(p).await?.map(|r| $crate::db::decode(&r, $decode)))
+        on_pool!($db, |p| sqlx::query($q)$(.bind($arg))*.fetch_all(p).await?.first().map(|r| $crate::db::decode(r, $decode)))
     };
 }
 
@@ -53,16 +60,18 @@ macro_rules! fetch_all {
 
 pub mod catalog;
 pub mod device;
+pub mod files;
 pub mod mcp;
 pub mod migrate;
 pub mod oauth;
 pub mod pats;
 pub mod runs;
+pub mod throttle;
 pub mod users;
 
 pub use catalog::ModelRow;
 pub use device::DeviceRow;
-pub use oauth::{CodeRow, Grant, Principal, Refresh};
+pub use oauth::{CodeRow, Grant, NextTokens, Principal, Refresh};
 pub use pats::PatRow;
 pub use users::User;
 
@@ -82,12 +91,64 @@ pub enum DbError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot migrate the database: {0}")]
     Legacy(String),
+    #[error("{0}")]
+    Files(String),
+}
+
+/// How a storage failure that is not the request's fault is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    /// The disk is full: 507, nothing was stored.
+    Full,
+    /// The database cannot be reached or failed an I/O: 503 with `Retry-After`.
+    Unavailable,
 }
 
 impl DbError {
     /// Whether the schema, not the connection, is the problem.
     pub fn is_migration(&self) -> bool {
         matches!(self, DbError::Migrate(_) | DbError::Legacy(_))
+    }
+
+    /// Whether the failure is the storage's state (full, unreachable, restarting) rather than a
+    /// bug: the write did not happen and the client may try again later.
+    pub fn outage(&self) -> Option<Outage> {
+        let DbError::Sqlx(e) = self else {
+            return None;
+        };
+        match e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::BeginFailed => Some(Outage::Unavailable),
+            sqlx::Error::Database(d) => {
+                let code = d.code().unwrap_or_default();
+                match code.parse::<i32>() {
+                    // SQLite result codes (extended: the low byte is the primary code):
+                    // SQLITE_FULL; SQLITE_IOERR, SQLITE_BUSY, SQLITE_LOCKED, SQLITE_CANTOPEN,
+                    // SQLITE_READONLY (the file's permissions changed under us).
+                    Ok(n) if n & 0xff == 13 => Some(Outage::Full),
+                    Ok(n) if matches!(n & 0xff, 5 | 6 | 8 | 10 | 14) => Some(Outage::Unavailable),
+                    Ok(_) => None,
+                    // PostgreSQL SQLSTATEs: disk full, out of memory or too many connections,
+                    // connection failures, shutting down or starting up, I/O errors.
+                    Err(_) if code == "53100" => Some(Outage::Full),
+                    Err(_)
+                        if code.starts_with("53")
+                            || code.starts_with("08")
+                            || code.starts_with("57P")
+                            || code.starts_with("58") =>
+                    {
+                        Some(Outage::Unavailable)
+                    }
+                    Err(_) => None,
+                }
+            }
+            _ => None,
+        }
     }
 }
 
@@ -106,12 +167,16 @@ impl Db {
                 .strip_prefix("sqlite://")
                 .or_else(|| url.strip_prefix("sqlite:"))
             {
+                let file = path.split('?').next().unwrap_or(path);
+                files::prepare(std::path::Path::new(file)).map_err(DbError::Files)?;
                 let opts = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .foreign_keys(true)
-                    .busy_timeout(Duration::from_secs(10));
+                    .busy_timeout(Duration::from_secs(10))
+                    // After a checkpoint that resets it, the WAL file is cut back to this size.
+                    .pragma("journal_size_limit", files::WAL_SIZE_LIMIT.to_string());
                 Db::Sqlite(
                     SqlitePoolOptions::new()
                         .max_connections(8)
@@ -134,6 +199,21 @@ impl Db {
                 return Err(DbError::BadUrl(url.to_owned()));
             },
         )
+    }
+
+    /// Before the process exits: merges the SQLite WAL into the database file and truncates it,
+    /// so a stopped server leaves one self-contained file. Nothing to do on PostgreSQL.
+    pub async fn checkpoint(&self) {
+        if let Db::Sqlite(p) = self {
+            let r = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_all(p)
+                .await;
+            match r.as_deref().map(|rows| rows.first().map(|r| r.int(0))) {
+                Ok(Some(0)) => tracing::info!("database checkpointed"),
+                Ok(_) => tracing::warn!("database checkpoint incomplete: a reader was busy"),
+                Err(e) => tracing::warn!("database checkpoint failed: {e}"),
+            }
+        }
     }
 
     pub fn backend(&self) -> &'static str {

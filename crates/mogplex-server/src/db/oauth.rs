@@ -35,6 +35,26 @@ pub enum Refresh {
     Invalid,
 }
 
+/// The tokens a refresh issues, when they expire, and the scope of the access token when the
+/// client asked for less than the sign-in's (`None`: all of it).
+pub struct NextTokens {
+    pub access: String,
+    pub access_expires: i64,
+    pub refresh: String,
+    pub refresh_expires: i64,
+    pub access_scope: Option<String>,
+}
+
+impl std::fmt::Debug for NextTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NextTokens")
+            .field("access_expires", &self.access_expires)
+            .field("refresh_expires", &self.refresh_expires)
+            .field("access_scope", &self.access_scope)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Principal {
     pub user_id: String,
@@ -147,17 +167,24 @@ impl Db {
         Ok(())
     }
 
+    /// The scope of the sign-in a refresh token belongs to, if the token is known: a refresh
+    /// that asks for a scope is checked against it before anything changes.
+    pub async fn refresh_scope(&self, refresh: &str) -> Result<Option<String>, DbError> {
+        let q = "SELECT f.scope FROM refresh_tokens r JOIN token_families f ON f.id = r.family_id WHERE r.token_hash = $1";
+        Ok(fetch_optional!(self, q, [crypto::hash(refresh)], |r| r.text(0)))
+    }
+
     /// Rotates a refresh token: exactly one presentation of a token wins; any later one is reuse
-    /// and revokes the whole family. The winner's rotation is one statement (one round trip, one
+    /// and revokes the whole family, except a retry of the immediately previous token within
+    /// `grace` seconds of its use (its response was lost), which retires the successor nobody saw
+    /// and answers a fresh one. The winner's rotation is one statement (one round trip, one
     /// commit): a data-modifying CTE on PostgreSQL, a trigger on SQLite.
     pub async fn rotate_refresh(
         &self,
         refresh: &str,
         client_id: &str,
-        new_access: &str,
-        access_expires: i64,
-        new_refresh: &str,
-        refresh_expires: i64,
+        next: &NextTokens,
+        grace: i64,
     ) -> Result<Refresh, DbError> {
         let h = crypto::hash(refresh);
         let t = now();
@@ -167,7 +194,7 @@ impl Db {
             Db::Postgres(_) => postgres::ROTATE,
             Db::Sqlite(_) => sqlite::ROTATE,
         };
-        let (access_hash, refresh_hash) = (crypto::hash(new_access), crypto::hash(new_refresh));
+        let (access_hash, refresh_hash) = (crypto::hash(&next.access), crypto::hash(&next.refresh));
         let serialised = self.write_guard().await;
         let rotated = fetch_optional!(
             self,
@@ -176,10 +203,11 @@ impl Db {
                 t,
                 &h,
                 &access_hash,
-                access_expires,
+                next.access_expires,
                 &refresh_hash,
-                refresh_expires,
-                client_id
+                next.refresh_expires,
+                client_id,
+                next.access_scope.as_deref()
             ],
             |r| (
                 r.text(0),
@@ -201,15 +229,125 @@ impl Db {
         if let Some((family_id, grant)) = rotated {
             return Ok(Refresh::Rotated { family_id, grant });
         }
-        let q = "SELECT family_id, used_at FROM refresh_tokens WHERE token_hash = $1";
-        let seen = fetch_optional!(self, q, [&h], |r| (r.text(0), r.int_opt(1)));
-        Ok(match seen {
-            Some((family, Some(_))) => {
-                self.revoke_family(&family).await?;
-                Refresh::Reused
+        // Not won: unknown, expired, revoked, or used. A used token is reuse unless it is a retry
+        // inside the grace interval whose successor has not been used.
+        let q = "SELECT r.family_id, r.used_at, r.next_access_hash, r.next_refresh_hash,                    f.user_id, f.client_id, f.scope, f.revoked_at                  FROM refresh_tokens r JOIN token_families f ON f.id = r.family_id WHERE r.token_hash = $1";
+        for _ in 0..3 {
+            let seen = fetch_optional!(self, q, [&h], |r| (
+                r.text(0),
+                r.int_opt(1),
+                r.text_opt(2),
+                r.text_opt(3),
+                Grant {
+                    user_id: r.text(4),
+                    client_id: r.text(5),
+                    scope: r.text(6),
+                },
+                r.int_opt(7)
+            ));
+            let Some((family, Some(used_at), old_access, Some(successor), grant, revoked)) = seen
+            else {
+                return Ok(match seen {
+                    Some((family, Some(_), ..)) => {
+                        self.revoke_family(&family).await?;
+                        Refresh::Reused
+                    }
+                    _ => Refresh::Invalid,
+                });
+            };
+            if revoked.is_some() {
+                return Ok(Refresh::Invalid);
             }
-            _ => Refresh::Invalid,
-        })
+            if grant.client_id != client_id || t - used_at >= grace {
+                self.revoke_family(&family).await?;
+                return Ok(Refresh::Reused);
+            }
+            let retried = self
+                .retry_rotation(&h, &successor, old_access.as_deref(), &family, &grant, next)
+                .await?;
+            if retried {
+                tracing::info!("refresh retried within the grace interval; successor replaced");
+                return Ok(Refresh::Rotated {
+                    family_id: family,
+                    grant,
+                });
+            }
+            // The successor was used meanwhile: reuse, unless a concurrent retry of this same
+            // token replaced it (then its successor is new: look again).
+            let q = "SELECT next_refresh_hash FROM refresh_tokens WHERE token_hash = $1";
+            let now_next = fetch_optional!(self, q, [&h], |r| r.text_opt(0)).flatten();
+            if now_next.as_deref() == Some(successor.as_str()) {
+                self.revoke_family(&family).await?;
+                return Ok(Refresh::Reused);
+            }
+        }
+        Ok(Refresh::Invalid)
+    }
+
+    /// The grace retry, in one transaction: retires the unused successor `successor` of the
+    /// token hashed `h` (and the access token issued with it), issues `next`, and records it as
+    /// the token's successor. `false` if the successor was used meanwhile (nothing changes).
+    async fn retry_rotation(
+        &self,
+        h: &str,
+        successor: &str,
+        old_access: Option<&str>,
+        family: &str,
+        grant: &Grant,
+        next: &NextTokens,
+    ) -> Result<bool, DbError> {
+        let t = now();
+        let (access_hash, refresh_hash) = (crypto::hash(&next.access), crypto::hash(&next.refresh));
+        let scope = next.access_scope.as_deref().unwrap_or(&grant.scope);
+        let _serialised = self.write_guard().await;
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let q =
+                "UPDATE refresh_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL";
+            let retired = sqlx::query(q)
+                .bind(t)
+                .bind(successor)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if retired != 1 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            let q = "UPDATE access_tokens SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL";
+            sqlx::query(q)
+                .bind(t)
+                .bind(old_access.unwrap_or_default())
+                .execute(&mut *tx)
+                .await?;
+            let q = "INSERT INTO access_tokens (token_hash, family_id, user_id, scope, expires_at) VALUES ($1, $2, $3, $4, $5)";
+            sqlx::query(q)
+                .bind(&access_hash)
+                .bind(family)
+                .bind(&grant.user_id)
+                .bind(scope)
+                .bind(next.access_expires)
+                .execute(&mut *tx)
+                .await?;
+            let q = "INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
+            sqlx::query(q)
+                .bind(&refresh_hash)
+                .bind(family)
+                .bind(t)
+                .bind(next.refresh_expires)
+                .execute(&mut *tx)
+                .await?;
+            let q = "UPDATE refresh_tokens SET next_access_hash = $1, next_refresh_hash = $2, next_access_scope = $3 WHERE token_hash = $4";
+            sqlx::query(q)
+                .bind(&access_hash)
+                .bind(&refresh_hash)
+                .bind(next.access_scope.as_deref())
+                .bind(h)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(true)
     }
 
     pub async fn revoke_family(&self, family_id: &str) -> Result<(), DbError> {
@@ -219,15 +357,19 @@ impl Db {
     }
 
     /// RFC 7009: a refresh token revokes its family (and so its access tokens); an access token
-    /// revokes itself. Unknown tokens are not an error.
+    /// or a personal access token revokes itself. Unknown tokens are not an error.
     pub async fn revoke_token(&self, token: &str) -> Result<(), DbError> {
         let h = crypto::hash(token);
         let q = "SELECT family_id FROM refresh_tokens WHERE token_hash = $1";
         if let Some(f) = fetch_optional!(self, q, [&h], |r| r.text(0)) {
             return self.revoke_family(&f).await;
         }
-        let q =
-            "UPDATE access_tokens SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL";
+        let q = if crypto::is_personal_access_token(token) {
+            // Presenting a personal access token proves possession of it: revoked like any other.
+            "UPDATE personal_access_tokens SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL"
+        } else {
+            "UPDATE access_tokens SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL"
+        };
         execute!(self, q, now(), &h)?;
         Ok(())
     }
@@ -254,13 +396,13 @@ impl Db {
 /// family whatever its client; the caller revokes a family presented by another client.
 mod postgres {
     pub(super) const ROTATE: &str = "WITH won AS ( \
-           UPDATE refresh_tokens SET used_at = $1 \
+           UPDATE refresh_tokens SET used_at = $1, next_access_hash = $3, next_refresh_hash = $5, next_access_scope = $8 \
            WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 \
              AND family_id IN (SELECT id FROM token_families WHERE revoked_at IS NULL) \
            RETURNING family_id), \
          fam AS (SELECT f.id, f.user_id, f.client_id, f.scope FROM token_families f JOIN won ON won.family_id = f.id), \
          a AS (INSERT INTO access_tokens (token_hash, family_id, user_id, scope, expires_at) \
-               SELECT $3, id, user_id, scope, $4 FROM fam WHERE client_id = $7), \
+               SELECT $3, id, user_id, COALESCE($8, scope), $4 FROM fam WHERE client_id = $7), \
          r AS (INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) \
                SELECT $5, id, $1, $6 FROM fam WHERE client_id = $7) \
          SELECT id, user_id, client_id, scope FROM fam";
@@ -271,7 +413,7 @@ mod postgres {
 /// client does not match at all.
 mod sqlite {
     pub(super) const ROTATE: &str = "UPDATE refresh_tokens SET used_at = $1, next_access_hash = $3, next_access_expires = $4, \
-           next_refresh_hash = $5, next_refresh_expires = $6 \
+           next_refresh_hash = $5, next_refresh_expires = $6, next_access_scope = $8 \
          WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 \
            AND family_id IN (SELECT id FROM token_families WHERE revoked_at IS NULL AND client_id = $7) \
          RETURNING family_id, \

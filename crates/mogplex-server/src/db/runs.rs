@@ -52,9 +52,13 @@ impl Db {
                 .bind(run_id)
                 .bind(event)
                 .bind(now())
-                .fetch_one(p)
+                // Stepped to the end, so a failed commit is an error (see `fetch_optional!`).
+                .fetch_all(p)
                 .await
-                .map(|r| r.int(0)));
+                .and_then(|rows| rows
+                    .first()
+                    .map(|r| r.int(0))
+                    .ok_or(sqlx::Error::RowNotFound)));
             match r {
                 Ok(seq) => {
                     let heard_by_listeners = match self {

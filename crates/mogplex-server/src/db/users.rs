@@ -116,8 +116,10 @@ impl Db {
                 .bind(key)
                 .bind(t)
                 .bind(t - window)
-                .fetch_one(p)
+                // Stepped to the end, so a failed commit is an error (see `fetch_optional!`).
+                .fetch_all(p)
                 .await?;
+            let r = r.first().ok_or(sqlx::Error::RowNotFound)?;
             (r.int(0), r.int(1))
         });
         Ok((count, start + window))

@@ -5,7 +5,7 @@
 use super::{check_client, oauth_form, required};
 use crate::AppState;
 use crate::crypto::{self, now};
-use crate::db::{Grant, Refresh};
+use crate::db::{Grant, NextTokens, Refresh};
 use crate::error::AppError;
 use crate::web::Form;
 use axum::Json;
@@ -76,37 +76,48 @@ async fn authorization_code(s: &AppState, f: &Form, client_id: &str) -> Result<R
     start_sign_in(s, &family_id, &grant).await
 }
 
-/// RFC 6749 §6: rotation on every use; a reused token revokes its sign-in. A refresh may narrow
-/// the scope it asks for, never widen it.
+/// RFC 6749 §6: rotation on every use; a reused token revokes its sign-in, except a retry of the
+/// previous token within the grace interval (`Config::refresh_grace`). A refresh may narrow the
+/// scope of the access token it issues, never widen it; a request that fails validation leaves
+/// the token as it was.
 async fn refresh_token(s: &AppState, f: &Form, client_id: &str) -> Result<Response, AppError> {
     let refresh = required(f, "refresh_token")?;
-    let t = NewTokens::new(s);
+    let requested: Option<Vec<&str>> = f
+        .get("scope")
+        .map(|v| v.split(' ').filter(|p| !p.is_empty()).collect())
+        .filter(|v: &Vec<&str>| !v.is_empty());
+    let mut access_scope = None;
+    if let Some(requested) = requested {
+        // Checked before the rotation, so a refusal consumes nothing. An unknown token is
+        // answered by the rotation below.
+        if let Some(granted) = s.db.refresh_scope(refresh).await? {
+            let granted: Vec<&str> = granted.split(' ').collect();
+            if !requested.iter().all(|p| granted.contains(p)) {
+                return Err(AppError::oauth(
+                    error_code::INVALID_SCOPE,
+                    "a refresh cannot widen the scope; ask for the sign-in's scope or less",
+                ));
+            }
+            // In the sign-in's order, without repeats.
+            let narrowed: Vec<&str> = granted
+                .iter()
+                .copied()
+                .filter(|p| requested.contains(p))
+                .collect();
+            if narrowed.len() < granted.len() {
+                access_scope = Some(narrowed.join(" "));
+            }
+        }
+    }
+    let mut t = new_tokens(s);
+    t.access_scope = access_scope;
     let rotated =
-        s.db.rotate_refresh(
-            refresh,
-            client_id,
-            &t.access,
-            t.access_expires,
-            &t.refresh,
-            t.refresh_expires,
-        )
-        .await?;
+        s.db.rotate_refresh(refresh, client_id, &t, s.cfg.refresh_grace)
+            .await?;
     match rotated {
         Refresh::Rotated { grant, .. } => {
-            if let Some(requested) = f.get("scope").filter(|v| !v.is_empty()) {
-                let granted: Vec<&str> = grant.scope.split(' ').collect();
-                if !requested
-                    .split(' ')
-                    .filter(|p| !p.is_empty())
-                    .all(|p| granted.contains(&p))
-                {
-                    return Err(AppError::oauth(
-                        error_code::INVALID_SCOPE,
-                        "a refresh cannot widen the scope",
-                    ));
-                }
-            }
-            Ok(t.response(s, &grant.scope))
+            let scope = t.access_scope.clone().unwrap_or(grant.scope);
+            Ok(response(s, t, &scope))
         }
         Refresh::Reused => Err(AppError::oauth(
             error_code::INVALID_GRANT,
@@ -192,46 +203,38 @@ async fn device_code(s: &AppState, f: &Form, client_id: &str) -> Result<Response
 }
 
 /// A new pair of tokens and when each expires.
-struct NewTokens {
-    access: String,
-    refresh: String,
-    access_expires: i64,
-    refresh_expires: i64,
+fn new_tokens(s: &AppState) -> NextTokens {
+    let t = now();
+    NextTokens {
+        access: crypto::token("mog_at_"),
+        refresh: crypto::token("mog_rt_"),
+        access_expires: t + s.cfg.access_ttl,
+        refresh_expires: t + s.cfg.refresh_idle_ttl,
+        access_scope: None,
+    }
 }
 
-impl NewTokens {
-    fn new(s: &AppState) -> Self {
-        let t = now();
-        NewTokens {
-            access: crypto::token("mog_at_"),
-            refresh: crypto::token("mog_rt_"),
-            access_expires: t + s.cfg.access_ttl,
-            refresh_expires: t + s.cfg.refresh_idle_ttl,
-        }
-    }
-
-    /// The token response: `Cache-Control: no-store` (RFC 6749 §5.1).
-    fn response(self, s: &AppState, scope: &str) -> Response {
-        let mut r = Json(TokenResponse {
-            access_token: self.access,
-            token_type: "Bearer".to_owned(),
-            expires_in: Some(s.cfg.access_ttl),
-            refresh_token: Some(self.refresh),
-            scope: Some(scope.to_owned()),
-            id_token: None,
-        })
-        .into_response();
-        r.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        r.headers_mut()
-            .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-        r
-    }
+/// The token response: `Cache-Control: no-store` (RFC 6749 §5.1).
+fn response(s: &AppState, t: NextTokens, scope: &str) -> Response {
+    let mut r = Json(TokenResponse {
+        access_token: t.access,
+        token_type: "Bearer".to_owned(),
+        expires_in: Some(s.cfg.access_ttl),
+        refresh_token: Some(t.refresh),
+        scope: Some(scope.to_owned()),
+        id_token: None,
+    })
+    .into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    r
 }
 
 /// Starts a new sign-in (token family) for `grant` and answers with its first tokens.
 async fn start_sign_in(s: &AppState, family_id: &str, grant: &Grant) -> Result<Response, AppError> {
-    let t = NewTokens::new(s);
+    let t = new_tokens(s);
     s.db.start_family(
         family_id,
         grant,
@@ -241,5 +244,5 @@ async fn start_sign_in(s: &AppState, family_id: &str, grant: &Grant) -> Result<R
         t.refresh_expires,
     )
     .await?;
-    Ok(t.response(s, &grant.scope))
+    Ok(response(s, t, &grant.scope))
 }

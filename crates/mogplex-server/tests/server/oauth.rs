@@ -153,7 +153,8 @@ async fn parallel_redemptions_have_one_winner(b: Backend) {
 both!(parallel_redemptions_have_one_winner);
 
 async fn refresh_rotation_and_reuse_detection(b: Backend) {
-    let s = TestServer::start(b).await;
+    // The strict rule, without the grace interval for lost responses (tests/server/refresh.rs).
+    let s = TestServer::start_with(b, |c| c.refresh_grace = 0).await;
     s.user("ada@example.com").await;
     let (access1, refresh1) = signed_in_tokens(&s, "ada@example.com").await;
     let (status, second) = refresh(&s, &refresh1).await;
@@ -180,7 +181,8 @@ async fn refresh_rotation_and_reuse_detection(b: Backend) {
 both!(refresh_rotation_and_reuse_detection);
 
 async fn parallel_refreshes_have_one_winner(b: Backend) {
-    let s = TestServer::start(b).await;
+    // Without the grace interval, which answers concurrent retries (tests/server/refresh.rs).
+    let s = TestServer::start_with(b, |c| c.refresh_grace = 0).await;
     s.user("ada@example.com").await;
     let (_, rt) = signed_in_tokens(&s, "ada@example.com").await;
     let results = join_all((0..10).map(|_| refresh(&s, &rt))).await;
@@ -475,10 +477,13 @@ async fn personal_access_tokens(b: Backend) {
 both!(personal_access_tokens);
 
 async fn two_servers_on_one_database_share_state(b: Backend) {
-    let s1 = TestServer::start(b).await;
+    // Without the grace interval, which answers concurrent retries (tests/server/refresh.rs).
+    let s1 = TestServer::start_with(b, |c| c.refresh_grace = 0).await;
     s1.user("ada@example.com").await;
-    let s2 =
-        TestServer::on_database(&s1.database, tempfile::tempdir().unwrap(), None, |_| {}).await;
+    let s2 = TestServer::on_database(&s1.database, tempfile::tempdir().unwrap(), None, |c| {
+        c.refresh_grace = 0
+    })
+    .await;
     let (code, p) = get_code(&s1, "ada@example.com", REDIRECT).await;
     // Redeeming on both at once: one wins across processes.
     let (a, b2) = tokio::join!(

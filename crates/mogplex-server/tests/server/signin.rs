@@ -105,7 +105,11 @@ async fn sign_in_is_throttled_per_account(b: Backend) {
         429
     );
     // The count lives in the database, shared by every server process.
-    assert_eq!(s.count("SELECT COUNT(*) FROM throttle WHERE key LIKE 'login:%' AND key NOT LIKE 'login:addr:%' AND count >= 5").await, 2);
+    assert_eq!(
+        s.count("SELECT COUNT(*) FROM throttle WHERE key LIKE 'login:pair:%' AND count >= 5")
+            .await,
+        2
+    );
 }
 both!(sign_in_is_throttled_per_account);
 
