@@ -31,10 +31,17 @@ const SESSION_TTL: i64 = 7 * 24 * 3600;
 #[derive(Debug, Default)]
 pub struct Form(Vec<(String, String)>);
 
+/// The most fields a form or query may have: no endpoint takes more than a dozen, and checking
+/// for repeats costs the square of the count.
+pub const MAX_FORM_FIELDS: usize = 64;
+
 impl Form {
     pub fn parse(body: &[u8]) -> Result<Self, String> {
         let mut pairs: Vec<(String, String)> = Vec::new();
         for (k, v) in url::form_urlencoded::parse(body) {
+            if pairs.len() == MAX_FORM_FIELDS {
+                return Err(format!("the form has more than {MAX_FORM_FIELDS} fields"));
+            }
             if pairs.iter().any(|(seen, _)| *seen == k) {
                 return Err(format!("the parameter {k} appears more than once"));
             }

@@ -53,6 +53,21 @@ pub struct ServeArgs {
     /// Inference requests allowed per token per minute, per server process
     #[arg(long, default_value_t = 120)]
     pub rate_limit: u32,
+    /// Allow an http:// public URL that is not loopback (only behind a TLS-terminating proxy
+    /// that is not reachable from outside, or for testing)
+    #[arg(long)]
+    pub insecure_http: bool,
+    /// Behind a reverse proxy: take the client address from the last X-Forwarded-For entry, so
+    /// throttles key on the client (never set this when clients reach the server directly)
+    #[arg(long)]
+    pub trust_proxy: bool,
+    /// Seconds a client has to send a request's headers
+    #[arg(long, default_value_t = 10)]
+    pub header_timeout: u64,
+    /// Connections one client address may hold open at once (0: no bound; behind a proxy every
+    /// client shares the proxy's address)
+    #[arg(long, default_value_t = 256)]
+    pub max_connections_per_address: usize,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@ mod binary;
 mod chromium;
 mod contract;
 mod device;
+mod edge;
 mod gateway;
 pub mod harness;
 mod limits;
