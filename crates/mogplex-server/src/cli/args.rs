@@ -228,7 +228,8 @@ pub struct McpAdd {
     /// An environment variable for the command, K=V
     #[arg(long = "env", requires = "command")]
     pub env: Vec<String>,
-    /// Like --env, stored encrypted (needs MOGPLEX_SECRETS_KEY)
+    /// An environment variable stored encrypted (needs MOGPLEX_SECRETS_KEY): NAME takes the value
+    /// of $NAME, NAME=env:VAR that of $VAR, NAME=- reads it from stdin
     #[arg(long = "secret-env", requires = "command")]
     pub secret_env: Vec<String>,
     /// The URL of an http server
@@ -237,7 +238,8 @@ pub struct McpAdd {
     /// An HTTP header for the server, K=V
     #[arg(long = "header", requires = "url")]
     pub headers: Vec<String>,
-    /// Like --header, stored encrypted (needs MOGPLEX_SECRETS_KEY)
+    /// An HTTP header stored encrypted (needs MOGPLEX_SECRETS_KEY): NAME=env:VAR takes the value
+    /// of $VAR, NAME=- reads it from stdin, NAME alone takes $NAME
     #[arg(long = "secret-header", requires = "url")]
     pub secret_headers: Vec<String>,
 }
