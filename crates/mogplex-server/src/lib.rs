@@ -4,6 +4,7 @@
 //! [`AppState::new`] connects the database, [`app`] builds the router, [`serve`] runs it.
 
 pub mod api;
+pub mod audit;
 pub mod crypto;
 pub mod db;
 pub mod edge;
@@ -12,6 +13,7 @@ pub mod gateway;
 pub mod headers;
 pub mod input;
 pub mod log;
+pub mod metrics;
 pub mod oauth;
 pub mod pages;
 pub mod password;
@@ -56,6 +58,9 @@ pub struct Config {
     /// Runs an account may create per day, and events a run may hold (see `runs`).
     pub runs_per_day: i64,
     pub events_per_run: i64,
+    /// Whether `/health/…` and `/metrics` are served on the main listener (not when they have
+    /// their own, `serve --metrics-listen`).
+    pub metrics_on_main: bool,
     /// Connection bounds: header read timeout, connections per address, shutdown drain.
     pub edge: edge::Edge,
 }
@@ -76,6 +81,7 @@ impl Config {
             sign_in_note: None,
             runs_per_day: 500,
             events_per_run: 20_000,
+            metrics_on_main: true,
             edge: edge::Edge::default(),
         }
     }
@@ -95,6 +101,8 @@ pub struct AppState {
     pub runs: runs::RunBus,
     /// Set when shutdown begins, so live streams end instead of holding it up.
     pub closing: edge::Closing,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl Config {
@@ -131,6 +139,7 @@ impl AppState {
             limiter: Arc::default(),
             runs,
             closing: edge::Closing::default(),
+            metrics: Arc::default(),
         })
     }
 }
@@ -218,8 +227,15 @@ async fn not_found() -> Response {
 
 pub fn app(state: AppState) -> Router {
     let page_headers = middleware::from_fn_with_state(state.clone(), headers::page_headers);
+    let track = middleware::from_fn_with_state(state.clone(), metrics::track);
+    let health = if state.cfg.metrics_on_main {
+        metrics::routes()
+    } else {
+        Router::new()
+    };
     // Each route module lists its own endpoints.
     let api = Router::new()
+        .merge(health)
         .merge(oauth::routes())
         .merge(api::routes())
         .merge(gateway::routes())
@@ -229,6 +245,7 @@ pub fn app(state: AppState) -> Router {
         .with_state(state);
 
     // Layers wrap from the bottom up, so a request meets them top to bottom:
+    // 0. metrics: the request counted by route and status, its latency;
     // 0. the request's log span and its closing line (status, latency);
     // 1. catch-panic: a bug in any handler becomes a 500, not a dropped connection;
     // 2. security headers on every response (pages can never be framed, nor stored; HSTS);
@@ -252,6 +269,12 @@ pub fn app(state: AppState) -> Router {
         .layer(page_headers)
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(log::trace_layer())
+        .layer(track)
+}
+
+/// Health and metrics alone, for `serve --metrics-listen`.
+pub fn metrics_app(state: AppState) -> Router {
+    metrics::routes().with_state(state)
 }
 
 /// Serves until `shutdown` resolves, then closes within the drain bound (see [`edge`]). Client

@@ -193,6 +193,8 @@ struct Follow {
     last: i64,
     pending: std::collections::VecDeque<(i64, String)>,
     rx: broadcast::Receiver<(String, i64)>,
+    /// Counts this follower in `/metrics` while the stream lives.
+    _counted: crate::metrics::SubscriberGuard,
 }
 
 pub async fn events(
@@ -213,12 +215,14 @@ pub async fn events(
         .and_then(|v| v.trim().parse::<i64>().ok())
         .unwrap_or(0)
         .max(0);
+    let counted = s.metrics.subscriber();
     let follow = Follow {
         state: s,
         run: id,
         last: after,
         pending: Default::default(),
         rx,
+        _counted: counted,
     };
     let stream = futures_util::stream::unfold(follow, |mut f| async move {
         loop {

@@ -9,7 +9,7 @@
 use crate::crypto::{self, now};
 use crate::db::User;
 use crate::error::AppError;
-use crate::{AppState, pages};
+use crate::{AppState, audit, pages};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Query, State};
@@ -229,6 +229,7 @@ pub async fn login_submit(
             header::RETRY_AFTER,
             HeaderValue::from((until - now()).max(1)),
         );
+        audit_sign_in(&s, &addr, &email, None, Some("throttled")).await;
         return Ok(r);
     }
     // Unknown accounts are checked against a dummy hash, so both failures take as long.
@@ -238,7 +239,13 @@ pub async fn login_submit(
         .map(|(_, h)| h.clone())
         .unwrap_or_else(|| s.dummy_hash.to_string());
     let ok = crate::password::verify(password.to_owned(), hash).await && found.is_some();
+    let reason = if found.is_some() {
+        "wrong password"
+    } else {
+        "unknown account"
+    };
     let Some((user, _)) = found.filter(|_| ok) else {
+        audit_sign_in(&s, &addr, &email, None, Some(reason)).await;
         s.db.throttle_hit(&account_key, LOGIN_WINDOW).await?;
         s.db.throttle_hit(&address_key, LOGIN_WINDOW).await?;
         return Ok((
@@ -254,6 +261,21 @@ pub async fn login_submit(
             .into_response());
     };
     s.db.throttle_clear(&account_key).await?;
+    if s.db.is_disabled(&user.id).await? {
+        audit_sign_in(&s, &addr, &email, Some(&user.id), Some("account disabled")).await;
+        return Ok((
+            StatusCode::FORBIDDEN,
+            pages::login_page(
+                &csrf,
+                &next,
+                &email,
+                Some("This account is disabled. Ask the administrator of this Mogplex service."),
+                s.cfg.sign_in_note.as_deref(),
+            ),
+        )
+            .into_response());
+    }
+    audit_sign_in(&s, &addr, &email, Some(&user.id), None).await;
     let token = crypto::token("");
     s.db.create_web_session(&token, &user.id, SESSION_TTL)
         .await?;
@@ -269,6 +291,28 @@ pub async fn login_submit(
         ),
     );
     Ok(r)
+}
+
+/// The audit record of a sign-in attempt: the email only when it looks like one (a password
+/// typed into the email field stays out of the log).
+async fn audit_sign_in(
+    s: &AppState,
+    addr: &SocketAddr,
+    email: &str,
+    user_id: Option<&str>,
+    failure: Option<&str>,
+) {
+    let mut e = audit::Event::new(audit::kind::SIGN_IN).client(addr);
+    if email.contains('@') && !email.chars().any(char::is_whitespace) {
+        e = e.email(email);
+    }
+    if let Some(id) = user_id {
+        e = e.user(id);
+    }
+    if let Some(f) = failure {
+        e = e.failed(f);
+    }
+    audit::record(&s.db, e).await;
 }
 
 pub async fn logout(
@@ -423,6 +467,7 @@ pub async fn device_submit(
 /// Approval happens only here: a CSRF-protected POST from a signed-in session.
 pub async fn device_approve(
     State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
@@ -449,7 +494,21 @@ pub async fn device_approve(
             "That code is not valid.",
         ));
     };
-    if !s.db.decide_device(&code, &user.id, approve).await? {
+    let decided = s.db.decide_device(&code, &user.id, approve).await?;
+    let kind = if approve {
+        audit::kind::DEVICE_APPROVED
+    } else {
+        audit::kind::DEVICE_DENIED
+    };
+    let mut e = audit::Event::new(kind)
+        .user(&user.id)
+        .email(&user.email)
+        .client(&addr);
+    if !decided {
+        e = e.failed("code expired or already used");
+    }
+    audit::record(&s.db, e).await;
+    if !decided {
         return Err(AppError::page(
             StatusCode::BAD_REQUEST,
             "Code no longer valid",

@@ -37,6 +37,24 @@ pub enum Command {
     /// Manage an account's MCP server definitions
     #[command(subcommand)]
     Mcp(McpCommand),
+    /// Show the audit log (sign-ins, tokens, device approvals, administrator changes)
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Events since this time: a duration back from now (30m, 24h, 7d) or a date
+    /// (2026-12-01, 2026-12-01T08:00:00Z); default 24h
+    #[arg(long, default_value = "24h")]
+    pub since: String,
+    /// Only events of this account (email or id)
+    #[arg(long)]
+    pub user: Option<String>,
+    /// At most this many events (the oldest first)
+    #[arg(long, default_value_t = 1000)]
+    pub limit: i64,
 }
 
 #[derive(Debug, Args)]
@@ -68,6 +86,12 @@ pub struct ServeArgs {
     /// client shares the proxy's address)
     #[arg(long, default_value_t = 256)]
     pub max_connections_per_address: usize,
+    /// Serve /health/live, /health/ready and /metrics on this address only (default: on --listen)
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Days the audit log keeps events (0: forever)
+    #[arg(long, default_value_t = 365)]
+    pub audit_retention_days: u32,
 }
 
 #[derive(Debug, Args)]
@@ -84,6 +108,9 @@ pub struct DbArg {
     /// sqlite://PATH or postgres://USER@HOST/DB
     #[arg(long, env = "MOGPLEX_DATABASE_URL")]
     pub database: String,
+    /// Print the result as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,6 +126,42 @@ pub enum UserCommand {
         /// Read the password from stdin (required, so it never appears in the process list)
         #[arg(long, required = true)]
         password_stdin: bool,
+    },
+    /// List accounts: email, id, plan, whether disabled
+    List {
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Remove an account and everything it owns (sessions, tokens, runs, MCP definitions)
+    Remove {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        email: String,
+    },
+    /// Set an account's password (read from stdin) and sign it out everywhere
+    Passwd {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        email: String,
+        /// Read the password from stdin (required, so it never appears in the process list)
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Disable an account: it cannot sign in, and every session and token it has ends
+    Disable {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        email: String,
+    },
+    /// Enable a disabled account again (its tokens stay revoked; it signs in anew)
+    Enable {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        email: String,
     },
 }
 
@@ -138,7 +201,19 @@ pub enum PatCommand {
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
     /// Add (or replace) a model: the built-in echo model, or an OpenAI-compatible upstream
-    Add(ModelAdd),
+    Add(Box<ModelAdd>),
+    /// List the catalog: slug, name, where requests go
+    List {
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Remove a model from the catalog (and from every plan)
+    Remove {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        slug: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -191,6 +266,11 @@ pub enum PlanCommand {
         #[arg(long = "model")]
         models: Vec<String>,
     },
+    /// List plans, their models and how many accounts are on each
+    List {
+        #[command(flatten)]
+        db: DbArg,
+    },
     /// Give an account a plan
     Assign {
         #[command(flatten)]
@@ -205,7 +285,23 @@ pub enum PlanCommand {
 #[derive(Debug, Subcommand)]
 pub enum McpCommand {
     /// Add (or replace) an MCP server for an account: a command (stdio) or a URL (http)
-    Add(McpAdd),
+    Add(Box<McpAdd>),
+    /// List an account's MCP servers (secret values are never shown)
+    List {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        email: String,
+    },
+    /// Remove an MCP server from an account
+    Remove {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]

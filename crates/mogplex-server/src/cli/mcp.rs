@@ -3,12 +3,66 @@
 //! never from the command line.
 
 use super::args::{McpAdd, McpCommand};
-use super::{Failure, connect, http_url, user_id};
+use super::{Failure, audited, connect, http_url, say, storage, user_id};
 use serde_json::{Map, Value, json};
 
 pub async fn run(cmd: McpCommand) -> Result<(), Failure> {
     match cmd {
-        McpCommand::Add(a) => add(a).await,
+        McpCommand::Add(a) => add(*a).await,
+        McpCommand::List { db, email } => {
+            let json = db.json;
+            let db = connect(&db.database).await?;
+            let uid = user_id(&db, &email).await?;
+            let rows = db.list_mcp(&uid).await.map_err(storage)?;
+            if json {
+                let list: Vec<_> = rows
+                    .iter()
+                    .map(|(name, enabled, config, sealed)| {
+                        let config: Value = serde_json::from_str(config).unwrap_or(Value::Null);
+                        json!({"name": name, "enabled": enabled, "config": config, "has_secrets": sealed.is_some()})
+                    })
+                    .collect();
+                println!("{}", json!({ "servers": list }));
+            } else {
+                for (name, enabled, config, sealed) in rows {
+                    println!(
+                        "{name}\t{}\t{config}{}",
+                        if enabled { "enabled" } else { "disabled" },
+                        if sealed.is_some() {
+                            "\t(secret values encrypted)"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
+            Ok(())
+        }
+        McpCommand::Remove { db, email, name } => {
+            let json = db.json;
+            let db = connect(&db.database).await?;
+            let uid = user_id(&db, &email).await?;
+            if !db.remove_mcp(&uid, name.trim()).await.map_err(storage)? {
+                return Err(Failure::new(format!(
+                    "{email} has no MCP server named {}",
+                    name.trim()
+                ))
+                .hint("see `mogplex-server mcp list`")
+                .usage());
+            }
+            audited(
+                &db,
+                format!("mcp remove {}", name.trim()),
+                Some((&uid, &email)),
+            )
+            .await;
+            say(
+                json,
+                json!({"removed": name.trim(), "email": email}),
+                format!("Removed the MCP server {} of {email}", name.trim()),
+            );
+            Ok(())
+        }
     }
 }
 
@@ -149,6 +203,7 @@ async fn add(a: McpAdd) -> Result<(), Failure> {
     } else {
         None
     };
+    let json = db.json;
     let db = connect(&db.database).await?;
     let uid = user_id(&db, &email).await?;
     db.upsert_mcp(
@@ -160,14 +215,24 @@ async fn add(a: McpAdd) -> Result<(), Failure> {
     )
     .await
     .map_err(|e| Failure::new(format!("cannot store the MCP server: {e}")))?;
-    println!(
-        "Stored the MCP server {} for {email}{}",
-        name.trim(),
-        if sealed.is_some() {
-            " (secret values encrypted)"
-        } else {
-            ""
-        }
+    audited(
+        &db,
+        format!("mcp add {}", name.trim()),
+        Some((&uid, &email)),
+    )
+    .await;
+    say(
+        json,
+        json!({"stored": name.trim(), "email": email, "secrets_encrypted": sealed.is_some()}),
+        format!(
+            "Stored the MCP server {} for {email}{}",
+            name.trim(),
+            if sealed.is_some() {
+                " (secret values encrypted)"
+            } else {
+                ""
+            }
+        ),
     );
     Ok(())
 }

@@ -22,13 +22,33 @@ pub async fn serve(a: ServeArgs) -> Result<(), Failure> {
     cfg.edge.trust_proxy = a.trust_proxy;
     cfg.edge.header_read_timeout = std::time::Duration::from_secs(a.header_timeout.max(1));
     cfg.edge.max_connections_per_address = a.max_connections_per_address;
+    cfg.metrics_on_main = a.metrics_listen.is_none();
     let state = AppState::new(&a.database, cfg)
         .await
         .map_err(|e| start_failure(&a.database, &e))?;
+    let mut metrics_at = None;
+    if let Some(m) = a.metrics_listen {
+        let ml = bind(m).await?;
+        let at = ml.local_addr().map_err(|e| Failure::new(e.to_string()))?;
+        let app = mogplex_server::metrics_app(state.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(ml, app).await {
+                tracing::error!("the metrics listener stopped: {e}");
+            }
+        });
+        metrics_at = Some(at);
+    }
+    tokio::spawn(mogplex_server::audit::prune_forever(
+        state.db.clone(),
+        a.audit_retention_days,
+    ));
     tracing::info!(
         "listening on {addr} as {public} ({} database)",
         state.db.backend()
     );
+    if let Some(at) = metrics_at {
+        tracing::info!("health and metrics on http://{at}");
+    }
     serve_until_signal(listener, state).await
 }
 

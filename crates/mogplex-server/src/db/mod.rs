@@ -51,6 +51,8 @@ macro_rules! fetch_all {
     };
 }
 
+pub mod admin;
+pub mod audit;
 pub mod catalog;
 pub mod device;
 pub mod mcp;
@@ -60,6 +62,8 @@ pub mod pats;
 pub mod runs;
 pub mod users;
 
+pub use admin::{AccountRow, PlanRow};
+pub use audit::AuditRow;
 pub use catalog::ModelRow;
 pub use device::DeviceRow;
 pub use oauth::{CodeRow, Grant, Principal, Refresh};

@@ -11,6 +11,7 @@ pub mod harness;
 mod limits;
 mod migrations;
 mod oauth;
+mod observe;
 mod ops;
 mod runs;
 mod signin;
