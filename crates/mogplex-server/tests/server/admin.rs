@@ -95,7 +95,10 @@ async fn admin_commands_list_change_and_audit() {
     );
     let servers = run_json(&["mcp", "list"], &["--email", "ann@example.com"], None);
     assert_eq!(servers["servers"].as_array().unwrap().len(), 0);
-    let v = with(&["mcp", "remove"], &["--email", "ann@example.com", "--name", "files"]);
+    let v = with(
+        &["mcp", "remove"],
+        &["--email", "ann@example.com", "--name", "files"],
+    );
     let v: Vec<&str> = v.iter().map(String::as_str).collect();
     let (code, _, err) = admin(&v, None);
     assert_eq!(code, 2);
@@ -128,7 +131,14 @@ async fn admin_commands_list_change_and_audit() {
     );
     let r = sign_in(url, &browser(), "ann@example.com", PASSWORD, "/").await;
     assert_eq!(r.status(), 401);
-    let r = sign_in(url, &browser(), "ann@example.com", "a brand new password", "/").await;
+    let r = sign_in(
+        url,
+        &browser(),
+        "ann@example.com",
+        "a brand new password",
+        "/",
+    )
+    .await;
     assert_eq!(r.status(), 303);
 
     // Removing a model takes it out of its plans.
@@ -163,7 +173,11 @@ async fn admin_commands_list_change_and_audit() {
     let v: Vec<&str> = v.iter().map(String::as_str).collect();
     let (code, out, err) = admin(&v, None);
     assert_eq!(code, 0, "{err}");
-    assert!(out.lines().any(|l| l.contains("\tmodel remove mogplex/echo")), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.contains("\tmodel remove mogplex/echo")),
+        "{out}"
+    );
     let v = with(&["audit"], &["--since", "yesterday-ish"]);
     let v: Vec<&str> = v.iter().map(String::as_str).collect();
     let (code, _, err) = admin(&v, None);
@@ -181,18 +195,14 @@ async fn admin_commands_list_change_and_audit() {
 async fn metrics_on_their_own_listener() {
     let dir = tempfile::tempdir().unwrap();
     let database = format!("sqlite://{}", dir.path().join("m.db").display());
-    let server = serve(
-        &database,
-        dir.path(),
-        &["--metrics-listen", "127.0.0.1:0"],
-    );
+    let server = serve(&database, dir.path(), &["--metrics-listen", "127.0.0.1:0"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let metrics = loop {
         let log = std::fs::read_to_string(&server.log).unwrap();
-        if let Some(at) = log
-            .lines()
-            .find_map(|l| l.split_once("health and metrics on ").map(|x| x.1.trim().to_owned()))
-        {
+        if let Some(at) = log.lines().find_map(|l| {
+            l.split_once("health and metrics on ")
+                .map(|x| x.1.trim().to_owned())
+        }) {
             break at;
         }
         assert!(std::time::Instant::now() < deadline, "{log}");
@@ -201,7 +211,12 @@ async fn metrics_on_their_own_listener() {
     let c = plain();
     let r = c.get(format!("{metrics}/metrics")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.text().await.unwrap().contains("mogplex_db_pool_max_connections"));
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("mogplex_db_pool_max_connections")
+    );
     assert_eq!(
         c.get(format!("{metrics}/health/ready"))
             .send()
@@ -211,6 +226,10 @@ async fn metrics_on_their_own_listener() {
         200
     );
     // Not on the public listener.
-    let r = c.get(format!("{}/metrics", server.url)).send().await.unwrap();
+    let r = c
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
 }

@@ -1,6 +1,7 @@
 //! The account server, tested over real HTTP on SQLite and PostgreSQL alike.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin;
 mod binary;
 mod chromium;
 mod contract;
