@@ -4,11 +4,16 @@
 //! [`AppState::new`] connects the database, [`app`] builds the router, [`serve`] runs it.
 
 pub mod api;
+pub mod audit;
 pub mod crypto;
 pub mod db;
+pub mod edge;
 pub mod error;
 pub mod gateway;
+pub mod headers;
+pub mod input;
 pub mod log;
+pub mod metrics;
 pub mod oauth;
 pub mod pages;
 pub mod password;
@@ -23,7 +28,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use mogplex_protocol::routes;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -55,6 +59,14 @@ pub struct Config {
     /// Seconds after a refresh during which the token it replaced may be presented again (the
     /// response was lost) and answered with a fresh successor instead of revoking the sign-in.
     pub refresh_grace: i64,
+    /// Runs an account may create per day, and events a run may hold (see `runs`).
+    pub runs_per_day: i64,
+    pub events_per_run: i64,
+    /// Whether `/health/…` and `/metrics` are served on the main listener (not when they have
+    /// their own, `serve --metrics-listen`).
+    pub metrics_on_main: bool,
+    /// Connection bounds: header read timeout, connections per address, shutdown drain.
+    pub edge: edge::Edge,
 }
 
 impl Config {
@@ -72,6 +84,10 @@ impl Config {
             gateway_per_minute: 120,
             sign_in_note: None,
             refresh_grace: 30,
+            runs_per_day: 500,
+            events_per_run: 20_000,
+            metrics_on_main: true,
+            edge: edge::Edge::default(),
         }
     }
 }
@@ -88,6 +104,10 @@ pub struct AppState {
     pub limiter: Arc<gateway::Limiter>,
     /// Announcements of appended run events.
     pub runs: runs::RunBus,
+    /// Set when shutdown begins, so live streams end instead of holding it up.
+    pub closing: edge::Closing,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl Config {
@@ -123,6 +143,8 @@ impl AppState {
             http,
             limiter: Arc::default(),
             runs,
+            closing: edge::Closing::default(),
+            metrics: Arc::default(),
         })
     }
 }
@@ -145,7 +167,7 @@ async fn limit_headers(req: Request, next: Next) -> Response {
 }
 
 /// The body limit of a path: chat requests may be larger than everything else.
-fn body_limit(path: &str) -> usize {
+pub(crate) fn body_limit(path: &str) -> usize {
     if path.starts_with(routes::CLI_PREFIX) {
         gateway::MAX_CHAT_BODY
     } else {
@@ -176,13 +198,25 @@ async fn shape_errors(req: Request, next: Next) -> Response {
         }
         _ => next.run(req).await,
     };
-    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+    let shaped = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE && !shaped {
         let description = format!("the request body is over {} KiB", body_limit(&path) / 1024);
         return if path.starts_with(routes::OAUTH_PREFIX) {
             error::AppError::OAuth {
                 status: StatusCode::PAYLOAD_TOO_LARGE,
                 code: mogplex_protocol::oauth::error_code::INVALID_REQUEST,
                 description,
+            }
+            .into_response()
+        } else if path.starts_with(routes::V1_PREFIX) {
+            error::AppError::V1 {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                code: "too_large",
+                message: description,
+                bearer_error: None,
             }
             .into_response()
         } else {
@@ -197,8 +231,16 @@ async fn not_found() -> Response {
 }
 
 pub fn app(state: AppState) -> Router {
+    let page_headers = middleware::from_fn_with_state(state.clone(), headers::page_headers);
+    let track = middleware::from_fn_with_state(state.clone(), metrics::track);
+    let health = if state.cfg.metrics_on_main {
+        metrics::routes()
+    } else {
+        Router::new()
+    };
     // Each route module lists its own endpoints.
     let api = Router::new()
+        .merge(health)
         .merge(oauth::routes())
         .merge(api::routes())
         .merge(gateway::routes())
@@ -208,14 +250,17 @@ pub fn app(state: AppState) -> Router {
         .with_state(state);
 
     // Layers wrap from the bottom up, so a request meets them top to bottom:
+    // 0. metrics: the request counted by route and status, its latency;
     // 0. the request's log span and its closing line (status, latency);
     // 1. catch-panic: a bug in any handler becomes a 500, not a dropped connection;
-    // 2. security headers on every response (pages can never be framed);
+    // 2. security headers on every response (pages can never be framed, nor stored; HSTS);
     // 3. header-size limit, before any handler work;
     // 4. a whole-request timeout (408), so slow clients cannot hold a worker;
     // 5. OAuth-shaped 413s for the OAuth endpoints;
-    // 6. the body-size limit, enforced when a handler reads the body.
+    // 6. input no endpoint accepts (NUL characters), refused in one place (`input`);
+    // 7. the body-size limit, enforced when a handler reads the body.
     api.layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(input::refuse_nul))
         .layer(middleware::from_fn(shape_errors))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
         .layer(middleware::from_fn(limit_headers))
@@ -226,23 +271,29 @@ pub fn app(state: AppState) -> Router {
         .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer")))
+        .layer(page_headers)
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(log::trace_layer())
+        .layer(track)
 }
 
-/// Serves until `shutdown` resolves. Client addresses are passed to handlers for throttling.
+/// Health and metrics alone, for `serve --metrics-listen`.
+pub fn metrics_app(state: AppState) -> Router {
+    metrics::routes().with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then closes within the drain bound (see [`edge`]). Client
+/// addresses are passed to handlers for throttling.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let db = state.db.clone();
-    let served = axum::serve(
-        listener,
-        app(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let edge = state.cfg.edge;
+    let closing = state.closing.clone();
+    let served = edge::serve(listener, app(state), edge, closing, shutdown).await;
+    // The WAL is merged into the database before the process ends (SQLite; a no-op otherwise).
     db.checkpoint().await;
     served
 }

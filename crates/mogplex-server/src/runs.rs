@@ -25,9 +25,13 @@ use mogplex_protocol::{AppendedRunEvent, RunInfo, V1Ok};
 use std::time::Duration;
 use tokio::sync::broadcast;
 
-/// Events a single event may hold, and history read per query.
+/// The largest event (larger ones are 413), and history read per query. The runs an account
+/// may create per day (429) and the events a run may hold (413) are in [`crate::Config`].
 const MAX_EVENT_BYTES: usize = 64 * 1024;
 const PAGE: i64 = 500;
+/// The window of the runs-per-account cap, and the wait a refusal advises.
+const DAY: i64 = 24 * 3600;
+const DAY_RETRY: axum::http::HeaderValue = axum::http::HeaderValue::from_static("3600");
 
 /// The in-process announcement of appended events: `(run_id, seq)`.
 #[derive(Debug, Clone)]
@@ -85,6 +89,24 @@ pub async fn create(
             .take(200)
             .collect()
     };
+    let made =
+        s.db.runs_created_since(&p.user_id, crate::crypto::now() - DAY)
+            .await?;
+    if made >= s.cfg.runs_per_day {
+        let mut r = AppError::V1 {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "rate_limited",
+            message: format!(
+                "this account created {} runs in the last 24 hours, the most allowed; try again later",
+                s.cfg.runs_per_day
+            ),
+            bearer_error: None,
+        }
+        .into_response();
+        r.headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, DAY_RETRY);
+        return Ok(r);
+    }
     let (id, created) = s.db.create_run(&p.user_id, &title).await?;
     let run = RunInfo {
         id,
@@ -124,17 +146,33 @@ pub async fn append(
     body: Bytes,
 ) -> Result<Response, AppError> {
     let p = require_principal(&s, &headers).await?;
-    if !valid_run_id(&id) || s.db.run_of(&id, &p.user_id).await?.is_none() {
+    if !valid_run_id(&id) {
         return Err(not_found());
     }
+    let (_, _, count, _) = s.db.run_of(&id, &p.user_id).await?.ok_or_else(not_found)?;
     let bad = |m: &str| AppError::V1 {
         status: StatusCode::BAD_REQUEST,
         code: "invalid_request",
         message: m.into(),
         bearer_error: None,
     };
+    let too_large = |m: String| AppError::V1 {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        code: "too_large",
+        message: m,
+        bearer_error: None,
+    };
     if body.len() > MAX_EVENT_BYTES {
-        return Err(bad("an event is at most 64 KiB"));
+        return Err(too_large(format!(
+            "an event is at most {} KiB",
+            MAX_EVENT_BYTES / 1024
+        )));
+    }
+    if count >= s.cfg.events_per_run {
+        return Err(too_large(format!(
+            "this run holds {} events, the most a run may; start a new run",
+            s.cfg.events_per_run
+        )));
     }
     let v: serde_json::Value =
         serde_json::from_slice(&body).map_err(|_| bad("an event is a JSON object"))?;
@@ -155,6 +193,8 @@ struct Follow {
     last: i64,
     pending: std::collections::VecDeque<(i64, String)>,
     rx: broadcast::Receiver<(String, i64)>,
+    /// Counts this follower in `/metrics` while the stream lives.
+    _counted: crate::metrics::SubscriberGuard,
 }
 
 pub async fn events(
@@ -175,12 +215,14 @@ pub async fn events(
         .and_then(|v| v.trim().parse::<i64>().ok())
         .unwrap_or(0)
         .max(0);
+    let counted = s.metrics.subscriber();
     let follow = Follow {
         state: s,
         run: id,
         last: after,
         pending: Default::default(),
         rx,
+        _counted: counted,
     };
     let stream = futures_util::stream::unfold(follow, |mut f| async move {
         loop {
@@ -206,7 +248,13 @@ pub async fn events(
             // Caught up: wait for an announcement about this run (or a lag, after which we
             // re-read anyway).
             loop {
-                match f.rx.recv().await {
+                let heard = tokio::select! {
+                    h = f.rx.recv() => h,
+                    // Shutdown: end the stream so the server can close (the client reconnects
+                    // with Last-Event-ID to another process, or to this one restarted).
+                    () = f.state.closing.wait() => return None,
+                };
+                match heard {
                     Ok((run, seq)) if run == f.run && seq > f.last => break,
                     Ok(_) => continue,
                     Err(broadcast::error::RecvError::Lagged(_)) => break,

@@ -9,7 +9,7 @@
 use crate::crypto::{self, now};
 use crate::db::User;
 use crate::error::AppError;
-use crate::{AppState, pages};
+use crate::{AppState, audit, pages};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Query, State};
@@ -26,10 +26,17 @@ const SESSION_TTL: i64 = 7 * 24 * 3600;
 #[derive(Debug, Default)]
 pub struct Form(Vec<(String, String)>);
 
+/// The most fields a form or query may have: no endpoint takes more than a dozen, and checking
+/// for repeats costs the square of the count.
+pub const MAX_FORM_FIELDS: usize = 64;
+
 impl Form {
     pub fn parse(body: &[u8]) -> Result<Self, String> {
         let mut pairs: Vec<(String, String)> = Vec::new();
         for (k, v) in url::form_urlencoded::parse(body) {
+            if pairs.len() == MAX_FORM_FIELDS {
+                return Err(format!("the form has more than {MAX_FORM_FIELDS} fields"));
+            }
             if pairs.iter().any(|(seen, _)| *seen == k) {
                 return Err(format!("the parameter {k} appears more than once"));
             }
@@ -198,6 +205,7 @@ pub async fn login_submit(
                 header::RETRY_AFTER,
                 HeaderValue::from((refused.until - now()).max(1)),
             );
+            audit_sign_in(&s, &addr, &email, None, Some("throttled")).await;
             return Ok(r);
         }
     };
@@ -228,7 +236,13 @@ pub async fn login_submit(
             return Ok(r);
         }
     };
+    let reason = if found.is_some() {
+        "wrong password"
+    } else {
+        "unknown account"
+    };
     let Some((user, _)) = found.filter(|_| ok) else {
+        audit_sign_in(&s, &addr, &email, None, Some(reason)).await;
         attempt.failed(&s).await?;
         return Ok((
             StatusCode::UNAUTHORIZED,
@@ -243,6 +257,21 @@ pub async fn login_submit(
             .into_response());
     };
     attempt.succeeded(&s).await?;
+    if s.db.is_disabled(&user.id).await? {
+        audit_sign_in(&s, &addr, &email, Some(&user.id), Some("account disabled")).await;
+        return Ok((
+            StatusCode::FORBIDDEN,
+            pages::login_page(
+                &csrf,
+                &next,
+                &email,
+                Some("This account is disabled. Ask the administrator of this Mogplex service."),
+                s.cfg.sign_in_note.as_deref(),
+            ),
+        )
+            .into_response());
+    }
+    audit_sign_in(&s, &addr, &email, Some(&user.id), None).await;
     let token = crypto::token("");
     s.db.create_web_session(&token, &user.id, SESSION_TTL)
         .await?;
@@ -258,6 +287,28 @@ pub async fn login_submit(
         ),
     );
     Ok(r)
+}
+
+/// The audit record of a sign-in attempt: the email only when it looks like one (a password
+/// typed into the email field stays out of the log).
+async fn audit_sign_in(
+    s: &AppState,
+    addr: &SocketAddr,
+    email: &str,
+    user_id: Option<&str>,
+    failure: Option<&str>,
+) {
+    let mut e = audit::Event::new(audit::kind::SIGN_IN).client(addr);
+    if email.contains('@') && !email.chars().any(char::is_whitespace) {
+        e = e.email(email);
+    }
+    if let Some(id) = user_id {
+        e = e.user(id);
+    }
+    if let Some(f) = failure {
+        e = e.failed(f);
+    }
+    audit::record(&s.db, e).await;
 }
 
 pub async fn logout(
@@ -442,6 +493,19 @@ pub async fn device_approve(
         ));
     };
     let decided = s.db.decide_device(&code, &user.id, approve).await?;
+    let kind = if approve {
+        audit::kind::DEVICE_APPROVED
+    } else {
+        audit::kind::DEVICE_DENIED
+    };
+    let mut e = audit::Event::new(kind)
+        .user(&user.id)
+        .email(&user.email)
+        .client(&addr);
+    if !decided {
+        e = e.failed("code expired or already used");
+    }
+    audit::record(&s.db, e).await;
     if decided {
         attempt.valid(&s).await?;
     }

@@ -37,6 +37,24 @@ pub enum Command {
     /// Manage an account's MCP server definitions
     #[command(subcommand)]
     Mcp(McpCommand),
+    /// Show the audit log (sign-ins, tokens, device approvals, administrator changes)
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Events since this time: a duration back from now (30m, 24h, 7d) or a date
+    /// (2026-12-01, 2026-12-01T08:00:00Z); default 24h
+    #[arg(long, default_value = "24h")]
+    pub since: String,
+    /// Only events of this account (email or id)
+    #[arg(long)]
+    pub user: Option<String>,
+    /// At most this many events (the oldest first)
+    #[arg(long, default_value_t = 1000)]
+    pub limit: i64,
 }
 
 #[derive(Debug, Args)]
@@ -56,6 +74,27 @@ pub struct ServeArgs {
     /// Seconds during which a refresh token just replaced may be retried (a lost response)
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(i64).range(0..=600))]
     pub refresh_grace: i64,
+    /// Allow an http:// public URL that is not loopback (only behind a TLS-terminating proxy
+    /// that is not reachable from outside, or for testing)
+    #[arg(long)]
+    pub insecure_http: bool,
+    /// Behind a reverse proxy: take the client address from the last X-Forwarded-For entry, so
+    /// throttles key on the client (never set this when clients reach the server directly)
+    #[arg(long)]
+    pub trust_proxy: bool,
+    /// Seconds a client has to send a request's headers
+    #[arg(long, default_value_t = 10)]
+    pub header_timeout: u64,
+    /// Connections one client address may hold open at once (0: no bound; behind a proxy every
+    /// client shares the proxy's address)
+    #[arg(long, default_value_t = 256)]
+    pub max_connections_per_address: usize,
+    /// Serve /health/live, /health/ready and /metrics on this address only (default: on --listen)
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Days the audit log keeps events (0: forever)
+    #[arg(long, default_value_t = 365)]
+    pub audit_retention_days: u32,
 }
 
 #[derive(Debug, Args)]
@@ -72,6 +111,9 @@ pub struct DbArg {
     /// sqlite://PATH or postgres://USER@HOST/DB
     #[arg(long, env = "MOGPLEX_DATABASE_URL")]
     pub database: String,
+    /// Print the result as JSON on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,6 +129,42 @@ pub enum UserCommand {
         /// Read the password from stdin (required, so it never appears in the process list)
         #[arg(long, required = true)]
         password_stdin: bool,
+    },
+    /// List accounts: email, id, plan, whether disabled
+    List {
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Remove an account and everything it owns (sessions, tokens, runs, MCP definitions)
+    Remove {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        email: String,
+    },
+    /// Set an account's password (read from stdin) and sign it out everywhere
+    Passwd {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        email: String,
+        /// Read the password from stdin (required, so it never appears in the process list)
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Disable an account: it cannot sign in, and every session and token it has ends
+    Disable {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        email: String,
+    },
+    /// Enable a disabled account again (its tokens stay revoked; it signs in anew)
+    Enable {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        email: String,
     },
 }
 
@@ -126,7 +204,19 @@ pub enum PatCommand {
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
     /// Add (or replace) a model: the built-in echo model, or an OpenAI-compatible upstream
-    Add(ModelAdd),
+    Add(Box<ModelAdd>),
+    /// List the catalog: slug, name, where requests go
+    List {
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Remove a model from the catalog (and from every plan)
+    Remove {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        slug: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -179,6 +269,11 @@ pub enum PlanCommand {
         #[arg(long = "model")]
         models: Vec<String>,
     },
+    /// List plans, their models and how many accounts are on each
+    List {
+        #[command(flatten)]
+        db: DbArg,
+    },
     /// Give an account a plan
     Assign {
         #[command(flatten)]
@@ -193,7 +288,23 @@ pub enum PlanCommand {
 #[derive(Debug, Subcommand)]
 pub enum McpCommand {
     /// Add (or replace) an MCP server for an account: a command (stdio) or a URL (http)
-    Add(McpAdd),
+    Add(Box<McpAdd>),
+    /// List an account's MCP servers (secret values are never shown)
+    List {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        email: String,
+    },
+    /// Remove an MCP server from an account
+    Remove {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -216,7 +327,8 @@ pub struct McpAdd {
     /// An environment variable for the command, K=V
     #[arg(long = "env", requires = "command")]
     pub env: Vec<String>,
-    /// Like --env, stored encrypted (needs MOGPLEX_SECRETS_KEY)
+    /// An environment variable stored encrypted (needs MOGPLEX_SECRETS_KEY): NAME takes the value
+    /// of $NAME, NAME=env:VAR that of $VAR, NAME=- reads it from stdin
     #[arg(long = "secret-env", requires = "command")]
     pub secret_env: Vec<String>,
     /// The URL of an http server
@@ -225,7 +337,8 @@ pub struct McpAdd {
     /// An HTTP header for the server, K=V
     #[arg(long = "header", requires = "url")]
     pub headers: Vec<String>,
-    /// Like --header, stored encrypted (needs MOGPLEX_SECRETS_KEY)
+    /// An HTTP header stored encrypted (needs MOGPLEX_SECRETS_KEY): NAME=env:VAR takes the value
+    /// of $VAR, NAME=- reads it from stdin, NAME alone takes $NAME
     #[arg(long = "secret-header", requires = "url")]
     pub secret_headers: Vec<String>,
 }

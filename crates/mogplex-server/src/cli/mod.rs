@@ -1,8 +1,11 @@
 //! The `mogplex-server` binary's commands: [`args`] defines the command line, and each command
 //! group has its module ([`serve`] for `serve` and `dev`, then `user`, `pat`, `model`, `plan`,
-//! `mcp`). What they share is here: the failure type, opening the database, finding an account.
+//! `mcp`, `audit`). What they share is here: the failure type, opening the database, finding an
+//! account, printing a result as text or (`--json`) as one JSON document, and the audit record
+//! of an administrator's change.
 
 pub mod args;
+mod audit;
 mod mcp;
 mod model;
 mod pat;
@@ -47,6 +50,7 @@ pub async fn run(cmd: Command) -> Result<(), Failure> {
         Command::Model(c) => model::run(c).await,
         Command::Plan(c) => plan::run(c).await,
         Command::Mcp(c) => mcp::run(c).await,
+        Command::Audit(a) => audit::run(a).await,
     }
 }
 
@@ -85,4 +89,22 @@ fn http_url(flag: &str, value: &str) -> Result<(), Failure> {
 /// A storage failure of an admin command, as it reads.
 fn storage(e: impl std::fmt::Display) -> Failure {
     Failure::new(e.to_string())
+}
+
+/// Prints a command's result: `value` as JSON with `--json`, else `text`.
+fn say(json: bool, value: serde_json::Value, text: impl std::fmt::Display) {
+    if json {
+        println!("{value}");
+    } else {
+        println!("{text}");
+    }
+}
+
+/// Records an administrator's change in the audit log (`what` says which command and on what).
+async fn audited(db: &Db, what: impl Into<String>, user: Option<(&str, &str)>) {
+    let mut e = mogplex_server::audit::Event::new(mogplex_server::audit::kind::ADMIN).detail(what);
+    if let Some((id, email)) = user {
+        e = e.user(id).email(email);
+    }
+    mogplex_server::audit::record(db, e).await;
 }

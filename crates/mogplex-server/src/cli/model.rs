@@ -1,9 +1,10 @@
-//! `mogplex-server model add`: the model catalog, and where each model's requests go.
+//! `mogplex-server model add|list|remove`: the model catalog, and where each model's requests go.
 
 use super::args::{ModelAdd, ModelCommand};
-use super::{Failure, connect, http_url};
+use super::{Failure, audited, connect, http_url, say, storage};
 use mogplex_protocol::{CliModel, ModelCaps, Pricing};
 use mogplex_server::db::ModelRow;
+use serde_json::json;
 
 /// The capabilities `--caps` accepts.
 const CAPS: [&str; 4] = [
@@ -15,7 +16,45 @@ const CAPS: [&str; 4] = [
 
 pub async fn run(cmd: ModelCommand) -> Result<(), Failure> {
     match cmd {
-        ModelCommand::Add(a) => add(a).await,
+        ModelCommand::Add(a) => add(*a).await,
+        ModelCommand::List { db } => {
+            let json = db.json;
+            let db = connect(&db.database).await?;
+            let rows = db.list_models().await.map_err(storage)?;
+            if json {
+                let list: Vec<_> = rows
+                    .iter()
+                    .map(|m| {
+                        json!({"slug": m.slug, "provider": m.provider, "display_name": m.display_name,
+                               "upstream": m.upstream_kind, "upstream_url": m.upstream_base_url,
+                               "upstream_key_env": m.upstream_key_env, "upstream_model": m.upstream_model})
+                    })
+                    .collect();
+                println!("{}", json!({ "models": list }));
+            } else {
+                for m in rows {
+                    let to = m.upstream_base_url.as_deref().unwrap_or(&m.upstream_kind);
+                    println!("{}\t{}\t{}", m.slug, m.display_name, to);
+                }
+            }
+            Ok(())
+        }
+        ModelCommand::Remove { db, slug } => {
+            let json = db.json;
+            let db = connect(&db.database).await?;
+            if !db.remove_model(slug.trim()).await.map_err(storage)? {
+                return Err(Failure::new(format!("there is no model {slug}"))
+                    .hint("see `mogplex-server model list`")
+                    .usage());
+            }
+            audited(&db, format!("model remove {}", slug.trim()), None).await;
+            say(
+                json,
+                json!({"removed": slug.trim()}),
+                format!("Removed the model {} (and from every plan)", slug.trim()),
+            );
+            Ok(())
+        }
     }
 }
 
@@ -82,10 +121,16 @@ async fn add(a: ModelAdd) -> Result<(), Failure> {
         upstream_key_env,
         upstream_model,
     };
+    let json = db.json;
     let db = connect(&db.database).await?;
     db.upsert_model(&row)
         .await
         .map_err(|e| Failure::new(format!("cannot store the model: {e}")))?;
-    println!("Stored the model {slug}");
+    audited(&db, format!("model add {slug}"), None).await;
+    say(
+        json,
+        json!({"stored": slug}),
+        format!("Stored the model {slug}"),
+    );
     Ok(())
 }

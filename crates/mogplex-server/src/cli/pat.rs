@@ -2,7 +2,9 @@
 
 use super::args::PatCommand;
 use super::{Failure, connect, storage, user_id};
+use mogplex_server::audit::{self, Event, kind};
 use mogplex_server::crypto;
+use serde_json::json;
 
 pub async fn run(cmd: PatCommand) -> Result<(), Failure> {
     match cmd {
@@ -12,6 +14,7 @@ pub async fn run(cmd: PatCommand) -> Result<(), Failure> {
             name,
             expires_in_days,
         } => {
+            let json = db.json;
             let db = connect(&db.database).await?;
             let uid = user_id(&db, &email).await?;
             let token = crypto::personal_access_token();
@@ -20,6 +23,18 @@ pub async fn run(cmd: PatCommand) -> Result<(), Failure> {
                 .create_pat(&uid, &name, &token, expires)
                 .await
                 .map_err(|e| Failure::new(format!("cannot create the token: {e}")))?;
+            let e = Event::new(kind::PAT_CREATED)
+                .user(&uid)
+                .email(&email)
+                .detail(format!("{} ({}) {name}", row.id, row.prefix));
+            audit::record(&db, e).await;
+            if json {
+                println!(
+                    "{}",
+                    json!({"id": row.id, "prefix": row.prefix, "name": row.name, "expires_at": row.expires_at, "token": token})
+                );
+                return Ok(());
+            }
             eprintln!(
                 "Created personal access token {} ({}) for {email}; it is shown once:",
                 row.id, row.prefix
@@ -28,10 +43,26 @@ pub async fn run(cmd: PatCommand) -> Result<(), Failure> {
             Ok(())
         }
         PatCommand::Revoke { db, email, id } => {
+            let json = db.json;
             let db = connect(&db.database).await?;
             let uid = user_id(&db, &email).await?;
             if db.revoke_pat(&uid, id.trim()).await.map_err(storage)? {
-                println!("Revoked the personal access token");
+                // The id, never the token (which `--id` also accepts).
+                let shown = if id.trim().starts_with("pat_") {
+                    id.trim()
+                } else {
+                    "(given by value)"
+                };
+                let e = Event::new(kind::PAT_REVOKED)
+                    .user(&uid)
+                    .email(&email)
+                    .detail(shown.to_owned());
+                audit::record(&db, e).await;
+                if json {
+                    println!("{}", json!({"revoked": true}));
+                } else {
+                    println!("Revoked the personal access token");
+                }
                 Ok(())
             } else {
                 Err(Failure::new(format!(
@@ -42,9 +73,20 @@ pub async fn run(cmd: PatCommand) -> Result<(), Failure> {
             }
         }
         PatCommand::List { db, email } => {
+            let json = db.json;
             let db = connect(&db.database).await?;
             let uid = user_id(&db, &email).await?;
-            for p in db.list_pats(&uid).await.map_err(storage)? {
+            let rows = db.list_pats(&uid).await.map_err(storage)?;
+            if json {
+                let list: Vec<_> = rows
+                    .iter()
+                    .map(|p| json!({"id": p.id, "prefix": p.prefix, "name": p.name, "created_at": p.created_at,
+                                    "expires_at": p.expires_at, "revoked_at": p.revoked_at}))
+                    .collect();
+                println!("{}", json!({ "tokens": list }));
+                return Ok(());
+            }
+            for p in rows {
                 let state = if p.revoked_at.is_some() {
                     "revoked"
                 } else if p.expires_at.is_some_and(|e| e <= crypto::now()) {

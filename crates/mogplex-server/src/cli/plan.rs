@@ -1,14 +1,43 @@
-//! `mogplex-server plan create|assign`: which models an account may use.
+//! `mogplex-server plan create|list|assign`: which models an account may use.
 
 use super::args::PlanCommand;
-use super::{Failure, connect, storage, user_id};
+use super::{Failure, audited, connect, say, storage, user_id};
+use serde_json::json;
 
 pub async fn run(cmd: PlanCommand) -> Result<(), Failure> {
     match cmd {
+        PlanCommand::List { db } => {
+            let json = db.json;
+            let db = connect(&db.database).await?;
+            let plans = db.list_plans().await.map_err(storage)?;
+            if json {
+                println!("{}", json!({ "plans": plans }));
+            } else {
+                for p in plans {
+                    println!(
+                        "{}\t{} accounts\t{}",
+                        p.name,
+                        p.accounts,
+                        if p.models.is_empty() {
+                            "no models".to_owned()
+                        } else {
+                            p.models.join(", ")
+                        }
+                    );
+                }
+            }
+            Ok(())
+        }
         PlanCommand::Create { db, name, models } => {
+            let json = db.json;
             let db = connect(&db.database).await?;
             match db.set_plan(name.trim(), &models).await.map_err(storage)? {
                 Ok(_) => {
+                    audited(&db, format!("plan create {}", name.trim()), None).await;
+                    if json {
+                        println!("{}", json!({"plan": name.trim(), "models": models}));
+                        return Ok(());
+                    }
                     println!(
                         "The plan {} allows: {}",
                         name.trim(),
@@ -26,6 +55,7 @@ pub async fn run(cmd: PlanCommand) -> Result<(), Failure> {
             }
         }
         PlanCommand::Assign { db, email, plan } => {
+            let json = db.json;
             let db = connect(&db.database).await?;
             let uid = user_id(&db, &email).await?;
             let Some(pid) = db.plan_id(plan.trim()).await.map_err(storage)? else {
@@ -34,7 +64,17 @@ pub async fn run(cmd: PlanCommand) -> Result<(), Failure> {
                     .usage());
             };
             db.assign_plan(&uid, Some(&pid)).await.map_err(storage)?;
-            println!("{email} is now on the plan {}", plan.trim());
+            audited(
+                &db,
+                format!("plan assign {}", plan.trim()),
+                Some((&uid, &email)),
+            )
+            .await;
+            say(
+                json,
+                json!({"email": email, "plan": plan.trim()}),
+                format!("{email} is now on the plan {}", plan.trim()),
+            );
             Ok(())
         }
     }

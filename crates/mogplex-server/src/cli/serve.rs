@@ -16,17 +16,41 @@ pub async fn serve(a: ServeArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::new(e.to_string()))?;
     let public = a.public_url.unwrap_or_else(|| format!("http://{addr}"));
     http_url("--public-url", &public)?;
+    public_url_allowed(&public, a.insecure_http)?;
     let mut cfg = Config::new(&public);
     cfg.gateway_per_minute = a.rate_limit.max(1);
     cfg.refresh_grace = a.refresh_grace;
     sqlite_files(&a.database)?;
+    cfg.edge.trust_proxy = a.trust_proxy;
+    cfg.edge.header_read_timeout = std::time::Duration::from_secs(a.header_timeout.max(1));
+    cfg.edge.max_connections_per_address = a.max_connections_per_address;
+    cfg.metrics_on_main = a.metrics_listen.is_none();
     let state = AppState::new(&a.database, cfg)
         .await
-        .map_err(|e| Failure::new(format!("cannot start: {e}")))?;
+        .map_err(|e| start_failure(&a.database, &e))?;
+    let mut metrics_at = None;
+    if let Some(m) = a.metrics_listen {
+        let ml = bind(m).await?;
+        let at = ml.local_addr().map_err(|e| Failure::new(e.to_string()))?;
+        let app = mogplex_server::metrics_app(state.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(ml, app).await {
+                tracing::error!("the metrics listener stopped: {e}");
+            }
+        });
+        metrics_at = Some(at);
+    }
+    tokio::spawn(mogplex_server::audit::prune_forever(
+        state.db.clone(),
+        a.audit_retention_days,
+    ));
     tracing::info!(
         "listening on {addr} as {public} ({} database)",
         state.db.backend()
     );
+    if let Some(at) = metrics_at {
+        tracing::info!("health and metrics on http://{at}");
+    }
     serve_until_signal(listener, state).await
 }
 
@@ -82,13 +106,76 @@ pub async fn dev(a: DevArgs) -> Result<(), Failure> {
     serve_until_signal(listener, state).await
 }
 
+/// A non-loopback `http` public URL sends passwords and tokens in the clear (and the CLI
+/// refuses to sign in to one): refused unless the operator says `--insecure-http`.
+fn public_url_allowed(public: &str, insecure_http: bool) -> Result<(), Failure> {
+    let Ok(u) = url::Url::parse(public) else {
+        return Ok(());
+    };
+    let loopback = match u.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if u.scheme() == "http" && !loopback && !insecure_http {
+        return Err(Failure::new(format!(
+            "the public URL {public} is http:// but not a loopback address: passwords and tokens would cross the network unencrypted"
+        ))
+        .hint("use an https:// public URL (terminate TLS in a reverse proxy and pass --trust-proxy), or pass --insecure-http if you really mean it")
+        .usage());
+    }
+    Ok(())
+}
+
+/// Why the server could not start, with what to check; for PostgreSQL the host and database
+/// (never the password) are named.
+fn start_failure(database: &str, e: &str) -> Failure {
+    let Ok(u) = url::Url::parse(database) else {
+        return Failure::new(format!("cannot start: {e}"));
+    };
+    if !u.scheme().starts_with("postgres") {
+        return Failure::new(format!("cannot start: {e}"))
+            .hint("check that the database file's directory exists and is writable");
+    }
+    let host = u.host_str().unwrap_or("localhost");
+    let port = u.port().unwrap_or(5432);
+    let db = u.path().trim_start_matches('/');
+    let user = if u.username().is_empty() {
+        "(default)"
+    } else {
+        u.username()
+    };
+    Failure::new(format!(
+        "cannot start: cannot reach PostgreSQL at {host}:{port}, database `{db}` as user {user}: {e}"
+    ))
+    .hint(format!(
+        "check that PostgreSQL is running and accepts connections on {host}:{port} (`pg_isready -h {host} -p {port}`), that the database `{db}` exists, and that the user may connect (pg_hba.conf, password)"
+    ))
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM.
+async fn signalled() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down");
+}
+
 async fn serve_until_signal(
     listener: tokio::net::TcpListener,
     state: AppState,
 ) -> Result<(), Failure> {
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+    let shutdown = signalled();
     mogplex_server::serve(listener, state, shutdown)
         .await
         .map_err(|e| Failure::new(format!("the server stopped: {e}")))

@@ -1,9 +1,11 @@
-//! `mogplex-server user add`: accounts, with the password read from stdin.
+//! `mogplex-server user add|list|remove|passwd|disable|enable`: accounts, with passwords read
+//! from stdin; every change is audited.
 
-use super::args::UserCommand;
-use super::{Failure, connect};
+use super::args::{DbArg, UserCommand};
+use super::{Failure, audited, connect, say, storage, user_id};
 use mogplex_server::db::Db;
 use mogplex_server::password;
+use serde_json::json;
 use std::io::{IsTerminal, Read};
 
 pub async fn run(cmd: UserCommand) -> Result<(), Failure> {
@@ -16,12 +18,100 @@ pub async fn run(cmd: UserCommand) -> Result<(), Failure> {
         } => {
             let email = check_email(&email)?;
             let password = read_password()?;
+            let json = db.json;
             let db = connect(&db.database).await?;
             let id = add_user(&db, &email, name.as_deref().unwrap_or(""), password).await?;
-            println!("Created account {email} ({id})");
+            audited(&db, "user add", Some((&id, &email))).await;
+            say(
+                json,
+                json!({"id": id, "email": email}),
+                format!("Created account {email} ({id})"),
+            );
             Ok(())
         }
+        UserCommand::List { db } => {
+            let json = db.json;
+            let db = connect(&db.database).await?;
+            let rows = db.list_accounts().await.map_err(storage)?;
+            if json {
+                println!("{}", json!({ "users": rows }));
+            } else {
+                for u in rows {
+                    println!(
+                        "{}\t{}\t{}\t{}",
+                        u.email,
+                        u.id,
+                        u.plan.as_deref().unwrap_or("-"),
+                        if u.disabled_at.is_some() {
+                            "disabled"
+                        } else {
+                            "active"
+                        }
+                    );
+                }
+            }
+            Ok(())
+        }
+        UserCommand::Remove { db, email } => {
+            let json = db.json;
+            let db = connect(&db.database).await?;
+            let uid = user_id(&db, &email).await?;
+            db.remove_account(&uid).await.map_err(storage)?;
+            audited(&db, "user remove", Some((&uid, &email))).await;
+            say(
+                json,
+                json!({"removed": email, "id": uid}),
+                format!("Removed the account {email} and everything it owned"),
+            );
+            Ok(())
+        }
+        UserCommand::Passwd {
+            db,
+            email,
+            password_stdin: _,
+        } => {
+            let password = read_password()?;
+            let json = db.json;
+            let db = connect(&db.database).await?;
+            let uid = user_id(&db, &email).await?;
+            let hash = password::hash(password).await.map_err(Failure::new)?;
+            db.set_password(&uid, &hash).await.map_err(storage)?;
+            db.sign_out_everywhere(&uid).await.map_err(storage)?;
+            audited(&db, "user passwd", Some((&uid, &email))).await;
+            say(
+                json,
+                json!({"email": email, "id": uid, "signed_out": true}),
+                format!("Set the password of {email} and signed it out everywhere"),
+            );
+            Ok(())
+        }
+        UserCommand::Disable { db, email } => set_disabled(db, email, true).await,
+        UserCommand::Enable { db, email } => set_disabled(db, email, false).await,
     }
+}
+
+async fn set_disabled(db: DbArg, email: String, disabled: bool) -> Result<(), Failure> {
+    let json = db.json;
+    let db = connect(&db.database).await?;
+    let uid = user_id(&db, &email).await?;
+    db.set_disabled(&uid, disabled).await.map_err(storage)?;
+    let what = if disabled {
+        "user disable"
+    } else {
+        "user enable"
+    };
+    audited(&db, what, Some((&uid, &email))).await;
+    let text = if disabled {
+        format!("Disabled {email}: it cannot sign in, and its sessions and tokens have ended")
+    } else {
+        format!("Enabled {email} again")
+    };
+    say(
+        json,
+        json!({"email": email, "id": uid, "disabled": disabled}),
+        text,
+    );
+    Ok(())
 }
 
 fn read_password() -> Result<String, Failure> {

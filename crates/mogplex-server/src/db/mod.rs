@@ -58,6 +58,8 @@ macro_rules! fetch_all {
     };
 }
 
+pub mod admin;
+pub mod audit;
 pub mod catalog;
 pub mod device;
 pub mod files;
@@ -69,6 +71,8 @@ pub mod runs;
 pub mod throttle;
 pub mod users;
 
+pub use admin::{AccountRow, PlanRow};
+pub use audit::AuditRow;
 pub use catalog::ModelRow;
 pub use device::DeviceRow;
 pub use oauth::{CodeRow, Grant, NextTokens, Principal, Refresh};

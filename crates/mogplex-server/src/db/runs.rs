@@ -24,6 +24,12 @@ impl Db {
         Ok((id, t))
     }
 
+    /// How many runs `user_id` created since `since` (unix seconds), for the runs-per-day cap.
+    pub async fn runs_created_since(&self, user_id: &str, since: i64) -> Result<i64, DbError> {
+        let q = "SELECT COUNT(*) FROM runs WHERE user_id = $1 AND created_at > $2";
+        Ok(fetch_optional!(self, q, [user_id, since], |r| r.int(0)).unwrap_or_default())
+    }
+
     /// The run if `user_id` owns it: (title, created_at, event count, last sequence number).
     pub async fn run_of(
         &self,

@@ -4,6 +4,7 @@
 //! per grant, is in [`token`].
 
 use crate::AppState;
+pub(crate) mod observe;
 mod token;
 pub use token::token;
 
@@ -14,7 +15,7 @@ use crate::web::{Form, signed_in_user, to_login};
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -280,6 +281,7 @@ pub(crate) fn check_client(client_id: &str) -> Result<(), AppError> {
 /// RFC 7009: 200 whether or not the token was known.
 pub async fn revoke(
     State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
@@ -288,6 +290,7 @@ pub async fn revoke(
         check_client(c)?;
     }
     let token = required(&f, "token")?;
+    observe::revoking(&s, token, &addr).await;
     s.db.revoke_token(token).await?;
     let mut r = StatusCode::OK.into_response();
     r.headers_mut()

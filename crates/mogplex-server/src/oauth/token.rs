@@ -10,26 +10,35 @@ use crate::error::AppError;
 use crate::web::Form;
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use mogplex_protocol::TokenResponse;
 use mogplex_protocol::oauth::{
     AUTHORIZATION_CODE_GRANT, DEVICE_CODE_GRANT, REFRESH_TOKEN_GRANT, error_code,
 };
+use std::net::SocketAddr;
 
 pub async fn token(
     State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
     let f = oauth_form(&headers, &body)?;
-    let client_id = required(&f, "client_id")?;
+    let answer = grant(&s, &f).await;
+    let answered = crate::oauth::observe::Answered::of(&answer);
+    crate::oauth::observe::token_answered(&s, &f, &addr, answered).await;
+    answer
+}
+
+async fn grant(s: &AppState, f: &Form) -> Result<Response, AppError> {
+    let client_id = required(f, "client_id")?;
     check_client(client_id)?;
-    match required(&f, "grant_type")? {
-        AUTHORIZATION_CODE_GRANT => authorization_code(&s, &f, client_id).await,
-        REFRESH_TOKEN_GRANT => refresh_token(&s, &f, client_id).await,
-        DEVICE_CODE_GRANT => device_code(&s, &f, client_id).await,
+    match required(f, "grant_type")? {
+        AUTHORIZATION_CODE_GRANT => authorization_code(s, f, client_id).await,
+        REFRESH_TOKEN_GRANT => refresh_token(s, f, client_id).await,
+        DEVICE_CODE_GRANT => device_code(s, f, client_id).await,
         _ => Err(AppError::oauth(
             error_code::UNSUPPORTED_GRANT_TYPE,
             "grant_type must be authorization_code, refresh_token or the device code grant",
@@ -116,8 +125,11 @@ async fn refresh_token(s: &AppState, f: &Form, client_id: &str) -> Result<Respon
             .await?;
     match rotated {
         Refresh::Rotated { grant, .. } => {
-            let scope = t.access_scope.clone().unwrap_or(grant.scope);
-            Ok(response(s, t, &scope))
+            let scope = t
+                .access_scope
+                .clone()
+                .unwrap_or_else(|| grant.scope.clone());
+            Ok(with_subject(response(s, t, &scope), &grant))
         }
         Refresh::Reused => Err(AppError::oauth(
             error_code::INVALID_GRANT,
@@ -244,5 +256,12 @@ async fn start_sign_in(s: &AppState, family_id: &str, grant: &Grant) -> Result<R
         t.refresh_expires,
     )
     .await?;
-    Ok(response(s, t, &grant.scope))
+    Ok(with_subject(response(s, t, &grant.scope), grant))
+}
+
+/// Names the account in the response's extensions, for the audit record (`oauth::observe`).
+fn with_subject(mut r: Response, grant: &Grant) -> Response {
+    r.extensions_mut()
+        .insert(crate::audit::Subject(grant.user_id.clone()));
+    r
 }

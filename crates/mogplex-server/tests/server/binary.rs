@@ -515,6 +515,8 @@ async fn mcp_definitions_with_encrypted_secrets() {
         let out = bin()
             .args(args)
             .env("MOGPLEX_SECRETS_KEY", key)
+            .env("GITHUB_TOKEN", "ghp_secretvalue123")
+            .env("MCP_AUTH", "Bearer supersecret-header-99")
             .stdin(Stdio::null())
             .output()
             .unwrap();
@@ -538,9 +540,9 @@ async fn mcp_definitions_with_encrypted_secrets() {
             "--command",
             "gh-mcp",
             "--secret-env",
-            "GITHUB_TOKEN=ghp_secretvalue123",
+            "GITHUB_TOKEN=-",
         ],
-        None,
+        Some("ghp_secretvalue123\n"),
     );
     assert_eq!(code, 1);
     assert!(
@@ -563,7 +565,7 @@ async fn mcp_definitions_with_encrypted_secrets() {
         "--env",
         "LOG=debug",
         "--secret-env",
-        "GITHUB_TOKEN=ghp_secretvalue123",
+        "GITHUB_TOKEN",
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("secret values encrypted"), "{out}");
@@ -581,7 +583,7 @@ async fn mcp_definitions_with_encrypted_secrets() {
         "--header",
         "X-Team=core",
         "--secret-header",
-        "Authorization=Bearer supersecret-header-99",
+        "Authorization=env:MCP_AUTH",
         "--disabled",
     ]);
     assert_eq!(code, 0, "{err}");

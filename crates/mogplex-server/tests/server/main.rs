@@ -1,15 +1,19 @@
 //! The account server, tested over real HTTP on SQLite and PostgreSQL alike.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin;
 mod binary;
 mod chromium;
 mod contract;
 mod device;
+mod edge;
 mod gateway;
 pub mod harness;
 mod limits;
 mod migrations;
 mod oauth;
+mod observe;
+mod ops;
 mod refresh;
 mod runs;
 mod signin;

@@ -1,0 +1,3 @@
+-- Accounts an administrator disabled (`user disable`), and the index behind the runs-per-day cap.
+ALTER TABLE users ADD COLUMN disabled_at INTEGER;
+CREATE INDEX runs_user_created ON runs(user_id, created_at);

@@ -1,0 +1,108 @@
+//! What the OAuth endpoints tell the audit log and the metrics, kept out of the grant code: every
+//! token request counts in `mogplex_oauth_grants_total{grant_type,outcome}`; tokens issued and
+//! refreshed, refused refreshes, refresh-token reuse and revocations are audited with the
+//! account (when known) and the client address. Device polls that are merely pending are counted,
+//! not audited.
+
+use crate::AppState;
+use crate::audit::{self, Event, Subject, kind};
+use crate::error::AppError;
+use crate::web::Form;
+use axum::response::Response;
+use mogplex_protocol::oauth::{
+    AUTHORIZATION_CODE_GRANT, DEVICE_CODE_GRANT, REFRESH_TOKEN_GRANT, error_code,
+};
+use std::net::SocketAddr;
+
+/// The grant label of a request: one of the three grants, `none` or `other`.
+fn grant_label(f: &Form) -> &'static str {
+    match f.get("grant_type") {
+        Some(AUTHORIZATION_CODE_GRANT) => "authorization_code",
+        Some(REFRESH_TOKEN_GRANT) => "refresh_token",
+        Some(DEVICE_CODE_GRANT) => "device_code",
+        None => "none",
+        Some(_) => "other",
+    }
+}
+
+/// Whether a refused refresh was a reuse (the grant code words it so; see `token.rs`).
+fn is_reuse(description: &str) -> bool {
+    description.contains("already used")
+}
+
+/// What the audit and the metrics need of a token answer, taken before anything is awaited (a
+/// response is not `Sync`).
+#[derive(Debug)]
+pub struct Answered {
+    outcome: &'static str,
+    description: String,
+    subject: Option<String>,
+}
+
+impl Answered {
+    pub fn of(answer: &Result<Response, AppError>) -> Self {
+        match answer {
+            Ok(r) => Self {
+                outcome: "ok",
+                description: String::new(),
+                subject: r.extensions().get::<Subject>().map(|s| s.0.clone()),
+            },
+            Err(AppError::OAuth {
+                code, description, ..
+            }) => Self {
+                outcome: code,
+                description: description.clone(),
+                subject: None,
+            },
+            Err(_) => Self {
+                outcome: error_code::SERVER_ERROR,
+                description: String::new(),
+                subject: None,
+            },
+        }
+    }
+}
+
+pub async fn token_answered(s: &AppState, f: &Form, addr: &SocketAddr, a: Answered) {
+    let grant = grant_label(f);
+    s.metrics.grant(grant, a.outcome);
+    let refresh = grant == "refresh_token";
+    let event_kind = if refresh {
+        kind::TOKEN_REFRESHED
+    } else {
+        kind::TOKEN_ISSUED
+    };
+    if a.outcome == "ok" {
+        let mut e = Event::new(event_kind).client(addr).detail(grant);
+        if let Some(user) = &a.subject {
+            e = e.user(user);
+        }
+        audit::record(&s.db, e).await;
+    } else if a.outcome == error_code::INVALID_GRANT {
+        let mut e = if refresh && is_reuse(&a.description) {
+            s.metrics.reuse_detected();
+            Event::new(kind::REFRESH_REUSE).failed("refresh token reused; its sign-in was revoked")
+        } else {
+            Event::new(event_kind).failed(a.outcome)
+        };
+        e = e.client(addr).detail(grant);
+        if refresh
+            && let Some(token) = f.get("refresh_token")
+            && let Ok(Some(user)) = s.db.refresh_token_owner(token).await
+        {
+            e = e.user(&user);
+        }
+        audit::record(&s.db, e).await;
+    }
+}
+
+/// Before a revocation: who the token belongs to, if it is a refresh token we know.
+pub async fn revoking(s: &AppState, token: &str, addr: &SocketAddr) {
+    let mut e = Event::new(kind::TOKEN_REVOKED).client(addr);
+    if let Ok(Some(user)) = s.db.refresh_token_owner(token).await {
+        e = e.user(&user).detail("refresh token: its sign-in");
+    } else {
+        e = e.detail("access token or unknown token");
+    }
+    audit::record(&s.db, e).await;
+}
