@@ -10,6 +10,7 @@ pub mod error;
 pub mod gateway;
 pub mod log;
 pub mod oauth;
+pub mod oidc;
 pub mod pages;
 pub mod password;
 pub mod runs;
@@ -51,6 +52,11 @@ pub struct Config {
     pub gateway_per_minute: u32,
     /// Said on the sign-in page (`dev` names its demo account there).
     pub sign_in_note: Option<String>,
+    /// How long an ID token is valid (and so how long a superseded signing key stays published).
+    pub id_token_ttl: i64,
+    /// How long a process keeps the signing keys it read before reading them again (less than
+    /// any rotation's lead; 0 reads them every time).
+    pub key_cache_secs: i64,
 }
 
 impl Config {
@@ -67,6 +73,8 @@ impl Config {
             env: std::collections::BTreeMap::new(),
             gateway_per_minute: 120,
             sign_in_note: None,
+            id_token_ttl: 3600,
+            key_cache_secs: 30,
         }
     }
 }
@@ -83,6 +91,8 @@ pub struct AppState {
     pub limiter: Arc<gateway::Limiter>,
     /// Announcements of appended run events.
     pub runs: runs::RunBus,
+    /// The ID token signing keys as last read.
+    pub keys: Arc<oidc::keys::KeyCache>,
 }
 
 impl Config {
@@ -118,6 +128,7 @@ impl AppState {
             http,
             limiter: Arc::default(),
             runs,
+            keys: Arc::default(),
         })
     }
 }
@@ -195,6 +206,7 @@ pub fn app(state: AppState) -> Router {
     // Each route module lists its own endpoints.
     let api = Router::new()
         .merge(oauth::routes())
+        .merge(oidc::routes())
         .merge(api::routes())
         .merge(gateway::routes())
         .merge(runs::routes())

@@ -73,7 +73,8 @@ async fn authorization_code(s: &AppState, f: &Form, client_id: &str) -> Result<R
         client_id: row.client_id,
         scope: row.scope,
     };
-    start_sign_in(s, &family_id, &grant).await
+    let ctx = crate::oidc::bind_code(s, code, &family_id).await?;
+    start_sign_in(s, &family_id, &grant, ctx).await
 }
 
 /// RFC 6749 §6: rotation on every use; a reused token revokes its sign-in. A refresh may narrow
@@ -92,7 +93,7 @@ async fn refresh_token(s: &AppState, f: &Form, client_id: &str) -> Result<Respon
         )
         .await?;
     match rotated {
-        Refresh::Rotated { grant, .. } => {
+        Refresh::Rotated { grant, family_id } => {
             if let Some(requested) = f.get("scope").filter(|v| !v.is_empty()) {
                 let granted: Vec<&str> = grant.scope.split(' ').collect();
                 if !requested
@@ -106,7 +107,8 @@ async fn refresh_token(s: &AppState, f: &Form, client_id: &str) -> Result<Respon
                     ));
                 }
             }
-            Ok(t.response(s, &grant.scope))
+            let id_token = crate::oidc::id_token(s, &family_id, &grant, None).await?;
+            Ok(t.response(s, &grant.scope, id_token))
         }
         Refresh::Reused => Err(AppError::oauth(
             error_code::INVALID_GRANT,
@@ -188,7 +190,7 @@ async fn device_code(s: &AppState, f: &Form, client_id: &str) -> Result<Response
         client_id: row.client_id,
         scope: row.scope,
     };
-    start_sign_in(s, &family_id, &grant).await
+    start_sign_in(s, &family_id, &grant, None).await
 }
 
 /// A new pair of tokens and when each expires.
@@ -211,14 +213,14 @@ impl NewTokens {
     }
 
     /// The token response: `Cache-Control: no-store` (RFC 6749 §5.1).
-    fn response(self, s: &AppState, scope: &str) -> Response {
+    fn response(self, s: &AppState, scope: &str, id_token: Option<String>) -> Response {
         let mut r = Json(TokenResponse {
             access_token: self.access,
             token_type: "Bearer".to_owned(),
             expires_in: Some(s.cfg.access_ttl),
             refresh_token: Some(self.refresh),
             scope: Some(scope.to_owned()),
-            id_token: None,
+            id_token,
         })
         .into_response();
         r.headers_mut()
@@ -229,8 +231,14 @@ impl NewTokens {
     }
 }
 
-/// Starts a new sign-in (token family) for `grant` and answers with its first tokens.
-async fn start_sign_in(s: &AppState, family_id: &str, grant: &Grant) -> Result<Response, AppError> {
+/// Starts a new sign-in (token family) for `grant` and answers with its first tokens (and an ID
+/// token, for `openid`; `ctx` is the authorization request's nonce and sign-in time).
+async fn start_sign_in(
+    s: &AppState,
+    family_id: &str,
+    grant: &Grant,
+    ctx: Option<crate::db::oidc::AuthContext>,
+) -> Result<Response, AppError> {
     let t = NewTokens::new(s);
     s.db.start_family(
         family_id,
@@ -241,5 +249,6 @@ async fn start_sign_in(s: &AppState, family_id: &str, grant: &Grant) -> Result<R
         t.refresh_expires,
     )
     .await?;
-    Ok(t.response(s, &grant.scope))
+    let id_token = crate::oidc::id_token(s, family_id, grant, ctx).await?;
+    Ok(t.response(s, &grant.scope, id_token))
 }

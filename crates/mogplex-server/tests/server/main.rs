@@ -10,6 +10,7 @@ pub mod harness;
 mod limits;
 mod migrations;
 mod oauth;
+mod oidc;
 mod runs;
 mod signin;
 mod third_party;
