@@ -37,6 +37,9 @@ pub enum Command {
     /// Manage an account's MCP server definitions
     #[command(subcommand)]
     Mcp(McpCommand),
+    /// Manage the ID token signing keys
+    #[command(subcommand)]
+    Keys(KeysCommand),
 }
 
 #[derive(Debug, Args)]
@@ -225,4 +228,23 @@ pub struct McpAdd {
     /// Like --header, stored encrypted (needs MOGPLEX_SECRETS_KEY)
     #[arg(long = "secret-header", requires = "url")]
     pub secret_headers: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a new signing key: published now, signing after the lead (needs MOGPLEX_SECRETS_KEY)
+    Rotate {
+        #[command(flatten)]
+        db: DbArg,
+        /// Seconds between publishing the new key and signing with it
+        #[arg(long, default_value_t = 300)]
+        lead: u32,
+    },
+    /// List the signing keys and where each is in its life
+    List {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        json: bool,
+    },
 }

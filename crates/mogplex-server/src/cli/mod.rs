@@ -1,8 +1,9 @@
 //! The `mogplex-server` binary's commands: [`args`] defines the command line, and each command
 //! group has its module ([`serve`] for `serve` and `dev`, then `user`, `pat`, `model`, `plan`,
-//! `mcp`). What they share is here: the failure type, opening the database, finding an account.
+//! `mcp`, `keys`). What they share is here: the failure type, opening the database, finding an account.
 
 pub mod args;
+mod keys;
 mod mcp;
 mod model;
 mod pat;
@@ -47,6 +48,7 @@ pub async fn run(cmd: Command) -> Result<(), Failure> {
         Command::Model(c) => model::run(c).await,
         Command::Plan(c) => plan::run(c).await,
         Command::Mcp(c) => mcp::run(c).await,
+        Command::Keys(c) => keys::run(c).await,
     }
 }
 

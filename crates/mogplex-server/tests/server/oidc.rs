@@ -380,3 +380,59 @@ async fn keys_rotate_without_breaking_issued_tokens(b: Backend) {
     drop(bsrv);
 }
 both!(keys_rotate_without_breaking_issued_tokens);
+
+fn server_bin(args: &[&str], secrets_key: Option<&str>) -> (i32, String, String) {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_mogplex-server"));
+    c.args(args).env_remove("MOGPLEX_SECRETS_KEY");
+    if let Some(k) = secrets_key {
+        c.env("MOGPLEX_SECRETS_KEY", k);
+    }
+    let out = c.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `keys rotate` and `keys list` against a database a server signs from.
+async fn keys_commands(b: Backend) {
+    let s = oidc_server(b).await;
+    s.user("ada@example.com").await;
+    let first = kid(&id_token_from(&s).await);
+    let db = s.database.as_str();
+
+    // Without the secrets key: a clear error, nothing added.
+    let (code, _, err) = server_bin(&["keys", "rotate", "--database", db], None);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("error: cannot make a signing key")
+            && err.contains("hint: set MOGPLEX_SECRETS_KEY"),
+        "{err}"
+    );
+    assert_eq!(s.count("SELECT COUNT(*) FROM signing_keys").await, 1);
+
+    let (code, out, err) = server_bin(
+        &["keys", "rotate", "--database", db, "--lead", "600"],
+        Some(SECRETS_KEY),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("published now, signing from"), "{out}");
+    let (code, out, _) = server_bin(&["keys", "list", "--database", db, "--json"], None);
+    assert_eq!(code, 0);
+    let listed: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let states: Vec<(&str, &str)> = listed
+        .iter()
+        .map(|k| (k["kid"].as_str().unwrap(), k["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(states[0], (first.as_str(), "current"));
+    assert_eq!(states[1].1, "next");
+    assert_eq!(jwks(&s).await.keys.len(), 2);
+    // The server still signs with the first key, and the private parts are sealed.
+    assert_eq!(kid(&id_token_from(&s).await), first);
+    assert_eq!(
+        s.count("SELECT COUNT(*) FROM signing_keys WHERE private_sealed LIKE '%PRIVATE%' OR private_sealed LIKE 'MIG%'").await,
+        0
+    );
+}
+both!(keys_commands);
