@@ -30,7 +30,8 @@ pub use hosted::{
 pub use models::{CliModel, ModelCaps, Pricing};
 pub use oauth::{
     AuthorizationServerMetadata, CALLBACK_PATH, CLIENT_ID, DEFAULT_SCOPE,
-    DeviceAuthorizationResponse, LOOPBACK_PORTS, OAuthErrorBody, TokenResponse,
+    DeviceAuthorizationResponse, IdTokenClaims, IntrospectionResponse, Jwk, JwkSet, LOOPBACK_PORTS,
+    OAuthErrorBody, OpenIdProviderMetadata, TokenResponse, UserInfo,
 };
 pub use sse::{SseEvent, SseParser};
 

@@ -1,7 +1,8 @@
 //! The OAuth 2.1 contract between the CLI (the public client `mogplex-cli`) and the account
 //! server (SPEC sections 4 and 7): the registered client, scopes, grants and redirect, the RFC
 //! 8414 metadata document, the token and device authorization responses, and the RFC 6749 §5.2
-//! error body.
+//! error body; for the OpenID provider, its discovery document, JWK set, ID token claims and
+//! userinfo, and RFC 7662 introspection.
 //!
 //! Token strings are a type parameter so each side picks its own: the server builds these with
 //! `String`, the CLI reads them into its redacting secret type. `Debug` never shows a token,
@@ -114,6 +115,123 @@ pub struct AuthorizationServerMetadata {
     pub claims_supported: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_documentation: Option<String>,
+}
+
+/// OpenID Connect Discovery 1.0 §3: the document at `/.well-known/openid-configuration`. It has
+/// the same members as the RFC 8414 document (RFC 8414 §2 defines that one as a superset of this
+/// one), with `jwks_uri`, `response_types_supported`, `subject_types_supported` and
+/// `id_token_signing_alg_values_supported` required by OpenID Connect.
+pub type OpenIdProviderMetadata = AuthorizationServerMetadata;
+
+/// The signing algorithm of the server's ID tokens (RFC 7518 §3.4: ECDSA P-256 with SHA-256).
+pub const ID_TOKEN_SIGNING_ALG: &str = "ES256";
+
+/// Client authentication methods at the token, revocation and introspection endpoints (RFC 7591
+/// §2): `none` for public clients, the two `client_secret_*` ones for confidential clients.
+pub mod auth_method {
+    pub const NONE: &str = "none";
+    pub const CLIENT_SECRET_BASIC: &str = "client_secret_basic";
+    pub const CLIENT_SECRET_POST: &str = "client_secret_post";
+}
+
+/// The claims the server puts in ID tokens and userinfo answers.
+pub const SUPPORTED_CLAIMS: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "email",
+    "email_verified",
+    "name",
+];
+
+/// Bearer token errors of RFC 6750 §3.1 (the userinfo endpoint's).
+pub mod bearer_error {
+    pub const INVALID_TOKEN: &str = "invalid_token";
+    pub const INSUFFICIENT_SCOPE: &str = "insufficient_scope";
+}
+
+/// One public key of a JSON Web Key Set (RFC 7517), as this server publishes them: EC P-256
+/// keys for ES256 (`x`, `y` base64url coordinates).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Jwk {
+    pub kty: String,
+    pub kid: String,
+    #[serde(rename = "use", default, skip_serializing_if = "Option::is_none")]
+    pub use_: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alg: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crv: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y: Option<String>,
+}
+
+/// RFC 7517 §5: the document at `jwks_uri`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JwkSet {
+    pub keys: Vec<Jwk>,
+}
+
+/// The claims of an ID token (OpenID Connect Core §2, §5.1). `aud` is one client id: this
+/// server issues each ID token to one client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdTokenClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub iat: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<String>,
+    #[serde(flatten)]
+    pub profile: UserInfo,
+}
+
+/// The userinfo answer (OpenID Connect Core §5.3.2): `sub` always; `email` and
+/// `email_verified` with the `email` scope, `name` with `profile`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserInfo {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// RFC 7662 §2.2 token introspection response. Only `active` is required; an inactive token
+/// answers `{"active": false}` and nothing else.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntrospectionResponse {
+    pub active: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
 }
 
 /// A successful token response (RFC 6749 §5.1; `id_token` from OpenID Connect). `T` is the type

@@ -6,6 +6,18 @@
 
 /// RFC 8414 authorization server metadata.
 pub const AUTHORIZATION_SERVER_METADATA: &str = "/.well-known/oauth-authorization-server";
+/// OpenID Connect Discovery 1.0: the same document with the OpenID provider's members.
+pub const OPENID_CONFIGURATION: &str = "/.well-known/openid-configuration";
+/// The prefix of every discovery document (unknown ones answer a JSON 404).
+pub const WELL_KNOWN_PREFIX: &str = "/.well-known/";
+/// The ID token signing keys (a JWK set).
+pub const JWKS: &str = "/api/auth/mcp/jwks";
+/// OpenID Connect userinfo (`GET` or `POST` with a bearer).
+pub const USERINFO: &str = "/api/auth/mcp/userinfo";
+/// RFC 7662 token introspection, for confidential clients.
+pub const INTROSPECT: &str = "/api/auth/mcp/introspect";
+/// The consent page's form posts here.
+pub const CONSENT: &str = "/api/auth/mcp/consent";
 /// The authorization endpoint (the browser's sign-in starts here).
 pub const AUTHORIZE: &str = "/api/auth/mcp/authorize";
 /// The token endpoint: authorization code, refresh token and device code grants.
@@ -55,6 +67,10 @@ pub const PLANS_PAGE: &str = "/plans-and-billing";
 /// test walks this list).
 pub const ENDPOINTS: &[(&str, &str)] = &[
     ("GET", AUTHORIZATION_SERVER_METADATA),
+    ("GET", OPENID_CONFIGURATION),
+    ("GET", JWKS),
+    ("GET", USERINFO),
+    ("POST", USERINFO),
     ("GET", AUTHORIZE),
     ("POST", TOKEN),
     ("POST", REVOKE),
@@ -97,7 +113,16 @@ mod tests {
     fn templates_and_their_fillers_agree() {
         assert_eq!(run("run_1"), RUN.replace("{id}", "run_1"));
         assert_eq!(run_events("run_1"), RUN_EVENTS.replace("{id}", "run_1"));
-        for p in [AUTHORIZE, TOKEN, REVOKE, DEVICE_AUTHORIZATION] {
+        for p in [
+            AUTHORIZE,
+            TOKEN,
+            REVOKE,
+            DEVICE_AUTHORIZATION,
+            JWKS,
+            USERINFO,
+            INTROSPECT,
+            CONSENT,
+        ] {
             assert!(p.starts_with(OAUTH_PREFIX), "{p}");
         }
         for p in [INFERENCE, INFERENCE_ALIAS] {

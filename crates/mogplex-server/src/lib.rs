@@ -15,6 +15,7 @@ pub mod input;
 pub mod log;
 pub mod metrics;
 pub mod oauth;
+pub mod oidc;
 pub mod pages;
 pub mod password;
 pub mod runs;
@@ -67,6 +68,11 @@ pub struct Config {
     pub metrics_on_main: bool,
     /// Connection bounds: header read timeout, connections per address, shutdown drain.
     pub edge: edge::Edge,
+    /// How long an ID token is valid (and so how long a superseded signing key stays published).
+    pub id_token_ttl: i64,
+    /// How long a process keeps the signing keys it read before reading them again (less than
+    /// any rotation's lead; 0 reads them every time).
+    pub key_cache_secs: i64,
 }
 
 impl Config {
@@ -88,6 +94,8 @@ impl Config {
             events_per_run: 20_000,
             metrics_on_main: true,
             edge: edge::Edge::default(),
+            id_token_ttl: 3600,
+            key_cache_secs: 30,
         }
     }
 }
@@ -108,6 +116,8 @@ pub struct AppState {
     pub closing: edge::Closing,
     /// Counters and histograms for `/metrics`.
     pub metrics: Arc<metrics::Metrics>,
+    /// The ID token signing keys as last read.
+    pub keys: Arc<oidc::keys::KeyCache>,
 }
 
 impl Config {
@@ -145,6 +155,7 @@ impl AppState {
             runs,
             closing: edge::Closing::default(),
             metrics: Arc::default(),
+            keys: Arc::default(),
         })
     }
 }
@@ -242,6 +253,7 @@ pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .merge(health)
         .merge(oauth::routes())
+        .merge(oidc::routes())
         .merge(api::routes())
         .merge(gateway::routes())
         .merge(runs::routes())

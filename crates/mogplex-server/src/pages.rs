@@ -58,7 +58,7 @@ pub fn login_page(
     layout(
         "Sign in",
         &format!(
-            "<h1>Sign in to Mogplex</h1>{err}<form method=\"post\" action=\"/login\">\
+            "<h1>Sign in to Mogplex</h1>{err}<form id=\"login\" method=\"post\" action=\"/login\">\
              <input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"next\" value=\"{}\">\
              <label for=\"email\">Email</label><input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"username\" required value=\"{}\">\
              <label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\

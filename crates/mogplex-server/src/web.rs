@@ -80,6 +80,11 @@ fn set_cookie(s: &AppState, name: &str, value: &str, same_site: &str, max_age: i
     HeaderValue::from_str(&v).unwrap_or(HeaderValue::from_static(""))
 }
 
+/// The browser session token of this request, if it sent one.
+pub(crate) fn session_token(s: &AppState, headers: &HeaderMap) -> Option<String> {
+    cookie(headers, &cookie_name(s, "mogplex_session")).filter(|t| t.len() < 128)
+}
+
 pub async fn signed_in_user(s: &AppState, headers: &HeaderMap) -> Result<Option<User>, AppError> {
     match cookie(headers, &cookie_name(s, "mogplex_session")) {
         Some(token) if token.len() < 128 => Ok(s.db.web_session_user(&token).await?),

@@ -671,7 +671,8 @@ impl std::fmt::Debug for Login {
     }
 }
 
-/// Plays a user's browser in node-oidc-provider's pages over plain HTTP: follows redirects by
+/// Plays a user's browser in node-oidc-provider's pages (and mogplex-server's sign-in and
+/// consent pages) over plain HTTP: follows redirects by
 /// hand, keeps cookies (so a second authorization in the same browser reuses the session),
 /// fills the login form, answers consent and the device pages. Stops at the client's redirect
 /// URI without fetching it.
@@ -815,14 +816,26 @@ impl HttpBrowser {
                     return Err(unexpected("the provider refused the login"));
                 }
                 submitted_login = true;
-                let fields = vec![
-                    ("login".to_owned(), login.login.clone()),
-                    ("password".to_owned(), login.password.clone()),
-                ];
+                // The provider's form names the account `login`; mogplex-server's names it
+                // `email` and carries hidden fields (CSRF, where to go next) to send back.
+                let account_field = if form.fields.iter().any(|(n, _)| n == "email") {
+                    "email"
+                } else {
+                    "login"
+                };
+                let mut fields: Vec<(String, String)> = form
+                    .fields
+                    .iter()
+                    .filter(|(n, _)| !matches!(n.as_str(), "login" | "email" | "password"))
+                    .cloned()
+                    .collect();
+                fields.push((account_field.to_owned(), login.login.clone()));
+                fields.push(("password".to_owned(), login.password.clone()));
                 step = Step::Post(form.action(&url)?, fields);
             } else if let Some(form) = Form::find(&body, "consent") {
                 let decision = if login.allow { "allow" } else { "deny" };
-                let fields = vec![("decision".to_owned(), decision.to_owned())];
+                let mut fields = form.fields_except("decision");
+                fields.push(("decision".to_owned(), decision.to_owned()));
                 step = Step::Post(form.action(&url)?, fields);
             } else if let Some(form) = Form::find(&body, "op.deviceInputForm") {
                 let code = user_code.ok_or_else(|| unexpected("a device code page"))?;

@@ -39,6 +39,9 @@ pub enum Command {
     Mcp(McpCommand),
     /// Show the audit log (sign-ins, tokens, device approvals, administrator changes)
     Audit(AuditArgs),
+    /// Manage the ID token signing keys
+    #[command(subcommand)]
+    Keys(KeysCommand),
 }
 
 #[derive(Debug, Args)]
@@ -341,4 +344,23 @@ pub struct McpAdd {
     /// of $VAR, NAME=- reads it from stdin, NAME alone takes $NAME
     #[arg(long = "secret-header", requires = "url")]
     pub secret_headers: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a new signing key: published now, signing after the lead (needs MOGPLEX_SECRETS_KEY)
+    Rotate {
+        #[command(flatten)]
+        db: DbArg,
+        /// Seconds between publishing the new key and signing with it
+        #[arg(long, default_value_t = 300)]
+        lead: u32,
+    },
+    /// List the signing keys and where each is in its life
+    List {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        json: bool,
+    },
 }

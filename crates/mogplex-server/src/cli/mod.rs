@@ -1,11 +1,12 @@
 //! The `mogplex-server` binary's commands: [`args`] defines the command line, and each command
 //! group has its module ([`serve`] for `serve` and `dev`, then `user`, `pat`, `model`, `plan`,
-//! `mcp`, `audit`). What they share is here: the failure type, opening the database, finding an
+//! `mcp`, `audit`, `keys`). What they share is here: the failure type, opening the database, finding an
 //! account, printing a result as text or (`--json`) as one JSON document, and the audit record
 //! of an administrator's change.
 
 pub mod args;
 mod audit;
+mod keys;
 mod mcp;
 mod model;
 mod pat;
@@ -51,6 +52,7 @@ pub async fn run(cmd: Command) -> Result<(), Failure> {
         Command::Plan(c) => plan::run(c).await,
         Command::Mcp(c) => mcp::run(c).await,
         Command::Audit(a) => audit::run(a).await,
+        Command::Keys(c) => keys::run(c).await,
     }
 }
 

@@ -51,6 +51,11 @@ pub async fn serve(a: ServeArgs) -> Result<(), Failure> {
     if let Some(at) = metrics_at {
         tracing::info!("health and metrics on http://{at}");
     }
+    if mogplex_server::secrets::SecretBox::from_config(&state.cfg).is_err() {
+        tracing::warn!(
+            "OpenID Connect is off: set MOGPLEX_SECRETS_KEY (32 random bytes, base64) to issue ID tokens"
+        );
+    }
     serve_until_signal(listener, state).await
 }
 
@@ -90,6 +95,13 @@ pub async fn dev(a: DevArgs) -> Result<(), Failure> {
     let (email, password) = seed_demo(&state.db, &dir).await?;
     // Loopback only, for development: the sign-in page names the demo account.
     let mut cfg = (*state.cfg).clone();
+    // OpenID Connect on out of the box: a secrets key kept in the data directory.
+    if cfg.var(mogplex_server::secrets::KEY_VAR).is_none() {
+        cfg.env.insert(
+            mogplex_server::secrets::KEY_VAR.into(),
+            dev_secrets_key(&dir)?,
+        );
+    }
     cfg.sign_in_note = Some(format!(
         "Development server. Demo account: {email}, password: {password}"
     ));
@@ -254,4 +266,31 @@ async fn seed_demo(db: &Db, dir: &std::path::Path) -> Result<(String, String), F
         .and_then(|_| std::fs::set_permissions(&pw_file, std::fs::Permissions::from_mode(0o600)))
         .map_err(|e| Failure::new(format!("cannot write {}: {e}", pw_file.display())))?;
     Ok((email, password))
+}
+
+/// The development server's secrets key, made once and kept (0600) in its data directory.
+fn dev_secrets_key(dir: &std::path::Path) -> Result<String, Failure> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = dir.join("secrets-key");
+    if let Ok(k) = std::fs::read_to_string(&file) {
+        return Ok(k.trim().to_owned());
+    }
+    use base64::Engine;
+    let key = base64::engine::general_purpose::STANDARD.encode(crypto::random_bytes::<32>());
+    // Written whole under another name, readable by the owner only from the start, then renamed.
+    let tmp = dir.join("secrets-key.tmp");
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .and_then(|mut f| {
+            use std::io::Write;
+            f.write_all(format!("{key}\n").as_bytes())?;
+            f.sync_all()
+        })
+        .and_then(|_| std::fs::rename(&tmp, &file));
+    written.map_err(|e| Failure::new(format!("cannot write {}: {e}", file.display())))?;
+    Ok(key)
 }

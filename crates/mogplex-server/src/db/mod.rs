@@ -11,7 +11,8 @@
 //! Domains: [`users`] (accounts, browser sessions, throttles), [`oauth`] (authorization codes,
 //! token families, access and refresh tokens, the bearer check), [`device`] (device grants),
 //! [`catalog`] (models and plans), [`mcp`] (MCP server definitions), [`runs`], [`pats`]
-//! (personal access tokens); [`migrate`] keeps the schema current.
+//! (personal access tokens), [`keys`] (ID token signing keys), [`oidc`] (what ID tokens need
+//! beyond the grant); [`migrate`] keeps the schema current.
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -63,9 +64,11 @@ pub mod audit;
 pub mod catalog;
 pub mod device;
 pub mod files;
+pub mod keys;
 pub mod mcp;
 pub mod migrate;
 pub mod oauth;
+pub mod oidc;
 pub mod pats;
 pub mod runs;
 pub mod throttle;

@@ -214,10 +214,17 @@ pub async fn authorize(
         ));
     };
 
+    let (nonce, _ask_consent) = match crate::oidc::check_request(&q) {
+        Ok(v) => v,
+        Err((code, desc)) => return Ok(fail(code, &desc)),
+    };
+
     let Some(user) = signed_in_user(&s, &headers).await? else {
         return Ok(to_login(&format!("{}?{raw}", routes::AUTHORIZE)));
     };
     let code = crypto::token("mog_ac_");
+    let expires_at = now() + s.cfg.code_ttl;
+    crate::oidc::save_context(&s, &headers, &code, &scope, nonce, expires_at).await?;
     s.db.create_code(
         &code,
         &CodeRow {
@@ -226,7 +233,7 @@ pub async fn authorize(
             redirect_uri: redirect_uri.to_owned(),
             code_challenge: challenge,
             scope,
-            expires_at: now() + s.cfg.code_ttl,
+            expires_at,
         },
     )
     .await?;

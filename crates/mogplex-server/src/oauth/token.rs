@@ -82,7 +82,8 @@ async fn authorization_code(s: &AppState, f: &Form, client_id: &str) -> Result<R
         client_id: row.client_id,
         scope: row.scope,
     };
-    start_sign_in(s, &family_id, &grant).await
+    let ctx = crate::oidc::bind_code(s, code, &family_id).await?;
+    start_sign_in(s, &family_id, &grant, ctx).await
 }
 
 /// RFC 6749 §6: rotation on every use; a reused token revokes its sign-in, except a retry of the
@@ -124,12 +125,13 @@ async fn refresh_token(s: &AppState, f: &Form, client_id: &str) -> Result<Respon
         s.db.rotate_refresh(refresh, client_id, &t, s.cfg.refresh_grace)
             .await?;
     match rotated {
-        Refresh::Rotated { grant, .. } => {
+        Refresh::Rotated { grant, family_id } => {
             let scope = t
                 .access_scope
                 .clone()
                 .unwrap_or_else(|| grant.scope.clone());
-            Ok(with_subject(response(s, t, &scope), &grant))
+            let id_token = crate::oidc::id_token(s, &family_id, &grant, None).await?;
+            Ok(with_subject(response(s, t, &scope, id_token), &grant))
         }
         Refresh::Reused => Err(AppError::oauth(
             error_code::INVALID_GRANT,
@@ -211,7 +213,7 @@ async fn device_code(s: &AppState, f: &Form, client_id: &str) -> Result<Response
         client_id: row.client_id,
         scope: row.scope,
     };
-    start_sign_in(s, &family_id, &grant).await
+    start_sign_in(s, &family_id, &grant, None).await
 }
 
 /// A new pair of tokens and when each expires.
@@ -227,14 +229,14 @@ fn new_tokens(s: &AppState) -> NextTokens {
 }
 
 /// The token response: `Cache-Control: no-store` (RFC 6749 §5.1).
-fn response(s: &AppState, t: NextTokens, scope: &str) -> Response {
+fn response(s: &AppState, t: NextTokens, scope: &str, id_token: Option<String>) -> Response {
     let mut r = Json(TokenResponse {
         access_token: t.access,
         token_type: "Bearer".to_owned(),
         expires_in: Some(s.cfg.access_ttl),
         refresh_token: Some(t.refresh),
         scope: Some(scope.to_owned()),
-        id_token: None,
+        id_token,
     })
     .into_response();
     r.headers_mut()
@@ -244,8 +246,14 @@ fn response(s: &AppState, t: NextTokens, scope: &str) -> Response {
     r
 }
 
-/// Starts a new sign-in (token family) for `grant` and answers with its first tokens.
-async fn start_sign_in(s: &AppState, family_id: &str, grant: &Grant) -> Result<Response, AppError> {
+/// Starts a new sign-in (token family) for `grant` and answers with its first tokens (and an ID
+/// token, for `openid`; `ctx` is the authorization request's nonce and sign-in time).
+async fn start_sign_in(
+    s: &AppState,
+    family_id: &str,
+    grant: &Grant,
+    ctx: Option<crate::db::oidc::AuthContext>,
+) -> Result<Response, AppError> {
     let t = new_tokens(s);
     s.db.start_family(
         family_id,
@@ -256,7 +264,8 @@ async fn start_sign_in(s: &AppState, family_id: &str, grant: &Grant) -> Result<R
         t.refresh_expires,
     )
     .await?;
-    Ok(with_subject(response(s, t, &grant.scope), grant))
+    let id_token = crate::oidc::id_token(s, family_id, grant, ctx).await?;
+    Ok(with_subject(response(s, t, &grant.scope, id_token), grant))
 }
 
 /// Names the account in the response's extensions, for the audit record (`oauth::observe`).

@@ -46,6 +46,11 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let mut cfg = Config::new(&url);
+        // OpenID Connect on, as a deployment with its secrets key has it (a tweak may remove it).
+        cfg.env.insert(
+            "MOGPLEX_SECRETS_KEY".into(),
+            "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".into(),
+        );
         tweak(&mut cfg);
         let state = AppState::new(database, cfg).await.unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -13,6 +13,7 @@ mod limits;
 mod migrations;
 mod oauth;
 mod observe;
+mod oidc;
 mod ops;
 mod refresh;
 mod runs;
