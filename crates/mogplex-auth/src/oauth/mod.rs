@@ -349,12 +349,18 @@ impl OAuthClient {
             if let Some(n) = nonce {
                 q.append_pair("nonce", n);
             }
-            let offline = self.scope.split(' ').any(|s| s == "offline_access");
-            if offline && self.wants_openid() && !self.is_hosted() {
+            if self.asks_consent() {
                 q.append_pair("prompt", "consent");
             }
         }
         Ok(u)
+    }
+
+    /// Whether to send `prompt=consent`: `openid` with `offline_access`, to a server other than
+    /// the hosted service (OpenID Connect Core section 11).
+    fn asks_consent(&self) -> bool {
+        let offline = self.scope.split(' ').any(|s| s == "offline_access");
+        offline && self.wants_openid() && !self.is_hosted()
     }
 
     /// Whether this is the hosted Mogplex service (which registers exact redirect URIs).

@@ -8,6 +8,7 @@ mod escapes;
 mod hosted;
 mod leak;
 mod messages;
+mod oidc;
 mod precedence;
 mod screens;
 mod signin;
