@@ -269,11 +269,14 @@ fn assert_refused(home: &TestHome, code: i32, err: &str, problem: &str, hint: &s
     assert!(!home.auth_path().exists(), "no credential stored:\n{err}");
 }
 
+/// A change to the good metadata document.
+type Change = Box<dyn Fn(&mut Value)>;
+
 #[test]
 fn metadata_that_cannot_be_used_is_refused_before_signing_in() {
     let fake = Fake::start();
     let url = fake.url.clone();
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, &str, &str)> = vec![
+    let cases: Vec<(&str, Change, &str, &str)> = vec![
         (
             "lacks fields",
             Box::new(|m| {
