@@ -245,3 +245,72 @@ fn path_insertion_and_the_client_settings_from_the_environment() {
         "{stderr}"
     );
 }
+
+/// Sends raw bytes to a loopback port and returns the whole answer.
+fn raw(port: u16, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out
+}
+
+/// The stand-down address ignores a web page's GET (an `<img>` is enough to send one), a form
+/// post, a wrong secret, and the right secret in a GET; a sign-in started in another home (for
+/// another server) cannot stop a waiting one either, and takes the other port. The waiting
+/// sign-in then completes.
+#[test]
+fn only_the_same_homes_mogplex_can_ask_a_waiting_sign_in_to_stand_down() {
+    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let provider = OidcProvider::start(OidcConfig::default());
+    let home = TestHome::new();
+    let mut login = login_at(&home, provider.issuer(), &["login", "mogplex"], &[]);
+    let authorize = authorize_address(&mut login);
+    login.wait_for("Waiting for the sign-in");
+    let redirect = url::Url::parse(&param(&authorize, "redirect_uri").unwrap()).unwrap();
+    assert_eq!(redirect.port(), Some(24816));
+    let secret_file = home.home.join("login-24816.stand-down");
+    assert_eq!(mode(&secret_file), 0o600);
+    let secret = std::fs::read_to_string(&secret_file).unwrap();
+
+    let host = "host: 127.0.0.1:24816\r\n";
+    for request in [
+        format!("GET /auth/stand-down HTTP/1.1\r\n{host}accept: image/*\r\n\r\n"),
+        format!(
+            "POST /auth/stand-down HTTP/1.1\r\n{host}origin: https://evil.example\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 3\r\n\r\nx=1"
+        ),
+        format!(
+            "POST /auth/stand-down HTTP/1.1\r\n{host}x-mogplex-stand-down: guessed\r\ncontent-length: 0\r\n\r\n"
+        ),
+        format!("GET /auth/stand-down HTTP/1.1\r\n{host}x-mogplex-stand-down: {secret}\r\n\r\n"),
+    ] {
+        let answer = raw(24816, &request);
+        assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
+    }
+    assert!(login.child.try_wait().unwrap().is_none(), "still waiting");
+
+    let elsewhere = OidcProvider::start(OidcConfig::default());
+    let other = TestHome::new();
+    let mut second = login_at(&other, elsewhere.issuer(), &["login", "mogplex"], &[]);
+    let second_authorize = authorize_address(&mut second);
+    let second_redirect = param(&second_authorize, "redirect_uri").unwrap();
+    assert!(second_redirect.contains(":24818/"), "{second_redirect}");
+    assert!(login.child.try_wait().unwrap().is_none(), "still waiting");
+
+    let back = peers::block_on(HttpBrowser::new().authorize(authorize.as_str(), &alice())).unwrap();
+    assert!(deliver(&back).starts_with("HTTP/1.1 200"));
+    let (code, out, err) = login.finish();
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert_eq!(out.trim(), "Signed in as alice@example.com");
+    assert!(!secret_file.exists(), "the secret goes with the listener");
+
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&second.child),
+        rustix::process::Signal::INT,
+    )
+    .unwrap();
+    let (code, _, _) = second.finish();
+    assert_eq!(code, 130);
+}
