@@ -654,19 +654,11 @@ mod tests {
             .expect("the wait is still going")
     }
 
-    fn listening() -> (
-        u16,
-        tokio::task::JoinHandle<Result<Callback, LoopbackError>>,
-        mpsc::UnboundedReceiver<Notice>,
-    ) {
-        let dir = tempfile::tempdir().unwrap().keep();
-        listening_in(&dir)
-    }
-
     #[tokio::test]
     async fn silent_and_half_requests_are_cut_off_and_the_callback_still_arrives() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let (port, wait, _notices) = listening();
+        let home = tempfile::tempdir().unwrap();
+        let (port, wait, _notices) = listening_in(home.path());
         let mut silent = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         let mut half = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         half.write_all(b"GET /auth/callback?code=c0&state=s HTTP/1.1\r\nhost: x\r\n")

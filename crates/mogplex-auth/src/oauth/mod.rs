@@ -305,13 +305,13 @@ impl OAuthClient {
         }
         Err(OAuthError::Misconfigured {
             server: expected.clone(),
-            problem: match not_metadata {
-                Some(url) => format!("it publishes no authorization server metadata ({url} is not JSON, and {} answered with none)", tried.len() - 1),
-                None => format!(
-                    "it publishes no authorization server metadata (tried {})",
-                    tried.join(", ")
-                ),
-            },
+            problem: format!(
+                "it publishes no authorization server metadata (tried {}{})",
+                tried.join(", "),
+                not_metadata
+                    .map(|url| format!("; {url} answered with something that is not JSON"))
+                    .unwrap_or_default()
+            ),
             fix: "set MOGPLEX_URL to the server's issuer; the server must publish RFC 8414 or OpenID Connect discovery metadata".into(),
         })
     }
