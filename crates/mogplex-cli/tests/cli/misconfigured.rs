@@ -30,6 +30,8 @@ enum IdToken {
     OtherAudience,
     /// Signed by a key that is not in the JWKS.
     Forged,
+    /// Carrying another nonce than the authorization request's.
+    OtherNonce,
 }
 
 struct Shared {
@@ -84,8 +86,13 @@ impl Shared {
         } else {
             "mogplex-cli"
         };
+        let nonce = if self.id_token == IdToken::OtherNonce {
+            Some("replayed-from-another-sign-in".to_owned())
+        } else {
+            self.nonce.clone()
+        };
         let claims = json!({"iss": self.url, "sub": "carol", "aud": aud, "exp": now + 300,
-            "iat": now, "nonce": self.nonce, "email": "carol@example.com"});
+            "iat": now, "nonce": nonce, "email": "carol@example.com"});
         let body = B64.encode(claims.to_string());
         match self.id_token {
             IdToken::Malformed => "not-a-jwt".into(),
@@ -389,6 +396,12 @@ fn id_tokens_that_do_not_check_out_fail_the_sign_in_and_the_tokens_are_revoked()
             None,
             "the ID token's signature does not verify with the keys at its jwks_uri",
             "have its administrator check the provider's signing keys",
+        ),
+        (
+            IdToken::OtherNonce,
+            None,
+            "the ID token does not carry the nonce of this sign-in",
+            "have its administrator return the authorization request's nonce in the ID token",
         ),
         (
             IdToken::Good,
