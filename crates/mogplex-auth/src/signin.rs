@@ -10,7 +10,7 @@ use crate::env::Env;
 use crate::file::MogplexEntry;
 use crate::oauth::loopback::{CallbackServer, LoopbackError, Notice};
 use crate::oauth::{
-    OAuthClient, OAuthError, Pkce, TokenResponse, UserInfo, http_client, random_b64,
+    ClientSettings, OAuthClient, OAuthError, Pkce, TokenResponse, UserInfo, http_client, random_b64,
 };
 use crate::secret::Secret;
 use crate::session;
@@ -150,6 +150,18 @@ pub async fn discover(base: Url) -> Result<OAuthClient, OAuthError> {
     OAuthClient::discover(http_client()?, base).await
 }
 
+/// Where the loopback listener keeps its stand-down secret: the Mogplex home, else the user's
+/// runtime directory. A sign-in started in another home cannot stop this one.
+fn stand_down_dir(env: &dyn Env) -> Option<std::path::PathBuf> {
+    if let Ok(home) = crate::home::MogplexHome::from_env(env)
+        && home.ensure().is_ok()
+    {
+        return Some(home.path().to_owned());
+    }
+    env.var_os("XDG_RUNTIME_DIR")
+        .map(|d| std::path::PathBuf::from(d).join("mogplex"))
+}
+
 /// Signs in with the account service at `base`. `pasted` carries addresses pasted by the user
 /// while the browser flow waits.
 pub async fn sign_in(
@@ -159,7 +171,8 @@ pub async fn sign_in(
     pasted: Option<mpsc::Receiver<String>>,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<SignedIn, SignInError> {
-    let client = discover(base).await?;
+    let settings = ClientSettings::from_env(env)?;
+    let client = OAuthClient::discover_with(http_client()?, base, &settings).await?;
     let headless = headless_reason(env);
     let offers_device = client.meta.device_authorization_endpoint.is_some();
     let use_device = match method {
@@ -188,12 +201,36 @@ pub async fn sign_in(
             (None, _) => false,
         },
     };
-    let tokens = if use_device {
-        device(&client, env, headless.is_none(), progress).await?
+    let (tokens, nonce) = if use_device {
+        (
+            device(&client, env, headless.is_none(), progress).await?,
+            None,
+        )
     } else {
         browser(&client, env, pasted, progress).await?
     };
-    let user = client.user(&tokens.access_token).await?;
+    finish(&client, tokens, nonce.as_deref()).await
+}
+
+/// With the tokens issued: the ID token checked (when `openid` was asked for), then who signed
+/// in. A sign-in that fails here revokes what it was issued first, so nothing it leaves behind
+/// stays usable.
+async fn finish(
+    client: &OAuthClient,
+    tokens: TokenResponse,
+    nonce: Option<&str>,
+) -> Result<SignedIn, SignInError> {
+    let claims = match &tokens.id_token {
+        Some(id) if client.wants_openid() => match client.validate_id_token(id, nonce).await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                revoke_issued(client, &tokens).await;
+                return Err(e.into());
+            }
+        },
+        _ => None,
+    };
+    let user = client.identify(&tokens.access_token, claims.as_ref()).await;
     Ok(SignedIn {
         issuer: client.issuer().to_owned(),
         tokens,
@@ -201,19 +238,37 @@ pub async fn sign_in(
     })
 }
 
+/// Revokes the tokens of a sign-in that failed after they were issued, best effort, within
+/// [`REVOKE_TIMEOUT`] each.
+async fn revoke_issued(client: &OAuthClient, tokens: &TokenResponse) {
+    let issued = tokens
+        .refresh_token
+        .iter()
+        .map(|t| (t, "refresh_token"))
+        .chain(std::iter::once((&tokens.access_token, "access_token")));
+    for (token, hint) in issued {
+        let _ = tokio::time::timeout(REVOKE_TIMEOUT, client.revoke(token, hint)).await;
+    }
+}
+
 async fn browser(
     client: &OAuthClient,
     env: &(dyn Env + Sync),
     pasted: Option<mpsc::Receiver<String>>,
     progress: &mut (dyn FnMut(Progress) + Send),
-) -> Result<TokenResponse, SignInError> {
+) -> Result<(TokenResponse, Option<String>), SignInError> {
     // The hosted service registers the two fixed ports only; ours accepts any loopback port.
-    let allow_ephemeral =
-        client.issuer().trim_end_matches('/') != mogplex_protocol::DEFAULT_BASE_URL;
-    let server = CallbackServer::bind(allow_ephemeral).await?;
+    let allow_ephemeral = !client.is_hosted();
+    let server = CallbackServer::bind(allow_ephemeral, stand_down_dir(env).as_deref()).await?;
     let pkce = Pkce::new()?;
     let state = random_b64(32)?;
-    let url = client.authorize_url(&server.redirect_uri, &state, &pkce.challenge)?;
+    let nonce = client.wants_openid().then(|| random_b64(32)).transpose()?;
+    let url = client.authorize_url(
+        &server.redirect_uri,
+        &state,
+        &pkce.challenge,
+        nonce.as_deref(),
+    )?;
     let opened = open_browser(env, url.as_str());
     progress(Progress::Browser {
         url: url.to_string(),
@@ -229,9 +284,10 @@ async fn browser(
             |n| progress(Progress::Notice(n)),
         )
         .await?;
-    Ok(client
+    let tokens = client
         .exchange_code(callback.code.expose(), &redirect_uri, &pkce.verifier)
-        .await?)
+        .await?;
+    Ok((tokens, nonce))
 }
 
 async fn device(

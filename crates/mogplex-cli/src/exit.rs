@@ -9,7 +9,7 @@
 //! | 65   | forbidden: the credential was rejected, or the account has no model access |
 //! | 69   | service unavailable: unreachable, 5xx, or a stream that failed part way |
 //! | 75   | rate limited; try again later |
-//! | 78   | local configuration problem: `auth.json` refused, home unusable |
+//! | 78   | configuration problem: `auth.json` refused, home unusable, or an authorization server misconfigured for mogplex (its metadata, PKCE, ID tokens, keys) |
 //! | 130  | interrupted: Ctrl+C while waiting (a sign-in), nothing stored |
 
 pub const FAILURE: u8 = 1;

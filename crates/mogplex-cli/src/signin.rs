@@ -37,12 +37,30 @@ pub fn oauth_error(e: OAuthError, base: &str, surface: Surface) -> CliError {
         )
         .cause(e.to_string())
         .hint("check your network connection, and MOGPLEX_URL if you set it"),
-        OAuthError::IssuerMismatch { .. } => CliError::new(
-            exit::FAILURE,
-            "the account service did not identify itself correctly; not signing in",
+        OAuthError::IssuerMismatch { expected, found } => CliError::new(
+            exit::CONFIG,
+            format!(
+                "the server at {expected} names another issuer ({found}) in its metadata; not signing in"
+            ),
         )
-        .cause(e.to_string())
-        .hint("set MOGPLEX_URL to the exact address of the account service"),
+        .hint(format!(
+            "if {found} is the server you mean, set MOGPLEX_URL={found}; otherwise its administrator must publish {expected} as its issuer"
+        ))
+        .hint("nothing was stored"),
+        OAuthError::Misconfigured {
+            server,
+            problem,
+            fix,
+        } => CliError::new(
+            exit::CONFIG,
+            format!("the authorization server at {server} cannot be used: {problem}"),
+        )
+        .hint(fix)
+        .hint("nothing was stored"),
+        OAuthError::Settings { variable, problem } => {
+            CliError::usage(format!("{variable} {problem}"))
+                .hint(format!("fix or unset {variable} (see docs/configuration.md)"))
+        }
         OAuthError::Denied => {
             CliError::new(exit::FORBIDDEN, "the sign-in was denied in the browser")
                 .hint(format!("{} to retry", surface.retry(false)))
@@ -59,7 +77,9 @@ pub fn oauth_error(e: OAuthError, base: &str, surface: Surface) -> CliError {
             Surface::Command => "sign in with the browser: `mogplex login mogplex`",
             Surface::Cockpit => "choose \"Sign in with Mogplex\" to use the browser",
         }),
-        OAuthError::Rejected { .. } | OAuthError::Protocol(_) => {
+        OAuthError::Rejected { .. }
+        | OAuthError::RejectedWithoutBody { .. }
+        | OAuthError::Protocol(_) => {
             CliError::new(exit::FAILURE, "the account service refused the sign-in")
                 .cause(e.to_string())
                 .hint(surface.retry(false))

@@ -44,7 +44,7 @@ const CONFIG_KEYS = {
   clockTolerance: 'seconds of clock skew tolerated, also past a token\'s expiry (default 15, the provider\'s)',
   rotateRefreshTokens: 'rotate the refresh token on every use (default true)',
   refreshWithoutOfflineAccess: 'issue a refresh token to every client allowed the refresh grant, with or without offline_access (default false: only with offline_access, granted only with prompt=consent)',
-  requireNonce: 'refuse (error=invalid_request at the redirect URI) an openid authorization without nonce (default false)',
+  requireNonce: 'refuse (error=invalid_request at the redirect URI) an openid authorization request without nonce; not the device flow, which has none (default false)',
   conformIdTokenClaims: 'true (default): profile/email claims only from userinfo when an access token is issued; false: also in the ID token',
   dynamicRegistration: 'enable RFC 7591 dynamic client registration at /reg (default false)',
   introspection: 'enable RFC 7662 introspection (default true)',
@@ -334,7 +334,10 @@ async function interaction(req, res, uid, action) {
   const { prompt, params } = details;
 
   if (req.method === 'GET' && action === '') {
-    if (cfg.requireNonce && String(params.scope ?? '').split(' ').includes('openid') && !params.nonce) {
+    // A nonce belongs to authorization requests (OpenID Connect Core 3.1.2.1); the device flow
+    // (RFC 8628) has none, so the requirement does not apply to it.
+    const deviceFlow = String(details.returnTo ?? '').includes('/device/');
+    if (cfg.requireNonce && !deviceFlow && String(params.scope ?? '').split(' ').includes('openid') && !params.nonce) {
       await provider.interactionFinished(req, res, {
         error: 'invalid_request', error_description: 'nonce is required',
       }, { mergeWithLastSubmission: false });

@@ -213,8 +213,9 @@ pub struct OidcConfig {
     /// the provider's rule (OpenID Connect Core section 11), a refresh token only when
     /// `offline_access` is granted, which it is only with `prompt=consent`.
     pub refresh_without_offline_access: bool,
-    /// Refuse an `openid` authorization without `nonce` (`error=invalid_request` at the
-    /// redirect URI, checked when the login page would show).
+    /// Refuse an `openid` authorization request without `nonce` (`error=invalid_request` at
+    /// the redirect URI, checked when the login page would show); the device flow has no nonce
+    /// and is not affected.
     pub require_nonce: bool,
     /// `true` (the provider's default): with an access token issued, `profile`/`email` claims
     /// come only from userinfo; `false`: the ID token carries them too.

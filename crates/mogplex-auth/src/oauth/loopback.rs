@@ -6,8 +6,8 @@
 //! keep-alive, so a client that sends nothing, half a request or too much cannot stall the wait.
 //! `state` is checked before anything else; a wrong or missing `state`, an `error=` answer, or an
 //! unrelated path is answered with a page and the wait goes on for the real callback. A second
-//! `mogplex login` finding the port busy asks this one to stand down, and it does (see
-//! [`stand_down`]).
+//! `mogplex login` of the same user and home finding the port busy asks this one to stand down,
+//! proving who it is with a secret from a 0600 file, and it does (see [`stand_down`]).
 
 use crate::html;
 use crate::secret::Secret;
@@ -17,6 +17,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use subtle::ConstantTimeEq;
@@ -39,6 +40,8 @@ const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct CallbackServer {
     listener: TcpListener,
     pub redirect_uri: String,
+    /// The stand-down secret of a fixed port, and the file that holds it (removed on drop).
+    stand_down: Option<stand_down::Secret>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,17 +73,24 @@ pub enum Notice {
 
 impl CallbackServer {
     /// Binds a fixed port, asking a waiting `mogplex login` to stand down if it holds one, else
-    /// (when allowed) an ephemeral port.
-    pub async fn bind(allow_ephemeral: bool) -> Result<Self, LoopbackError> {
+    /// (when allowed) an ephemeral port. `secrets` is the private directory (the home) where the
+    /// stand-down secrets of the fixed ports are kept; `None`: this sign-in cannot be asked to
+    /// stand down, and asks no other.
+    pub async fn bind(
+        allow_ephemeral: bool,
+        secrets: Option<&Path>,
+    ) -> Result<Self, LoopbackError> {
         for port in FIXED_PORTS {
             match TcpListener::bind(("127.0.0.1", port)).await {
-                Ok(l) => return Ok(Self::on(l, port)),
+                Ok(l) => return Ok(Self::on(l, port).guarded(secrets)),
                 Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-                    if stand_down::ask(port).await {
+                    if let Some(dir) = secrets
+                        && stand_down::ask(port, dir).await
+                    {
                         for _ in 0..40 {
                             tokio::time::sleep(Duration::from_millis(50)).await;
                             if let Ok(l) = TcpListener::bind(("127.0.0.1", port)).await {
-                                return Ok(Self::on(l, port));
+                                return Ok(Self::on(l, port).guarded(secrets));
                             }
                         }
                     }
@@ -100,7 +110,17 @@ impl CallbackServer {
         Self {
             listener,
             redirect_uri: mogplex_protocol::oauth::loopback_redirect_uri(port),
+            stand_down: None,
         }
+    }
+
+    /// Writes this port's stand-down secret under `dir` (best effort: without it the sign-in
+    /// works, it just cannot be asked to stand down).
+    fn guarded(mut self, dir: Option<&Path>) -> Self {
+        if let (Some(dir), Ok(addr)) = (dir, self.listener.local_addr()) {
+            self.stand_down = stand_down::Secret::create(dir, addr.port());
+        }
+        self
     }
 
     /// Waits for the callback carrying `state`, or a pasted address that does, for at most
@@ -117,6 +137,7 @@ impl CallbackServer {
         let expected = Arc::new(Expected {
             state: state.to_owned(),
             issuer: issuer.map(str::to_owned),
+            stand_down: self.stand_down.as_ref().map(|s| s.value.clone()),
         });
         let mut connections = JoinSet::new();
         let deadline = tokio::time::sleep(timeout);
@@ -155,6 +176,8 @@ impl CallbackServer {
 struct Expected {
     state: String,
     issuer: Option<String>,
+    /// The secret a stand-down request must carry; `None`: none is honoured.
+    stand_down: Option<crate::secret::Secret>,
 }
 
 /// What a connection's request means for the wait, once its answer has been sent.
@@ -328,8 +351,8 @@ async fn serve(sock: TcpStream, expected: Arc<Expected>) -> Option<Event> {
 
 /// The answer to one request, and what it means for the wait.
 fn answer<B>(req: &Request<B>, expected: &Expected) -> (Response<String>, Option<Event>) {
-    if let Some(response) = stand_down::answer(req) {
-        return (response, Some(Event::StandDown));
+    if let Some((response, honoured)) = stand_down::answer(req, expected.stand_down.as_ref()) {
+        return (response, honoured.then_some(Event::StandDown));
     }
     if req.method() != Method::GET {
         let page = page(
@@ -375,38 +398,112 @@ fn html_response(status: StatusCode, page: String) -> Response<String> {
 }
 
 /// The stand-down handshake: a newer `mogplex login` that finds a fixed port busy asks the
-/// waiting one to free it. Both sides live here and nowhere else, so that securing it (SPEC
-/// section 4: a secret from a 0600 file of the same user, in a non-GET request) changes only
-/// this module. Today any local `GET /auth/stand-down` is obeyed.
+/// waiting one to free it. Only the same user's `mogplex` of the same home may: the waiting
+/// listener writes a random secret to a 0600 file in the home (`login-<port>.stand-down`), and
+/// honours only a `POST` that carries it in the `x-mogplex-stand-down` header. A plain GET (what
+/// an `<img>` tag sends), a form post from a web page (which cannot set the header without a
+/// preflight nobody answers), a wrong or missing secret: each is answered `403` and ignored, and
+/// the sign-in goes on. Both sides live here and nowhere else.
 mod stand_down {
+    use super::{Path, PathBuf};
     use hyper::header::{self, HeaderValue};
-    use hyper::{Method, Request, Response};
+    use hyper::{Method, Request, Response, StatusCode};
     use std::time::Duration;
+    use subtle::ConstantTimeEq;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpStream;
 
     const PATH: &str = "/auth/stand-down";
+    const HEADER: &str = "x-mogplex-stand-down";
     const OK: &str = "mogplex: standing down";
+    /// A secret file larger than this is not ours.
+    const MAX_SECRET: u64 = 256;
 
-    /// The answer when `req` asks this listener to stand down; `None` for any other request.
-    pub(super) fn answer<B>(req: &Request<B>) -> Option<Response<String>> {
-        if req.method() != Method::GET || req.uri().path() != PATH {
+    fn file(dir: &Path, port: u16) -> PathBuf {
+        dir.join(format!("login-{port}.stand-down"))
+    }
+
+    /// The secret of a listener on a fixed port, in its file; the file goes with it.
+    #[derive(Debug)]
+    pub(super) struct Secret {
+        pub(super) value: crate::secret::Secret,
+        path: PathBuf,
+    }
+
+    impl Secret {
+        pub(super) fn create(dir: &Path, port: u16) -> Option<Self> {
+            let value = crate::oauth::random_b64(32).ok()?;
+            crate::home::ensure_private_dir(dir).ok()?;
+            let path = file(dir, port);
+            crate::private_file::write(&path, value.as_bytes()).ok()?;
+            Some(Self {
+                value: crate::secret::Secret::new(value),
+                path,
+            })
+        }
+    }
+
+    impl Drop for Secret {
+        fn drop(&mut self) {
+            // Only our own: a newer login may have written its secret there since.
+            if let Ok(Some(bytes)) = crate::private_file::read(&self.path, MAX_SECRET)
+                && bytes == self.value.expose().as_bytes()
+            {
+                let _ = std::fs::remove_file(&self.path);
+            }
+        }
+    }
+
+    /// For a request to the stand-down path: the answer, and whether to stand down. `None` for
+    /// any other request.
+    pub(super) fn answer<B>(
+        req: &Request<B>,
+        secret: Option<&crate::secret::Secret>,
+    ) -> Option<(Response<String>, bool)> {
+        if req.uri().path() != PATH {
             return None;
         }
-        let mut response = Response::new(OK.to_owned());
+        let given = req.headers().get(HEADER).map(HeaderValue::as_bytes);
+        let honoured = req.method() == Method::POST
+            && matches!((secret, given), (Some(s), Some(g)) if bool::from(s.expose().as_bytes().ct_eq(g)));
+        let mut response = if honoured {
+            Response::new(OK.to_owned())
+        } else {
+            let mut r = Response::new(super::page(
+                "Not allowed",
+                "Only mogplex itself can stop this sign-in.",
+            ));
+            *r.status_mut() = StatusCode::FORBIDDEN;
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
+            r
+        };
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        Some(response)
+        Some((response, honoured))
     }
 
-    /// Asks whoever holds `port` to stand down; true when a waiting `mogplex login` agreed.
-    pub(super) async fn ask(port: u16) -> bool {
+    /// Asks whoever holds `port` to stand down, with the secret its listener left under `dir`;
+    /// true when a waiting `mogplex login` agreed. Without a secret file (another home, another
+    /// user, no login waiting) nothing is sent.
+    pub(super) async fn ask(port: u16, dir: &Path) -> bool {
+        let Ok(Some(secret)) = crate::private_file::read(&file(dir, port), MAX_SECRET) else {
+            return false;
+        };
+        let Ok(secret) = String::from_utf8(secret) else {
+            return false;
+        };
+        let secret = crate::secret::Secret::new(secret);
         let attempt = async {
             let mut s = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-            s.write_all(format!("GET {PATH} HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n").as_bytes())
-                .await
-                .ok()?;
+            let request = crate::secret::Secret::new(format!(
+                "POST {PATH} HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\n{HEADER}: {}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                secret.expose()
+            ));
+            s.write_all(request.expose().as_bytes()).await.ok()?;
             let mut out = Vec::new();
             s.read_to_end(&mut out).await.ok()?;
             Some(String::from_utf8_lossy(&out).contains(OK))
@@ -417,11 +514,27 @@ mod stand_down {
             .flatten()
             .unwrap_or(false)
     }
+
+    /// The stand-down request, for tests: `secret` as given.
+    #[cfg(test)]
+    pub(super) fn request(method: &str, secret: Option<&str>) -> Vec<u8> {
+        let header = secret
+            .map(|s| format!("{HEADER}: {s}\r\n"))
+            .unwrap_or_default();
+        format!("{method} {PATH} HTTP/1.1\r\nhost: 127.0.0.1\r\n{header}content-length: 0\r\n\r\n")
+            .into_bytes()
+    }
+
+    #[cfg(test)]
+    pub(super) fn secret_file(dir: &Path, port: u16) -> PathBuf {
+        file(dir, port)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn code(v: Verdict) -> Option<String> {
         match v {
@@ -500,8 +613,11 @@ mod tests {
         assert!(!page("t", "\u{1b}[31m").contains('\u{1b}'));
     }
 
-    /// A listener on an ephemeral port waiting for state `s`; its notices arrive on the receiver.
-    fn listening() -> (
+    /// A listener on an ephemeral port waiting for state `s`, its stand-down secret under `dir`;
+    /// its notices arrive on the receiver.
+    fn listening_in(
+        dir: &Path,
+    ) -> (
         u16,
         tokio::task::JoinHandle<Result<Callback, LoopbackError>>,
         mpsc::UnboundedReceiver<Notice>,
@@ -509,7 +625,7 @@ mod tests {
         let l = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
         l.set_nonblocking(true).unwrap();
         let port = l.local_addr().unwrap().port();
-        let server = CallbackServer::on(TcpListener::from_std(l).unwrap(), port);
+        let server = CallbackServer::on(TcpListener::from_std(l).unwrap(), port).guarded(Some(dir));
         let (tx, rx) = mpsc::unbounded_channel();
         let wait = server.wait("s", None, Duration::from_secs(600), None, move |n| {
             let _ = tx.send(n);
@@ -541,7 +657,8 @@ mod tests {
     #[tokio::test]
     async fn silent_and_half_requests_are_cut_off_and_the_callback_still_arrives() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let (port, wait, _notices) = listening();
+        let home = tempfile::tempdir().unwrap();
+        let (port, wait, _notices) = listening_in(home.path());
         let mut silent = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         let mut half = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         half.write_all(b"GET /auth/callback?code=c0&state=s HTTP/1.1\r\nhost: x\r\n")
@@ -574,7 +691,8 @@ mod tests {
 
     #[tokio::test]
     async fn refused_requests_are_answered_and_the_wait_goes_on_until_told_to_stand_down() {
-        let (port, wait, mut notices) = listening();
+        let home = tempfile::tempdir().unwrap();
+        let (port, wait, mut notices) = listening_in(home.path());
         let post = request(
             port,
             b"POST /auth/callback?code=c&state=s HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n",
@@ -621,7 +739,34 @@ mod tests {
         );
         assert!(!wait.is_finished());
 
-        assert!(stand_down::ask(port).await, "the waiting listener agreed");
+        // Stand-down requests without the secret: a page's GET, a form post, a wrong secret, the
+        // right secret in a GET. Each is refused and the wait goes on.
+        let file = stand_down::secret_file(home.path(), port);
+        let secret = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        for req in [
+            get("/auth/stand-down"),
+            stand_down::request("POST", None),
+            stand_down::request("POST", Some("not-the-secret")),
+            stand_down::request("GET", Some(&secret)),
+            stand_down::request("PUT", Some(&secret)),
+        ] {
+            let answer = request(port, &req).await;
+            assert!(answer.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{answer}");
+        }
+        // Another home has no secret for this port: nothing is even sent.
+        let elsewhere = tempfile::tempdir().unwrap();
+        assert!(!stand_down::ask(port, elsewhere.path()).await);
+        assert!(!wait.is_finished());
+
+        assert!(
+            stand_down::ask(port, home.path()).await,
+            "the waiting listener agreed"
+        );
         assert!(matches!(wait.await.unwrap(), Err(LoopbackError::StoodDown)));
+        assert!(!file.exists(), "the secret goes with the listener");
     }
 }

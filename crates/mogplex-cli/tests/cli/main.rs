@@ -8,6 +8,8 @@ mod escapes;
 mod hosted;
 mod leak;
 mod messages;
+mod misconfigured;
+mod oidc;
 mod precedence;
 mod screens;
 mod shell;
