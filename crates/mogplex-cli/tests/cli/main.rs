@@ -12,3 +12,4 @@ mod precedence;
 mod screens;
 mod signin;
 mod store;
+mod stores;
