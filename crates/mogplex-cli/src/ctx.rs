@@ -72,7 +72,10 @@ impl Ctx {
         for w in resolved.warnings() {
             eprintln!("{w}");
         }
-        if let Some(n) = resolved.resolution.issuer_notice() {
+        // With nothing else in force, the no-credential error says it instead.
+        if let Some(n) = resolved.resolution.issuer_notice()
+            && !resolved.resolution.is_empty()
+        {
             eprintln!("note: {n}");
         }
         self.account_id = resolved.account_id();

@@ -28,6 +28,24 @@ use std::io::{IsTerminal, Read, Write};
 const MAX_PROMPT: u64 = 4 * 1024 * 1024;
 
 pub fn no_credential(resolution: &Resolution) -> CliError {
+    if !resolution.other_issuers.is_empty() {
+        let others = resolution.other_issuers.join(", ");
+        return CliError::new(
+            exit::NO_CREDENTIAL,
+            format!(
+                "no credentials for {}: nothing in the environment, and the stored Mogplex sign-in is for {others}",
+                resolution.issuer
+            ),
+        )
+        .hint(format!(
+            "a sign-in is only ever used with the service that issued it: set MOGPLEX_URL={} to use it",
+            resolution.other_issuers[0]
+        ))
+        .hint(format!(
+            "or sign in to {} with `mogplex login`",
+            resolution.issuer
+        ));
+    }
     CliError::new(
         exit::NO_CREDENTIAL,
         format!(

@@ -6,6 +6,7 @@ mod common;
 mod cockpit;
 mod escapes;
 mod hosted;
+mod issuers;
 mod leak;
 mod messages;
 mod precedence;

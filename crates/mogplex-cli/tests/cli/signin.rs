@@ -445,7 +445,7 @@ pub fn signed_in_as(server: &Server, email: &str) -> TestHome {
 }
 
 /// Makes the stored access token look like it expires in `secs` seconds.
-fn expire_in(home: &TestHome, secs: i64) {
+pub fn expire_in(home: &TestHome, secs: i64) {
     let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(secs);
     home.set_account_field(
         "expires_at",
@@ -460,7 +460,7 @@ fn exec(home: &TestHome, server: &Server, prompt: &str) -> std::process::Output 
 }
 
 /// `mogplex <args>` with `MOGPLEX_URL` pointing at `server`.
-fn run_against(home: &TestHome, server: &Server, args: &[&str]) -> std::process::Output {
+pub fn run_against(home: &TestHome, server: &Server, args: &[&str]) -> std::process::Output {
     home.cmd(args)
         .env("MOGPLEX_URL", &server.url)
         .output()
