@@ -3,7 +3,6 @@
 //! request log, at the wire), so "nothing of the first sign-in reached it" is checked where it
 //! would have arrived.
 
-use crate::common::*;
 use crate::signin::{PORTS, Server, expire_in, run_against, signed_in};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
