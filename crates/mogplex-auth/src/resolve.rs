@@ -9,6 +9,7 @@ use crate::env::Env;
 use crate::file::MogplexCredentialKind;
 use crate::provider::Provider;
 use crate::secret::Secret;
+use crate::state::Choice;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,14 +122,17 @@ pub struct Override {
     /// Where it is kept: the `auth.json` path, or the keyring.
     pub stored_in: String,
     pub reason: OverrideReason,
+    /// When the stored credential is the one the user chose most recently: how they chose it
+    /// (`you signed in with it last`).
+    pub chosen: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OverrideReason {
     /// The variable supplies the same provider's credential.
     SameProvider,
-    /// The variable supplies another provider, which is picked ahead of the stored Mogplex
-    /// sign-in when choosing the active provider.
+    /// The variable supplies another provider, which is picked ahead of the stored credential
+    /// that would otherwise be used (a provider key or the Mogplex account).
     BeatsAccount { active: Provider },
 }
 
@@ -152,11 +156,23 @@ impl Override {
             OverrideReason::SameProvider => {
                 format!("{} in this shell overrides {stored}", self.var)
             }
-            OverrideReason::BeatsAccount { active } => format!(
-                "{} in this shell takes precedence over {stored}, so {} is used; unset it to use your Mogplex account",
-                self.var,
-                active.display_name()
-            ),
+            OverrideReason::BeatsAccount { active } => {
+                let chosen = self
+                    .chosen
+                    .map(|how| format!(" ({how})"))
+                    .unwrap_or_default();
+                let instead = match self.stored_kind {
+                    CredentialKind::ApiKey => {
+                        format!("the stored {} key", self.stored_provider.display_name())
+                    }
+                    _ => "your Mogplex account".to_owned(),
+                };
+                format!(
+                    "{} in this shell takes precedence over {stored}{chosen}, so {} is used; unset it to use {instead}",
+                    self.var,
+                    active.display_name()
+                )
+            }
         }
     }
 }
@@ -174,6 +190,9 @@ pub struct StoredView<'a> {
     /// The account entry `--account` or `MOGPLEX_ACCOUNT` chose for this process (already
     /// matched against `issuer`).
     pub account: Option<&'a str>,
+    /// The credential the user chose most recently (`state.json`): among stored credentials,
+    /// the one used.
+    pub last_choice: Option<&'a Choice>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -202,6 +221,7 @@ impl Resolution {
                 path: Path::new("auth.json"),
                 issuer: mogplex_protocol::DEFAULT_BASE_URL,
                 account: None,
+                last_choice: None,
             },
         )
     }
@@ -211,6 +231,8 @@ impl Resolution {
         let mut env_creds = Vec::new();
         let mut stored = Vec::new();
         let mut overrides = Vec::new();
+        // Every stored credential, those the environment shadows too.
+        let mut all_stored = Vec::new();
 
         for provider in Provider::ALL {
             let from_env = env.var(provider.env_var()).map(|v| Credential {
@@ -228,6 +250,7 @@ impl Resolution {
                 account_entry: None,
             });
             let from_file = stored_credential(provider, &stored_view);
+            all_stored.extend(from_file.clone());
             match (from_env, from_file) {
                 (Some(e), Some(s)) => {
                     overrides.push(Override {
@@ -236,6 +259,7 @@ impl Resolution {
                         stored_kind: s.kind,
                         stored_in: s.source.store_label(),
                         reason: OverrideReason::SameProvider,
+                        chosen: None,
                     });
                     env_creds.push(e);
                 }
@@ -245,25 +269,36 @@ impl Resolution {
             }
         }
 
-        // The stored Mogplex credential goes last: direct provider keys come before the account.
-        stored.sort_by_key(|c| c.provider == Provider::Mogplex);
+        // Among stored credentials: the one the user chose most recently, then (with no record,
+        // or for the rest) provider keys in the table's order, the Mogplex account last.
+        let chosen = stored_view
+            .last_choice
+            .and_then(Choice::provider)
+            .filter(|p| all_stored.iter().any(|c: &Credential| c.provider == *p));
+        let order = |c: &Credential| (Some(c.provider) != chosen, c.provider == Provider::Mogplex);
+        stored.sort_by_key(order);
+        all_stored.sort_by_key(order);
+        // What would be used without the environment.
+        let next_stored = all_stored.into_iter().next();
         let credentials: Vec<Credential> = env_creds.into_iter().chain(stored).collect();
 
-        if let (Some(active), Some(account)) = (
-            credentials.first(),
-            credentials
-                .iter()
-                .find(|c| c.provider == Provider::Mogplex && !c.source.is_env()),
-        ) && let Source::Env { var } = active.source
+        // A variable wins over the stored credential that would otherwise be used: say so.
+        if let (Some(active), Some(next)) = (credentials.first(), next_stored)
+            && let Source::Env { var } = active.source
+            && active.provider != next.provider
         {
             overrides.push(Override {
                 var,
-                stored_provider: Provider::Mogplex,
-                stored_kind: account.kind,
-                stored_in: account.source.store_label(),
+                stored_provider: next.provider,
+                stored_kind: next.kind,
+                stored_in: next.source.store_label(),
                 reason: OverrideReason::BeatsAccount {
                     active: active.provider,
                 },
+                chosen: chosen
+                    .filter(|p| *p == next.provider)
+                    .and(stored_view.last_choice)
+                    .map(|c| c.how_said()),
             });
         }
 
@@ -401,6 +436,7 @@ mod tests {
             path: Path::new("/h/auth.json"),
             issuer,
             account: None,
+            last_choice: None,
         }
     }
 

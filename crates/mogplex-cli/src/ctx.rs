@@ -66,9 +66,13 @@ impl Ctx {
     /// Reads the store and resolves. A corrupt file is moved aside and reported, and so is a
     /// keyring item found gone or changed.
     pub fn resolve(&mut self) -> Result<Resolution, CliError> {
-        let resolved = resolve_stored(&self.env, &*self.store, self.account.as_deref(), |s| {
-            self.redactor.add(s)
-        })?;
+        let resolved = resolve_stored(
+            &self.env,
+            &*self.store,
+            self.account.as_deref(),
+            mogplex_auth::state::State::load(&self.home).last_choice,
+            |s| self.redactor.add(s),
+        )?;
         for w in resolved.warnings() {
             eprintln!("{w}");
         }
@@ -93,6 +97,17 @@ impl Ctx {
             .var("MOGPLEX_DEBUG")
             .is_some_and(|v| v != "0" && v != "false");
         SessionLog::start(&self.home, debug)
+    }
+
+    /// Remembers in `state.json` that the user just chose this credential (it is then the
+    /// stored one used); a failure is said, and stops nothing.
+    pub fn remember_choice(
+        &self,
+        provider: mogplex_auth::Provider,
+        account: Option<&str>,
+        how: &str,
+    ) {
+        remember_choice(&self.home, provider, account, how).unwrap_or_else(|w| eprintln!("{w}"));
     }
 
     /// The account service this process talks to, as an issuer (see [`session_issuer`]).
@@ -153,6 +168,7 @@ pub fn resolve_stored(
     env: &dyn Env,
     store: &dyn CredentialStore,
     account: Option<&str>,
+    last_choice: Option<mogplex_auth::state::Choice>,
     mut learn: impl FnMut(&Secret),
 ) -> Result<Resolved, CliError> {
     let loaded = store.load()?;
@@ -172,6 +188,7 @@ pub fn resolve_stored(
             path: store.path(),
             issuer: &issuer,
             account: chosen.as_deref(),
+            last_choice: last_choice.as_ref(),
         },
     );
     let account = ops::active_account(&loaded.doc, &issuer, chosen.as_deref())
@@ -249,4 +266,20 @@ pub fn remember_doc_secrets(redactor: &mut Redactor, doc: &Document) {
         redactor.add(s);
         crate::log::learn(s);
     }
+}
+
+/// [`Ctx::remember_choice`] for any home; the warning to show when it could not be written.
+pub fn remember_choice(
+    home: &MogplexHome,
+    provider: mogplex_auth::Provider,
+    account: Option<&str>,
+    how: &str,
+) -> Result<(), String> {
+    use mogplex_auth::state::{Choice, remember_choice};
+    remember_choice(home, Choice::new(provider, account, how)).map_err(|e| {
+        format!(
+            "warning: could not remember this choice in {} ({e}); the next session may use another stored credential",
+            home.state_file().display()
+        )
+    })
 }

@@ -166,9 +166,11 @@ pub fn login_with_api_key(ctx: &mut Ctx, provider: Provider) -> Result<(), CliEr
         };
         let updated = ops::store_sign_in(&*store, entry)?;
         replaced_session = updated.value.accounts_on_issuer > 1;
+        ctx.remember_choice(provider, Some(&updated.value.entry_id), "key");
         write_notes(&*store, &updated)
     } else {
         let updated = ops::store_provider_key(&*store, provider.id(), key.clone())?;
+        ctx.remember_choice(provider, None, "key");
         write_notes(&*store, &updated)
     };
     for n in &notes {

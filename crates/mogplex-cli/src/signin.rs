@@ -212,6 +212,7 @@ pub fn store_signed_in(
         ctx.learn(s);
     }
     let updated = signed_in.store(&*ctx.store)?;
+    ctx.remember_choice(Provider::Mogplex, Some(&updated.value.entry_id), "sign-in");
     let mut notes = crate::login::write_notes(&*ctx.store, &updated);
     let added = added_note(&updated.value);
     let who = signed_in

@@ -207,11 +207,20 @@ impl Cockpit<'_> {
                     self.learn(secret);
                 }
                 let email = s.email().unwrap_or("your Mogplex account").to_owned();
+                let home = self.ctx.home.clone();
                 self.services.spawn_blocking(move |store| {
                     let result = s
                         .store(store)
                         .map(|u| {
                             let mut notes = crate::login::write_notes(store, &u);
+                            let entry = Some(u.value.entry_id.as_str());
+                            let chosen = crate::ctx::remember_choice(
+                                &home,
+                                Provider::Mogplex,
+                                entry,
+                                "sign-in",
+                            );
+                            notes.extend(chosen.err());
                             notes.extend(crate::signin::added_note(&u.value));
                             notes
                         })
@@ -295,10 +304,13 @@ impl Cockpit<'_> {
     pub(super) fn store_key(&mut self, provider: Provider, key: Secret) {
         self.learn(&key);
         let masked = key.masked();
+        let home = self.ctx.home.clone();
         self.services.spawn_blocking(move |store| {
             let result = ops::store_provider_key(store, provider.id(), key)
                 .map(|u| {
-                    let notes = crate::login::write_notes(store, &u);
+                    let mut notes = crate::login::write_notes(store, &u);
+                    let chosen = crate::ctx::remember_choice(&home, provider, None, "key");
+                    notes.extend(chosen.err());
                     (!notes.is_empty()).then(|| notes.join("; "))
                 })
                 .map_err(CliError::from);

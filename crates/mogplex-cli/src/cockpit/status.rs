@@ -89,6 +89,7 @@ impl Cockpit<'_> {
             self.services.env(),
             &**self.services.store(),
             self.ctx.account.as_deref(),
+            State::load(&self.ctx.home).last_choice,
             |s| secrets.push(s.clone()),
         )?;
         let resolution = resolved.resolution.clone();

@@ -3,6 +3,7 @@
 
 #[macro_use]
 mod common;
+mod choice;
 mod cockpit;
 mod escapes;
 mod hosted;

@@ -869,7 +869,7 @@ fn signing_in_beside_another_credential_says_so_and_keeps_it() {
 }
 
 /// Signs `home` in again as `email`; returns what `mogplex login` printed on stderr.
-fn signed_in_again(home: &TestHome, server: &Server, email: &str) -> String {
+pub fn signed_in_again(home: &TestHome, server: &Server, email: &str) -> String {
     let mut login = Login::start(home, server, &["login", "mogplex"], "true");
     let authorize = login.authorize_url();
     let callback = server.block_on(browser_until_callback_as(&server.url, &authorize, email));
