@@ -1,4 +1,6 @@
-//! The `auth.json` document, schema version 1 (SPEC section 3).
+//! A Mogplex credential in the shape of `auth.json` version 1's `mogplex` entry (SPEC section 3):
+//! what a sign-in or a personal access token produces before it is stored as an account
+//! ([`crate::credentials::AccountEntry::from_v1`]), and the account it names.
 //!
 //! Every level keeps the keys it does not know in an `extra` map, so a file written by a newer
 //! mogplex (or edited by hand) survives a rewrite by this one.
@@ -6,36 +8,6 @@
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::collections::BTreeMap;
-
-pub const SCHEMA_VERSION: u32 = 1;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AuthFile {
-    #[serde(default = "schema_version")]
-    pub version: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mogplex: Option<MogplexEntry>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub providers: BTreeMap<String, ProviderEntry>,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-fn schema_version() -> u32 {
-    SCHEMA_VERSION
-}
-
-impl Default for AuthFile {
-    fn default() -> Self {
-        Self {
-            version: SCHEMA_VERSION,
-            mogplex: None,
-            providers: BTreeMap::new(),
-            extra: Map::new(),
-        }
-    }
-}
 
 /// The Mogplex credential: an account session from browser or device sign-in, or a stored
 /// personal access token (`api_key`).
@@ -102,40 +74,4 @@ pub struct Account {
     pub email: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ProviderEntry {
-    #[serde(rename = "apiKey", default, skip_serializing_if = "Option::is_none")]
-    pub api_key: Option<Secret>,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-impl AuthFile {
-    pub fn provider_key(&self, id: &str) -> Option<&Secret> {
-        self.providers
-            .get(id)?
-            .api_key
-            .as_ref()
-            .filter(|k| !k.is_empty())
-    }
-
-    /// Stores a provider key, keeping whatever else that provider's entry holds.
-    pub fn set_provider_key(&mut self, id: &str, key: Secret) {
-        self.providers.entry(id.to_owned()).or_default().api_key = Some(key);
-    }
-
-    /// Removes a provider key; the entry goes too when nothing else is left in it.
-    /// Returns whether a key was there.
-    pub fn remove_provider_key(&mut self, id: &str) -> bool {
-        let Some(entry) = self.providers.get_mut(id) else {
-            return false;
-        };
-        let had = entry.api_key.take().is_some();
-        if entry.extra.is_empty() {
-            self.providers.remove(id);
-        }
-        had
-    }
 }

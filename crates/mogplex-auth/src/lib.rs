@@ -2,8 +2,10 @@
 //!
 //! Everything that decides which credential a session uses, and everything that touches where
 //! credentials are kept, lives here so the CLI and the cockpit share one implementation:
-//! the Mogplex home ([`home`]), the `auth.json` document and its store ([`file`], [`store`]),
-//! resolution with provenance ([`resolve`]), the [`Secret`] type and redaction ([`redact`]).
+//! the Mogplex home ([`home`]), stored credentials behind one seam ([`credentials`]: the
+//! `auth.json` version 2 document, the file and keyring stores, every operation on them; the
+//! file's guarantees in [`store`]), resolution with provenance ([`resolve`]), the [`Secret`]
+//! type and redaction ([`redact`]).
 
 pub mod credentials;
 pub mod env;
@@ -24,10 +26,10 @@ pub mod state;
 pub mod store;
 
 pub use env::{Env, MapEnv, ProcessEnv};
-pub use file::{AuthFile, MogplexEntry, ProviderEntry};
+pub use file::MogplexEntry;
 pub use home::{HomeError, MogplexHome};
 pub use provider::Provider;
 pub use redact::Redactor;
 pub use resolve::{Credential, CredentialKind, Override, Resolution, Source};
 pub use secret::Secret;
-pub use store::{AuthStore, Loaded, StoreError};
+pub use store::StoreError;

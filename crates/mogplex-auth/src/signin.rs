@@ -6,15 +6,14 @@
 //! and the cockpit draws on its login screen. Cancelling is dropping the future (the listener
 //! closes with it).
 
+use crate::credentials::{CredentialError, CredentialStore, Updated, ops};
 use crate::env::Env;
-use crate::file::MogplexEntry;
 use crate::oauth::loopback::{CallbackServer, LoopbackError, Notice};
 use crate::oauth::{
     ClientSettings, OAuthClient, OAuthError, Pkce, TokenResponse, UserInfo, http_client, random_b64,
 };
 use crate::secret::Secret;
 use crate::session;
-use crate::store::{AuthStore, StoreError};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use url::Url;
@@ -79,16 +78,16 @@ impl SignedIn {
             .chain(self.tokens.id_token.as_ref())
     }
 
-    /// Stores it in `auth.json` (under the lock), replacing any Mogplex credential.
-    pub fn store(&self, store: &AuthStore) -> Result<(), StoreError> {
-        self.store_replacing(store).map(drop)
-    }
-
-    /// [`SignedIn::store`], returning the Mogplex credential it replaced.
-    pub fn store_replacing(&self, store: &AuthStore) -> Result<Option<MogplexEntry>, StoreError> {
-        let entry: MogplexEntry =
+    /// Stores it as an account (under the store's lock): it replaces the entry of the same
+    /// account on the same service, else it is added beside the others; either way it becomes
+    /// the default.
+    pub fn store(
+        &self,
+        store: &dyn CredentialStore,
+    ) -> Result<Updated<ops::SignedIn>, CredentialError> {
+        let entry =
             session::entry_from_tokens(&self.issuer, &self.tokens, self.user.as_ref(), None);
-        session::replace_sign_in(store, entry)
+        ops::store_sign_in(store, entry)
     }
 }
 

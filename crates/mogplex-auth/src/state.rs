@@ -1,5 +1,7 @@
 //! What the cockpit remembers between sessions, in `<home>/state.json` (0600): the model last
-//! picked for each provider (SPEC section 2, "the model last picked in this home").
+//! picked for each provider (SPEC section 2, "the model last picked in this home"), and the
+//! credential the user chose most recently (signing in, storing a key, a `/model` pick,
+//! `account use`), which among stored credentials is the one used.
 //!
 //! Nothing here is secret, and nothing here is worth stopping a session for: a missing,
 //! unreadable or corrupt file reads as empty. Writes are read-modify-write under a sidecar lock
@@ -18,8 +20,59 @@ pub struct State {
     /// Provider id (or `mogplex:<account id>`) → model.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub last_model: BTreeMap<String, String>,
+    /// The stored credential the user chose most recently.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_choice: Option<Choice>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+/// A credential the user chose: a provider's stored key, or (for the Mogplex provider) an
+/// account entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Choice {
+    /// The provider id (`groq`, `mogplex`).
+    pub provider: String,
+    /// For Mogplex: the account entry id (`acct_…`, `pat_…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// How it was chosen: `sign-in`, `key`, `model`, `account`.
+    pub how: String,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Choice {
+    pub fn new(provider: Provider, account: Option<&str>, how: &str) -> Self {
+        Self {
+            provider: provider.id().to_owned(),
+            account: account.map(str::to_owned),
+            how: how.to_owned(),
+            at: time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .ok(),
+            extra: Map::new(),
+        }
+    }
+
+    /// The provider, when this mogplex knows it.
+    pub fn provider(&self) -> Option<Provider> {
+        self.provider.parse().ok()
+    }
+
+    /// How the user made the choice, as a notice says it: `you signed in last`.
+    pub fn how_said(&self) -> &'static str {
+        match self.how.as_str() {
+            "sign-in" => "you signed in with it last",
+            "key" => "you stored it last",
+            "model" => "you picked its model last",
+            "account" => "you switched to it last",
+            _ => "you chose it last",
+        }
+    }
 }
 
 /// The key a model choice is remembered under: the provider, and for a Mogplex account the
@@ -83,14 +136,36 @@ pub fn remember_model(home: &MogplexHome, key: &str, model: &str) -> Result<(), 
     if key.chars().chain(model.chars()).any(char::is_control) {
         return Err(StateError::ControlCharacters);
     }
+    update(home, |state| {
+        if state.last_model.get(key).map(String::as_str) == Some(model) {
+            return false;
+        }
+        state.last_model.insert(key.to_owned(), model.to_owned());
+        true
+    })
+}
+
+/// Remembers `choice` as the credential the user chose most recently.
+pub fn remember_choice(home: &MogplexHome, choice: Choice) -> Result<(), StateError> {
+    let bad = |s: &str| s.chars().any(char::is_control);
+    if bad(&choice.provider) || choice.account.as_deref().is_some_and(bad) {
+        return Err(StateError::ControlCharacters);
+    }
+    update(home, |state| {
+        state.last_choice = Some(choice);
+        true
+    })
+}
+
+/// Read-modify-write of `state.json` under its lock; `change` says whether it changed anything.
+fn update(home: &MogplexHome, change: impl FnOnce(&mut State) -> bool) -> Result<(), StateError> {
     home.ensure()?;
     let path = home.state_file();
     let _lock = crate::private_file::lock(&path)?;
     let mut state = State::load(home);
-    if state.last_model.get(key).map(String::as_str) == Some(model) {
+    if !change(&mut state) {
         return Ok(());
     }
-    state.last_model.insert(key.to_owned(), model.to_owned());
     crate::private_file::remove_stale_temp_files(&path);
     let mut bytes = serde_json::to_vec_pretty(&state).map_err(|e| StateError::Io {
         op: "encode",

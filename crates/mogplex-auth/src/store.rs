@@ -1,4 +1,6 @@
-//! Reading and writing `auth.json` without ever losing or exposing a credential.
+//! Reading and writing `auth.json` without ever losing or exposing a credential: the file layer
+//! under both credential stores ([`crate::credentials`], whose engine holds the lock around each
+//! read-modify-write through these functions).
 //!
 //! Rules (SPEC section 3), all enforced here and nowhere else:
 //! - reads refuse symlinks, non-regular files, files owned by someone else and files group or
@@ -10,8 +12,7 @@
 //!   fsyncs it, renames it over `auth.json` and fsyncs the directory;
 //! - files are capped at 1 MiB, and values with control characters are refused on write.
 
-use crate::file::{AuthFile, SCHEMA_VERSION};
-use crate::home::{HomeError, ensure_private_dir};
+use crate::home::HomeError;
 use rustix::io::Errno;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -27,17 +28,6 @@ pub const MAX_FILE_SIZE: u64 = 1024 * 1024;
 pub struct AuthStore {
     path: PathBuf,
     dir: PathBuf,
-}
-
-/// What a read found.
-#[derive(Debug, Default)]
-pub struct Loaded {
-    /// The document; empty when the file is missing or was moved aside.
-    pub file: AuthFile,
-    /// Whether `auth.json` existed and parsed.
-    pub exists: bool,
-    /// Set when a corrupt file was moved aside during this read.
-    pub moved_aside: Option<MovedAside>,
 }
 
 #[derive(Debug, Clone)]
@@ -71,10 +61,6 @@ pub enum StoreError {
     TooOpen { path: PathBuf, mode: u32 },
     #[error("refusing to read {path}: it is {size} bytes, over the 1 MiB limit")]
     TooLarge { path: PathBuf, size: u64 },
-    #[error(
-        "{path} has schema version {version}; this mogplex understands version {SCHEMA_VERSION}"
-    )]
-    NewerVersion { path: PathBuf, version: u32 },
     #[error("refusing to store {field}: it contains control characters")]
     ControlCharacters { field: String },
     #[error("refusing to write {path}: the result would be over the 1 MiB limit")]
@@ -116,10 +102,6 @@ impl StoreError {
                 "this is not a file mogplex wrote; move {} aside and sign in again",
                 path.display()
             ),
-            StoreError::NewerVersion { .. } => {
-                "upgrade mogplex; this version will not modify a file it does not fully understand"
-                    .into()
-            }
             StoreError::ControlCharacters { .. } => {
                 "check for a stray newline, tab or escape sequence in the value and try again"
                     .into()
@@ -185,18 +167,8 @@ impl AuthStore {
         &self.path
     }
 
-    /// Reads the file without taking the lock (the file is only ever replaced by rename, so a
-    /// reader sees either the old or the new version). A corrupt file is moved aside under the
-    /// lock.
-    pub fn load(&self) -> Result<Loaded, StoreError> {
-        self.load_as().map(|(file, exists, moved_aside)| Loaded {
-            file,
-            exists,
-            moved_aside,
-        })
-    }
-
-    /// [`AuthStore::load`] for any document type that lives in `auth.json` (the version 2
+    /// Reads without taking the lock (the file is only ever replaced by rename, so a reader
+    /// sees either the old or the new version) any document type that lives in `auth.json` (the version 2
     /// document of [`crate::credentials`] reads through here too): the document, whether the
     /// file existed and parsed, and the corrupt file moved aside during this read.
     pub(crate) fn load_as<T: DeserializeOwned + Default>(
@@ -210,47 +182,6 @@ impl AuthStore {
                 self.read_locked_as()
             }
         }
-    }
-
-    /// Read-modify-write under the lock. `change` sees the file as it is on disk after the lock
-    /// was taken. Nothing is written when it leaves the document unchanged.
-    pub fn update<T>(
-        &self,
-        change: impl FnOnce(&mut AuthFile) -> Result<T, StoreError>,
-    ) -> Result<Updated<T>, StoreError> {
-        ensure_private_dir(&self.dir)?;
-        let _lock = self.lock()?;
-        let (mut file, exists, moved_aside) = self.read_locked_as::<AuthFile>()?;
-        if file.version > SCHEMA_VERSION {
-            return Err(StoreError::NewerVersion {
-                path: self.path.clone(),
-                version: file.version,
-            });
-        }
-        self.remove_stale_temp_files();
-        let before = file.clone();
-        let value = change(&mut file)?;
-        let written = !exists || file != before;
-        if written {
-            file.version = SCHEMA_VERSION;
-            self.write_locked(&file)?;
-        }
-        Ok(Updated {
-            value,
-            written,
-            moved_aside,
-        })
-    }
-
-    /// Holds the `auth.json` lock for a read-modify-write that has to await something in the middle
-    /// (a token refresh). Dropping it releases the lock.
-    pub fn locked(&self) -> Result<Locked, StoreError> {
-        ensure_private_dir(&self.dir)?;
-        let lock = self.lock()?;
-        Ok(Locked {
-            store: self.clone(),
-            _lock: lock,
-        })
     }
 
     /// The exclusive lock on `auth.json.lock`, held until the file is dropped.
@@ -349,44 +280,6 @@ impl AuthStore {
             source: e.source,
         })
     }
-
-    /// Temp files left by a writer that died before its rename. Safe to remove: the lock is held,
-    /// so no live writer owns one.
-    fn remove_stale_temp_files(&self) {
-        crate::private_file::remove_stale_temp_files(&self.path);
-    }
-}
-
-#[derive(Debug)]
-pub struct Locked {
-    store: AuthStore,
-    _lock: File,
-}
-
-impl Locked {
-    /// The file as it is now (a corrupt one is moved aside).
-    pub fn read(&self) -> Result<(AuthFile, Option<MovedAside>), StoreError> {
-        self.store.read_locked_as().map(|(f, _, m)| (f, m))
-    }
-
-    pub fn write(&self, file: &AuthFile) -> Result<(), StoreError> {
-        if file.version > SCHEMA_VERSION {
-            return Err(StoreError::NewerVersion {
-                path: self.store.path.clone(),
-                version: file.version,
-            });
-        }
-        self.store.remove_stale_temp_files();
-        self.store.write_locked(file)
-    }
-}
-
-#[derive(Debug)]
-pub struct Updated<T> {
-    pub value: T,
-    /// Whether the file was rewritten.
-    pub written: bool,
-    pub moved_aside: Option<MovedAside>,
 }
 
 /// Refuses control characters in any key or string value, naming where (never the value).
@@ -414,69 +307,12 @@ pub fn reject_control_characters(value: &Value, at: &str) -> Result<(), StoreErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Secret;
-    use std::os::unix::fs::{PermissionsExt, symlink};
-
-    fn store() -> (tempfile::TempDir, AuthStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = AuthStore::new(dir.path().join("home/auth.json"));
-        (dir, store)
-    }
-
-    #[test]
-    fn round_trip_preserves_unknown_keys() {
-        let (_d, store) = store();
-        std::fs::create_dir_all(store.path().parent().unwrap()).unwrap();
-        let original = r#"{"version":1,"future":{"x":1},"mogplex":{"api_key":"mog_a","later":true},
-            "providers":{"openai":{"apiKey":"sk-1","org":"o"}}}"#;
-        std::fs::write(store.path(), original).unwrap();
-        std::fs::set_permissions(store.path(), std::fs::Permissions::from_mode(0o600)).unwrap();
-        store
-            .update(|f| {
-                f.set_provider_key("groq", Secret::new("gsk_2"));
-                Ok(())
-            })
-            .unwrap();
-        let v: Value =
-            serde_json::from_str(&std::fs::read_to_string(store.path()).unwrap()).unwrap();
-        assert_eq!(v["future"]["x"], 1);
-        assert_eq!(v["mogplex"]["later"], true);
-        assert_eq!(v["providers"]["openai"]["org"], "o");
-        assert_eq!(v["providers"]["groq"]["apiKey"], "gsk_2");
-    }
-
-    #[test]
-    fn symlink_is_refused_and_untouched() {
-        let (d, store) = store();
-        std::fs::create_dir_all(store.path().parent().unwrap()).unwrap();
-        let target = d.path().join("elsewhere.json");
-        std::fs::write(&target, "{}").unwrap();
-        symlink(&target, store.path()).unwrap();
-        assert!(matches!(store.load(), Err(StoreError::Symlink { .. })));
-        let r = store.update(|f| {
-            f.set_provider_key("openai", Secret::new("sk-x"));
-            Ok(())
-        });
-        assert!(matches!(r, Err(StoreError::Symlink { .. })));
-        assert_eq!(std::fs::read_to_string(&target).unwrap(), "{}");
-    }
-
-    #[test]
-    fn control_characters_are_refused_on_write() {
-        let (_d, store) = store();
-        let r = store.update(|f| {
-            f.set_provider_key("openai", Secret::new("sk-a\nb"));
-            Ok(())
-        });
-        let e = r.unwrap_err();
-        assert!(matches!(e, StoreError::ControlCharacters { .. }));
-        assert!(!e.to_string().contains("sk-a"));
-        assert!(!store.path().exists());
-    }
 
     #[test]
     fn parse_errors_never_quote_content() {
-        let e = parse::<AuthFile>(br#"{"providers":{"openai":"sk-secret-value"}}"#).unwrap_err();
+        let e =
+            parse::<crate::credentials::Document>(br#"{"providers":{"openai":"sk-secret-value"}}"#)
+                .unwrap_err();
         assert!(!e.contains("sk-secret"), "{e}");
     }
 }

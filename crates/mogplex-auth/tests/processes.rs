@@ -1,11 +1,12 @@
-//! The store across real processes: concurrent writers lose nothing, and a writer killed at any
+//! The file store (through the credential seam) across real processes: concurrent writers lose nothing, and a writer killed at any
 //! moment never leaves a file that fails to parse or debris that trips a later write.
 //!
 //! The child processes are this test binary itself, re-run with `MOGPLEX_TEST_CHILD` set, so
 //! they go through exactly the library code under test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use mogplex_auth::{AuthStore, Secret};
+use mogplex_auth::credentials::{CredentialStore, FileStore, ops};
+use mogplex_auth::{MogplexHome, Secret};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -20,10 +21,14 @@ fn child(test: &str, auth: &Path, arg: &str) -> Command {
     c
 }
 
-fn child_args() -> Option<(String, AuthStore)> {
+fn store_at(auth: &Path) -> FileStore {
+    FileStore::new(&MogplexHome::at(auth.parent().unwrap()))
+}
+
+fn child_args() -> Option<(String, FileStore)> {
     let arg = std::env::var("MOGPLEX_TEST_CHILD").ok()?;
     let auth = std::env::var("MOGPLEX_TEST_AUTH").ok()?;
-    Some((arg, AuthStore::new(auth)))
+    Some((arg, store_at(Path::new(&auth))))
 }
 
 /// In a child: store one provider key. In the test process: nothing (it is run as a child only).
@@ -32,12 +37,7 @@ fn child_store_one_key() {
     let Some((name, store)) = child_args() else {
         return;
     };
-    store
-        .update(|f| {
-            f.set_provider_key(&name, Secret::new(format!("key-for-{name}")));
-            Ok(())
-        })
-        .unwrap();
+    ops::store_provider_key(&store, &name, Secret::new(format!("key-for-{name}"))).unwrap();
 }
 
 /// In a child: rewrite the file in a loop, with a growing value so sizes change, until killed.
@@ -50,13 +50,16 @@ fn child_write_forever() {
     let mut i = 0u64;
     loop {
         i += 1;
-        store
-            .update(|f| {
-                f.set_provider_key("loop", Secret::new("x".repeat((i % 5000) as usize + 1)));
-                f.extra.insert("counter".into(), i.into());
-                Ok(())
-            })
-            .unwrap();
+        let s: &dyn CredentialStore = &store;
+        s.update(|f| {
+            f.providers.entry("loop".into()).or_default().api_key =
+                Some(mogplex_auth::credentials::Stored::Value(Secret::new(
+                    "x".repeat((i % 5000) as usize + 1),
+                )));
+            f.extra.insert("counter".into(), i.into());
+            Ok(())
+        })
+        .unwrap();
     }
 }
 
@@ -78,12 +81,12 @@ fn twenty_concurrent_writers_all_land() {
     for mut c in children {
         assert!(c.wait().unwrap().success());
     }
-    let loaded = AuthStore::new(&auth).load().unwrap();
-    assert_eq!(loaded.file.providers.len(), 20);
+    let loaded = store_at(&auth).load().unwrap();
+    assert_eq!(loaded.doc.providers.len(), 20);
     for i in 0..20 {
         let name = format!("provider-{i:02}");
         assert_eq!(
-            loaded.file.provider_key(&name).unwrap().expose(),
+            loaded.doc.provider_key(&name).unwrap().expose(),
             format!("key-for-{name}")
         );
     }
@@ -96,13 +99,9 @@ fn a_writer_killed_at_random_moments_never_corrupts() {
     }
     let dir = tempfile::tempdir().unwrap();
     let auth = dir.path().join("home/auth.json");
-    let store = AuthStore::new(&auth);
-    store
-        .update(|f| {
-            f.set_provider_key("keep", Secret::new("kept-key"));
-            Ok(())
-        })
-        .unwrap();
+    let store = store_at(&auth);
+    ops::store_provider_key(&store, "keep", Secret::new("kept-key")).unwrap();
+    let store: &dyn CredentialStore = &store;
     let mut seed = std::process::id() as u64 ^ 0x9e37_79b9_7f4a_7c15;
     let mut rand = move || {
         seed ^= seed << 13;
@@ -142,7 +141,7 @@ fn a_writer_killed_at_random_moments_never_corrupts() {
             "round {round}: the file was corrupt"
         );
         assert_eq!(
-            loaded.file.provider_key("keep").unwrap().expose(),
+            loaded.doc.provider_key("keep").unwrap().expose(),
             "kept-key",
             "round {round}"
         );
@@ -164,7 +163,7 @@ fn a_writer_killed_at_random_moments_never_corrupts() {
     let counter = store
         .load()
         .unwrap()
-        .file
+        .doc
         .extra
         .get("counter")
         .and_then(|v| v.as_u64())

@@ -97,3 +97,22 @@ impl From<HomeError> for CliError {
         e
     }
 }
+
+impl From<mogplex_auth::credentials::CredentialError> for CliError {
+    fn from(err: mogplex_auth::credentials::CredentialError) -> Self {
+        use mogplex_auth::credentials::CredentialError as E;
+        if let E::File(e) = err {
+            return e.into();
+        }
+        let code = match err {
+            E::BadChoice { .. } => exit::USAGE,
+            E::NoSuchAccount { .. } => exit::NO_CREDENTIAL,
+            _ => exit::CONFIG,
+        };
+        let mut e = with_sources(CliError::new(code, err.to_string()), &err);
+        if let Some(h) = err.hint() {
+            e.hints.push(h);
+        }
+        e
+    }
+}

@@ -8,7 +8,13 @@ use crate::args::ExecArgs;
 use crate::ctx::Ctx;
 use crate::error::CliError;
 use crate::exit;
+use mogplex_auth::credentials::CredentialStore;
+use mogplex_auth::credentials::ops::RefreshError;
 use mogplex_auth::{CredentialKind, Provider, Resolution, Source};
+use std::sync::Arc;
+
+/// The credential store, as the async parts of a turn share it.
+pub type Store = Arc<dyn CredentialStore>;
 use mogplex_protocol::{ChatMessage, CliModel};
 use mogplex_providers::{
     ChatRequest, ErrorKind, ModelClient, ModelSource, ProviderError, SelectError, Selection,
@@ -22,6 +28,24 @@ use std::io::{IsTerminal, Read, Write};
 const MAX_PROMPT: u64 = 4 * 1024 * 1024;
 
 pub fn no_credential(resolution: &Resolution) -> CliError {
+    if !resolution.other_issuers.is_empty() {
+        let others = resolution.other_issuers.join(", ");
+        return CliError::new(
+            exit::NO_CREDENTIAL,
+            format!(
+                "no credentials for {}: nothing in the environment, and the stored Mogplex sign-in is for {others}",
+                resolution.issuer
+            ),
+        )
+        .hint(format!(
+            "a sign-in is only ever used with the service that issued it: set MOGPLEX_URL={} to use it",
+            resolution.other_issuers[0]
+        ))
+        .hint(format!(
+            "or sign in to {} with `mogplex login`",
+            resolution.issuer
+        ));
+    }
     CliError::new(
         exit::NO_CREDENTIAL,
         format!(
@@ -123,7 +147,7 @@ fn with_closest_models(err: CliError, model: &str, usable: &[String]) -> CliErro
 /// to the gateway to judge.
 async fn check_account_model(
     client: &ModelClient,
-    store: &mogplex_auth::AuthStore,
+    store: &Store,
     selection: &mut Selection,
     base_url: &mogplex_providers::Url,
     resolution: &Resolution,
@@ -184,13 +208,13 @@ impl CatalogError {
 /// request sent again) on a 401. Also says whether that second renewal was spent.
 async fn account_catalog(
     client: &ModelClient,
-    store: &mogplex_auth::AuthStore,
+    store: &Store,
     selection: &mut Selection,
     base_url: &mogplex_providers::Url,
 ) -> Result<(Vec<CliModel>, bool), CatalogError> {
     let is_session = selection.credential.kind == CredentialKind::AccountSession;
     if is_session {
-        selection.credential.secret = renew(store, base_url, None)
+        selection.credential.secret = renew(store, &selection.credential, base_url, None)
             .await
             .map_err(CatalogError::Renew)?;
     }
@@ -198,9 +222,10 @@ async fn account_catalog(
         Ok(models) => Ok((models, false)),
         Err(e) if e.kind == ErrorKind::Unauthorized && is_session => {
             let rejected = selection.credential.secret.clone();
-            selection.credential.secret = renew(store, base_url, Some(&rejected))
-                .await
-                .map_err(CatalogError::Renew)?;
+            selection.credential.secret =
+                renew(store, &selection.credential, base_url, Some(&rejected))
+                    .await
+                    .map_err(CatalogError::Renew)?;
             let models = client
                 .account_models(selection, base_url)
                 .await
@@ -245,6 +270,7 @@ fn credential_json(sel: &Selection) -> serde_json::Value {
     let (source, name) = match &c.source {
         Source::Env { var } => ("env", (*var).to_owned()),
         Source::File { path, field } => ("auth.json", format!("{} ({field})", path.display())),
+        Source::Keyring { .. } => ("keyring", c.source.label()),
     };
     let kind = match c.kind {
         CredentialKind::ApiKey => "api_key",
@@ -354,7 +380,8 @@ fn turn(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
         "provider": provider.id(),
         "model": selection.model,
         "credential": credential_json(&selection),
-        "notices": resolution.overrides_for(provider).map(|o| o.notice()).collect::<Vec<_>>(),
+        "account": selection.credential.account_email,
+        "notices": resolution.overrides_for(provider).map(|o| o.notice()).chain(resolution.issuer_notice()).collect::<Vec<_>>(),
     });
     redactor.redact_json(&mut session);
     tracing::info!(
@@ -449,7 +476,7 @@ pub struct TurnOutcome {
 /// next turn. A failure to renew is the outer error; a provider's refusal is in the outcome.
 pub async fn stream_turn(
     client: &ModelClient,
-    store: &mogplex_auth::AuthStore,
+    store: &Store,
     selection: &mut Selection,
     base_url: &mogplex_providers::Url,
     messages: Vec<ChatMessage>,
@@ -459,7 +486,8 @@ pub async fn stream_turn(
     let (model, mut retried) = match selection.model.clone() {
         Some(m) => {
             if is_session {
-                selection.credential.secret = renew(store, base_url, None).await?;
+                selection.credential.secret =
+                    renew(store, &selection.credential, base_url, None).await?;
             }
             (m, false)
         }
@@ -489,7 +517,8 @@ pub async fn stream_turn(
         {
             retried = true;
             let rejected = req.selection.credential.secret.clone();
-            req.selection.credential.secret = renew(store, base_url, Some(&rejected)).await?;
+            req.selection.credential.secret =
+                renew(store, &selection.credential, base_url, Some(&rejected)).await?;
             selection.credential.secret = req.selection.credential.secret.clone();
             sink.refreshed();
             continue;
@@ -537,39 +566,54 @@ impl TurnSink for ExecSink<'_> {
     }
 }
 
-/// A current access token for the stored sign-in (refreshing under the lock when needed). A new
-/// token is taught to the session log before anything could log it.
+/// A current access token for the stored sign-in `credential` names (refreshing under the lock
+/// when needed, at that account's own service only). A new token is taught to the session log
+/// before anything could log it.
 pub async fn renew(
-    store: &mogplex_auth::AuthStore,
+    store: &Store,
+    credential: &mogplex_auth::Credential,
     base_url: &mogplex_providers::Url,
     rejected: Option<&mogplex_auth::Secret>,
 ) -> Result<mogplex_auth::Secret, CliError> {
-    use mogplex_auth::session::{SessionError, fresh_access_token};
+    use mogplex_auth::credentials::ops::fresh_access_token;
     let base = base_url.clone();
     let base_str = base_url.as_str().trim_end_matches('/').to_owned();
-    fresh_access_token(store, rejected, || async move {
+    let Some(entry) = credential.account_entry.as_deref() else {
+        return Err(not_signed_in());
+    };
+    // The client is of this session's service; a stored sign-in of another is refused before
+    // anything is sent to it.
+    fresh_access_token(store, entry, rejected, |_issuer| async move {
         let http = mogplex_auth::oauth::http_client()?;
         mogplex_auth::oauth::OAuthClient::discover(http, base).await
     })
     .await
     .inspect(crate::log::learn)
     .map_err(|e| match e {
-        SessionError::NotSignedIn => CliError::new(exit::NO_CREDENTIAL, "not signed in to Mogplex")
-            .hint("run `mogplex login` to sign in"),
-        SessionError::SignedOut { reason } => CliError::new(
+        RefreshError::NotSignedIn => not_signed_in(),
+        RefreshError::SignedOut { reason } => CliError::new(
             exit::NO_CREDENTIAL,
             "your Mogplex sign-in has ended; you are signed out",
         )
         .cause(reason)
         .hint("sign in again: run `mogplex login` (or `mogplex` in a terminal and choose \"Sign in with Mogplex\")"),
-        SessionError::Transient(e) => CliError::new(
+        RefreshError::Transient(e) => CliError::new(
             exit::UNAVAILABLE,
             "could not renew your Mogplex sign-in; it is kept, try again shortly",
         )
         .cause(e.to_string())
         .hint(format!("check your connection to {base_str}")),
-        SessionError::Store(e) => e.into(),
+        e @ RefreshError::IssuerMismatch { .. } => {
+            let hint = e.hint().unwrap_or_default();
+            CliError::new(exit::NO_CREDENTIAL, e.to_string()).hint(hint)
+        }
+        RefreshError::Credentials(e) => e.into(),
     })
+}
+
+fn not_signed_in() -> CliError {
+    CliError::new(exit::NO_CREDENTIAL, "not signed in to Mogplex")
+        .hint("run `mogplex login` to sign in")
 }
 
 /// The model: `--model`, else the one last picked with `/model` for the provider, else its
@@ -596,15 +640,17 @@ pub fn provider_error(
         (Source::Env { var }, _) => {
             format!("check the value of {var}, or unset it to use a stored credential")
         }
-        (Source::File { .. }, CredentialKind::AccountSession) => {
+        (Source::File { .. } | Source::Keyring { .. }, CredentialKind::AccountSession) => {
             "sign in again: run `mogplex` in a terminal and choose \"Sign in with Mogplex\""
                 .to_owned()
         }
-        (Source::File { .. }, CredentialKind::PersonalAccessToken) => format!(
-            "store a new personal access token with `mogplex login mogplex --with-api-key` ({})",
-            crate::signin::where_to_create_a_pat(&mogplex_auth::ProcessEnv)
-        ),
-        (Source::File { .. }, CredentialKind::ApiKey) => format!(
+        (Source::File { .. } | Source::Keyring { .. }, CredentialKind::PersonalAccessToken) => {
+            format!(
+                "store a new personal access token with `mogplex login mogplex --with-api-key` ({})",
+                crate::signin::where_to_create_a_pat(&mogplex_auth::ProcessEnv)
+            )
+        }
+        (Source::File { .. } | Source::Keyring { .. }, CredentialKind::ApiKey) => format!(
             "store a new key with `printenv {} | mogplex login {} --with-api-key`",
             e.provider.env_var(),
             e.provider.id()

@@ -1,8 +1,9 @@
 //! `mogplex login <provider> --with-api-key`, `mogplex logout [provider]` and `--logout`.
 
-use crate::ctx::{Ctx, remember_file_secrets};
+use crate::ctx::{Ctx, remember_doc_secrets};
 use crate::error::CliError;
-use mogplex_auth::{AuthStore, Env, MogplexEntry, Provider, Redactor, Secret, StoreError};
+use mogplex_auth::credentials::{CredentialStore, ops};
+use mogplex_auth::{Env, MogplexEntry, Provider, Redactor, Secret};
 use std::io::{IsTerminal, Read};
 use zeroize::Zeroize;
 
@@ -140,38 +141,51 @@ fn choose(ctx: &mut Ctx) -> Result<(), CliError> {
     }
 }
 
+/// What a write to the store should say besides its result: a corrupt file moved aside, keyring
+/// items found gone or changed, and (with `auto`) that the keyring was not available.
+pub fn write_notes<T>(
+    store: &dyn CredentialStore,
+    updated: &mogplex_auth::credentials::Updated<T>,
+) -> Vec<String> {
+    let mut out: Vec<String> = updated.moved_aside.iter().map(|m| m.warning()).collect();
+    out.extend(updated.notes.iter().map(|n| n.text()));
+    out.extend(store.info().fallback_note());
+    out
+}
+
 pub fn login_with_api_key(ctx: &mut Ctx, provider: Provider) -> Result<(), CliError> {
     let key = read_key(&ctx.env, provider)?;
     ctx.learn(&key);
     let masked = key.masked();
-    let updated = ctx.store.update(|file| {
-        let replaced_session = if provider == Provider::Mogplex {
-            let was_session = file
-                .mogplex
-                .as_ref()
-                .is_some_and(|m| m.access_token.is_some());
-            file.mogplex = Some(MogplexEntry::pat(key.clone()));
-            was_session
-        } else {
-            file.set_provider_key(provider.id(), key.clone());
-            false
+    let store = ctx.store.clone();
+    let mut replaced_session = false;
+    let notes = if provider == Provider::Mogplex {
+        let entry = MogplexEntry {
+            issuer: Some(ctx.issuer()),
+            ..MogplexEntry::pat(key.clone())
         };
-        Ok(replaced_session)
-    })?;
-    if let Some(m) = &updated.moved_aside {
-        eprintln!("{}", m.warning());
+        let updated = ops::store_sign_in(&*store, entry)?;
+        replaced_session = updated.value.accounts_on_issuer > 1;
+        ctx.remember_choice(provider, Some(&updated.value.entry_id), "key");
+        write_notes(&*store, &updated)
+    } else {
+        let updated = ops::store_provider_key(&*store, provider.id(), key.clone())?;
+        ctx.remember_choice(provider, None, "key");
+        write_notes(&*store, &updated)
+    };
+    for n in &notes {
+        eprintln!("{n}");
     }
     let what = if provider == Provider::Mogplex {
         "Mogplex personal access token".to_owned()
     } else {
         format!("{} API key", provider.display_name())
     };
-    println!(
-        "Stored the {what} {masked} in {}",
-        ctx.store.path().display()
-    );
-    if updated.value {
-        eprintln!("note: this replaces your stored Mogplex sign-in");
+    println!("Stored the {what} {masked} in {}", store.info().label());
+    if replaced_session {
+        eprintln!(
+            "note: it is now the default Mogplex credential; the sign-ins stored beside it are kept (`mogplex account list`)"
+        );
     }
     if ctx.env.var(provider.env_var()).is_some() {
         eprintln!(
@@ -196,27 +210,41 @@ pub struct Removal {
     /// `Some(true)`: a Mogplex sign-in; `Some(false)`: a personal access token or a provider key;
     /// `None`: nothing was stored.
     pub removed: Option<bool>,
+    /// The account signed out (its email, else its entry id).
+    pub account: Option<String>,
     /// Provider keys left in place (after removing the Mogplex credential).
     pub kept: Vec<String>,
+    /// Other accounts still stored (after removing one): their names.
+    pub others: Vec<String>,
+    /// The account services whose sign-ins were left alone because this session talks to
+    /// another one.
+    pub other_issuers: Vec<String>,
     /// The removed sign-in's refresh token, to revoke on the server.
     pub refresh: Option<Secret>,
-    pub path: std::path::PathBuf,
-    /// Set when a corrupt `auth.json` was moved aside on the way (the caller says so: the
-    /// cockpit must not print over its screen).
+    /// Where it was stored: the `auth.json` path, or the keyring.
+    pub path: String,
+    /// Warnings and notes from the store (a corrupt `auth.json` moved aside, keyring items
+    /// found gone): the caller says them (the cockpit must not print over its screen).
     pub moved_aside: Option<String>,
 }
 
 impl Removal {
     /// The one-line report.
     pub fn report(&self) -> String {
-        let path = self.path.display();
+        let path = &self.path;
         match (self.provider, self.removed) {
-            (Provider::Mogplex, Some(true)) => {
-                format!("Signed out of Mogplex: removed the stored sign-in from {path}")
-            }
+            (Provider::Mogplex, Some(true)) => match &self.account {
+                Some(who) => format!(
+                    "Signed out of Mogplex as {who}: removed the stored sign-in from {path}"
+                ),
+                None => format!("Signed out of Mogplex: removed the stored sign-in from {path}"),
+            },
             (Provider::Mogplex, Some(false)) => {
                 format!("Removed the stored Mogplex personal access token from {path}")
             }
+            (Provider::Mogplex, None) if !self.other_issuers.is_empty() => format!(
+                "No stored Mogplex sign-in for this account service in {path}; nothing to remove"
+            ),
             (Provider::Mogplex, None) => {
                 format!("No stored Mogplex sign-in in {path}; nothing to remove")
             }
@@ -231,10 +259,22 @@ impl Removal {
         }
     }
 
-    /// What else the user should know: keys kept, and a variable that will still supply the
-    /// credential in the next session.
+    /// What else the user should know: keys kept, accounts kept, and a variable that will still
+    /// supply the credential in the next session.
     pub fn notes(&self, env: &dyn Env, kept_hint: &str) -> Vec<String> {
         let mut notes = Vec::new();
+        if !self.other_issuers.is_empty() {
+            notes.push(format!(
+                "the sign-ins stored for {} are kept (this session's account service is another one)",
+                self.other_issuers.join(", ")
+            ));
+        }
+        if !self.others.is_empty() && self.removed.is_some() {
+            notes.push(format!(
+                "still signed in on this machine as {}",
+                self.others.join(", ")
+            ));
+        }
         if !self.kept.is_empty() && self.removed.is_some() {
             notes.push(format!(
                 "stored provider keys are kept ({}); {kept_hint}",
@@ -251,48 +291,104 @@ impl Removal {
     }
 }
 
-/// Removes the stored credential for `provider` (for Mogplex, only the `mogplex` entry), under
-/// the lock, in one write. Every secret the file held is added to `redactor` first.
+/// Removes the stored credential for `provider`: for Mogplex, the account this session uses
+/// (`account`: an entry id `--account` or `MOGPLEX_ACCOUNT` chose) of the service at `issuer`,
+/// never another service's; else the provider's key. Every secret the store held is added to
+/// `redactor` first.
 pub fn take_stored(
-    store: &AuthStore,
+    store: &dyn CredentialStore,
     provider: Provider,
+    issuer: &str,
+    account: Option<&str>,
     redactor: &mut Redactor,
-) -> Result<Removal, StoreError> {
-    let updated = store.update(|file| {
-        remember_file_secrets(redactor, file);
-        Ok(if provider == Provider::Mogplex {
-            let entry = file.mogplex.take();
-            let removed = entry.as_ref().map(|m| m.access_token.is_some());
-            let refresh = entry.and_then(|m| m.refresh_token);
-            let kept: Vec<String> = file.providers.keys().cloned().collect();
-            (removed, kept, refresh)
-        } else {
-            (
-                file.remove_provider_key(provider.id()).then_some(false),
-                Vec::new(),
-                None,
-            )
-        })
-    })?;
-    let (removed, kept, refresh) = updated.value;
-    Ok(Removal {
+) -> Result<Removal, CliError> {
+    let loaded = store.load()?;
+    remember_doc_secrets(redactor, &loaded.doc);
+    let mut removal = Removal {
         provider,
-        removed,
-        kept,
-        refresh,
-        path: store.path().to_owned(),
-        moved_aside: updated.moved_aside.map(|m| m.warning()),
-    })
+        removed: None,
+        account: None,
+        kept: Vec::new(),
+        others: Vec::new(),
+        other_issuers: Vec::new(),
+        refresh: None,
+        path: store_label(store),
+        moved_aside: None,
+    };
+    let notes = if provider == Provider::Mogplex {
+        let chosen = match account {
+            Some(q) => Some(crate::ctx::choose_account(&loaded.doc, q, issuer)?.id),
+            None => None,
+        };
+        let Some(entry) = ops::active_account(&loaded.doc, issuer, chosen.as_deref()) else {
+            let mut others: Vec<String> = loaded
+                .doc
+                .accounts
+                .iter()
+                .map(|a| a.issuer.trim_end_matches('/').to_owned())
+                .collect();
+            others.dedup();
+            removal.other_issuers = others;
+            return Ok(removal);
+        };
+        let updated = ops::logout(store, &entry.id.clone())?;
+        let notes = write_notes(store, &updated);
+        if let Some(out) = updated.value {
+            removal.removed =
+                Some(out.account.kind == mogplex_auth::file::MogplexCredentialKind::Session);
+            removal.account = Some(out.account.name().to_owned());
+            removal.refresh = out.refresh_token;
+        }
+        let after = store.load_metadata()?;
+        removal.kept = after
+            .doc
+            .providers
+            .iter()
+            .filter(|(_, p)| p.api_key.is_some())
+            .map(|(k, _)| k.clone())
+            .collect();
+        removal.others = ops::list_accounts(&after.doc)
+            .iter()
+            .filter(|a| a.issuer.trim_end_matches('/') == issuer.trim_end_matches('/'))
+            .map(|a| a.name().to_owned())
+            .collect();
+        notes
+    } else {
+        let updated = ops::remove_provider_key(store, provider.id())?;
+        removal.removed = updated.value.then_some(false);
+        write_notes(store, &updated)
+    };
+    if !notes.is_empty() {
+        removal.moved_aside = Some(notes.join("\n"));
+    }
+    Ok(removal)
+}
+
+/// Where credentials are stored, as reports name it: the `auth.json` path, or the keyring.
+pub fn store_label(store: &dyn CredentialStore) -> String {
+    match store.info().kind {
+        mogplex_auth::credentials::StoreKind::Keyring => {
+            mogplex_auth::credentials::vault::keyring_name().to_owned()
+        }
+        _ => store.path().display().to_string(),
+    }
 }
 
 /// `mogplex logout [provider]` and `--logout`. `to_stderr` sends the report to stderr (for
 /// `--logout`, whose stdout may carry an answer).
 pub fn logout(ctx: &mut Ctx, provider: Provider, to_stderr: bool) -> Result<(), CliError> {
-    let removal = take_stored(&ctx.store, provider, &mut ctx.redactor)?;
+    let issuer = ctx.issuer();
+    let removal = take_stored(
+        &*ctx.store.clone(),
+        provider,
+        &issuer,
+        ctx.account.clone().as_deref(),
+        &mut ctx.redactor,
+    )?;
     if let Some(w) = &removal.moved_aside {
         eprintln!("{w}");
     }
-    if provider == Provider::Mogplex {
+    if provider == Provider::Mogplex && removal.removed.is_some() {
         // The account's synced catalog and MCP definitions go with the sign-in.
         mogplex_auth::hosted::HostedCache::new(&ctx.home)
             .clear()

@@ -5,10 +5,11 @@
 use crate::ctx::Ctx;
 use crate::error::CliError;
 use crate::exit;
+use mogplex_auth::credentials::ops;
 use mogplex_auth::oauth::OAuthError;
 use mogplex_auth::oauth::loopback::{LoopbackError, Notice};
 use mogplex_auth::signin::{Method, Progress, SignInError, SignedIn};
-use mogplex_auth::{Env, MogplexEntry, Provider};
+use mogplex_auth::{Env, Provider};
 use std::io::BufRead;
 
 /// Where a sign-in was started from, for the hint that says how to try again.
@@ -206,55 +207,34 @@ pub fn base_label(base: &mogplex_providers::Url) -> String {
     base.as_str().trim_end_matches('/').to_owned()
 }
 
-/// What became of the Mogplex credential a new sign-in replaced, when the user should hear it:
-/// another account's sign-in, or a personal access token. Signing in again as the same account
+/// What the user should hear about the accounts beside a new sign-in: that it was added next
+/// to others (which stay signed in), and how to switch. Signing in again as the same account
 /// needs no note.
-pub fn replaced_note(previous: Option<&MogplexEntry>, signed_in: &SignedIn) -> Option<String> {
-    let previous = previous?;
-    if let Some(pat) = &previous.api_key {
-        return Some(format!(
-            "this replaces the stored Mogplex personal access token {}",
-            pat.masked()
-        ));
-    }
-    previous.access_token.as_ref()?;
-    let email = previous.account.as_ref().and_then(|a| a.email.as_deref());
-    let issuer = previous.issuer.as_deref().map(|i| i.trim_end_matches('/'));
-    let same_issuer = issuer.is_none_or(|i| i == signed_in.issuer.trim_end_matches('/'));
-    if same_issuer && email.is_some() && email == signed_in.email() {
+pub fn added_note(stored: &ops::SignedIn) -> Option<String> {
+    if stored.outcome == ops::SignInOutcome::Replaced || stored.accounts_on_issuer < 2 {
         return None;
     }
-    let who = match (email, issuer) {
-        (Some(e), Some(i)) if !same_issuer => format!("{e} (at {i})"),
-        (Some(e), _) => e.to_owned(),
-        (None, Some(i)) if !same_issuer => format!("the account at {i}"),
-        (None, _) => "the account signed in before".to_owned(),
-    };
+    let others = stored.accounts_on_issuer - 1;
     Some(format!(
-        "replaced the sign-in of {who}: it is signed out on this machine (sign in again to switch back)"
+        "added this account beside the {others} other{} stored for {}; it is now the default (`mogplex account list` shows them, `mogplex account use <email>` switches)",
+        if others == 1 { "" } else { "s" },
+        stored.issuer.trim_end_matches('/')
     ))
 }
 
-/// Stores a completed sign-in and writes the log line; returns who signed in, and a note about
-/// the credential it replaced.
+/// Stores a completed sign-in and writes the log line; returns who signed in, and the notes
+/// about the store and the accounts beside it.
 pub fn store_signed_in(
     ctx: &mut Ctx,
     signed_in: &SignedIn,
-) -> Result<(String, Option<String>), CliError> {
+) -> Result<(String, Vec<String>), CliError> {
     for s in signed_in.secrets() {
         ctx.learn(s);
     }
-    let previous = signed_in.store_replacing(&ctx.store)?;
-    if let Some(p) = &previous {
-        // The replaced tokens are gone from the file, but they are still secrets.
-        for s in [&p.access_token, &p.refresh_token, &p.id_token, &p.api_key]
-            .into_iter()
-            .flatten()
-        {
-            ctx.learn(s);
-        }
-    }
-    let replaced = replaced_note(previous.as_ref(), signed_in);
+    let updated = signed_in.store(&*ctx.store)?;
+    ctx.remember_choice(Provider::Mogplex, Some(&updated.value.entry_id), "sign-in");
+    let mut notes = crate::login::write_notes(&*ctx.store, &updated);
+    let added = added_note(&updated.value);
     let who = signed_in
         .email()
         .unwrap_or("your Mogplex account")
@@ -264,10 +244,11 @@ pub fn store_signed_in(
         event = "login.mogplex",
         issuer = signed_in.issuer,
         email = who,
-        replaced = replaced.is_some(),
+        added = added.is_some(),
         "signed in"
     );
-    Ok((who, replaced))
+    notes.extend(added.map(|n| format!("note: {n}")));
+    Ok((who, notes))
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
@@ -301,11 +282,14 @@ pub fn login(ctx: &mut Ctx, method: Method) -> Result<(), CliError> {
             )),
         }
     })?;
-    let (who, replaced) = store_signed_in(ctx, &signed_in)?;
+    let (who, notes) = store_signed_in(ctx, &signed_in)?;
     println!("Signed in as {who}");
-    eprintln!("Stored the sign-in in {}", ctx.store.path().display());
-    if let Some(note) = replaced {
-        eprintln!("note: {note}");
+    eprintln!(
+        "Stored the sign-in in {}",
+        crate::login::store_label(&*ctx.store)
+    );
+    for note in notes {
+        eprintln!("{note}");
     }
     if ctx.env.var(Provider::Mogplex.env_var()).is_some() {
         eprintln!(

@@ -132,15 +132,10 @@ fn chosen(c: &Credential, model: Option<String>, model_source: ModelSource) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mogplex_auth::{AuthFile, MapEnv};
-    use std::path::Path;
+    use mogplex_auth::MapEnv;
 
     fn resolve(vars: &[(&str, &str)]) -> Resolution {
-        Resolution::resolve(
-            &MapEnv::new(vars.iter().copied()),
-            &AuthFile::default(),
-            Path::new("/a"),
-        )
+        Resolution::from_env(&MapEnv::new(vars.iter().copied()))
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Every adapter against a real local HTTP server that checks what it receives.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use mogplex_auth::{AuthFile, MapEnv, Provider, Resolution};
+use mogplex_auth::{MapEnv, Provider, Resolution};
 use mogplex_protocol::ChatMessage;
 use mogplex_providers::{
     Api, ChatRequest, ErrorKind, ModelClient, ProviderError, StreamEvent, select,
@@ -10,7 +10,6 @@ use mogplex_testkit::{
     FakeServer, Reply, anthropic_stream, anthropic_stream_error, openai_stream, openai_stream_error,
 };
 use std::collections::BTreeMap;
-use std::path::Path;
 
 const KEY: &str = "test-key-0123456789abcdef";
 
@@ -36,7 +35,7 @@ fn run(server: &FakeServer, provider: Provider, model: Option<&str>) -> Run {
             format!("{}{}", server.url(), base_path(provider)),
         ),
     ]);
-    let resolution = Resolution::resolve(&env, &AuthFile::default(), Path::new("/none"));
+    let resolution = Resolution::from_env(&env);
     let selection = select(&resolution, model, &BTreeMap::new()).unwrap();
     assert_eq!(selection.provider(), provider);
     let base_url = selection.spec.base_url(&env).unwrap();
@@ -301,7 +300,7 @@ fn an_unreachable_server_is_unavailable() {
     let url = server.url();
     drop(server);
     let env = MapEnv::new([("OPENAI_API_KEY", KEY), ("OPENAI_BASE_URL", url.as_str())]);
-    let resolution = Resolution::resolve(&env, &AuthFile::default(), Path::new("/none"));
+    let resolution = Resolution::from_env(&env);
     let selection = select(&resolution, None, &BTreeMap::new()).unwrap();
     let base_url = selection.spec.base_url(&env).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -59,6 +59,11 @@ impl AccountSummary {
     }
 }
 
+/// How lists show `a` (never a token).
+pub fn summarize(doc: &Document, a: &AccountEntry) -> AccountSummary {
+    AccountSummary::of(doc, a)
+}
+
 /// Every stored account, in file order. Works on a [`CredentialStore::load_metadata`] document.
 pub fn list_accounts(doc: &Document) -> Vec<AccountSummary> {
     doc.accounts
@@ -115,6 +120,26 @@ pub fn find_account(doc: &Document, query: &str, issuer: Option<&str>) -> Accoun
         },
         _ => AccountMatch::Ambiguous { matches: here },
     }
+}
+
+/// The account a session with the service at `issuer` uses: `chosen` (an entry id that
+/// `--account` or `MOGPLEX_ACCOUNT` named) when it is that service's, else the stored default
+/// when it is, else that service's most recently used account. Never another service's.
+pub fn active_account<'a>(
+    doc: &'a Document,
+    issuer: &str,
+    chosen: Option<&str>,
+) -> Option<&'a AccountEntry> {
+    if let Some(id) = chosen {
+        return doc.account(id).filter(|a| a.is_for(issuer));
+    }
+    if let Some(a) = doc.default_entry().filter(|a| a.is_for(issuer)) {
+        return Some(a);
+    }
+    doc.accounts
+        .iter()
+        .filter(|a| a.is_for(issuer))
+        .max_by_key(|a| last_used(a))
 }
 
 /// Stores a provider key (keeping whatever else that provider's entry holds). Returns whether

@@ -227,7 +227,21 @@ impl Cockpit<'_> {
         };
         self.models.picked = Some((provider, model.clone()));
         let key = model_key(provider, self.creds.account_id().as_deref());
-        if let Err(e) = remember_model(&self.ctx.home, &key, &model) {
+        // A pick of a provider's model is a choice of its credential, for the next session too.
+        let entry = self
+            .creds
+            .resolution
+            .for_provider(provider)
+            .filter(|c| !c.source.is_env())
+            .map(|c| c.account_entry.clone());
+        let chosen = match entry {
+            Some(account) => mogplex_auth::state::remember_choice(
+                &self.ctx.home,
+                mogplex_auth::state::Choice::new(provider, account.as_deref(), "model"),
+            ),
+            None => Ok(()),
+        };
+        if let Err(e) = remember_model(&self.ctx.home, &key, &model).and(chosen) {
             self.log.write(
                 Level::Warn,
                 "state.write",

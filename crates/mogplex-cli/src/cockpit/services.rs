@@ -4,8 +4,10 @@
 
 use super::Msg;
 use crate::error::CliError;
+use crate::exec::Store;
 use crate::exec::model_client;
-use mogplex_auth::{AuthStore, Credential, CredentialKind, Env, Secret};
+use mogplex_auth::credentials::CredentialStore;
+use mogplex_auth::{Credential, CredentialKind, Env, Secret};
 use mogplex_providers::{ModelClient, ModelSource, Selection, Url};
 use std::future::Future;
 use std::sync::Arc;
@@ -18,13 +20,13 @@ pub(super) type Tx = mpsc::UnboundedSender<Msg>;
 #[derive(Clone)]
 pub(super) struct Services {
     env: Arc<dyn Env + Send + Sync>,
-    store: AuthStore,
+    store: Store,
     client: Arc<OnceCell<ModelClient>>,
     tx: Tx,
 }
 
 impl Services {
-    pub(super) fn new(env: Arc<dyn Env + Send + Sync>, store: AuthStore, tx: Tx) -> Self {
+    pub(super) fn new(env: Arc<dyn Env + Send + Sync>, store: Store, tx: Tx) -> Self {
         Self {
             env,
             store,
@@ -37,7 +39,7 @@ impl Services {
         &*self.env
     }
 
-    pub(super) fn store(&self) -> &AuthStore {
+    pub(super) fn store(&self) -> &Store {
         &self.store
     }
 
@@ -90,10 +92,13 @@ impl Services {
 
     /// Runs `work` (which takes the `auth.json` lock) on the blocking pool and sends the message
     /// it makes.
-    pub(super) fn spawn_blocking(&self, work: impl FnOnce(&AuthStore) -> Msg + Send + 'static) {
+    pub(super) fn spawn_blocking(
+        &self,
+        work: impl FnOnce(&dyn CredentialStore) -> Msg + Send + 'static,
+    ) {
         let s = self.clone();
         tokio::task::spawn_blocking(move || {
-            let msg = work(&s.store);
+            let msg = work(&*s.store);
             s.send(msg);
         });
     }
@@ -102,12 +107,12 @@ impl Services {
 /// A bearer for `credential` at `base`: a signed-in session is renewed first (under the lock,
 /// refreshing when it is due); keys and tokens are used as they are.
 pub(super) async fn bearer_for(
-    store: &AuthStore,
+    store: &Store,
     credential: &Credential,
     base: &Url,
 ) -> Result<Secret, CliError> {
     if credential.kind == CredentialKind::AccountSession {
-        crate::exec::renew(store, base, None).await
+        crate::exec::renew(store, credential, base, None).await
     } else {
         Ok(credential.secret.clone())
     }

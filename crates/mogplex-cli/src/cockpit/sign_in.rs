@@ -7,6 +7,7 @@ use crate::error::CliError;
 use crate::log::Level;
 use crate::login::Removal;
 use crate::signin::{Surface, base_label, notice_text, sign_in_error};
+use mogplex_auth::credentials::ops;
 use mogplex_auth::signin::{Method, Progress, SignedIn};
 use mogplex_auth::{Provider, Secret, Source};
 use mogplex_tui::Event;
@@ -28,7 +29,8 @@ pub(crate) enum SignInMsg {
     Stored {
         seq: u64,
         email: String,
-        result: Result<(), CliError>,
+        /// What the user should hear besides: store notes, the accounts beside this one.
+        result: Result<Vec<String>, CliError>,
     },
     KeyStored {
         provider: Provider,
@@ -205,8 +207,24 @@ impl Cockpit<'_> {
                     self.learn(secret);
                 }
                 let email = s.email().unwrap_or("your Mogplex account").to_owned();
+                let home = self.ctx.home.clone();
                 self.services.spawn_blocking(move |store| {
-                    let result = s.store(store).map_err(CliError::from);
+                    let result = s
+                        .store(store)
+                        .map(|u| {
+                            let mut notes = crate::login::write_notes(store, &u);
+                            let entry = Some(u.value.entry_id.as_str());
+                            let chosen = crate::ctx::remember_choice(
+                                &home,
+                                Provider::Mogplex,
+                                entry,
+                                "sign-in",
+                            );
+                            notes.extend(chosen.err());
+                            notes.extend(crate::signin::added_note(&u.value));
+                            notes
+                        })
+                        .map_err(CliError::from);
                     Msg::SignIn(SignInMsg::Stored { seq, email, result })
                 });
             }
@@ -223,15 +241,18 @@ impl Cockpit<'_> {
         }
     }
 
-    fn sign_in_stored(&mut self, seq: u64, email: String, result: Result<(), CliError>) {
+    fn sign_in_stored(&mut self, seq: u64, email: String, result: Result<Vec<String>, CliError>) {
         if !self.sign_in.current(seq) {
             return;
         }
         self.sign_in.current = None;
-        if let Err(e) = result {
-            self.login_error(&e);
-            return;
-        }
+        let notes = match result {
+            Ok(notes) => notes,
+            Err(e) => {
+                self.login_error(&e);
+                return;
+            }
+        };
         self.log.write(
             Level::Info,
             "login.mogplex",
@@ -244,6 +265,12 @@ impl Cockpit<'_> {
         self.show_resolution();
         self.sync_hosted();
         self.app.update(Event::SignedIn { email });
+        for n in notes {
+            self.note(
+                n.trim_start_matches("note: ")
+                    .trim_start_matches("warning: "),
+            );
+        }
         self.after_login_notices(Provider::Mogplex);
         self.attach_after_sign_in();
     }
@@ -277,13 +304,15 @@ impl Cockpit<'_> {
     pub(super) fn store_key(&mut self, provider: Provider, key: Secret) {
         self.learn(&key);
         let masked = key.masked();
+        let home = self.ctx.home.clone();
         self.services.spawn_blocking(move |store| {
-            let result = store
-                .update(|file| {
-                    file.set_provider_key(provider.id(), key);
-                    Ok(())
+            let result = ops::store_provider_key(store, provider.id(), key)
+                .map(|u| {
+                    let mut notes = crate::login::write_notes(store, &u);
+                    let chosen = crate::ctx::remember_choice(&home, provider, None, "key");
+                    notes.extend(chosen.err());
+                    (!notes.is_empty()).then(|| notes.join("; "))
                 })
-                .map(|u| u.moved_aside.map(|m| m.warning()))
                 .map_err(CliError::from);
             Msg::SignIn(SignInMsg::KeyStored {
                 provider,
@@ -307,8 +336,12 @@ impl Cockpit<'_> {
             }
         };
         let text = format!(
-            "Stored the {} API key {masked} in auth.json",
-            provider.display_name()
+            "Stored the {} API key {masked} in {}",
+            provider.display_name(),
+            match self.services.store().info().kind {
+                mogplex_auth::credentials::StoreKind::Keyring => "the keyring",
+                _ => "auth.json",
+            }
         );
         self.log.write(
             Level::Info,
@@ -326,9 +359,16 @@ impl Cockpit<'_> {
 
     pub(super) fn logout(&mut self, provider: Provider) {
         let mut redactor = self.ctx.redactor.clone();
+        let issuer = crate::ctx::session_issuer(self.services.env());
+        let account = self.ctx.account.clone();
         self.services.spawn_blocking(move |store| {
-            let result =
-                crate::login::take_stored(store, provider, &mut redactor).map_err(CliError::from);
+            let result = crate::login::take_stored(
+                store,
+                provider,
+                &issuer,
+                account.as_deref(),
+                &mut redactor,
+            );
             Msg::SignIn(SignInMsg::Removed(result))
         });
     }

@@ -2,14 +2,11 @@
 //! `auth.json`, the selection in use, the header, the login screen's notice and `/status`.
 
 use super::Cockpit;
-use crate::ctx::file_secrets;
 use crate::error::CliError;
 use crate::signin::base_label;
 use mogplex_auth::resolve::OverrideReason;
 use mogplex_auth::state::State;
-use mogplex_auth::{
-    AuthFile, Credential, CredentialKind, Override, Provider, Resolution, Secret, Source,
-};
+use mogplex_auth::{Credential, CredentialKind, Override, Provider, Resolution, Secret, Source};
 use mogplex_providers::{ModelSource, Selection};
 use mogplex_tui::{Event, Header};
 
@@ -72,46 +69,49 @@ fn short_notice(o: &Override) -> String {
     }
 }
 
-fn stored_providers(file: &AuthFile) -> Vec<Provider> {
+fn stored_providers(resolved: &crate::ctx::Resolved) -> Vec<Provider> {
+    let doc = &resolved.loaded.doc;
     Provider::ALL
         .into_iter()
         .filter(|p| match p {
-            Provider::Mogplex => file.mogplex.as_ref().and_then(|m| m.bearer()).is_some(),
-            p => file.provider_key(p.id()).is_some(),
+            Provider::Mogplex => resolved.account.is_some(),
+            p => doc.provider_key(p.id()).is_some(),
         })
         .collect()
 }
 
 impl Cockpit<'_> {
-    /// Reads `auth.json` again and resolves. Returns a warning when a corrupt file was moved
-    /// aside.
+    /// Reads the store again and resolves. Returns what the read found that the user must hear
+    /// (a corrupt file moved aside, keyring items gone or changed).
     pub(super) fn reload(&mut self) -> Result<Option<String>, CliError> {
-        let loaded = self.ctx.store.load()?;
-        let file = &loaded.file;
-        let resolution = Resolution::resolve(self.services.env(), file, self.ctx.store.path());
+        let mut secrets: Vec<Secret> = Vec::new();
+        let resolved = crate::ctx::resolve_stored(
+            self.services.env(),
+            &**self.services.store(),
+            self.ctx.account.as_deref(),
+            State::load(&self.ctx.home).last_choice,
+            |s| secrets.push(s.clone()),
+        )?;
+        let resolution = resolved.resolution.clone();
         // Stored secrets that lost to the environment are still secrets.
-        let secrets: Vec<Secret> = file_secrets(file)
-            .into_iter()
-            .chain(resolution.secrets())
-            .cloned()
-            .collect();
+        secrets.extend(resolution.secrets().cloned());
         for s in &secrets {
             self.learn(s);
         }
+        self.creds.stored = stored_providers(&resolved);
+        self.creds.account = resolved
+            .account
+            .as_ref()
+            .filter(|a| a.kind == mogplex_auth::file::MogplexCredentialKind::Session)
+            .map(|a| (a.account_id.clone(), a.email.clone()));
         self.creds.resolution = resolution;
-        self.creds.stored = stored_providers(file);
-        self.creds.account = file.mogplex.as_ref().and_then(|m| {
-            m.access_token.as_ref()?;
-            let a = m.account.as_ref();
-            Some((
-                a.and_then(|a| a.id.clone()),
-                a.and_then(|a| a.email.clone()),
-            ))
-        });
         self.creds.selection = self.choose();
-        Ok(loaded
-            .moved_aside
-            .map(|m| m.warning().trim_start_matches("warning: ").to_owned()))
+        let warnings = resolved
+            .warnings()
+            .into_iter()
+            .map(|w| w.trim_start_matches("warning: ").to_owned())
+            .collect::<Vec<_>>();
+        Ok((!warnings.is_empty()).then(|| warnings.join("; ")))
     }
 
     /// The credential and model to use: a `/model` pick while its provider has a credential,
@@ -140,6 +140,7 @@ impl Cockpit<'_> {
                 .overrides
                 .iter()
                 .map(short_notice)
+                .chain(self.creds.resolution.issuer_notice())
                 .collect(),
             stored: self.creds.stored.clone(),
             login_notice: self.login_notice(),
@@ -300,6 +301,17 @@ impl Cockpit<'_> {
         for o in &resolution.overrides {
             rows.push(("Override".to_owned(), o.notice()));
         }
+        if let Some(n) = resolution.issuer_notice() {
+            rows.push(("Notice".to_owned(), n));
+        }
+        let info = self.services.store().info();
+        let mut store = format!("{} ({})", info.label(), info.choice.as_str());
+        if let Some(why) = &info.fallback {
+            store.push_str(&format!(
+                "; the keyring is not available ({why}), so the file is used"
+            ));
+        }
+        rows.push(("Store".to_owned(), store));
         if let Ok(base) = self.services.account_base() {
             rows.push(("Service".to_owned(), base_label(&base)));
         }

@@ -7,7 +7,8 @@
 use super::sign_in::SignInMsg;
 use super::turn::TurnMsg;
 use super::*;
-use mogplex_auth::{AuthStore, MapEnv, MogplexHome, ProcessEnv, Redactor};
+use mogplex_auth::credentials::FileStore;
+use mogplex_auth::{MapEnv, MogplexHome, ProcessEnv, Redactor};
 use mogplex_testkit::{FakeServer, Reply, openai_stream};
 use mogplex_tui::{EntryKind, Screen};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -26,10 +27,11 @@ fn home_with(dir: &tempfile::TempDir, auth: serde_json::Value) -> Ctx {
     std::fs::set_permissions(home.auth_file(), std::fs::Permissions::from_mode(0o600)).unwrap();
     Ctx {
         env: ProcessEnv,
-        store: AuthStore::new(home.auth_file()),
+        store: Arc::new(FileStore::new(&home)),
         home,
         redactor: Redactor::new(),
         account_id: None,
+        account: None,
     }
 }
 
@@ -195,6 +197,7 @@ fn the_bearer_of_a_key_is_the_key_and_a_session_without_a_sign_in_is_refused() {
         },
         secret: Secret::new("mog_unit0123456789abcdef"),
         account_email: None,
+        account_entry: None,
     };
     let rt = crate::signin::runtime().unwrap();
     rt.block_on(async {
@@ -261,7 +264,7 @@ fn another_account_signing_in_starts_a_new_conversation() {
         c.handle(Msg::SignIn(SignInMsg::Stored {
             seq,
             email: "bob@example.com".into(),
-            result: Ok(()),
+            result: Ok(Vec::new()),
         }));
         assert!(c.turn.messages.is_empty(), "nothing of Ada's is sent again");
         let text: Vec<&str> = c.app.transcript().iter().map(|e| e.text.as_str()).collect();

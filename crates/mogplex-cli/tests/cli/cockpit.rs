@@ -278,9 +278,9 @@ fn sign_in_with_mogplex_in_chromium_against_mogplex_server_dev() {
     );
     // The account's default model comes from its catalog.
     expect(&t, "mogplex · Mogplex · mogplex/echo");
-    let auth = home.auth();
-    assert!(auth["mogplex"]["access_token"].is_string());
-    assert_eq!(auth["mogplex"]["account"]["email"], server.email.as_str());
+    let auth = home.account();
+    assert!(auth["access_token"].is_string());
+    assert_eq!(auth["account"]["email"], server.email.as_str());
     assert_eq!(mode(&home.auth_path()), 0o600);
 
     submit(&mut t, "echo, are you there?");
@@ -289,7 +289,7 @@ fn sign_in_with_mogplex_in_chromium_against_mogplex_server_dev() {
         .unwrap_or_else(|s| panic!("no echo:\n{s}"));
     assert!(screen.contains("you › echo, are you there?"), "{screen}");
     for secret in ["access_token", "refresh_token"] {
-        let value = auth["mogplex"][secret].as_str().unwrap();
+        let value = auth[secret].as_str().unwrap();
         assert!(!t.raw_output().contains(value), "{secret} was drawn");
         assert!(!home.log_text().contains(value), "{secret} was logged");
     }
@@ -364,7 +364,7 @@ fn an_environment_key_overriding_a_sign_in_is_shown_and_survives_logout() {
         !screen.contains("takes precedence over your stored Mogplex"),
         "{screen}"
     );
-    assert!(home.auth().get("mogplex").is_none());
+    assert!(home.account().is_null());
     let revoked = || server.count("SELECT COUNT(*) FROM token_families WHERE revoked_at IS NULL");
     let deadline = std::time::Instant::now() + WAIT;
     while revoked() != 0 && std::time::Instant::now() < deadline {
@@ -385,7 +385,7 @@ fn an_environment_key_overriding_a_sign_in_is_shown_and_survives_logout() {
 fn logout_flag_signs_out_first_then_opens_the_login_screen() {
     let home = TestHome::new();
     home.write_auth(&serde_json::json!({"version": 1,
-        "mogplex": {"api_key": "mog_flag0123456789abcdef"},
+        "mogplex": {"issuer": "http://127.0.0.1:9", "api_key": "mog_flag0123456789abcdef"},
         "providers": {"groq": {"apiKey": "gsk_kept0123456789"}}}));
     // Without the stored Groq key nothing would resolve; with it the session opens on Groq.
     let mut t = cockpit_with(
@@ -395,7 +395,7 @@ fn logout_flag_signs_out_first_then_opens_the_login_screen() {
     );
     let screen = expect(&t, "mogplex · Groq");
     assert!(!screen.contains("mog_"), "{screen}");
-    assert!(home.auth().get("mogplex").is_none());
+    assert!(home.account().is_null());
     assert_eq!(
         home.auth()["providers"]["groq"]["apiKey"],
         "gsk_kept0123456789"
@@ -448,6 +448,6 @@ fn no_model_access_says_where_to_go() {
     // /status wraps long values instead of cutting them.
     submit(&mut t, "/status");
     let status = expect(&t, "┌ status");
-    assert!(status.contains("(mogplex.access_token)"), "{status}");
+    assert!(status.contains(".access_token)"), "{status}");
     assert!(status.contains("signed in as ada@example.com"), "{status}");
 }

@@ -81,6 +81,35 @@ impl TestHome {
         serde_json::from_str(&std::fs::read_to_string(self.auth_path()).unwrap()).unwrap()
     }
 
+    /// The stored default Mogplex account (`auth.json` version 2: `accounts[default_account]`),
+    /// or null when none is stored.
+    pub fn account(&self) -> serde_json::Value {
+        let v = self.auth();
+        if v["version"] == 1 {
+            return v["mogplex"].clone();
+        }
+        let Some(id) = v["default_account"].as_str() else {
+            return serde_json::Value::Null;
+        };
+        v["accounts"]
+            .as_array()
+            .and_then(|a| a.iter().find(|a| a["id"] == id))
+            .cloned()
+            .unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Changes the stored default account's `field` to `value`.
+    pub fn set_account_field(&self, field: &str, value: serde_json::Value) {
+        let mut v = self.auth();
+        let id = v["default_account"].clone();
+        for a in v["accounts"].as_array_mut().unwrap() {
+            if a["id"] == id {
+                a[field] = value.clone();
+            }
+        }
+        self.write_auth(&v);
+    }
+
     /// Every log line written under the home.
     pub fn log_text(&self) -> String {
         let mut all = String::new();

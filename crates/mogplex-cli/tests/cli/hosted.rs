@@ -243,7 +243,7 @@ fn attach_with_logout_signs_in_first_and_other_accounts_runs_are_refused() {
     );
     let screen = expect(&t, &format!("Sign in with Mogplex to attach to {id}"));
     assert!(screen.contains("Sign in with a device code"), "{screen}");
-    assert!(home.auth().get("mogplex").is_none(), "signed out first");
+    assert!(home.account().is_null(), "signed out first");
     // …a sign-in through the paste box…
     t.send(keys::ENTER);
     expect(&t, "Waiting for you to sign in in your browser");

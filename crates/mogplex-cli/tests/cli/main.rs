@@ -3,9 +3,11 @@
 
 #[macro_use]
 mod common;
+mod choice;
 mod cockpit;
 mod escapes;
 mod hosted;
+mod issuers;
 mod leak;
 mod messages;
 mod misconfigured;
@@ -15,3 +17,4 @@ mod screens;
 mod shell;
 mod signin;
 mod store;
+mod stores;

@@ -159,9 +159,11 @@ fn login_and_logout_messages() {
         "mog_login0123456789abcdefghij",
     );
     snap!("login_mogplex_pat", home.render(&out));
-    assert_eq!(
-        home.auth()["mogplex"],
-        json!({"api_key": "mog_login0123456789abcdefghij"})
+    let account = home.account();
+    assert_eq!(account["api_key"], "mog_login0123456789abcdefghij");
+    assert!(
+        account["id"].as_str().unwrap().starts_with("pat_"),
+        "{account}"
     );
     let out = home.run_stdin(
         &["login", "mogplex", "--with-api-key"],
@@ -185,7 +187,7 @@ fn login_and_logout_messages() {
 
     let out = home.run(&["logout"]);
     snap!("logout_mogplex_keeps_provider_keys", home.render(&out));
-    assert!(home.auth().get("mogplex").is_none());
+    assert!(home.account().is_null());
     assert_eq!(
         home.auth()["providers"]["openai"]["apiKey"],
         "sk-login-test2-0123456789"
@@ -203,7 +205,8 @@ fn logout_of_a_session_and_flag_logout() {
     let server = FakeServer::start();
     let mut home = TestHome::new();
     route_all_providers(&mut home, &server);
-    let session = json!({"version": 1, "mogplex": {"access_token": "session-token-0123456789", "account": {"email": "ada@example.com"}},
+    let issuer = format!("{}/mogplex", server.url());
+    let session = json!({"version": 1, "mogplex": {"issuer": issuer, "access_token": "session-token-0123456789", "account": {"email": "ada@example.com"}},
         "providers": {"groq": {"apiKey": "gsk_stored0123456789"}}});
     home.write_auth(&session);
     let out = home.run(&["logout"]);
@@ -213,7 +216,7 @@ fn logout_of_a_session_and_flag_logout() {
     let out = home.run(&["--logout", "hi"]);
     snap!("flag_logout_then_prompt", home.render(&out));
     assert_eq!(out.status.code(), Some(0));
-    assert!(home.auth().get("mogplex").is_none());
+    assert!(home.account().is_null());
     assert_eq!(
         home.auth()["providers"]["groq"]["apiKey"],
         "gsk_stored0123456789"
@@ -242,15 +245,12 @@ fn attach_is_validated_and_needs_a_mogplex_account() {
     let out = home.run(&["--attach", "run_abc123", "say hi"]);
     snap!("attach_with_a_prompt", home.render(&out));
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(
-        home.auth()["mogplex"]["api_key"],
-        "mog_keep0123456789abcdef"
-    );
+    assert_eq!(home.account()["api_key"], "mog_keep0123456789abcdef");
     // --logout comes first (as asked); without a terminal there is then no way to sign in.
     let out = home.run(&["--attach", "run_abc123", "--logout"]);
     snap!("attach_after_logout_without_a_terminal", home.render(&out));
     assert_eq!(out.status.code(), Some(64));
-    assert!(home.auth().get("mogplex").is_none());
+    assert!(home.account().is_null());
     let out = home.run(&["--attach", "abc"]);
     snap!("attach_invalid", home.render(&out));
     assert_eq!(out.status.code(), Some(2));

@@ -217,7 +217,7 @@ fn assert_signed_in(home: &TestHome, code: i32, out: &str, err: &str) {
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
     assert_eq!(out.trim(), "Signed in as ada@example.com");
     assert_eq!(mode(&home.auth_path()), 0o600);
-    let m = &home.auth()["mogplex"];
+    let m = &home.account();
     assert!(m["access_token"].as_str().unwrap().starts_with("mog_at_"));
     assert!(m["refresh_token"].as_str().unwrap().starts_with("mog_rt_"));
     assert_eq!(m["account"]["email"], "ada@example.com");
@@ -440,19 +440,19 @@ pub fn signed_in_as(server: &Server, email: &str) -> TestHome {
     let (code, out, err) = login.finish();
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
     assert_eq!(out.trim(), format!("Signed in as {email}"));
-    assert_eq!(home.auth()["mogplex"]["account"]["email"], email);
+    assert_eq!(home.account()["account"]["email"], email);
     home
 }
 
 /// Makes the stored access token look like it expires in `secs` seconds.
-fn expire_in(home: &TestHome, secs: i64) {
-    let mut v = home.auth();
+pub fn expire_in(home: &TestHome, secs: i64) {
     let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(secs);
-    v["mogplex"]["expires_at"] = at
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
-        .into();
-    home.write_auth(&v);
+    home.set_account_field(
+        "expires_at",
+        at.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+            .into(),
+    );
 }
 
 fn exec(home: &TestHome, server: &Server, prompt: &str) -> std::process::Output {
@@ -460,7 +460,7 @@ fn exec(home: &TestHome, server: &Server, prompt: &str) -> std::process::Output 
 }
 
 /// `mogplex <args>` with `MOGPLEX_URL` pointing at `server`.
-fn run_against(home: &TestHome, server: &Server, args: &[&str]) -> std::process::Output {
+pub fn run_against(home: &TestHome, server: &Server, args: &[&str]) -> std::process::Output {
     home.cmd(args)
         .env("MOGPLEX_URL", &server.url)
         .output()
@@ -485,7 +485,7 @@ fn two_processes_needing_a_refresh_make_one_between_them() {
     let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
     let server = Server::start();
     let home = signed_in(&server);
-    let before = home.auth()["mogplex"]["refresh_token"].clone();
+    let before = home.account()["refresh_token"].clone();
     expire_in(&home, 60);
     let a = home
         .cmd(&["exec", "one"])
@@ -516,7 +516,7 @@ fn two_processes_needing_a_refresh_make_one_between_them() {
         server.count("SELECT COUNT(*) FROM token_families WHERE revoked_at IS NULL"),
         1
     );
-    assert_ne!(home.auth()["mogplex"]["refresh_token"], before);
+    assert_ne!(home.account()["refresh_token"], before);
     assert_eq!(
         exec(&home, &server, "still signed in").status.code(),
         Some(0)
@@ -538,16 +538,13 @@ fn expired_or_revoked_sign_ins_end_clearly() {
     );
     assert_eq!(out.status.code(), Some(64));
     assert!(
-        home.auth().get("mogplex").is_none(),
+        home.account().is_null(),
         "the entry is removed in one write"
     );
     // Revoked on the server (signed out elsewhere): the gateway answers 401, one refresh is
     // tried, it fails for good.
     let home = signed_in(&server);
-    let rt = home.auth()["mogplex"]["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let rt = home.account()["refresh_token"].as_str().unwrap().to_owned();
     server.block_on(async {
         reqwest::Client::new()
             .post(format!("{}/api/auth/mcp/revoke", server.url))
@@ -559,7 +556,7 @@ fn expired_or_revoked_sign_ins_end_clearly() {
     let out = exec(&home, &server, "hi");
     assert_eq!(out.status.code(), Some(64), "{}", home.render(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("your Mogplex sign-in has ended"));
-    assert!(home.auth().get("mogplex").is_none());
+    assert!(home.account().is_null());
 }
 
 #[test]
@@ -593,7 +590,7 @@ fn logout_revokes_and_works_with_the_server_down() {
         home.render(&out).replace(&url, "[SERVER]")
     );
     assert_eq!(out.status.code(), Some(0));
-    assert!(home.auth().get("mogplex").is_none());
+    assert!(home.account().is_null());
     // A renewal that cannot reach the server keeps the sign-in.
     let server = Server::start();
     let home = signed_in(&server);
@@ -606,7 +603,7 @@ fn logout_revokes_and_works_with_the_server_down() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(69), "{}", home.render(&out));
-    assert!(home.auth()["mogplex"]["refresh_token"].is_string(), "kept");
+    assert!(home.account()["refresh_token"].is_string(), "kept");
 }
 
 /// Not a test on its own: `BROWSER` for the Chromium tests re-runs this test binary with only this
@@ -803,12 +800,12 @@ fn a_waiting_browser_sign_in_says_once_where_to_go_and_ends_cleanly_on_ctrl_c() 
 }
 
 #[test]
-fn signing_in_over_another_credential_says_what_became_of_it() {
+fn signing_in_beside_another_credential_says_so_and_keeps_it() {
     let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
     let server = Server::start();
     server.add_user("bob@example.com");
     let home = signed_in(&server);
-    // Bob signs in where Ada was signed in.
+    // Bob signs in where Ada is signed in: he is added beside her.
     let mut login = Login::start(&home, &server, &["login", "mogplex"], "true");
     let authorize = login.authorize_url();
     let callback = server.block_on(browser_until_callback_as(
@@ -830,7 +827,7 @@ fn signing_in_over_another_credential_says_what_became_of_it() {
     let (code, out, err) = login.finish();
     let after: Vec<&str> = err.lines().skip(before).collect();
     snap!(
-        "login_replaces_another_account",
+        "login_adds_another_account",
         home.render(&std::process::Output {
             status: std::os::unix::process::ExitStatusExt::from_raw(code << 8),
             stdout: out.into_bytes(),
@@ -838,28 +835,41 @@ fn signing_in_over_another_credential_says_what_became_of_it() {
         })
     );
     assert_eq!(code, 0);
-    assert_eq!(
-        home.auth()["mogplex"]["account"]["email"],
-        "bob@example.com"
-    );
-    // Signing in again as the same account says nothing about a replacement.
+    assert_eq!(home.account()["account"]["email"], "bob@example.com");
+    let emails = |home: &TestHome| -> Vec<String> {
+        home.auth()["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["account"]["email"].as_str().unwrap_or("-").to_owned())
+            .collect()
+    };
+    assert_eq!(emails(&home), ["ada@example.com", "bob@example.com"]);
+    // Signing in again as the same account replaces its own entry, and says nothing about it.
     let again = signed_in_again(&home, &server, "bob@example.com");
-    assert!(!again.contains("replaced"), "{again}");
-    // A stored personal access token is named (masked) when a sign-in replaces it.
+    assert!(!again.contains("added"), "{again}");
+    assert_eq!(emails(&home), ["ada@example.com", "bob@example.com"]);
+    // A stored personal access token stays beside a sign-in.
     let out = home.run_stdin(
         &["login", "mogplex", "--with-api-key"],
         "mog_stored0123456789abcdefgh",
     );
     assert_eq!(out.status.code(), Some(0), "{}", home.render(&out));
     let err = signed_in_again(&home, &server, "ada@example.com");
+    assert!(!err.contains("added"), "{err}");
+    assert_eq!(home.account()["account"]["email"], "ada@example.com");
     assert!(
-        err.contains("note: this replaces the stored Mogplex personal access token mog_…efgh"),
-        "{err}"
+        home.auth()["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["api_key"] == "mog_stored0123456789abcdefgh"),
+        "the token is kept"
     );
 }
 
 /// Signs `home` in again as `email`; returns what `mogplex login` printed on stderr.
-fn signed_in_again(home: &TestHome, server: &Server, email: &str) -> String {
+pub fn signed_in_again(home: &TestHome, server: &Server, email: &str) -> String {
     let mut login = Login::start(home, server, &["login", "mogplex"], "true");
     let authorize = login.authorize_url();
     let callback = server.block_on(browser_until_callback_as(&server.url, &authorize, email));

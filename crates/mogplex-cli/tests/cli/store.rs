@@ -179,7 +179,7 @@ fn a_corrupt_file_is_moved_aside_and_reported() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(
         home.auth(),
-        json!({"version": 1, "providers": {"groq": {"apiKey": "gsk_after_corrupt0123"}}})
+        json!({"version": 2, "store": "file", "providers": {"groq": {"apiKey": "gsk_after_corrupt0123"}}})
     );
 }
 
@@ -227,7 +227,11 @@ fn unknown_keys_survive_a_rewrite() {
     assert_eq!(out.status.code(), Some(0));
     let v = home.auth();
     assert_eq!(v["later"], json!({"a": [1, 2]}));
-    assert_eq!(v["mogplex"]["extra"], "x");
+    // A version 1 file is rewritten as version 2: its entry is now the default account.
+    assert_eq!(v["version"], 2);
+    assert!(v.get("mogplex").is_none(), "{v}");
+    assert_eq!(home.account()["extra"], "x");
+    assert_eq!(home.account()["api_key"], "mog_keep0123456789abcdef");
     assert_eq!(v["providers"]["openai"]["organization"], "org-1");
     assert_eq!(
         v["providers"]["anthropic"]["apiKey"],
@@ -235,12 +239,12 @@ fn unknown_keys_survive_a_rewrite() {
     );
     // A newer schema version is read but never rewritten.
     home.write_auth(
-        &json!({"version": 2, "providers": {"openai": {"apiKey": "sk-keep-0123456789"}}}),
+        &json!({"version": 3, "providers": {"openai": {"apiKey": "sk-keep-0123456789"}}}),
     );
     let out = home.run_stdin(&["login", "groq", "--with-api-key"], "gsk_new0123456789");
     snap!("newer_schema_version", home.render(&out));
     assert_eq!(out.status.code(), Some(78));
-    assert_eq!(home.auth()["version"], 2);
+    assert_eq!(home.auth()["version"], 3);
 }
 
 #[test]
@@ -288,7 +292,7 @@ fn concurrent_logins_lose_nothing() {
         );
     }
     let v = home.auth();
-    assert_eq!(v["mogplex"]["api_key"], "mog_concurrent0123456789");
+    assert_eq!(home.account()["api_key"], "mog_concurrent0123456789");
     for p in &providers[1..] {
         assert_eq!(v["providers"][p]["apiKey"], format!("key-{p}-0123456789"));
     }
