@@ -5,6 +5,7 @@
 //! the Mogplex home ([`home`]), the `auth.json` document and its store ([`file`], [`store`]),
 //! resolution with provenance ([`resolve`]), the [`Secret`] type and redaction ([`redact`]).
 
+pub mod child_env;
 pub mod credentials;
 pub mod env;
 pub mod file;
