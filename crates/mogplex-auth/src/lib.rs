@@ -7,6 +7,7 @@
 //! file's guarantees in [`store`]), resolution with provenance ([`resolve`]), the [`Secret`]
 //! type and redaction ([`redact`]).
 
+pub mod child_env;
 pub mod credentials;
 pub mod env;
 pub mod file;

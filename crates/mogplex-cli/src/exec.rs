@@ -507,6 +507,7 @@ pub async fn stream_turn(
         base_url: base_url.clone(),
         model: model.clone(),
         messages,
+        tools: Vec::new(),
     };
     loop {
         let finish = client.chat(&req, &mut |ev| sink.event(ev)).await;

@@ -2,6 +2,11 @@
 //!
 //! Only the fields the CLI and the gateway use are typed; the rest of a provider's answer is
 //! ignored on read (serde's default), so richer upstream responses still parse.
+//!
+//! Tool calls are OpenAI's shape (`tools` in the request, `tool_calls` on an assistant message
+//! and streamed in pieces in the chunks, `tool` messages carrying results); the Anthropic adapter
+//! translates from and to it. A tool's name on the wire is [`tool_wire_name`] of its MCP server
+//! and tool, because providers accept only `[A-Za-z0-9_-]` in function names.
 
 use serde::{Deserialize, Serialize};
 
@@ -17,26 +22,179 @@ pub enum Role {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatMessage {
     pub role: Role,
+    /// Text; an assistant message that only calls tools has `null` from OpenAI, read as "".
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub content: String,
+    /// The tools an assistant message calls.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_as_default"
+    )]
+    pub tool_calls: Vec<ToolCall>,
+    /// On a `tool` message: the call it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
+}
+
+fn null_as_default<'de, D: serde::Deserializer<'de>, T: Deserialize<'de> + Default>(
+    d: D,
+) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A function the model may call (`{"type": "function", "function": {…}}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tool {
+    #[serde(rename = "type", default = "function_kind")]
+    pub kind: String,
+    pub function: FunctionDef,
+}
+
+impl Tool {
+    pub fn function(
+        name: impl Into<String>,
+        description: Option<String>,
+        parameters: serde_json::Value,
+    ) -> Self {
+        Self {
+            kind: function_kind(),
+            function: FunctionDef {
+                name: name.into(),
+                description,
+                parameters,
+            },
+        }
+    }
+}
+
+fn function_kind() -> String {
+    "function".to_owned()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunctionDef {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// A JSON Schema of the arguments object.
+    #[serde(default = "empty_object_schema")]
+    pub parameters: serde_json::Value,
+}
+
+fn empty_object_schema() -> serde_json::Value {
+    serde_json::json!({"type": "object"})
+}
+
+/// One call of a tool by the model; `arguments` is a JSON text (as OpenAI sends it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    #[serde(rename = "type", default = "function_kind")]
+    pub kind: String,
+    pub function: FunctionCall,
+}
+
+impl ToolCall {
+    pub fn new(
+        id: impl Into<String>,
+        name: impl Into<String>,
+        arguments: impl Into<String>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            kind: function_kind(),
+            function: FunctionCall {
+                name: name.into(),
+                arguments: arguments.into(),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FunctionCall {
+    pub name: String,
+    #[serde(default)]
+    pub arguments: String,
+}
+
+/// A piece of a streamed tool call: the first piece of call `index` has its id and name, the
+/// following ones pieces of its arguments.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ToolCallDelta {
+    #[serde(default)]
+    pub index: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function: Option<FunctionCallDelta>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FunctionCallDelta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<String>,
+}
+
+/// The longest function name providers accept (OpenAI's limit; Anthropic's is larger).
+pub const MAX_TOOL_NAME: usize = 64;
+
+/// The function name of MCP tool `tool` of server `server`: `server__tool`, every character
+/// outside `[A-Za-z0-9_-]` replaced by `_`, cut to [`MAX_TOOL_NAME`]. The CLI and the echo
+/// model both use it, so `call <server>.<tool>` names the tool the CLI offered.
+pub fn tool_wire_name(server: &str, tool: &str) -> String {
+    format!("{server}__{tool}")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(MAX_TOOL_NAME)
+        .collect()
 }
 
 impl ChatMessage {
-    pub fn user(content: impl Into<String>) -> Self {
+    fn plain(role: Role, content: String) -> Self {
         Self {
-            role: Role::User,
-            content: content.into(),
+            role,
+            content,
+            tool_calls: Vec::new(),
+            tool_call_id: None,
         }
+    }
+    pub fn user(content: impl Into<String>) -> Self {
+        Self::plain(Role::User, content.into())
     }
     pub fn system(content: impl Into<String>) -> Self {
-        Self {
-            role: Role::System,
-            content: content.into(),
-        }
+        Self::plain(Role::System, content.into())
     }
     pub fn assistant(content: impl Into<String>) -> Self {
+        Self::plain(Role::Assistant, content.into())
+    }
+    /// An assistant message that calls tools (with any text it said first).
+    pub fn assistant_calls(content: impl Into<String>, calls: Vec<ToolCall>) -> Self {
         Self {
-            role: Role::Assistant,
-            content: content.into(),
+            tool_calls: calls,
+            ..Self::plain(Role::Assistant, content.into())
+        }
+    }
+    /// The result of tool call `call_id`.
+    pub fn tool_result(call_id: impl Into<String>, content: impl Into<String>) -> Self {
+        Self {
+            tool_call_id: Some(call_id.into()),
+            ..Self::plain(Role::Tool, content.into())
         }
     }
 }
@@ -58,6 +216,9 @@ pub struct ChatCompletionRequest {
     pub max_tokens: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f32>,
+    /// The functions the model may call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<Tool>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -107,6 +268,8 @@ pub struct ChunkDelta {
     pub role: Option<Role>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCallDelta>>,
 }
 
 /// A whole (non-streamed) completion.
@@ -155,10 +318,36 @@ mod tests {
             stream_options: None,
             max_tokens: None,
             temperature: None,
+            tools: vec![],
         };
         assert_eq!(
             serde_json::to_string(&req).unwrap(),
             r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":true}"#
         );
+    }
+
+    #[test]
+    fn tool_messages_round_trip_in_openai_shape() {
+        let call = r#"{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"ev__echo","arguments":"{\"message\":\"hi\"}"}}]}"#;
+        let m: ChatMessage = serde_json::from_str(call).unwrap();
+        assert_eq!(m.content, "");
+        assert_eq!(m.tool_calls[0].function.name, "ev__echo");
+        let result = ChatMessage::tool_result("c1", "Echo: hi");
+        assert_eq!(
+            serde_json::to_string(&result).unwrap(),
+            r#"{"role":"tool","content":"Echo: hi","tool_call_id":"c1"}"#
+        );
+        let delta: ChunkDelta = serde_json::from_str(
+            r#"{"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"x","arguments":""}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(delta.tool_calls.unwrap()[0].id.as_deref(), Some("c1"));
+    }
+
+    #[test]
+    fn wire_names_use_only_the_characters_providers_accept() {
+        assert_eq!(tool_wire_name("everything", "echo"), "everything__echo");
+        assert_eq!(tool_wire_name("my.srv", "get-sum v2"), "my_srv__get-sum_v2");
+        assert_eq!(tool_wire_name(&"s".repeat(70), "t").len(), MAX_TOOL_NAME);
     }
 }

@@ -21,7 +21,8 @@ pub mod sse;
 
 pub use chat::{
     ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage, ChunkChoice,
-    ChunkDelta, CompletionChoice, Role, StreamOptions, Usage,
+    ChunkDelta, CompletionChoice, FunctionCall, FunctionCallDelta, FunctionDef, Role,
+    StreamOptions, Tool, ToolCall, ToolCallDelta, Usage, tool_wire_name,
 };
 pub use error::{ApiError, ApiErrorBody, V1Error, V1ErrorBody};
 pub use hosted::{

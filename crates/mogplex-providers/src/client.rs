@@ -1,4 +1,8 @@
 //! The HTTP side of the adapters: one client, one streaming chat call per API shape.
+//!
+//! Tool calls travel in OpenAI's shape everywhere in mogplex ([`mogplex_protocol::ToolCall`]);
+//! the Anthropic adapter translates tools, `tool_use` blocks and `tool_result` messages to and
+//! from it. A streamed call is gathered whole before it is handed on, in [`Finish::tool_calls`].
 
 use crate::catalog::{Api, join};
 use crate::error::{ErrorKind, ProviderError};
@@ -6,7 +10,7 @@ use crate::select::Selection;
 use mogplex_auth::Provider;
 use mogplex_protocol::{
     ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage, CliModel, Role,
-    SseEvent, SseParser, StreamOptions, Usage,
+    SseEvent, SseParser, StreamOptions, Tool, ToolCall, Usage,
 };
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Response, Url};
@@ -32,6 +36,9 @@ pub enum StreamEvent {
 pub struct Finish {
     pub finish_reason: Option<String>,
     pub usage: Option<Usage>,
+    /// The tools the model called, complete, in its order; the turn goes on once their results
+    /// are sent back.
+    pub tool_calls: Vec<ToolCall>,
 }
 
 #[derive(Debug, Clone)]
@@ -40,6 +47,8 @@ pub struct ChatRequest {
     pub base_url: Url,
     pub model: String,
     pub messages: Vec<ChatMessage>,
+    /// The functions the model may call (none: the request has no `tools`).
+    pub tools: Vec<Tool>,
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +141,7 @@ impl ModelClient {
                     }),
                     max_tokens: None,
                     temperature: None,
+                    tools: req.tools.clone(),
                 };
                 (
                     join(&req.base_url, path),
@@ -149,7 +159,7 @@ impl ModelClient {
                 (
                     join(&req.base_url, "/v1/messages"),
                     headers,
-                    Ok(anthropic_body(&req.model, &req.messages)),
+                    Ok(anthropic_body(&req.model, &req.messages, &req.tools)),
                 )
             }
         };
@@ -318,7 +328,12 @@ enum StreamState {
 struct OpenAiState {
     done: bool,
     finish: Finish,
+    /// Tool calls being streamed, by their `index`.
+    calls: std::collections::BTreeMap<u32, ToolCall>,
 }
+
+/// Streams larger than this many tool calls in one answer are malformed.
+const MAX_TOOL_CALLS: usize = 128;
 
 impl OpenAiState {
     fn on(
@@ -351,6 +366,30 @@ impl OpenAiState {
             if let Some(text) = choice.delta.content.filter(|t| !t.is_empty()) {
                 out(StreamEvent::Delta(text));
             }
+            for d in choice.delta.tool_calls.unwrap_or_default() {
+                if !self.calls.contains_key(&d.index) && self.calls.len() >= MAX_TOOL_CALLS {
+                    return Err(ProviderError::new(
+                        ErrorKind::Protocol,
+                        provider,
+                        format!("the answer called more than {MAX_TOOL_CALLS} tools"),
+                    ));
+                }
+                let call = self
+                    .calls
+                    .entry(d.index)
+                    .or_insert_with(|| ToolCall::new("", "", ""));
+                if let Some(id) = d.id {
+                    call.id = id;
+                }
+                if let Some(f) = d.function {
+                    if let Some(name) = f.name {
+                        call.function.name.push_str(&name);
+                    }
+                    if let Some(args) = f.arguments {
+                        call.function.arguments.push_str(&args);
+                    }
+                }
+            }
             if choice.finish_reason.is_some() {
                 self.finish.finish_reason = choice.finish_reason;
             }
@@ -361,8 +400,9 @@ impl OpenAiState {
         Ok(Flow::More)
     }
 
-    fn finish(self, provider: Provider) -> Result<Finish, ProviderError> {
+    fn finish(mut self, provider: Provider) -> Result<Finish, ProviderError> {
         if self.done || self.finish.finish_reason.is_some() {
+            self.finish.tool_calls = self.calls.into_values().collect();
             Ok(self.finish)
         } else {
             Err(ended_early(provider))
@@ -375,6 +415,8 @@ struct AnthropicState {
     done: bool,
     finish: Finish,
     input_tokens: u64,
+    /// `tool_use` blocks being streamed, by block index.
+    calls: std::collections::BTreeMap<u64, ToolCall>,
 }
 
 impl AnthropicState {
@@ -397,6 +439,28 @@ impl AnthropicState {
                     .and_then(|v| v.as_u64())
                     .unwrap_or(0);
             }
+            "content_block_start" => {
+                let block = value.get("content_block");
+                if block.and_then(|b| b.get("type")).and_then(|t| t.as_str()) == Some("tool_use") {
+                    if self.calls.len() >= MAX_TOOL_CALLS {
+                        return Err(ProviderError::new(
+                            ErrorKind::Protocol,
+                            provider,
+                            format!("the answer called more than {MAX_TOOL_CALLS} tools"),
+                        ));
+                    }
+                    let field = |k: &str| {
+                        block
+                            .and_then(|b| b.get(k))
+                            .and_then(|v| v.as_str())
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    let index = value.get("index").and_then(|v| v.as_u64()).unwrap_or(0);
+                    self.calls
+                        .insert(index, ToolCall::new(field("id"), field("name"), ""));
+                }
+            }
             "content_block_delta" => {
                 if let Some(text) = value
                     .pointer("/delta/text")
@@ -404,6 +468,15 @@ impl AnthropicState {
                     .filter(|t| !t.is_empty())
                 {
                     out(StreamEvent::Delta(text.to_owned()));
+                }
+                if let Some(json) = value
+                    .pointer("/delta/partial_json")
+                    .and_then(|t| t.as_str())
+                {
+                    let index = value.get("index").and_then(|v| v.as_u64()).unwrap_or(0);
+                    if let Some(call) = self.calls.get_mut(&index) {
+                        call.function.arguments.push_str(json);
+                    }
                 }
             }
             "message_delta" => {
@@ -431,8 +504,19 @@ impl AnthropicState {
         Ok(Flow::More)
     }
 
-    fn finish(self, provider: Provider) -> Result<Finish, ProviderError> {
+    fn finish(mut self, provider: Provider) -> Result<Finish, ProviderError> {
         if self.done {
+            self.finish.tool_calls = self
+                .calls
+                .into_values()
+                .map(|mut c| {
+                    // A tool_use with no input streams no delta: its input is `{}`.
+                    if c.function.arguments.is_empty() {
+                        c.function.arguments = "{}".into();
+                    }
+                    c
+                })
+                .collect();
             Ok(self.finish)
         } else {
             Err(ended_early(provider))
@@ -440,32 +524,78 @@ impl AnthropicState {
     }
 }
 
-fn anthropic_body(model: &str, messages: &[ChatMessage]) -> serde_json::Value {
+/// The Messages API body: system messages joined into `system`, an assistant's tool calls as
+/// `tool_use` blocks (after its text), and the results that follow them as `tool_result` blocks
+/// of one user message (the API wants every result of a turn in the next user message).
+fn anthropic_body(model: &str, messages: &[ChatMessage], tools: &[Tool]) -> serde_json::Value {
+    use serde_json::{Value, json};
     let system: Vec<&str> = messages
         .iter()
         .filter(|m| m.role == Role::System)
         .map(|m| m.content.as_str())
         .collect();
-    let turns: Vec<serde_json::Value> = messages
-        .iter()
-        .filter(|m| m.role != Role::System)
-        .map(|m| {
-            let role = if m.role == Role::Assistant {
-                "assistant"
-            } else {
-                "user"
-            };
-            serde_json::json!({ "role": role, "content": m.content })
-        })
-        .collect();
-    let mut body = serde_json::json!({
+    let mut turns: Vec<Value> = Vec::new();
+    for m in messages.iter().filter(|m| m.role != Role::System) {
+        match m.role {
+            Role::Assistant if !m.tool_calls.is_empty() => {
+                let mut blocks = Vec::new();
+                if !m.content.is_empty() {
+                    blocks.push(json!({"type": "text", "text": m.content}));
+                }
+                for c in &m.tool_calls {
+                    let input: Value = serde_json::from_str(&c.function.arguments)
+                        .ok()
+                        .filter(Value::is_object)
+                        .unwrap_or_else(|| json!({}));
+                    blocks.push(json!({"type": "tool_use", "id": c.id, "name": c.function.name, "input": input}));
+                }
+                turns.push(json!({"role": "assistant", "content": blocks}));
+            }
+            Role::Tool => {
+                let block = json!({
+                    "type": "tool_result",
+                    "tool_use_id": m.tool_call_id.as_deref().unwrap_or_default(),
+                    "content": m.content,
+                });
+                let follows_result = turns.last().is_some_and(|t| {
+                    t["role"] == "user"
+                        && t["content"]
+                            .as_array()
+                            .is_some_and(|b| b.iter().all(|b| b["type"] == "tool_result"))
+                });
+                match turns.last_mut() {
+                    Some(last) if follows_result => {
+                        if let Some(blocks) = last["content"].as_array_mut() {
+                            blocks.push(block);
+                        }
+                    }
+                    _ => turns.push(json!({"role": "user", "content": [block]})),
+                }
+            }
+            Role::Assistant => turns.push(json!({"role": "assistant", "content": m.content})),
+            _ => turns.push(json!({"role": "user", "content": m.content})),
+        }
+    }
+    let mut body = json!({
         "model": model,
         "max_tokens": ANTHROPIC_MAX_TOKENS,
         "messages": turns,
         "stream": true,
     });
     if !system.is_empty() {
-        body["system"] = serde_json::Value::String(system.join("\n\n"));
+        body["system"] = Value::String(system.join("\n\n"));
+    }
+    if !tools.is_empty() {
+        body["tools"] = tools
+            .iter()
+            .map(|t| {
+                let mut v = json!({"name": t.function.name, "input_schema": t.function.parameters});
+                if let Some(d) = &t.function.description {
+                    v["description"] = json!(d);
+                }
+                v
+            })
+            .collect();
     }
     body
 }
@@ -490,8 +620,16 @@ async fn whole_answer(
             .and_then(|c| c.as_array())
             .cloned()
             .unwrap_or_default();
+        let mut tool_calls = Vec::new();
         for block in content {
-            if let Some(t) = block.get("text").and_then(|t| t.as_str()) {
+            if block.get("type").and_then(|t| t.as_str()) == Some("tool_use") {
+                let field = |k: &str| block.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+                let input = block
+                    .get("input")
+                    .cloned()
+                    .unwrap_or_else(|| serde_json::json!({}));
+                tool_calls.push(ToolCall::new(field("id"), field("name"), input.to_string()));
+            } else if let Some(t) = block.get("text").and_then(|t| t.as_str()) {
                 on_event(StreamEvent::Delta(t.to_owned()));
             }
         }
@@ -502,6 +640,7 @@ async fn whole_answer(
         return Ok(Finish {
             finish_reason: reason,
             usage: None,
+            tool_calls,
         });
     }
     let c: ChatCompletion = serde_json::from_str(&text)
@@ -509,10 +648,14 @@ async fn whole_answer(
     let mut finish = Finish {
         finish_reason: None,
         usage: c.usage,
+        tool_calls: Vec::new(),
     };
     if let Some(choice) = c.choices.into_iter().next() {
-        on_event(StreamEvent::Delta(choice.message.content));
+        if !choice.message.content.is_empty() {
+            on_event(StreamEvent::Delta(choice.message.content));
+        }
         finish.finish_reason = choice.finish_reason;
+        finish.tool_calls = choice.message.tool_calls;
     }
     Ok(finish)
 }

@@ -57,6 +57,7 @@ fn run(server: &FakeServer, provider: Provider, model: Option<&str>) -> Run {
             base_url,
             model,
             messages: vec![ChatMessage::user("Say hi")],
+            tools: vec![],
         };
         let mut text = String::new();
         let mut frames = 0;
@@ -314,6 +315,7 @@ fn an_unreachable_server_is_unavailable() {
                 base_url,
                 model: "m".into(),
                 messages: vec![ChatMessage::user("x")],
+                tools: vec![],
             };
             ModelClient::new().unwrap().chat(&req, &mut |_| {}).await
         })

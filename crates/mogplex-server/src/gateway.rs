@@ -3,9 +3,12 @@
 //!
 //! The caller's plan decides which models it may use, checked on every request. A model's
 //! upstream is the built-in `mogplex/echo` (restates the last user message, streamed in several
-//! chunks) or an OpenAI-compatible provider, proxied with streaming passed through; its key comes
-//! from a server-side environment variable named in the model row and never appears in a
-//! response or in the database.
+//! chunks; answers `call <server>.<tool> <json arguments>` with exactly that tool call and a tool
+//! result with its text, so tests of tool calls are exact) or an OpenAI-compatible provider,
+//! proxied with streaming passed through (the request's `tools`, the assistant's `tool_calls` and
+//! the `tool` messages go up as sent, streamed `tool_calls` come back as the upstream sends them);
+//! its key comes from a server-side environment variable named in the model row and never appears
+//! in a response or in the database.
 
 use crate::AppState;
 use crate::api::{Bearer, bearer};
@@ -21,7 +24,8 @@ use axum::routing::{get, post};
 use mogplex_protocol::routes;
 use mogplex_protocol::{
     ApiErrorBody, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChatMessage,
-    ChunkChoice, ChunkDelta, CliModel, CompletionChoice, ModelCaps, Role, Usage,
+    ChunkChoice, ChunkDelta, CliModel, CompletionChoice, FunctionCallDelta, ModelCaps, Role,
+    ToolCall, ToolCallDelta, Usage,
 };
 
 pub const ECHO_MODEL: &str = "mogplex/echo";
@@ -82,7 +86,7 @@ fn echo_model() -> CliModel {
         display_name: "Echo (development)".into(),
         input_modalities: vec!["text".into()],
         caps: ModelCaps {
-            tool_use: false,
+            tool_use: true,
             streaming: true,
             reasoning_effort: false,
             parallel_tool_calls: false,
@@ -149,12 +153,58 @@ pub fn echo_row() -> crate::db::ModelRow {
     }
 }
 
-/// The echo model's answer: the last user message, restated.
-fn echo_text(messages: &[ChatMessage]) -> String {
-    match messages.iter().rev().find(|m| m.role == Role::User) {
-        Some(m) => m.content.clone(),
-        None => "(no user message)".into(),
+/// What the echo model answers.
+#[derive(Debug, PartialEq)]
+enum EchoAnswer {
+    Text(String),
+    /// The tool call the user asked for (`call <server>.<tool> <json>`).
+    Call(ToolCall),
+}
+
+/// The echo model's answer: a tool result's text when the last message is one, else the tool
+/// call a `call <server>.<tool> <json object>` prompt asks for, else the last user message.
+fn echo_answer(messages: &[ChatMessage]) -> EchoAnswer {
+    if let Some(m) = messages.last().filter(|m| m.role == Role::Tool) {
+        return EchoAnswer::Text(m.content.clone());
     }
+    match messages.iter().rev().find(|m| m.role == Role::User) {
+        Some(m) => match requested_call(&m.content) {
+            Some(call) => EchoAnswer::Call(call),
+            None => EchoAnswer::Text(m.content.clone()),
+        },
+        None => EchoAnswer::Text("(no user message)".into()),
+    }
+}
+
+/// `call <server>.<tool> [<json object>]` → that call (arguments as written, `{}` when none).
+fn requested_call(prompt: &str) -> Option<ToolCall> {
+    let rest = prompt.trim().strip_prefix("call ")?.trim_start();
+    let (name, args) = match rest.split_once(char::is_whitespace) {
+        Some((name, args)) => (name, args.trim()),
+        None => (rest, "{}"),
+    };
+    let (server, tool) = name.split_once('.')?;
+    if server.is_empty() || tool.is_empty() {
+        return None;
+    }
+    serde_json::from_str::<serde_json::Value>(args)
+        .ok()
+        .filter(serde_json::Value::is_object)?;
+    let id = format!(
+        "call_{}",
+        crate::crypto::hex(&crate::crypto::random_bytes::<8>())
+    );
+    Some(ToolCall::new(
+        id,
+        mogplex_protocol::tool_wire_name(server, tool),
+        args,
+    ))
+}
+
+/// Splits text into pieces of at most `n` characters, keeping every character.
+fn chunks_of(text: &str, n: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    chars.chunks(n.max(1)).map(|c| c.iter().collect()).collect()
 }
 
 /// Splits text into pieces of a few words, keeping every character.
@@ -243,7 +293,12 @@ pub async fn chat_completions(
 }
 
 fn echo(req: &ChatCompletionRequest) -> Response {
-    let text = echo_text(&req.messages);
+    let answer = echo_answer(&req.messages);
+    let (text, call) = match answer {
+        EchoAnswer::Text(t) => (t, None),
+        EchoAnswer::Call(c) => (String::new(), Some(c)),
+    };
+    let finish_reason = if call.is_some() { "tool_calls" } else { "stop" };
     let id = format!(
         "chatcmpl-{}",
         crate::crypto::hex(&crate::crypto::random_bytes::<8>())
@@ -270,8 +325,8 @@ fn echo(req: &ChatCompletionRequest) -> Response {
             model: ECHO_MODEL.into(),
             choices: vec![CompletionChoice {
                 index: 0,
-                message: ChatMessage::assistant(text),
-                finish_reason: Some("stop".into()),
+                message: ChatMessage::assistant_calls(text, call.into_iter().collect()),
+                finish_reason: Some(finish_reason.into()),
             }],
             usage: Some(usage),
         })
@@ -296,25 +351,56 @@ fn echo(req: &ChatCompletionRequest) -> Response {
         };
         Event::default().data(serde_json::to_string(&c).unwrap_or_default())
     };
-    let mut frames = vec![chunk(
-        ChunkDelta {
-            role: Some(Role::Assistant),
-            content: Some(String::new()),
-        },
-        None,
-        None,
-    )];
-    frames.extend(pieces(&text).into_iter().map(|p| {
-        chunk(
+    let mut frames = Vec::new();
+    if let Some(call) = call {
+        // The id and name first, then the arguments in pieces, as OpenAI streams a call.
+        let piece = |id: Option<String>, name: Option<String>, args: String| ChunkDelta {
+            tool_calls: Some(vec![ToolCallDelta {
+                index: 0,
+                id: id.clone(),
+                kind: id.map(|_| "function".to_owned()),
+                function: Some(FunctionCallDelta {
+                    name,
+                    arguments: Some(args),
+                }),
+            }]),
+            ..ChunkDelta::default()
+        };
+        frames.push(chunk(
             ChunkDelta {
-                role: None,
-                content: Some(p),
+                role: Some(Role::Assistant),
+                ..piece(Some(call.id), Some(call.function.name), String::new())
             },
             None,
             None,
-        )
-    }));
-    frames.push(chunk(ChunkDelta::default(), Some("stop"), None));
+        ));
+        frames.extend(
+            chunks_of(&call.function.arguments, 16)
+                .into_iter()
+                .map(|p| chunk(piece(None, None, p), None, None)),
+        );
+    } else {
+        frames.push(chunk(
+            ChunkDelta {
+                role: Some(Role::Assistant),
+                content: Some(String::new()),
+                ..ChunkDelta::default()
+            },
+            None,
+            None,
+        ));
+        frames.extend(pieces(&text).into_iter().map(|p| {
+            chunk(
+                ChunkDelta {
+                    content: Some(p),
+                    ..ChunkDelta::default()
+                },
+                None,
+                None,
+            )
+        }));
+    }
+    frames.push(chunk(ChunkDelta::default(), Some(finish_reason), None));
     if req.stream_options.as_ref().is_some_and(|o| o.include_usage) {
         frames.push(chunk(ChunkDelta::default(), None, Some(usage)));
     }
@@ -450,5 +536,40 @@ mod tests {
             assert_eq!(p.concat(), t);
             assert!(t.split_whitespace().count() < 4 || p.len() > 1);
         }
+    }
+
+    #[test]
+    fn echo_calls_the_tool_a_prompt_names_then_echoes_its_result() {
+        let prompt = ChatMessage::user(r#"call everything.echo {"message": "hi"}"#);
+        let EchoAnswer::Call(call) = echo_answer(std::slice::from_ref(&prompt)) else {
+            panic!("no call")
+        };
+        assert_eq!(call.function.name, "everything__echo");
+        assert_eq!(call.function.arguments, r#"{"message": "hi"}"#);
+        assert!(call.id.starts_with("call_"));
+        let after = [
+            prompt,
+            ChatMessage::assistant_calls("", vec![call.clone()]),
+            ChatMessage::tool_result(&call.id, "Echo: hi"),
+        ];
+        assert_eq!(echo_answer(&after), EchoAnswer::Text("Echo: hi".into()));
+        assert_eq!(
+            requested_call("call a.b").map(|c| c.function.arguments),
+            Some("{}".into())
+        );
+        for not_a_call in [
+            "call a.b [1]",
+            "call ab {}",
+            "call .b {}",
+            "recall a.b {}",
+            "call a.b {",
+        ] {
+            assert_eq!(
+                echo_answer(&[ChatMessage::user(not_a_call)]),
+                EchoAnswer::Text(not_a_call.into()),
+                "{not_a_call}"
+            );
+        }
+        assert_eq!(chunks_of("abcde", 2).concat(), "abcde");
     }
 }

@@ -150,6 +150,72 @@ pub fn anthropic_stream(pieces: &[&str]) -> Reply {
     }
 }
 
+/// An OpenAI-style stream that calls one tool: the id and name first, then the arguments in
+/// `arg_pieces`, then `finish_reason: "tool_calls"` and `[DONE]`.
+pub fn openai_tool_call_stream(id: &str, name: &str, arg_pieces: &[&str]) -> Reply {
+    let mut frames = vec![openai_frame(
+        serde_json::json!({"role": "assistant", "content": null, "tool_calls": [
+            {"index": 0, "id": id, "type": "function", "function": {"name": name, "arguments": ""}}]}),
+        None,
+    )];
+    frames.extend(arg_pieces.iter().map(|p| {
+        openai_frame(
+            serde_json::json!({"tool_calls": [{"index": 0, "function": {"arguments": p}}]}),
+            None,
+        )
+    }));
+    frames.push(openai_frame(serde_json::json!({}), Some("tool_calls")));
+    frames.push("data: [DONE]\n\n".into());
+    Reply::Sse {
+        frames,
+        pause: Duration::from_millis(5),
+    }
+}
+
+/// An Anthropic stream that says `text`, then calls one tool (`tool_use` block with its input
+/// streamed as `input_json_delta` pieces), ending with `stop_reason: "tool_use"`.
+pub fn anthropic_tool_use_stream(text: &str, id: &str, name: &str, json_pieces: &[&str]) -> Reply {
+    let ev = |name: &str, data: serde_json::Value| format!("event: {name}\ndata: {data}\n\n");
+    let mut frames = vec![
+        ev(
+            "message_start",
+            serde_json::json!({"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"claude","stop_reason":null,"usage":{"input_tokens":7,"output_tokens":1}}}),
+        ),
+        ev(
+            "content_block_start",
+            serde_json::json!({"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}),
+        ),
+        ev(
+            "content_block_delta",
+            serde_json::json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":text}}),
+        ),
+        ev(
+            "content_block_stop",
+            serde_json::json!({"type":"content_block_stop","index":0}),
+        ),
+        ev(
+            "content_block_start",
+            serde_json::json!({"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":id,"name":name,"input":{}}}),
+        ),
+    ];
+    frames.extend(json_pieces.iter().map(|p| {
+        ev("content_block_delta", serde_json::json!({"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":p}}))
+    }));
+    frames.push(ev(
+        "content_block_stop",
+        serde_json::json!({"type":"content_block_stop","index":1}),
+    ));
+    frames.push(ev("message_delta", serde_json::json!({"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":9}})));
+    frames.push(ev(
+        "message_stop",
+        serde_json::json!({"type":"message_stop"}),
+    ));
+    Reply::Sse {
+        frames,
+        pause: Duration::from_millis(5),
+    }
+}
+
 /// An Anthropic stream that fails part way with an `error` event.
 pub fn anthropic_stream_error(pieces: &[&str], message: &str) -> Reply {
     let Reply::Sse { mut frames, pause } = anthropic_stream(pieces) else {

@@ -462,3 +462,133 @@ async fn account_pages_show_plan_and_models(b: Backend) {
     assert!(page.contains("plan assign"), "{page}");
 }
 both!(account_pages_show_plan_and_models);
+
+/// The streamed tool call of an SSE completion: (id, name, arguments) and the finish reason.
+fn reassemble_call(sse: &str) -> (String, String, String, Option<String>) {
+    let (mut id, mut name, mut args, mut finish) =
+        (String::new(), String::new(), String::new(), None);
+    for line in sse.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        if line == "[DONE]" {
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let choice = &v["choices"][0];
+        if let Some(r) = choice["finish_reason"].as_str() {
+            finish = Some(r.to_owned());
+        }
+        let call = &choice["delta"]["tool_calls"][0];
+        id.push_str(call["id"].as_str().unwrap_or_default());
+        name.push_str(call["function"]["name"].as_str().unwrap_or_default());
+        args.push_str(call["function"]["arguments"].as_str().unwrap_or_default());
+    }
+    (id, name, args, finish)
+}
+
+async fn tool_calls_through_echo_and_an_upstream(b: Backend) {
+    let up = FakeServer::start();
+    let s = TestServer::start_with(b, |c| {
+        c.env.insert(UPSTREAM_KEY_ENV.into(), UPSTREAM_KEY.into());
+    })
+    .await;
+    s.db()
+        .upsert_model(&mogplex_server::gateway::echo_row())
+        .await
+        .unwrap();
+    s.db()
+        .upsert_model(&upstream_model(
+            "mogplex/upstream",
+            &format!("{}/v1", up.url()),
+        ))
+        .await
+        .unwrap();
+    let t = account(
+        &s,
+        "ada@example.com",
+        Some(&["mogplex/echo", "mogplex/upstream"]),
+    )
+    .await;
+    let tools = json!([{"type": "function", "function": {"name": "everything__echo",
+        "parameters": {"type": "object", "properties": {"message": {"type": "string"}}}}}]);
+    let prompt = r#"call everything.echo {"message": "a longer message to stream"}"#;
+
+    // The echo model answers the prompt with exactly that call, streamed in pieces…
+    let (status, body, _) = chat(
+        &s,
+        &t,
+        json!({"model": "mogplex/echo", "stream": true, "tools": tools,
+        "messages": [{"role": "user", "content": prompt}]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (id, name, args, finish) = reassemble_call(&body);
+    assert!(id.starts_with("call_"), "{body}");
+    assert_eq!(name, "everything__echo");
+    assert_eq!(args, r#"{"message": "a longer message to stream"}"#);
+    assert_eq!(finish.as_deref(), Some("tool_calls"));
+    assert!(
+        body.matches("\"arguments\"").count() > 2,
+        "arguments in pieces: {body}"
+    );
+
+    // …and the tool's result with its text (the assistant's call has `content: null`, as OpenAI
+    // clients send it).
+    let history = json!([{"role": "user", "content": prompt},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": id, "type": "function",
+            "function": {"name": name, "arguments": args}}]},
+        {"role": "tool", "tool_call_id": id, "content": "Echo: a longer message to stream"}]);
+    let (status, body, _) = chat(
+        &s,
+        &t,
+        json!({"model": "mogplex/echo", "stream": true, "tools": tools, "messages": history}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        reassemble(&body),
+        ("Echo: a longer message to stream".into(), true, None)
+    );
+    let (status, body, _) = chat(
+        &s,
+        &t,
+        json!({"model": "mogplex/echo", "messages": [{"role": "user", "content": prompt}]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let whole: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(whole["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(
+        whole["choices"][0]["message"]["tool_calls"][0]["function"]["name"],
+        "everything__echo"
+    );
+
+    // An upstream gets the tools, the call and the result as sent, and its streamed call comes back.
+    up.route(
+        "/v1/chat/completions",
+        mogplex_testkit::openai_tool_call_stream(
+            "call_up",
+            "everything__echo",
+            &["{\"message\"", ":\"x\"}"],
+        ),
+    );
+    let (status, body, _) = chat(
+        &s,
+        &t,
+        json!({"model": "mogplex/upstream", "stream": true, "tools": tools, "messages": history}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        reassemble_call(&body),
+        (
+            "call_up".into(),
+            "everything__echo".into(),
+            "{\"message\":\"x\"}".into(),
+            Some("tool_calls".into())
+        )
+    );
+    let sent = up.requests().pop().unwrap().json();
+    assert_eq!(sent["tools"], tools);
+    assert_eq!(sent["messages"], history);
+    assert_eq!(sent["model"], "gpt-real");
+}
+both!(tool_calls_through_echo_and_an_upstream);
