@@ -439,7 +439,7 @@ fn identity_from_the_id_token_and_refresh_answers_classified_by_status_and_body(
     let (code, out, err) = browser_sign_in(&fake, &home);
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
     assert_eq!(out.trim(), "Signed in as carol@example.com");
-    assert_eq!(home.auth()["mogplex"]["account"]["id"], "carol");
+    assert_eq!(home.account()["account"]["id"], "carol");
     assert!(fake.revoked().is_empty());
 
     let exec = |home: &TestHome| {
@@ -454,7 +454,7 @@ fn identity_from_the_id_token_and_refresh_answers_classified_by_status_and_body(
     let out = exec(&home);
     assert_eq!(out.status.code(), Some(69), "{}", home.render(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("it is kept, try again shortly"));
-    assert!(home.auth()["mogplex"]["refresh_token"].is_string());
+    assert!(home.account()["refresh_token"].is_string());
     // A 400 whose body is not an RFC 6749 error (here: none) on a refresh means signed out.
     fake.set(|s| s.refresh = Some((400, String::new())));
     let out = exec(&home);

@@ -116,8 +116,8 @@ fn signs_in_refreshes_and_logs_out_against_node_oidc_provider() {
     let (code, out, err) = login.finish();
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
     assert_eq!(out.trim(), "Signed in as alice@example.com");
-    let signed_in = home.auth();
-    let m = &signed_in["mogplex"];
+    let signed_in = home.account();
+    let m = &signed_in;
     assert_eq!(m["issuer"], issuer.as_str());
     assert!(
         m["refresh_token"].is_string() && m["id_token"].is_string(),
@@ -132,13 +132,13 @@ fn signs_in_refreshes_and_logs_out_against_node_oidc_provider() {
     let shown = home.render(&out);
     assert!(!shown.contains("sign-in has ended"), "{shown}");
     assert_ne!(out.status.code(), Some(64), "{shown}");
-    let refreshed = home.auth();
-    assert!(refreshed["mogplex"]["refresh_token"].is_string(), "{shown}");
+    let refreshed = home.account();
+    assert!(refreshed["refresh_token"].is_string(), "{shown}");
     assert_ne!(
-        refreshed["mogplex"]["refresh_token"], m["refresh_token"],
+        refreshed["refresh_token"], m["refresh_token"],
         "rotated"
     );
-    assert_ne!(refreshed["mogplex"]["access_token"], m["access_token"]);
+    assert_ne!(refreshed["access_token"], m["access_token"]);
 
     // The old refresh token replayed (auth.json restored from before the refresh): the provider
     // refuses it (and revokes the grant), and the CLI says the sign-in has ended.
@@ -168,7 +168,7 @@ fn signs_in_refreshes_and_logs_out_against_node_oidc_provider() {
     let (code, out, err) = login.finish();
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
     assert_eq!(out.trim(), "Signed in as alice@example.com");
-    let rt = home.auth()["mogplex"]["refresh_token"]
+    let rt = home.account()["refresh_token"]
         .as_str()
         .expect("a refresh token from the device flow")
         .to_owned();
@@ -229,7 +229,7 @@ fn path_insertion_and_the_client_settings_from_the_environment() {
     let (code, out, err) = login.finish();
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
     assert_eq!(out.trim(), "Signed in as alice@example.com");
-    assert_eq!(home.auth()["mogplex"]["issuer"], issuer.as_str());
+    assert_eq!(home.account()["issuer"], issuer.as_str());
 
     // A client id with a space is a usage error, before anything is sent.
     let out = home

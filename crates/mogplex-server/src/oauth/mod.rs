@@ -55,8 +55,15 @@ pub fn metadata_document(issuer: &str) -> AuthorizationServerMetadata {
     }
 }
 
+/// With OpenID Connect on, the RFC 8414 document carries the OpenID members too (RFC 8414 §2
+/// defines `jwks_uri` and `userinfo_endpoint`), so a client that reads either document can check
+/// the ID tokens this server issues.
 pub async fn metadata(State(s): State<AppState>) -> Json<AuthorizationServerMetadata> {
-    Json(metadata_document(&s.cfg.issuer))
+    if crate::oidc::enabled(&s) {
+        Json(crate::oidc::discovery_document(&s.cfg.issuer))
+    } else {
+        Json(metadata_document(&s.cfg.issuer))
+    }
 }
 
 /// The client's registered redirects: exactly the two fixed loopback ones, plus any port of a

@@ -47,6 +47,11 @@ pub fn discovery_document(issuer: &str) -> OpenIdProviderMetadata {
     }
 }
 
+/// Whether this server issues ID tokens (it has the key that seals its signing keys).
+pub fn enabled(s: &AppState) -> bool {
+    sealer(s).is_some()
+}
+
 /// The sealer of the signing keys, when OpenID Connect is on.
 fn sealer(s: &AppState) -> Option<SecretBox> {
     SecretBox::from_config(&s.cfg).ok()
