@@ -91,7 +91,7 @@ pub async fn signed_in_user(s: &AppState, headers: &HeaderMap) -> Result<Option<
 }
 
 /// The CSRF token of this browser, and the Set-Cookie to send when it is new.
-fn csrf_token(s: &AppState, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+pub(crate) fn csrf_token(s: &AppState, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
     let name = cookie_name(s, "mogplex_csrf");
     match cookie(headers, &name).filter(|t| t.len() == 43) {
         Some(t) => (t, None),
@@ -103,7 +103,7 @@ fn csrf_token(s: &AppState, headers: &HeaderMap) -> (String, Option<HeaderValue>
     }
 }
 
-fn check_csrf(s: &AppState, headers: &HeaderMap, form: &Form) -> Result<(), AppError> {
+pub(crate) fn check_csrf(s: &AppState, headers: &HeaderMap, form: &Form) -> Result<(), AppError> {
     let expected = cookie(headers, &cookie_name(s, "mogplex_csrf"));
     match (expected, form.get("csrf")) {
         (Some(e), Some(got)) if e.len() == 43 && crypto::ct_eq(&e, got) => Ok(()),
@@ -115,7 +115,7 @@ fn check_csrf(s: &AppState, headers: &HeaderMap, form: &Form) -> Result<(), AppE
     }
 }
 
-fn page_form(body: &[u8]) -> Result<Form, AppError> {
+pub(crate) fn page_form(body: &[u8]) -> Result<Form, AppError> {
     Form::parse(body).map_err(|e| AppError::page(StatusCode::BAD_REQUEST, "Invalid form", e))
 }
 
@@ -140,7 +140,7 @@ pub fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-fn with_cookie(mut r: Response, c: Option<HeaderValue>) -> Response {
+pub(crate) fn with_cookie(mut r: Response, c: Option<HeaderValue>) -> Response {
     if let Some(c) = c {
         r.headers_mut().append(header::SET_COOKIE, c);
     }

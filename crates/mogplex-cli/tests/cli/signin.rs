@@ -200,6 +200,19 @@ pub async fn browser_until_callback_as(server_url: &str, authorize: &str, email:
         .unwrap();
     let back = r.headers()["location"].to_str().unwrap().to_owned();
     let r = c.get(format!("{server_url}{back}")).send().await.unwrap();
+    // The consent page (every loopback authorization asks): allow.
+    assert_eq!(r.status(), 200, "the consent page");
+    let page = r.text().await.unwrap();
+    let r = c
+        .post(format!("{server_url}/api/auth/mcp/consent"))
+        .form(&[
+            ("csrf", hidden(&page, "csrf").as_str()),
+            ("request", hidden(&page, "request").as_str()),
+            ("decision", "allow"),
+        ])
+        .send()
+        .await
+        .unwrap();
     r.headers()["location"].to_str().unwrap().to_owned()
 }
 

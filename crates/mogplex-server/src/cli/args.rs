@@ -40,6 +40,9 @@ pub enum Command {
     /// Manage the ID token signing keys
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage registered OAuth clients (mogplex-cli is built in)
+    #[command(subcommand)]
+    Client(ClientCommand),
 }
 
 #[derive(Debug, Args)]
@@ -246,5 +249,49 @@ pub enum KeysCommand {
         db: DbArg,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; a confidential client's secret is printed once
+    Add {
+        #[command(flatten)]
+        db: DbArg,
+        /// Shown on the consent page
+        #[arg(long)]
+        name: String,
+        /// The client id (default: a random one)
+        #[arg(long)]
+        id: Option<String>,
+        /// A redirect URI, matched exactly (repeat for several)
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// A grant type: authorization_code, refresh_token, or the device code grant (repeat;
+        /// default authorization_code and refresh_token)
+        #[arg(long = "grant-type")]
+        grant_types: Vec<String>,
+        /// A client with a secret (a server-side application)
+        #[arg(long)]
+        confidential: bool,
+        /// client_secret_basic (default for confidential clients) or client_secret_post
+        #[arg(long)]
+        auth_method: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the clients
+    List {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a client and revoke its sign-ins
+    Remove {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        id: String,
     },
 }

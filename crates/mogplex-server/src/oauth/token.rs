@@ -2,7 +2,7 @@
 //! (authorization code with PKCE, refresh token with rotation, device code), each answering a
 //! token response or an RFC 6749 §5.2 error.
 
-use super::{check_client, oauth_form, required};
+use super::{oauth_form, required};
 use crate::AppState;
 use crate::crypto::{self, now};
 use crate::db::{Grant, Refresh};
@@ -24,9 +24,19 @@ pub async fn token(
     body: Bytes,
 ) -> Result<Response, AppError> {
     let f = oauth_form(&headers, &body)?;
-    let client_id = required(&f, "client_id")?;
-    check_client(client_id)?;
-    match required(&f, "grant_type")? {
+    let client = crate::oidc::clients::require(&s, &headers, &f).await?;
+    let client_id = client.id.as_str();
+    let grant_type = required(&f, "grant_type")?;
+    if [
+        AUTHORIZATION_CODE_GRANT,
+        REFRESH_TOKEN_GRANT,
+        DEVICE_CODE_GRANT,
+    ]
+    .contains(&grant_type)
+    {
+        crate::oidc::clients::check_grant(&client, grant_type)?;
+    }
+    match grant_type {
         AUTHORIZATION_CODE_GRANT => authorization_code(&s, &f, client_id).await,
         REFRESH_TOKEN_GRANT => refresh_token(&s, &f, client_id).await,
         DEVICE_CODE_GRANT => device_code(&s, &f, client_id).await,

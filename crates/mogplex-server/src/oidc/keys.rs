@@ -270,7 +270,9 @@ impl KeyCache {
 
 /// `keys rotate`: a new key published now, signing from `now + lead`.
 pub async fn rotate(db: &Db, sealer: &SecretBox, lead: i64) -> Result<KeyRow, KeyError> {
-    let row = new_key(sealer, now() + lead.max(0))?;
+    // Strictly after every key there is, so it is the newest whatever the clock says.
+    let latest = db.signing_keys().await?.last().map(|k| k.activates_at + 1);
+    let row = new_key(sealer, (now() + lead.max(0)).max(latest.unwrap_or(0)))?;
     db.add_signing_key(&row).await?;
     Ok(row)
 }

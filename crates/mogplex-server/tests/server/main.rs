@@ -3,6 +3,7 @@
 
 mod binary;
 mod chromium;
+mod clients;
 mod contract;
 mod device;
 mod gateway;
@@ -10,7 +11,7 @@ pub mod harness;
 mod limits;
 mod migrations;
 mod oauth;
-mod oidc;
+pub mod oidc;
 mod runs;
 mod signin;
 mod third_party;

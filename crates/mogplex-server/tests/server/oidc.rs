@@ -268,9 +268,12 @@ async fn unsupported_openid_parameters_are_refused(b: Backend) {
         assert_eq!(query_param(&to, "state").as_deref(), Some("st"));
         assert!(query_param(&to, "code").is_none());
     }
-    // A nonce within bounds is fine.
-    let (_, to) = authorize_answer(&s, &[("nonce", &"n".repeat(512))]).await;
-    assert!(query_param(&to, "code").is_some(), "{to}");
+    // A nonce within bounds, and prompt=consent, are fine: on to the consent page.
+    let n = "n".repeat(512);
+    for extra in [vec![("nonce", n.as_str())], vec![("prompt", "consent")]] {
+        let (status, to) = authorize_answer(&s, &extra).await;
+        assert_eq!((status, to.as_str()), (200, ""), "{extra:?}");
+    }
 }
 both!(unsupported_openid_parameters_are_refused);
 
@@ -357,9 +360,10 @@ async fn keys_rotate_without_breaking_issued_tokens(b: Backend) {
     }
 
     // Its time comes: both servers sign with it; the old token still verifies.
-    a.sql(&format!(
-        "UPDATE signing_keys SET activates_at = activates_at - 300 WHERE kid = '{new}'"
-    ))
+    // (Every key moved back by more than the lead: their order stays, the new one's time has come.)
+    a.sql(
+        "UPDATE signing_keys SET activates_at = activates_at - 400, created_at = created_at - 400",
+    )
     .await;
     for s in [&a, &bsrv] {
         let t = id_token_from(s).await;
@@ -436,3 +440,51 @@ async fn keys_commands(b: Backend) {
     );
 }
 both!(keys_commands);
+
+/// Unknown discovery documents and API paths answer a JSON 404; pages stay HTML.
+async fn unknown_well_known_and_api_paths_answer_json(b: Backend) {
+    let s = TestServer::start(b).await;
+    for path in [
+        "/.well-known/webfinger",
+        "/.well-known/oauth-protected-resource/x",
+        "/api/auth/mcp/nothing",
+        "/api/auth/nothing",
+        "/api/cli/nothing",
+        "/api/nothing",
+    ] {
+        for post in [false, true] {
+            let url = format!("{}{path}", s.url);
+            let r = if post {
+                plain().post(&url)
+            } else {
+                plain().get(&url)
+            }
+            .send()
+            .await
+            .unwrap();
+            assert_eq!(r.status(), 404, "{path}");
+            assert!(
+                r.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("application/json"),
+                "{path}"
+            );
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["error"], "not_found", "{path}");
+        }
+    }
+    let r = plain()
+        .get(format!("{}/nothing", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+}
+both!(unknown_well_known_and_api_paths_answer_json);
