@@ -159,10 +159,37 @@ pub async fn login_page(
 ) -> Response {
     let (csrf, set) = csrf_token(&s, &headers);
     let next = safe_next(q.next.as_deref());
-    with_cookie(
-        pages::login_page(&csrf, &next, "", None, s.cfg.sign_in_note.as_deref()).into_response(),
-        set,
-    )
+    let axum::response::Html(mut page) =
+        pages::login_page(&csrf, &next, "", None, s.cfg.sign_in_note.as_deref());
+    // "Continue with …" for each identity provider, under the form.
+    let sso = crate::oidc::sso::buttons(&s, &next).await;
+    if !sso.is_empty() {
+        page = page.replacen("</form>", &format!("</form>{sso}"), 1);
+    }
+    with_cookie(axum::response::Html(page).into_response(), set)
+}
+
+/// Signs the browser in as `user_id` (a new session cookie) and sends it on to `next`.
+pub(crate) async fn start_session(
+    s: &AppState,
+    user_id: &str,
+    next: &str,
+) -> Result<Response, AppError> {
+    let token = crypto::token("");
+    s.db.create_web_session(&token, user_id, SESSION_TTL)
+        .await?;
+    let mut r = Redirect::to(&safe_next(Some(next))).into_response();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(
+            s,
+            &cookie_name(s, "mogplex_session"),
+            &token,
+            "Lax",
+            SESSION_TTL,
+        ),
+    );
+    Ok(r)
 }
 
 fn client_key(addr: &SocketAddr) -> String {

@@ -1,9 +1,10 @@
 //! The `mogplex-server` binary's commands: [`args`] defines the command line, and each command
 //! group has its module ([`serve`] for `serve` and `dev`, then `user`, `pat`, `model`, `plan`,
-//! `mcp`, `keys`, `client`). What they share is here: the failure type, opening the database, finding an account.
+//! `mcp`, `keys`, `client`, `idp`). What they share is here: the failure type, opening the database, finding an account.
 
 pub mod args;
 mod client;
+mod idp;
 mod keys;
 mod mcp;
 mod model;
@@ -51,6 +52,7 @@ pub async fn run(cmd: Command) -> Result<(), Failure> {
         Command::Mcp(c) => mcp::run(c).await,
         Command::Keys(c) => keys::run(c).await,
         Command::Client(c) => client::run(c).await,
+        Command::Idp(c) => idp::run(c).await,
     }
 }
 

@@ -12,7 +12,7 @@
 //! token families, access and refresh tokens, the bearer check), [`device`] (device grants),
 //! [`catalog`] (models and plans), [`mcp`] (MCP server definitions), [`runs`], [`pats`]
 //! (personal access tokens), [`keys`] (ID token signing keys), [`clients`] (registered
-//! clients, consent), [`oidc`] (what ID tokens need
+//! clients, consent), [`idp`] (single sign-on), [`oidc`] (what ID tokens need
 //! beyond the grant); [`migrate`] keeps the schema current.
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -56,6 +56,7 @@ macro_rules! fetch_all {
 pub mod catalog;
 pub mod clients;
 pub mod device;
+pub mod idp;
 pub mod keys;
 pub mod mcp;
 pub mod migrate;

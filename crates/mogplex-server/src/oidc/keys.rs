@@ -110,6 +110,8 @@ fn public_jwk(point: &[u8]) -> Option<Jwk> {
         crv: Some("P-256".into()),
         x: Some(x),
         y: Some(y),
+        n: None,
+        e: None,
     })
 }
 

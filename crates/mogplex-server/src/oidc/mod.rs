@@ -9,6 +9,7 @@
 pub mod clients;
 pub mod consent;
 pub mod keys;
+pub mod sso;
 
 use crate::AppState;
 use crate::api::{Bearer, bearer};
@@ -345,4 +346,5 @@ pub fn routes() -> Router<AppState> {
         .route(routes::JWKS, get(jwks))
         .route(routes::USERINFO, get(userinfo).post(userinfo))
         .route(routes::INTROSPECT, axum::routing::post(introspect))
+        .merge(sso::routes())
 }

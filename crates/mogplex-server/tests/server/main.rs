@@ -14,4 +14,5 @@ mod oauth;
 pub mod oidc;
 mod runs;
 mod signin;
+mod sso;
 mod third_party;
