@@ -418,11 +418,11 @@ pub async fn device_submit(
             s.db.device_by_user_code(&code)
                 .await?
                 .filter(|d| d.status == "pending" && d.expires_at > now())
-                .map(|_| code)
+                .map(|d| (code, d.client_id))
         }
         None => None,
     };
-    let Some(code) = valid else {
+    let Some((code, client_id)) = valid else {
         s.db.throttle_hit(&format!("device:{}", user.id), LOGIN_WINDOW)
             .await?;
         s.db.throttle_hit(&format!("device:{}", client_key(&addr)), LOGIN_WINDOW)
@@ -439,10 +439,16 @@ pub async fn device_submit(
         )
             .into_response());
     };
-    Ok(
-        pages::device_confirm_page(&csrf, &user.email, &crypto::display_user_code(&code))
-            .into_response(),
+    Ok(pages::device_confirm_page(
+        &csrf,
+        &user.email,
+        &crypto::display_user_code(&code),
+        &crate::oidc::clients::find(&s, &client_id)
+            .await?
+            .map(|c| c.name)
+            .unwrap_or(client_id),
     )
+    .into_response())
 }
 
 /// Approval happens only here: a CSRF-protected POST from a signed-in session.

@@ -85,7 +85,7 @@ impl Client {
     pub fn cli() -> Self {
         Self {
             id: CLIENT_ID.to_owned(),
-            name: "Mogplex CLI".to_owned(),
+            name: "the Mogplex CLI".to_owned(),
             secret_hash: None,
             auth_method: auth_method::NONE.to_owned(),
             redirect_uris: mogplex_protocol::oauth::LOOPBACK_PORTS

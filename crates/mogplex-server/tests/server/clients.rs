@@ -584,3 +584,78 @@ async fn client_commands_refuse_bad_registrations(b: Backend) {
     assert_eq!(code, 2);
 }
 both!(client_commands_refuse_bad_registrations);
+
+/// A registered client with the device grant: its code's confirmation page names it, and the
+/// tokens are its own.
+async fn device_grant_of_a_registered_client(b: Backend) {
+    let s = oidc_server(b).await;
+    s.user("ada@example.com").await;
+    add_client(
+        &s.database,
+        "tv-app",
+        &[
+            "--grant-type",
+            "urn:ietf:params:oauth:grant-type:device_code",
+        ],
+    );
+    let (status, d, _) = {
+        let r = plain()
+            .post(format!("{}/api/auth/mcp/device", s.url))
+            .form(&[("client_id", "tv-app"), ("scope", "openid")])
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().await.unwrap(), ())
+    };
+    assert_eq!(status, 200, "{d}");
+    let user_code = d["user_code"].as_str().unwrap();
+    let br = signed_in_browser(&s).await;
+    let page = br
+        .get(format!("{}/device", s.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let page = br
+        .post(format!("{}/device", s.url))
+        .form(&[
+            ("csrf", hidden(&page, "csrf").as_str()),
+            ("user_code", user_code),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Sign in to Example App?"), "{page}");
+    // The CLI cannot redeem another client's device code; an unregistered grant is refused.
+    let (st, body, _) = token(
+        &s,
+        &[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("client_id", "mogplex-cli"),
+            ("device_code", d["device_code"].as_str().unwrap()),
+        ],
+    )
+    .await;
+    assert_eq!((st, body["error"].as_str()), (400, Some("invalid_grant")));
+    let (st, body, _) = token(
+        &s,
+        &[
+            ("grant_type", "authorization_code"),
+            ("client_id", "tv-app"),
+            ("code", "x"),
+            ("redirect_uri", APP_REDIRECT),
+            ("code_verifier", &"v".repeat(43)),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (400, Some("unauthorized_client"))
+    );
+}
+both!(device_grant_of_a_registered_client);
