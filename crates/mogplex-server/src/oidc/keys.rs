@@ -261,6 +261,10 @@ impl KeyCache {
         if let Some(s) = self.with_rows(db, cache_secs, pick).await?? {
             return Ok(s);
         }
+        // Another process may have made the first key since this one last read them.
+        if let Some(s) = self.with_rows(db, 0, pick).await?? {
+            return Ok(s);
+        }
         // The first key: nothing was published before it, so it may sign at once. Two processes
         // starting together may both add one; both then pick the same (ordered by kid).
         db.add_signing_key(&new_key(sealer, t)?).await?;
