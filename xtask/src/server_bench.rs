@@ -77,7 +77,7 @@ fn cookie(r: &reqwest::Response, name: &str) -> Option<String> {
 fn hidden(html: &str, name: &str) -> Option<String> {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html.find(&marker)? + marker.len();
-    Some(html[start..start + html[start..].find('"')?].to_owned())
+    Some(html[start..start + html[start..].find('"')?].replace("&amp;", "&"))
 }
 
 fn query_param(u: &str, name: &str) -> Option<String> {
@@ -125,9 +125,24 @@ async fn mint_refresh_tokens(
             .append_pair("code_challenge", &challenge)
             .append_pair("code_challenge_method", "S256")
             .append_pair("state", "s");
+        let cookies = format!("mogplex_session={session}; mogplex_csrf={csrf}");
         let r = http
             .get(u.as_str())
-            .header("cookie", format!("mogplex_session={session}"))
+            .header("cookie", &cookies)
+            .send()
+            .await
+            .map_err(e)?;
+        // Every loopback authorization asks for consent: allow.
+        let page = r.text().await.map_err(e)?;
+        let request = hidden(&page, "request").ok_or("no consent page")?;
+        let r = http
+            .post(format!("{base}/api/auth/mcp/consent"))
+            .header("cookie", &cookies)
+            .form(&[
+                ("csrf", field.as_str()),
+                ("request", request.as_str()),
+                ("decision", "allow"),
+            ])
             .send()
             .await
             .map_err(e)?;

@@ -154,8 +154,8 @@ pub mod bearer_error {
     pub const INSUFFICIENT_SCOPE: &str = "insufficient_scope";
 }
 
-/// One public key of a JSON Web Key Set (RFC 7517), as this server publishes them: EC P-256
-/// keys for ES256 (`x`, `y` base64url coordinates).
+/// One public key of a JSON Web Key Set (RFC 7517): this server publishes EC P-256 keys for
+/// ES256 (`x`, `y` base64url coordinates); identity providers may publish RSA ones (`n`, `e`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Jwk {
     pub kty: String,
@@ -170,6 +170,11 @@ pub struct Jwk {
     pub x: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub y: Option<String>,
+    /// RSA modulus and exponent (base64url), for identity providers' RS256 keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e: Option<String>,
 }
 
 /// RFC 7517 §5: the document at `jwks_uri`.

@@ -71,6 +71,8 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("GET", JWKS),
     ("GET", USERINFO),
     ("POST", USERINFO),
+    ("POST", INTROSPECT),
+    ("POST", CONSENT),
     ("GET", AUTHORIZE),
     ("POST", TOKEN),
     ("POST", REVOKE),

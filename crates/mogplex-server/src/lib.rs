@@ -237,7 +237,16 @@ async fn shape_errors(req: Request, next: Next) -> Response {
     resp
 }
 
-async fn not_found() -> Response {
+/// No route: discovery documents and API paths answer JSON (RFC 6749 §5.2-shaped), pages HTML.
+async fn not_found(uri: axum::http::Uri) -> Response {
+    let path = uri.path();
+    if path.starts_with(routes::WELL_KNOWN_PREFIX) || path.starts_with("/api/") {
+        let body = mogplex_protocol::OAuthErrorBody::new(
+            "not_found",
+            format!("there is nothing at {path}"),
+        );
+        return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
+    }
     (StatusCode::NOT_FOUND, web::not_found_page()).into_response()
 }
 

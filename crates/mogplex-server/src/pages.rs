@@ -93,16 +93,18 @@ pub fn device_entry_page(
     )
 }
 
-pub fn device_confirm_page(csrf: &str, email: &str, user_code: &str) -> Html<String> {
+/// `client`: the name of the application asking (the Mogplex CLI, or a registered client).
+pub fn device_confirm_page(csrf: &str, email: &str, user_code: &str, client: &str) -> Html<String> {
     layout(
         "Approve sign-in",
         &format!(
-            "<h1>Sign in to the Mogplex CLI?</h1><p>A device showing this code wants to sign in as {}:</p>\
+            "<h1>Sign in to {}?</h1><p>A device showing this code wants to sign in as {}:</p>\
              <p class=\"code\" id=\"code\">{}</p><p>Approve only if you started this sign-in yourself.</p>\
              <form method=\"post\" action=\"/device/approve\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
              <input type=\"hidden\" name=\"user_code\" value=\"{}\">\
              <button id=\"approve\" name=\"decision\" value=\"approve\" type=\"submit\">Approve</button> \
              <button id=\"deny\" name=\"decision\" value=\"deny\" type=\"submit\">Deny</button></form>",
+            esc(client),
             esc(email),
             esc(user_code),
             esc(csrf),

@@ -93,7 +93,7 @@ pub async fn signed_in_user(s: &AppState, headers: &HeaderMap) -> Result<Option<
 }
 
 /// The CSRF token of this browser, and the Set-Cookie to send when it is new.
-fn csrf_token(s: &AppState, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
+pub(crate) fn csrf_token(s: &AppState, headers: &HeaderMap) -> (String, Option<HeaderValue>) {
     let name = cookie_name(s, "mogplex_csrf");
     match cookie(headers, &name).filter(|t| t.len() == 43) {
         Some(t) => (t, None),
@@ -105,7 +105,7 @@ fn csrf_token(s: &AppState, headers: &HeaderMap) -> (String, Option<HeaderValue>
     }
 }
 
-fn check_csrf(s: &AppState, headers: &HeaderMap, form: &Form) -> Result<(), AppError> {
+pub(crate) fn check_csrf(s: &AppState, headers: &HeaderMap, form: &Form) -> Result<(), AppError> {
     let expected = cookie(headers, &cookie_name(s, "mogplex_csrf"));
     match (expected, form.get("csrf")) {
         (Some(e), Some(got)) if e.len() == 43 && crypto::ct_eq(&e, got) => Ok(()),
@@ -117,7 +117,7 @@ fn check_csrf(s: &AppState, headers: &HeaderMap, form: &Form) -> Result<(), AppE
     }
 }
 
-fn page_form(body: &[u8]) -> Result<Form, AppError> {
+pub(crate) fn page_form(body: &[u8]) -> Result<Form, AppError> {
     Form::parse(body).map_err(|e| AppError::page(StatusCode::BAD_REQUEST, "Invalid form", e))
 }
 
@@ -142,7 +142,7 @@ pub fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-fn with_cookie(mut r: Response, c: Option<HeaderValue>) -> Response {
+pub(crate) fn with_cookie(mut r: Response, c: Option<HeaderValue>) -> Response {
     if let Some(c) = c {
         r.headers_mut().append(header::SET_COOKIE, c);
     }
@@ -161,10 +161,37 @@ pub async fn login_page(
 ) -> Response {
     let (csrf, set) = csrf_token(&s, &headers);
     let next = safe_next(q.next.as_deref());
-    with_cookie(
-        pages::login_page(&csrf, &next, "", None, s.cfg.sign_in_note.as_deref()).into_response(),
-        set,
-    )
+    let axum::response::Html(mut page) =
+        pages::login_page(&csrf, &next, "", None, s.cfg.sign_in_note.as_deref());
+    // "Continue with …" for each identity provider, under the form.
+    let sso = crate::oidc::sso::buttons(&s, &next).await;
+    if !sso.is_empty() {
+        page = page.replacen("</form>", &format!("</form>{sso}"), 1);
+    }
+    with_cookie(axum::response::Html(page).into_response(), set)
+}
+
+/// Signs the browser in as `user_id` (a new session cookie) and sends it on to `next`.
+pub(crate) async fn start_session(
+    s: &AppState,
+    user_id: &str,
+    next: &str,
+) -> Result<Response, AppError> {
+    let token = crypto::token("");
+    s.db.create_web_session(&token, user_id, SESSION_TTL)
+        .await?;
+    let mut r = Redirect::to(&safe_next(Some(next))).into_response();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(
+            s,
+            &cookie_name(s, "mogplex_session"),
+            &token,
+            "Lax",
+            SESSION_TTL,
+        ),
+    );
+    Ok(r)
 }
 
 pub async fn login_submit(
@@ -434,11 +461,11 @@ pub async fn device_submit(
             s.db.device_by_user_code(&code)
                 .await?
                 .filter(|d| d.status == "pending" && d.expires_at > now())
-                .map(|_| code)
+                .map(|d| (code, d.client_id))
         }
         None => None,
     };
-    let Some(code) = valid else {
+    let Some((code, client_id)) = valid else {
         // The slots stay taken: a wrong code counts.
         let shown: String = input.chars().take(16).collect();
         return Ok((
@@ -453,10 +480,16 @@ pub async fn device_submit(
             .into_response());
     };
     attempt.valid(&s).await?;
-    Ok(
-        pages::device_confirm_page(&csrf, &user.email, &crypto::display_user_code(&code))
-            .into_response(),
+    Ok(pages::device_confirm_page(
+        &csrf,
+        &user.email,
+        &crypto::display_user_code(&code),
+        &crate::oidc::clients::find(&s, &client_id)
+            .await?
+            .map(|c| c.name)
+            .unwrap_or(client_id),
     )
+    .into_response())
 }
 
 /// Approval happens only here: a CSRF-protected POST from a signed-in session.

@@ -106,10 +106,9 @@ fn run() -> Result<i32, String> {
     );
     println!();
     println!("In the cockpit choose \"Sign in with Mogplex\": a browser opens at the sign-in page");
-    println!("(which shows the demo account too), or use a device code, or paste the address the");
-    println!(
-        "browser ends on. Then chat with mogplex/echo. /quit, or Ctrl+C twice, ends the demo."
-    );
+    println!("(which shows the demo account too; then allow the Mogplex CLI on the consent page),");
+    println!("or use a device code, or paste the address the browser ends on. Then chat with");
+    println!("mogplex/echo. /quit, or Ctrl+C twice, ends the demo.");
     let cleared = cleared();
     let ignored: Vec<String> = cleared
         .iter()

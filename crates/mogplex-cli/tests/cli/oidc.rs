@@ -134,10 +134,7 @@ fn signs_in_refreshes_and_logs_out_against_node_oidc_provider() {
     assert_ne!(out.status.code(), Some(64), "{shown}");
     let refreshed = home.account();
     assert!(refreshed["refresh_token"].is_string(), "{shown}");
-    assert_ne!(
-        refreshed["refresh_token"], m["refresh_token"],
-        "rotated"
-    );
+    assert_ne!(refreshed["refresh_token"], m["refresh_token"], "rotated");
     assert_ne!(refreshed["access_token"], m["access_token"]);
 
     // The old refresh token replayed (auth.json restored from before the refresh): the provider

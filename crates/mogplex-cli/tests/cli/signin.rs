@@ -20,6 +20,11 @@ pub struct Server {
 
 impl Server {
     pub fn start() -> Self {
+        Self::start_with(|_| {})
+    }
+
+    /// [`Self::start`] with the server's configuration adjusted first.
+    pub fn start_with(tweak: impl FnOnce(&mut mogplex_server::Config)) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -30,9 +35,9 @@ impl Server {
         let (url, state) = rt.block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let url = format!("http://{}", listener.local_addr().unwrap());
-            let state = mogplex_server::AppState::new(&db, mogplex_server::Config::new(&url))
-                .await
-                .unwrap();
+            let mut cfg = mogplex_server::Config::new(&url);
+            tweak(&mut cfg);
+            let state = mogplex_server::AppState::new(&db, cfg).await.unwrap();
             let hash = mogplex_server::password::hash(PASSWORD.into())
                 .await
                 .unwrap();
@@ -200,6 +205,19 @@ pub async fn browser_until_callback_as(server_url: &str, authorize: &str, email:
         .unwrap();
     let back = r.headers()["location"].to_str().unwrap().to_owned();
     let r = c.get(format!("{server_url}{back}")).send().await.unwrap();
+    // The consent page (every loopback authorization asks): allow.
+    assert_eq!(r.status(), 200, "the consent page");
+    let page = r.text().await.unwrap();
+    let r = c
+        .post(format!("{server_url}/api/auth/mcp/consent"))
+        .form(&[
+            ("csrf", hidden(&page, "csrf").as_str()),
+            ("request", hidden(&page, "request").as_str()),
+            ("decision", "allow"),
+        ])
+        .send()
+        .await
+        .unwrap();
     r.headers()["location"].to_str().unwrap().to_owned()
 }
 
@@ -608,7 +626,9 @@ fn logout_revokes_and_works_with_the_server_down() {
 
 /// Not a test on its own: `BROWSER` for the Chromium tests re-runs this test binary with only this
 /// test selected and the address as the last argument; it then plays the user in headless
-/// Chromium: signs in on the real page, and on `/device` continues and approves.
+/// Chromium: signs in on the real page (or, with `MOGPLEX_TEST_CHROMIUM_SSO=<idp id>`, through
+/// that identity provider's pages), allows the consent page, and on `/device` continues and
+/// approves.
 #[test]
 fn chromium_browser() {
     let (Ok(email), Ok(password)) = (
@@ -631,7 +651,21 @@ fn chromium_browser() {
             if page.contains("Signed in to Mogplex") || page.contains("Device connected") {
                 return;
             }
-            if page.contains("id=\"password\"") {
+            let sso = std::env::var("MOGPLEX_TEST_CHROMIUM_SSO").ok();
+            if let Some(idp) = sso.filter(|i| page.contains(&format!("id=\"sso-{i}\""))) {
+                // Our sign-in page: "Continue with" the company's identity provider.
+                b.click(&format!("#sso-{idp}")).await.unwrap();
+            } else if page.contains("name=\"login\"") {
+                // The identity provider's own sign-in page.
+                b.type_into("input[name=login]", &email).await.unwrap();
+                b.type_into("input[name=password]", &password)
+                    .await
+                    .unwrap();
+                b.click("#submit").await.unwrap();
+            } else if page.contains("id=\"allow\"") {
+                // The identity provider's consent page.
+                b.click("#allow").await.unwrap();
+            } else if page.contains("id=\"password\"") {
                 b.type_into("#email", &email).await.unwrap();
                 b.type_into("#password", &password).await.unwrap();
                 b.click("#submit").await.unwrap();
@@ -878,4 +912,62 @@ pub fn signed_in_again(home: &TestHome, server: &Server, email: &str) -> String 
     let (code, _, err) = login.finish();
     assert_eq!(code, 0, "{err}");
     err
+}
+
+/// Single sign-on end to end: `mogplex login` in the browser, where the user picks "Continue with
+/// Acme" on the sign-in page, signs in at the company's identity provider (node-oidc-provider),
+/// gets an account (an allowed domain), allows the CLI on the consent page, and the CLI is
+/// signed in as that user.
+#[test]
+fn browser_sign_in_through_single_sign_on_in_chromium() {
+    use mogplex_testkit::peers::{Account, OidcConfig, OidcProvider, confidential_client};
+    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start_with(|c| {
+        c.env
+            .insert("ACME_SECRET".into(), "acme-client-secret".into());
+    });
+    let callback = format!("{}/sso/callback", server.url);
+    let idp = OidcProvider::start(OidcConfig {
+        accounts: vec![
+            Account::new("alice", "alice@example.com", "Alice Example").with_password("idp-pass"),
+        ],
+        clients: vec![confidential_client(
+            "mogplex",
+            "acme-client-secret",
+            &[&callback],
+        )],
+        ..Default::default()
+    });
+    let row = mogplex_server::db::idp::IdpRow {
+        id: "acme".into(),
+        name: "Acme".into(),
+        issuer: idp.issuer().into(),
+        client_id: "mogplex".into(),
+        secret_env: "ACME_SECRET".into(),
+        allowed_domains: vec!["example.com".into()],
+        create_accounts: true,
+        created_at: 0,
+    };
+    assert!(server.block_on(server.state.db.add_idp(&row)).unwrap());
+    let home = TestHome::new();
+    let mut cmd = home.cmd(&["login", "mogplex"]);
+    cmd.env("MOGPLEX_URL", &server.url)
+        .env("BROWSER", chromium_browser_command())
+        .env("MOGPLEX_TEST_CHROMIUM_EMAIL", "alice@example.com")
+        .env("MOGPLEX_TEST_CHROMIUM_PASSWORD", "idp-pass")
+        .env("MOGPLEX_TEST_CHROMIUM_SSO", "acme");
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", home.render(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Signed in as alice@example.com"
+    );
+    assert_eq!(
+        home.auth()["mogplex"]["account"]["email"],
+        "alice@example.com"
+    );
+    let created = server
+        .block_on(server.state.db.user_by_email("alice@example.com"))
+        .unwrap();
+    assert!(created.is_some(), "the account was created just in time");
 }

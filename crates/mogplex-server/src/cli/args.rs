@@ -42,6 +42,12 @@ pub enum Command {
     /// Manage the ID token signing keys
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage registered OAuth clients (mogplex-cli is built in)
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage identity providers for single sign-on
+    #[command(subcommand)]
+    Idp(IdpCommand),
 }
 
 #[derive(Debug, Args)]
@@ -362,5 +368,93 @@ pub enum KeysCommand {
         db: DbArg,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; a confidential client's secret is printed once
+    Add {
+        #[command(flatten)]
+        db: DbArg,
+        /// Shown on the consent page
+        #[arg(long)]
+        name: String,
+        /// The client id (default: a random one)
+        #[arg(long)]
+        id: Option<String>,
+        /// A redirect URI, matched exactly (repeat for several)
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// A grant type: authorization_code, refresh_token, or the device code grant (repeat;
+        /// default authorization_code and refresh_token)
+        #[arg(long = "grant-type")]
+        grant_types: Vec<String>,
+        /// A client with a secret (a server-side application)
+        #[arg(long)]
+        confidential: bool,
+        /// client_secret_basic (default for confidential clients) or client_secret_post
+        #[arg(long)]
+        auth_method: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the clients
+    List {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a client and revoke its sign-ins
+    Remove {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IdpCommand {
+    /// Add an OpenID Connect identity provider ("Continue with NAME" on the sign-in page)
+    Add {
+        #[command(flatten)]
+        db: DbArg,
+        /// A short id, used in addresses
+        #[arg(long)]
+        id: String,
+        /// Shown on the sign-in page
+        #[arg(long)]
+        name: String,
+        /// The provider's issuer URL (its discovery document is ISSUER/.well-known/openid-configuration)
+        #[arg(long)]
+        issuer: String,
+        /// This server's client id at the provider
+        #[arg(long)]
+        client_id: String,
+        /// The environment variable that holds the client secret (read by `serve`)
+        #[arg(long)]
+        client_secret_env: String,
+        /// Only accounts of this email domain may sign in (repeat for several; default: any)
+        #[arg(long = "allowed-domain")]
+        allowed_domains: Vec<String>,
+        /// Create an account on first sign-in for an allowed domain
+        #[arg(long)]
+        create_accounts: bool,
+    },
+    /// List the identity providers
+    List {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an identity provider (its accounts stay)
+    Remove {
+        #[command(flatten)]
+        db: DbArg,
+        #[arg(long)]
+        id: String,
     },
 }

@@ -1,11 +1,13 @@
 //! The `mogplex-server` binary's commands: [`args`] defines the command line, and each command
 //! group has its module ([`serve`] for `serve` and `dev`, then `user`, `pat`, `model`, `plan`,
-//! `mcp`, `audit`, `keys`). What they share is here: the failure type, opening the database, finding an
-//! account, printing a result as text or (`--json`) as one JSON document, and the audit record
-//! of an administrator's change.
+//! `mcp`, `audit`, `keys`, `client`, `idp`). What they share is here: the failure type, opening
+//! the database, finding an account, printing a result as text or (`--json`) as one JSON
+//! document, and the audit record of an administrator's change.
 
 pub mod args;
 mod audit;
+mod client;
+mod idp;
 mod keys;
 mod mcp;
 mod model;
@@ -53,6 +55,8 @@ pub async fn run(cmd: Command) -> Result<(), Failure> {
         Command::Mcp(c) => mcp::run(c).await,
         Command::Audit(a) => audit::run(a).await,
         Command::Keys(c) => keys::run(c).await,
+        Command::Client(c) => client::run(c).await,
+        Command::Idp(c) => idp::run(c).await,
     }
 }
 

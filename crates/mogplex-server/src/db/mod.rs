@@ -11,7 +11,8 @@
 //! Domains: [`users`] (accounts, browser sessions, throttles), [`oauth`] (authorization codes,
 //! token families, access and refresh tokens, the bearer check), [`device`] (device grants),
 //! [`catalog`] (models and plans), [`mcp`] (MCP server definitions), [`runs`], [`pats`]
-//! (personal access tokens), [`keys`] (ID token signing keys), [`oidc`] (what ID tokens need
+//! (personal access tokens), [`keys`] (ID token signing keys), [`clients`] (registered
+//! clients, consent), [`idp`] (single sign-on), [`oidc`] (what ID tokens need
 //! beyond the grant); [`migrate`] keeps the schema current.
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -62,8 +63,10 @@ macro_rules! fetch_all {
 pub mod admin;
 pub mod audit;
 pub mod catalog;
+pub mod clients;
 pub mod device;
 pub mod files;
+pub mod idp;
 pub mod keys;
 pub mod mcp;
 pub mod migrate;

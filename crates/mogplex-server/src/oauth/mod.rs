@@ -1,4 +1,4 @@
-//! The OAuth 2.1 authorization server for the public client `mogplex-cli` (SPEC sections 4, 7):
+//! The OAuth 2.1 authorization server for `mogplex-cli` and registered clients (SPEC sections 4, 7):
 //! RFC 8414 metadata, authorization code with PKCE S256 only, refresh rotation with reuse
 //! detection, RFC 7009 revocation and the RFC 8628 device grant. The token endpoint, one function
 //! per grant, is in [`token`].
@@ -20,15 +20,22 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use mogplex_protocol::oauth::{
-    AUTHORIZATION_CODE_GRANT, CALLBACK_PATH, CLIENT_ID, DEFAULT_SCOPE, DEVICE_CODE_GRANT,
-    LOOPBACK_PORTS, PKCE_METHOD, REFRESH_TOKEN_GRANT, SUPPORTED_SCOPES, error_code,
-    loopback_redirect_uri,
+    AUTHORIZATION_CODE_GRANT, CALLBACK_PATH, DEFAULT_SCOPE, DEVICE_CODE_GRANT, LOOPBACK_PORTS,
+    PKCE_METHOD, REFRESH_TOKEN_GRANT, SUPPORTED_SCOPES, error_code, loopback_redirect_uri,
 };
 use mogplex_protocol::{AuthorizationServerMetadata, DeviceAuthorizationResponse, routes};
 
 fn strings(items: &[&str]) -> Option<Vec<String>> {
     Some(items.iter().map(|s| (*s).to_owned()).collect())
 }
+
+/// Client authentication: public clients (`none`) and confidential ones; introspection takes
+/// the confidential ones only.
+const AUTH_METHODS: &[&str] = &[
+    mogplex_protocol::oauth::auth_method::NONE,
+    mogplex_protocol::oauth::auth_method::CLIENT_SECRET_BASIC,
+    mogplex_protocol::oauth::auth_method::CLIENT_SECRET_POST,
+];
 
 /// This server's RFC 8414 document: every endpoint under the issuer.
 pub fn metadata_document(issuer: &str) -> AuthorizationServerMetadata {
@@ -47,8 +54,10 @@ pub fn metadata_document(issuer: &str) -> AuthorizationServerMetadata {
             DEVICE_CODE_GRANT,
         ]),
         code_challenge_methods_supported: strings(&[PKCE_METHOD]),
-        token_endpoint_auth_methods_supported: strings(&["none"]),
-        revocation_endpoint_auth_methods_supported: strings(&["none"]),
+        token_endpoint_auth_methods_supported: strings(AUTH_METHODS),
+        revocation_endpoint_auth_methods_supported: strings(AUTH_METHODS),
+        introspection_endpoint: Some(at(routes::INTROSPECT)),
+        introspection_endpoint_auth_methods_supported: strings(&AUTH_METHODS[1..]),
         scopes_supported: strings(SUPPORTED_SCOPES),
         authorization_response_iss_parameter_supported: true,
         ..Default::default()
@@ -145,7 +154,17 @@ pub async fn authorize(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
-    let raw = query.unwrap_or_default();
+    authorize_request(&s, &headers, &query.unwrap_or_default(), None).await
+}
+
+/// The authorization request `raw` (a query string). `consent` is the user's answer on the
+/// consent page (`None` for the GET, which shows that page when it is needed).
+pub(crate) async fn authorize_request(
+    s: &AppState,
+    headers: &HeaderMap,
+    raw: &str,
+    consent: Option<bool>,
+) -> Result<Response, AppError> {
     let q = Form::parse(raw.as_bytes()).map_err(|e| {
         AppError::page(
             StatusCode::BAD_REQUEST,
@@ -154,19 +173,24 @@ pub async fn authorize(
         )
     })?;
     // Errors before the client and its redirect are known are shown here, never redirected.
-    if q.get("client_id") != Some(CLIENT_ID) {
+    let Some(client) =
+        crate::oidc::clients::find(s, q.get("client_id").unwrap_or_default()).await?
+    else {
         return Err(AppError::page(
             StatusCode::BAD_REQUEST,
             "Unknown application",
             "This sign-in link names an application this server does not know.",
         ));
-    }
+    };
     let redirect_uri = q.get("redirect_uri").unwrap_or_default();
-    if !redirect_allowed(redirect_uri) {
+    if !client.redirect_allowed(redirect_uri) {
         return Err(AppError::page(
             StatusCode::BAD_REQUEST,
             "Invalid sign-in link",
-            "The address this sign-in would return to is not registered for the Mogplex CLI.",
+            format!(
+                "The address this sign-in would return to is not registered for {}.",
+                client.name
+            ),
         ));
     }
     let state = q.get("state");
@@ -178,6 +202,12 @@ pub async fn authorize(
             state,
         )
     };
+    if !client.allows_grant(AUTHORIZATION_CODE_GRANT) {
+        return Ok(fail(
+            error_code::UNAUTHORIZED_CLIENT,
+            "this client is not registered for the authorization_code grant",
+        ));
+    }
     if q.get("response_type") != Some("code") {
         return Ok(fail(
             error_code::UNSUPPORTED_RESPONSE_TYPE,
@@ -221,22 +251,45 @@ pub async fn authorize(
         ));
     };
 
-    let (nonce, _ask_consent) = match crate::oidc::check_request(&q) {
+    let (nonce, ask_consent) = match crate::oidc::check_request(&q) {
         Ok(v) => v,
         Err((code, desc)) => return Ok(fail(code, &desc)),
     };
 
-    let Some(user) = signed_in_user(&s, &headers).await? else {
+    let Some(user) = signed_in_user(s, headers).await? else {
         return Ok(to_login(&format!("{}?{raw}", routes::AUTHORIZE)));
     };
+    use crate::oidc::consent;
+    match consent {
+        Some(false) => {
+            return Ok(fail(
+                error_code::ACCESS_DENIED,
+                "the user denied the request",
+            ));
+        }
+        Some(true) => consent::remember(s, &user, &client, redirect_uri, &scope).await?,
+        None => {
+            if consent::needed(s, &user, &client, redirect_uri, &scope, ask_consent).await? {
+                return Ok(consent::page(
+                    s,
+                    headers,
+                    &user,
+                    &client,
+                    &scope,
+                    redirect_uri,
+                    raw,
+                ));
+            }
+        }
+    }
     let code = crypto::token("mog_ac_");
     let expires_at = now() + s.cfg.code_ttl;
-    crate::oidc::save_context(&s, &headers, &code, &scope, nonce, expires_at).await?;
+    crate::oidc::save_context(s, headers, &code, &scope, nonce, expires_at).await?;
     s.db.create_code(
         &code,
         &CodeRow {
             user_id: user.id,
-            client_id: CLIENT_ID.to_owned(),
+            client_id: client.id.clone(),
             redirect_uri: redirect_uri.to_owned(),
             code_challenge: challenge,
             scope,
@@ -280,18 +333,6 @@ pub(crate) fn required<'a>(f: &'a Form, name: &str) -> Result<&'a str, AppError>
         .ok_or_else(|| AppError::oauth(error_code::INVALID_REQUEST, format!("{name} is required")))
 }
 
-/// Client authentication of the public client: `client_id` must name the registered client.
-pub(crate) fn check_client(client_id: &str) -> Result<(), AppError> {
-    if client_id == CLIENT_ID {
-        Ok(())
-    } else {
-        Err(AppError::oauth(
-            error_code::INVALID_CLIENT,
-            "unknown client",
-        ))
-    }
-}
-
 /// RFC 7009: 200 whether or not the token was known.
 pub async fn revoke(
     State(s): State<AppState>,
@@ -300,12 +341,14 @@ pub async fn revoke(
     body: Bytes,
 ) -> Result<Response, AppError> {
     let f = oauth_form(&headers, &body)?;
-    if let Some(c) = f.get("client_id") {
-        check_client(c)?;
-    }
+    let client = crate::oidc::clients::authenticate(&s, &headers, &f).await?;
     let token = required(&f, "token")?;
     observe::revoking(&s, token, &addr).await;
-    s.db.revoke_token(token).await?;
+    // A token of a confidential client is revoked only by that client, authenticated; others'
+    // tokens are left alone, answered alike (RFC 7009 §2.1, §2.2).
+    if crate::oidc::may_act_on(&s, client.as_ref(), token).await? {
+        s.db.revoke_token(token).await?;
+    }
     let mut r = StatusCode::OK.into_response();
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -319,7 +362,8 @@ pub async fn device_authorization(
     body: Bytes,
 ) -> Result<Response, AppError> {
     let f = oauth_form(&headers, &body)?;
-    check_client(required(&f, "client_id")?)?;
+    let client = crate::oidc::clients::require(&s, &headers, &f).await?;
+    crate::oidc::clients::check_grant(&client, DEVICE_CODE_GRANT)?;
     let scope = check_scope(f.get("scope")).map_err(|_| {
         AppError::oauth(
             error_code::INVALID_SCOPE,
@@ -335,7 +379,7 @@ pub async fn device_authorization(
         s.db.create_device_code(
             &device_code,
             &user_code,
-            CLIENT_ID,
+            &client.id,
             &scope,
             expires_at,
             s.cfg.device_interval,
@@ -369,6 +413,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route(routes::AUTHORIZATION_SERVER_METADATA, get(metadata))
         .route(routes::AUTHORIZE, get(authorize))
+        .route(routes::CONSENT, post(crate::oidc::consent::submit))
         .route(routes::TOKEN, post(token))
         .route(routes::REVOKE, post(revoke))
         .route(routes::DEVICE_AUTHORIZATION, post(device_authorization))

@@ -2,7 +2,7 @@
 //! (authorization code with PKCE, refresh token with rotation, device code), each answering a
 //! token response or an RFC 6749 §5.2 error.
 
-use super::{check_client, oauth_form, required};
+use super::{oauth_form, required};
 use crate::AppState;
 use crate::crypto::{self, now};
 use crate::db::{Grant, NextTokens, Refresh};
@@ -26,16 +26,26 @@ pub async fn token(
     body: Bytes,
 ) -> Result<Response, AppError> {
     let f = oauth_form(&headers, &body)?;
-    let answer = grant(&s, &f).await;
+    let answer = grant(&s, &headers, &f).await;
     let answered = crate::oauth::observe::Answered::of(&answer);
     crate::oauth::observe::token_answered(&s, &f, &addr, answered).await;
     answer
 }
 
-async fn grant(s: &AppState, f: &Form) -> Result<Response, AppError> {
-    let client_id = required(f, "client_id")?;
-    check_client(client_id)?;
-    match required(f, "grant_type")? {
+async fn grant(s: &AppState, headers: &HeaderMap, f: &Form) -> Result<Response, AppError> {
+    let client = crate::oidc::clients::require(s, headers, f).await?;
+    let client_id = client.id.as_str();
+    let grant_type = required(f, "grant_type")?;
+    if [
+        AUTHORIZATION_CODE_GRANT,
+        REFRESH_TOKEN_GRANT,
+        DEVICE_CODE_GRANT,
+    ]
+    .contains(&grant_type)
+    {
+        crate::oidc::clients::check_grant(&client, grant_type)?;
+    }
+    match grant_type {
         AUTHORIZATION_CODE_GRANT => authorization_code(s, f, client_id).await,
         REFRESH_TOKEN_GRANT => refresh_token(s, f, client_id).await,
         DEVICE_CODE_GRANT => device_code(s, f, client_id).await,

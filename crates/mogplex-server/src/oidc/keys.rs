@@ -110,6 +110,8 @@ fn public_jwk(point: &[u8]) -> Option<Jwk> {
         crv: Some("P-256".into()),
         x: Some(x),
         y: Some(y),
+        n: None,
+        e: None,
     })
 }
 
@@ -259,6 +261,10 @@ impl KeyCache {
         if let Some(s) = self.with_rows(db, cache_secs, pick).await?? {
             return Ok(s);
         }
+        // Another process may have made the first key since this one last read them.
+        if let Some(s) = self.with_rows(db, 0, pick).await?? {
+            return Ok(s);
+        }
         // The first key: nothing was published before it, so it may sign at once. Two processes
         // starting together may both add one; both then pick the same (ordered by kid).
         db.add_signing_key(&new_key(sealer, t)?).await?;
@@ -270,7 +276,9 @@ impl KeyCache {
 
 /// `keys rotate`: a new key published now, signing from `now + lead`.
 pub async fn rotate(db: &Db, sealer: &SecretBox, lead: i64) -> Result<KeyRow, KeyError> {
-    let row = new_key(sealer, now() + lead.max(0))?;
+    // Strictly after every key there is, so it is the newest whatever the clock says.
+    let latest = db.signing_keys().await?.last().map(|k| k.activates_at + 1);
+    let row = new_key(sealer, (now() + lead.max(0)).max(latest.unwrap_or(0)))?;
     db.add_signing_key(&row).await?;
     Ok(row)
 }

@@ -6,7 +6,10 @@
 //! OpenID Connect is on when `MOGPLEX_SECRETS_KEY` is set (the private keys are sealed under it):
 //! without it the discovery document answers a JSON 404 saying so, and tokens carry no ID token.
 
+pub mod clients;
+pub mod consent;
 pub mod keys;
+pub mod sso;
 
 use crate::AppState;
 use crate::api::{Bearer, bearer};
@@ -22,8 +25,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use mogplex_protocol::oauth::{
-    ID_TOKEN_SIGNING_ALG, IdTokenClaims, OpenIdProviderMetadata, SUPPORTED_CLAIMS, UserInfo,
-    bearer_error, error_code,
+    ID_TOKEN_SIGNING_ALG, IdTokenClaims, IntrospectionResponse, OpenIdProviderMetadata,
+    SUPPORTED_CLAIMS, UserInfo, bearer_error, error_code,
 };
 use mogplex_protocol::{OAuthErrorBody, routes};
 
@@ -272,10 +275,81 @@ pub async fn id_token(
         .map_err(|e| AppError::Internal(e.to_string()))
 }
 
+/// Whether `client` (authenticated, or `None` for a request naming no client) may revoke
+/// `token`: a confidential client's tokens only by that client; a public client's by anyone
+/// holding them (naming no client, or naming that one).
+pub async fn may_act_on(
+    s: &AppState,
+    client: Option<&clients::Client>,
+    token: &str,
+) -> Result<bool, AppError> {
+    if token.len() > 512 {
+        return Ok(false);
+    }
+    let Some(owner) = s.db.token_client(token).await? else {
+        return Ok(true);
+    };
+    let owner_confidential = clients::find(s, &owner)
+        .await?
+        .is_some_and(|c| c.is_confidential());
+    Ok(match client {
+        Some(c) => c.id == owner,
+        None => !owner_confidential,
+    })
+}
+
+/// RFC 7662: a confidential client asks about one of its own tokens. Anything else it asks
+/// about (unknown, expired, revoked, another client's) is `{"active": false}`.
+pub async fn introspect(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
+    let f = crate::oauth::oauth_form(&headers, &body)?;
+    let client = clients::require(&s, &headers, &f).await?;
+    if !client.is_confidential() {
+        return Err(AppError::oauth(
+            error_code::INVALID_CLIENT,
+            "introspection is for confidential clients: authenticate with the client's secret",
+        ));
+    }
+    let token = crate::oauth::required(&f, "token")?;
+    let mut answer = IntrospectionResponse::default();
+    if token.len() <= 512 {
+        let found = match s.db.access_token_info(token).await? {
+            Some(info) => Some((info, Some("Bearer"))),
+            None => s.db.refresh_token_info(token).await?.map(|i| (i, None)),
+        };
+        if let Some(((client_id, user_id, scope, exp), token_type)) = found
+            && client_id == client.id
+        {
+            let username = s.db.user_claims(&user_id).await?.map(|c| c.email);
+            answer = IntrospectionResponse {
+                active: true,
+                scope: Some(scope),
+                client_id: Some(client_id.clone()),
+                username,
+                token_type: token_type.map(str::to_owned),
+                exp: Some(exp),
+                iat: None,
+                sub: Some(user_id),
+                aud: Some(client_id),
+                iss: Some(s.cfg.issuer.clone()),
+            };
+        }
+    }
+    let mut r = Json(answer).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
+}
+
 /// The OpenID provider's endpoints.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route(routes::OPENID_CONFIGURATION, get(discovery))
         .route(routes::JWKS, get(jwks))
         .route(routes::USERINFO, get(userinfo).post(userinfo))
+        .route(routes::INTROSPECT, axum::routing::post(introspect))
+        .merge(sso::routes())
 }

@@ -68,6 +68,12 @@ async fn sign_in_and_device_approval_in_chromium() {
         .unwrap();
     browser.type_into("#password", PASSWORD).await.unwrap();
     browser.click("#submit").await.unwrap();
+    // The consent page names the client and the loopback redirect; the user allows.
+    browser
+        .wait_for_url(|u| u.contains("/api/auth/mcp/authorize"))
+        .await
+        .unwrap();
+    browser.click("#approve").await.unwrap();
     let target = tokio::time::timeout(std::time::Duration::from_secs(15), got_callback)
         .await
         .expect("callback reached")

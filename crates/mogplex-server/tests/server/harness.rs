@@ -334,12 +334,44 @@ async fn get_code_with(
         .send()
         .await
         .unwrap();
+    let r = approve_consent(server, &client, r).await;
     assert!(r.status().is_redirection());
     let cb = location(&r);
     assert!(cb.starts_with(redirect), "{cb}");
     assert_eq!(query_param(&cb, "state").as_deref(), Some(state.as_str()));
     assert_eq!(query_param(&cb, "iss").as_deref(), Some(server.base()));
     (query_param(&cb, "code").unwrap(), p)
+}
+
+/// Answers "Allow" on the consent page `r` (an authorization's answer), as the user would.
+pub async fn approve_consent(
+    server: &(impl Base + ?Sized),
+    client: &reqwest::Client,
+    r: reqwest::Response,
+) -> reqwest::Response {
+    answer_consent(server, client, r, "allow").await
+}
+
+/// Answers `decision` ("allow" or "deny") on the consent page `r`.
+pub async fn answer_consent(
+    server: &(impl Base + ?Sized),
+    client: &reqwest::Client,
+    r: reqwest::Response,
+    decision: &str,
+) -> reqwest::Response {
+    assert_eq!(r.status(), 200, "the consent page");
+    let page = r.text().await.unwrap();
+    assert!(page.contains("id=\"consent\""), "{page}");
+    client
+        .post(format!("{}/api/auth/mcp/consent", server.base()))
+        .form(&[
+            ("csrf", hidden(&page, "csrf").as_str()),
+            ("request", hidden(&page, "request").as_str()),
+            ("decision", decision),
+        ])
+        .send()
+        .await
+        .unwrap()
 }
 
 pub async fn token(

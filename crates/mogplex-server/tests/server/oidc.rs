@@ -268,9 +268,12 @@ async fn unsupported_openid_parameters_are_refused(b: Backend) {
         assert_eq!(query_param(&to, "state").as_deref(), Some("st"));
         assert!(query_param(&to, "code").is_none());
     }
-    // A nonce within bounds is fine.
-    let (_, to) = authorize_answer(&s, &[("nonce", &"n".repeat(512))]).await;
-    assert!(query_param(&to, "code").is_some(), "{to}");
+    // A nonce within bounds, and prompt=consent, are fine: on to the consent page.
+    let n = "n".repeat(512);
+    for extra in [vec![("nonce", n.as_str())], vec![("prompt", "consent")]] {
+        let (status, to) = authorize_answer(&s, &extra).await;
+        assert_eq!((status, to.as_str()), (200, ""), "{extra:?}");
+    }
 }
 both!(unsupported_openid_parameters_are_refused);
 
@@ -357,9 +360,10 @@ async fn keys_rotate_without_breaking_issued_tokens(b: Backend) {
     }
 
     // Its time comes: both servers sign with it; the old token still verifies.
-    a.sql(&format!(
-        "UPDATE signing_keys SET activates_at = activates_at - 300 WHERE kid = '{new}'"
-    ))
+    // (Every key moved back by more than the lead: their order stays, the new one's time has come.)
+    a.sql(
+        "UPDATE signing_keys SET activates_at = activates_at - 400, created_at = created_at - 400",
+    )
     .await;
     for s in [&a, &bsrv] {
         let t = id_token_from(s).await;
@@ -436,3 +440,130 @@ async fn keys_commands(b: Backend) {
     );
 }
 both!(keys_commands);
+
+/// Unknown discovery documents and API paths answer a JSON 404; pages stay HTML.
+async fn unknown_well_known_and_api_paths_answer_json(b: Backend) {
+    let s = TestServer::start(b).await;
+    for path in [
+        "/.well-known/webfinger",
+        "/.well-known/oauth-protected-resource/x",
+        "/api/auth/mcp/nothing",
+        "/api/auth/nothing",
+        "/api/cli/nothing",
+        "/api/nothing",
+    ] {
+        for post in [false, true] {
+            let url = format!("{}{path}", s.url);
+            let r = if post {
+                plain().post(&url)
+            } else {
+                plain().get(&url)
+            }
+            .send()
+            .await
+            .unwrap();
+            assert_eq!(r.status(), 404, "{path}");
+            assert!(
+                r.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("application/json"),
+                "{path}"
+            );
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["error"], "not_found", "{path}");
+        }
+    }
+    let r = plain()
+        .get(format!("{}/nothing", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+}
+both!(unknown_well_known_and_api_paths_answer_json);
+
+/// A `serve` process on `database` with the secrets key; its URL, stopped on drop.
+struct Serve(std::process::Child, String);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(database: &str, log: &std::path::Path) -> Serve {
+    let mut running = Serve(
+        std::process::Command::new(env!("CARGO_BIN_EXE_mogplex-server"))
+            .args(["serve", "--database", database, "--listen", "127.0.0.1:0"])
+            .env("MOGPLEX_SECRETS_KEY", SECRETS_KEY)
+            .env_remove("MOGPLEX_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap(),
+        String::new(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(url) = text
+            .lines()
+            .find_map(|l| l.split_once(" as ")?.1.split(' ').next().map(str::to_owned))
+        {
+            assert!(!text.contains("OpenID Connect is off"), "{text}");
+            running.1 = url;
+            return running;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve did not start: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Two real `serve` processes on one PostgreSQL database and `keys rotate` from a third: both
+/// publish the same keys, before and after the rotation, and both sign with the same one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_serve_processes_on_one_postgres_publish_and_sign_alike() {
+    let (database, dir, pg) = empty_database(Backend::Postgres).await;
+    // The harness server owns the database (dropped with it) and makes the first key.
+    let s = TestServer::on_database(&database, dir, pg, oidc_config).await;
+    s.user("ada@example.com").await;
+    let first = kid(&id_token_from(&s).await);
+    let logs = tempfile::tempdir().unwrap();
+    let p1 = serve(&database, &logs.path().join("1.log"));
+    let p2 = serve(&database, &logs.path().join("2.log"));
+    for p in [&p1, &p2] {
+        assert_eq!(kids(&jwks(p.1.as_str()).await), vec![first.clone()]);
+        let (code, pkce) = get_code(p.1.as_str(), "ada@example.com", REDIRECT).await;
+        let (status, body) = exchange(p.1.as_str(), &code, &pkce, REDIRECT).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            kid(body["id_token"].as_str().unwrap()),
+            first,
+            "the same current key"
+        );
+    }
+    let (code, out, err) = server_bin(
+        &["keys", "rotate", "--database", &database],
+        Some(SECRETS_KEY),
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("in 300 s"), "{out}");
+    // A process that has read the keys keeps them up to 30 s: long before the new key signs.
+    // The harness server reads them every time: it publishes both at once and still signs
+    // with the first.
+    let both = kids(&jwks(&s).await);
+    assert_eq!(both.len(), 2);
+    assert!(both.contains(&first));
+    assert_eq!(kid(&id_token_from(&s).await), first);
+}

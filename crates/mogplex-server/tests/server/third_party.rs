@@ -57,6 +57,7 @@ async fn oauth2_crate_completes_code_refresh_and_device_flows() {
         .send()
         .await
         .unwrap();
+    let r = approve_consent(&s, &browser, r).await;
     let callback = location(&r);
     assert_eq!(
         query_param(&callback, "state").as_deref(),
