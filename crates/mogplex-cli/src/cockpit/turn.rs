@@ -72,6 +72,7 @@ impl Turn {
                     &mut selection,
                     &base_url,
                     messages,
+                    Vec::new(),
                     &mut sink,
                 )
                 .await

@@ -7,6 +7,7 @@ mod cockpit;
 mod escapes;
 mod hosted;
 mod leak;
+mod mcp;
 mod messages;
 mod precedence;
 mod screens;

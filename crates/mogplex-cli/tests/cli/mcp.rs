@@ -1,0 +1,153 @@
+//! MCP tools through the real binary against a real `mogplex-server` whose account defines the
+//! MCP reference server (`@modelcontextprotocol/server-everything`, the pinned npm peer) over
+//! stdio, with the echo model making exact tool calls: `exec --allow-tool`, and calls it refuses.
+
+use crate::common::*;
+use crate::signin::Server;
+use mogplex_testkit::peers::McpEverything;
+
+const DEF_TOKEN: &str = "ghp_definitiontoken0123456789";
+
+/// A server whose account (Ada) has the reference server as `everything`, and a home with a
+/// personal access token for it.
+fn setup() -> (Server, TestHome) {
+    let server = Server::start();
+    let e = McpEverything::locate();
+    server.add_mcp(
+        "ada@example.com",
+        "everything",
+        serde_json::json!({"command": e.program().display().to_string(), "args": e.args(),
+            "env": {"EVERYTHING_TOKEN": DEF_TOKEN}}),
+    );
+    let token = mogplex_server::crypto::personal_access_token();
+    server.block_on(async {
+        let (user, _) = server
+            .state
+            .db
+            .user_by_email("ada@example.com")
+            .await
+            .unwrap()
+            .unwrap();
+        server
+            .state
+            .db
+            .create_pat(&user.id, "t", &token, None)
+            .await
+            .unwrap();
+    });
+    let mut home = TestHome::new();
+    home.env("MOGPLEX_URL", &server.url)
+        .env("MOGPLEX_API_KEY", &token);
+    (server, home)
+}
+
+fn text(out: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn exec_runs_an_allowed_tool_and_sends_its_result_back() {
+    let (_server, home) = setup();
+    let out = home.run(&[
+        "exec",
+        "--allow-tool",
+        "everything.echo",
+        r#"call everything.echo {"message": "hello tools"}"#,
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    // The echo model answers with the tool's result, which came from the real server.
+    assert_eq!(stdout.trim(), "Echo: hello tools");
+    assert!(
+        stderr.contains(r#"tool: everything.echo {"message": "hello tools"}"#),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("tool result: Echo: hello tools"),
+        "{stderr}"
+    );
+
+    // --json: the call and its result as events, then the answer.
+    let out = home.run(&[
+        "exec",
+        "--json",
+        "--allow-tool",
+        "everything.get-sum",
+        "--allow-tool",
+        "everything.echo",
+        r#"call everything.get-sum {"a": 2, "b": 40}"#,
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let call = events.iter().find(|e| e["type"] == "tool_call").unwrap();
+    assert_eq!(call["server"], "everything");
+    assert_eq!(call["tool"], "get-sum");
+    assert_eq!(call["arguments"], r#"{"a": 2, "b": 40}"#);
+    let result = events.iter().find(|e| e["type"] == "tool_result").unwrap();
+    assert_eq!(result["ok"], true);
+    assert!(result["text"].as_str().unwrap().contains("42"), "{result}");
+    assert_eq!(events.last().unwrap()["type"], "done");
+    assert!(
+        !home.log_text().contains(DEF_TOKEN),
+        "a definition value was logged"
+    );
+}
+
+#[test]
+fn exec_refuses_a_tool_it_was_not_allowed() {
+    let (_server, home) = setup();
+    // No --allow-tool at all: nothing is connected, the call is refused.
+    let out = home.run(&["exec", r#"call everything.echo {"message": "x"}"#]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(
+            "error: the model called the tool everything.echo, which is not approved for this run"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: allow it with `--allow-tool everything.echo`"),
+        "{stderr}"
+    );
+    assert!(stdout.trim().is_empty(), "{stdout}");
+
+    // Another tool of an allowed server is refused too.
+    let out = home.run(&[
+        "exec",
+        "--allow-tool",
+        "everything.echo",
+        r#"call everything.get-env {}"#,
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("the model called the tool everything.get-env, which is not approved"),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("EVERYTHING_TOKEN"), "{stdout}");
+
+    // Naming what does not exist is a usage error that lists what does.
+    let out = home.run(&["exec", "--allow-tool", "nothere.echo", "hi"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("hint: its MCP servers: everything"),
+        "{stderr}"
+    );
+    let out = home.run(&["exec", "--allow-tool", "everything.nope", "hi"]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("has no tool `nope`"), "{stderr}");
+    assert!(stderr.contains("echo"), "{stderr}");
+    let out = home.run(&["exec", "--allow-tool", "echo", "hi"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).1.contains("name a tool as `server.tool`"));
+}
