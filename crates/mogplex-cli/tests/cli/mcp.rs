@@ -151,3 +151,83 @@ fn exec_refuses_a_tool_it_was_not_allowed() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).1.contains("name a tool as `server.tool`"));
 }
+
+/// Opens `/mcp` until it shows the server connected (it connects in the background).
+fn wait_connected(t: &mut mogplex_testkit::term::Term) -> String {
+    use mogplex_testkit::term::keys;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        crate::cockpit::submit(t, "/mcp");
+        let screen = crate::cockpit::expect(t, "MCP servers");
+        if screen.contains("connected ·") {
+            return screen;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never connected:\n{screen}"
+        );
+        t.send(keys::ESC);
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn cockpit_lists_tools_and_asks_before_every_call() {
+    use crate::cockpit::{cockpit, expect, submit};
+    use mogplex_testkit::term::keys;
+    let (_server, home) = setup();
+    let mut t = cockpit(&home, &[]);
+    expect(&t, "MCP: everything");
+
+    // /mcp: the server's state and its tools.
+    let screen = wait_connected(&mut t);
+    assert!(screen.contains("stdio · enabled"), "{screen}");
+    assert!(screen.contains("echo"), "{screen}");
+    assert!(!screen.contains(DEF_TOKEN), "{screen}");
+    t.send(keys::ESC);
+
+    // A call is shown with its arguments and waits; y runs it once, the result is shown and
+    // goes back to the model (the echo model answers with it).
+    submit(
+        &mut t,
+        r#"call everything.echo {"message": "from the cockpit"}"#,
+    );
+    let screen = expect(&t, "Allow it?");
+    assert!(
+        screen.contains(r#"The model calls everything.echo {"message": "from the cockpit"}"#),
+        "{screen}"
+    );
+    t.send("y");
+    expect(&t, "everything.echo → Echo: from the cockpit");
+    t.wait_until(
+        |s| s.matches("Echo: from the cockpit").count() >= 2,
+        crate::cockpit::WAIT,
+    )
+    .unwrap_or_else(|s| panic!("the answer never came:\n{s}"));
+
+    // n: the tool does not run, the model is told.
+    submit(&mut t, r#"call everything.echo {"message": "refused"}"#);
+    expect(&t, "Allow it?");
+    t.send("n");
+    expect(&t, "Not allowed; the model is told so.");
+    expect(&t, "error: the user did not approve this tool call");
+    assert!(!t.screen().contains("Echo: refused"), "{}", t.screen());
+
+    // a: allowed for the session; the next call of that tool is not asked about.
+    submit(&mut t, r#"call everything.echo {"message": "first"}"#);
+    expect(&t, "Allow it?");
+    t.send("a");
+    expect(&t, "everything.echo → Echo: first");
+    submit(&mut t, r#"call everything.echo {"message": "second"}"#);
+    expect(&t, "everything.echo → Echo: second");
+    let screen = t.screen();
+    let after = &screen[screen.find(r#"{"message": "second"}"#).unwrap()..];
+    assert!(!after.contains("Allow it?"), "{screen}");
+    t.send(keys::CTRL_C);
+    t.send(keys::CTRL_C);
+    assert!(t.wait_exit(crate::cockpit::WAIT).is_some());
+    assert!(
+        !home.log_text().contains(DEF_TOKEN),
+        "a definition value was logged"
+    );
+}
