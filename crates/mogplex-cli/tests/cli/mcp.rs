@@ -231,3 +231,38 @@ fn cockpit_lists_tools_and_asks_before_every_call() {
         "a definition value was logged"
     );
 }
+
+#[test]
+fn esc_cancels_a_running_tool_call_and_the_session_goes_on() {
+    use crate::cockpit::{cockpit, expect, submit};
+    use mogplex_testkit::term::keys;
+    let (_server, home) = setup();
+    let mut t = cockpit(&home, &[]);
+    expect(&t, "MCP: everything");
+    wait_connected(&mut t);
+    t.send(keys::ESC);
+    submit(
+        &mut t,
+        r#"call everything.trigger-long-running-operation {"duration": 60, "steps": 60}"#,
+    );
+    expect(&t, "Allow it?");
+    t.send("y");
+    expect(&t, "(Esc cancels it)");
+    t.send(keys::ESC);
+    expect(
+        &t,
+        "everything.trigger-long-running-operation → cancelled by the user",
+    );
+    // The model is told, and answers; the session takes the next prompt.
+    expect(&t, "error: cancelled by the user");
+    submit(&mut t, r#"call everything.echo {"message": "after"}"#);
+    expect(&t, "Allow it?");
+    t.send("y");
+    expect(&t, "everything.echo → Echo: after");
+    let log = home.log_text();
+    assert!(log.contains("\"event\":\"tool.call\""), "{log}");
+    assert!(
+        log.contains("\"event\":\"mcp.stderr\""),
+        "the server's stderr is logged: {log}"
+    );
+}
