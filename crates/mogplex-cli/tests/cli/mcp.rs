@@ -266,3 +266,51 @@ fn esc_cancels_a_running_tool_call_and_the_session_goes_on() {
         "the server's stderr is logged: {log}"
     );
 }
+
+#[test]
+fn a_failing_server_is_its_own_error_and_its_stderr_is_logged_masked() {
+    use crate::cockpit::{cockpit, expect};
+    use mogplex_testkit::term::keys;
+    const BROKEN_SECRET: &str = "broken-definition-secret-0123456789";
+    let (server, home) = setup();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../mogplex-mcp/tests/misbehaving-server.mjs"
+    );
+    let node = mogplex_testkit::peers::Peers::get()
+        .node()
+        .display()
+        .to_string();
+    server.add_mcp(
+        "ada@example.com",
+        "broken",
+        serde_json::json!({"command": node, "args": [script, "crash"],
+            "env": {"DEF_SECRET": BROKEN_SECRET}}),
+    );
+    let mut t = cockpit(&home, &[]);
+    expect(&t, "1 model");
+    // The other server connects; this one fails with its reason.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let screen = loop {
+        let screen = wait_connected(&mut t);
+        if screen.contains("failed:") {
+            break screen;
+        }
+        assert!(std::time::Instant::now() < deadline, "{screen}");
+        t.send(keys::ESC);
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    // (The overlay wraps the reason.)
+    assert!(screen.contains("failed: the"), "{screen}");
+    assert!(screen.contains("handshake failed: connection closed"), "{screen}");
+    assert!(!screen.contains(BROKEN_SECRET), "{screen}");
+    t.send(keys::CTRL_C);
+    t.send(keys::CTRL_C);
+    assert!(t.wait_exit(crate::cockpit::WAIT).is_some());
+    let log = home.log_text();
+    assert!(
+        log.contains("misbehaving server in mode crash; token [REDACTED]"),
+        "{log}"
+    );
+    assert!(!log.contains(BROKEN_SECRET), "{log}");
+}
