@@ -161,7 +161,11 @@ impl Cockpit<'_> {
                 }
                 self.app.update(Event::ToolApproval {
                     tool: qualified,
-                    arguments: self.ctx.redactor.redact_str(&call.arguments),
+                    arguments: shorten(
+                        &self.ctx.redactor.redact_str(&call.arguments),
+                        SHOWN_LINES,
+                        SHOWN_CHARS,
+                    ),
                 });
                 self.mcp.asking = Some((call, reply));
             }

@@ -302,7 +302,10 @@ fn a_failing_server_is_its_own_error_and_its_stderr_is_logged_masked() {
     };
     // (The overlay wraps the reason.)
     assert!(screen.contains("failed: the"), "{screen}");
-    assert!(screen.contains("handshake failed: connection closed"), "{screen}");
+    assert!(
+        screen.contains("handshake failed: connection closed"),
+        "{screen}"
+    );
     assert!(!screen.contains(BROKEN_SECRET), "{screen}");
     t.send(keys::CTRL_C);
     t.send(keys::CTRL_C);

@@ -18,6 +18,11 @@ impl App {
         self.tool == ToolPhase::Asking
     }
 
+    /// Whether an approved tool call is running.
+    pub fn is_running_a_tool(&self) -> bool {
+        self.tool == ToolPhase::Running
+    }
+
     pub(super) fn tool_approval(&mut self, tool: String, arguments: String) {
         self.tool = ToolPhase::Asking;
         self.say(
