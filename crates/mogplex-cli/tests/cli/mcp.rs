@@ -152,6 +152,33 @@ fn exec_refuses_a_tool_it_was_not_allowed() {
     assert!(text(&out).1.contains("name a tool as `server.tool`"));
 }
 
+/// The processes whose parent is `pid` (from /proc).
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid …`; comm may hold spaces, so read after the last `)`.
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        if fields.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
+            out.push(child);
+        }
+    }
+    out
+}
+
+/// Whether `pid` is running (not gone, not a zombie).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat[stat.rfind(')').unwrap() + 2..].starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
 /// Opens `/mcp` until it shows the server connected (it connects in the background).
 fn wait_connected(t: &mut mogplex_testkit::term::Term) -> String {
     use mogplex_testkit::term::keys;
@@ -223,9 +250,21 @@ fn cockpit_lists_tools_and_asks_before_every_call() {
     let screen = t.screen();
     let after = &screen[screen.find(r#"{"message": "second"}"#).unwrap()..];
     assert!(!after.contains("Allow it?"), "{screen}");
+
+    // The server is the cockpit's child, and stops with it.
+    let servers = children(t.pid());
+    assert_eq!(servers.len(), 1, "one MCP server process: {servers:?}");
     t.send(keys::CTRL_C);
     t.send(keys::CTRL_C);
     assert!(t.wait_exit(crate::cockpit::WAIT).is_some());
+    let deadline = std::time::Instant::now() + crate::cockpit::WAIT;
+    while servers.iter().any(|p| alive(*p)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the MCP server outlived the cockpit"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     assert!(
         !home.log_text().contains(DEF_TOKEN),
         "a definition value was logged"
