@@ -354,7 +354,11 @@ mod tests {
         let m: ChatMessage = serde_json::from_str(call).unwrap();
         assert_eq!(m.content, "");
         assert_eq!(m.tool_calls[0].function.name, "ev__echo");
-        assert_eq!(serde_json::to_string(&m).unwrap(), call, "written back as read");
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            call,
+            "written back as read"
+        );
         let result = ChatMessage::tool_result("c1", "Echo: hi");
         assert_eq!(
             serde_json::to_string(&result).unwrap(),

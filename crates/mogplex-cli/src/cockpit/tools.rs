@@ -20,6 +20,8 @@ use tokio::sync::{Notify, oneshot};
 pub(crate) enum McpMsg {
     Connected {
         generation: u64,
+        /// Which connection attempt of the server this is.
+        attempt: u64,
         server: String,
         result: Result<Connection, McpError>,
     },
@@ -38,7 +40,8 @@ pub(crate) enum McpMsg {
 
 #[derive(Debug)]
 pub(super) enum ServerState {
-    Connecting,
+    /// The attempt under way.
+    Connecting(u64),
     Connected(Arc<Connection>),
     Failed(String),
     NeedsSignIn(String),
@@ -48,6 +51,8 @@ pub(super) enum ServerState {
 #[derive(Debug, Default)]
 pub(super) struct McpSlot {
     pub servers: BTreeMap<String, ServerState>,
+    /// The definition each server was connected from (its config as JSON), to notice changes.
+    defined: BTreeMap<String, String>,
     pub toolbox: Toolbox,
     /// Tools allowed for the rest of the session (`server.tool`).
     always: BTreeSet<String>,
@@ -56,6 +61,7 @@ pub(super) struct McpSlot {
     /// Cancels the running call.
     pub cancel: Arc<Notify>,
     generation: u64,
+    attempts: u64,
 }
 
 /// Lines and characters of a tool result shown in the transcript (the model gets it all).
@@ -109,10 +115,14 @@ impl Cockpit<'_> {
         match msg {
             McpMsg::Connected {
                 generation,
+                attempt,
                 server,
                 result,
             } => {
-                if generation != self.mcp.generation {
+                // A sign-out, or a changed definition, since this connection began.
+                if generation != self.mcp.generation
+                    || !matches!(self.mcp.servers.get(&server), Some(ServerState::Connecting(a)) if *a == attempt)
+                {
                     return;
                 }
                 let state = match result {
@@ -230,12 +240,33 @@ impl Cockpit<'_> {
     }
 
     /// Connects every enabled server of the definitions that is not connected or connecting
-    /// yet, each in the background.
+    /// yet, each in the background; a server whose definition changed (or went) is dropped
+    /// first, which stops it.
     pub(super) fn connect_mcp(&mut self, defs: &[McpServer]) {
+        let wanted: BTreeMap<&str, String> = defs
+            .iter()
+            .filter(|d| d.enabled)
+            .map(|d| (d.name.as_str(), d.config.to_string()))
+            .collect();
+        let gone: Vec<String> = self
+            .mcp
+            .defined
+            .iter()
+            .filter(|(name, config)| wanted.get(name.as_str()) != Some(*config))
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in gone {
+            self.mcp.defined.remove(&name);
+            self.mcp.servers.remove(&name);
+            self.mcp.toolbox.remove(&name);
+        }
         for def in defs.iter().filter(|d| d.enabled) {
             if self.mcp.servers.contains_key(&def.name) {
                 continue;
             }
+            self.mcp
+                .defined
+                .insert(def.name.clone(), def.config.to_string());
             let parsed = match Definition::from_server(def) {
                 Ok(d) => d,
                 Err(e) => {
@@ -245,15 +276,18 @@ impl Cockpit<'_> {
                     continue;
                 }
             };
+            self.mcp.attempts += 1;
+            let attempt = self.mcp.attempts;
             self.mcp
                 .servers
-                .insert(def.name.clone(), ServerState::Connecting);
+                .insert(def.name.clone(), ServerState::Connecting(attempt));
             let generation = self.mcp.generation;
             let server = def.name.clone();
             self.services.spawn(move |s| async move {
                 let result = mogplex_mcp::connect(&parsed, &Limits::default()).await;
                 s.send(Msg::Mcp(McpMsg::Connected {
                     generation,
+                    attempt,
                     server,
                     result,
                 }));
@@ -265,6 +299,7 @@ impl Cockpit<'_> {
     /// connections no one else holds, for the caller to close.
     pub(super) fn drop_mcp(&mut self) -> Vec<Connection> {
         self.mcp.generation += 1;
+        self.mcp.defined.clear();
         self.mcp.toolbox = Toolbox::default();
         self.mcp.asking = None;
         std::mem::take(&mut self.mcp.servers)
@@ -280,7 +315,7 @@ impl Cockpit<'_> {
     pub(super) fn mcp_state_rows(&self, name: &str) -> (String, Vec<(String, String)>) {
         match self.mcp.servers.get(name) {
             None => ("not connected".into(), Vec::new()),
-            Some(ServerState::Connecting) => ("connecting…".into(), Vec::new()),
+            Some(ServerState::Connecting(_)) => ("connecting…".into(), Vec::new()),
             Some(ServerState::Failed(why)) => (
                 format!("failed: {}", self.ctx.redactor.redact_str(why)),
                 Vec::new(),
