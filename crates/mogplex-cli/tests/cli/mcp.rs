@@ -307,7 +307,7 @@ fn esc_cancels_a_running_tool_call_and_the_session_goes_on() {
 }
 
 #[test]
-fn a_failing_server_is_its_own_error_and_its_stderr_is_logged_masked() {
+fn failing_servers_are_their_own_errors_and_stderr_is_logged_masked() {
     use crate::cockpit::{cockpit, expect};
     use mogplex_testkit::term::keys;
     const BROKEN_SECRET: &str = "broken-definition-secret-0123456789";
@@ -326,13 +326,26 @@ fn a_failing_server_is_its_own_error_and_its_stderr_is_logged_masked() {
         serde_json::json!({"command": node, "args": [script, "crash"],
             "env": {"DEF_SECRET": BROKEN_SECRET}}),
     );
+    // A remote server that wants an OAuth sign-in.
+    let remote = mogplex_testkit::FakeServer::start();
+    remote.route(
+        "/mcp",
+        mogplex_testkit::Reply::json(401, serde_json::json!({"error": "invalid_token"}))
+            .with_header("www-authenticate", "Bearer"),
+    );
+    server.add_mcp(
+        "ada@example.com",
+        // First by name, so that it is on the first page of /mcp.
+        "auth-remote",
+        serde_json::json!({"url": format!("{}/mcp", remote.url()), "http_headers": {}}),
+    );
     let mut t = cockpit(&home, &[]);
     expect(&t, "1 model");
     // The other server connects; this one fails with its reason.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let screen = loop {
         let screen = wait_connected(&mut t);
-        if screen.contains("failed:") {
+        if screen.contains("failed:") && screen.contains("sign-in (HTTP 401)") {
             break screen;
         }
         assert!(std::time::Instant::now() < deadline, "{screen}");
@@ -346,6 +359,11 @@ fn a_failing_server_is_its_own_error_and_its_stderr_is_logged_masked() {
         "{screen}"
     );
     assert!(!screen.contains(BROKEN_SECRET), "{screen}");
+    assert!(screen.contains("· needs"), "{screen}");
+    assert!(
+        screen.contains("sign-in: the server asks for sign-in (HTTP 401)"),
+        "{screen}"
+    );
     t.send(keys::CTRL_C);
     t.send(keys::CTRL_C);
     assert!(t.wait_exit(crate::cockpit::WAIT).is_some());
