@@ -74,6 +74,19 @@ pub struct ExecArgs {
     /// Print one JSON event per line instead of text
     #[arg(long)]
     pub json: bool,
+
+    /// Let the model call this tool of your Mogplex account's MCP servers, as `server.tool`
+    /// (repeatable); any other tool call is refused
+    #[arg(long = "allow-tool", value_name = "SERVER.TOOL", value_parser = parse_tool_name)]
+    pub allow_tool: Vec<String>,
+}
+
+/// `server.tool`: both parts non-empty.
+pub fn parse_tool_name(s: &str) -> Result<String, String> {
+    match s.split_once('.') {
+        Some((server, tool)) if !server.is_empty() && !tool.is_empty() => Ok(s.to_owned()),
+        _ => Err("name a tool as `server.tool`, for example `everything.echo`".into()),
+    }
 }
 
 #[derive(Debug, Args)]

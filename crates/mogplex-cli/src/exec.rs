@@ -355,6 +355,8 @@ fn turn(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
         eprintln!("note: {}", o.notice());
     }
     let prompt = read_prompt(args.prompt)?;
+    let allow_tool = args.allow_tool;
+    let env = ctx.env;
 
     let log = ctx.session_log();
     for o in resolution.overrides_for(selection.provider()) {
@@ -408,15 +410,33 @@ fn turn(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
         {
             check_account_model(&client, &store, &mut selection, &base_url, &resolution).await?;
         }
-        stream_turn(
+        let tools =
+            crate::tools::exec_tools::connect(&client, &store, &resolution, &env, &allow_tool)
+                .await?;
+        let mut gate = crate::tools::exec_tools::ExecGate {
+            allowed: tools.allowed.clone(),
+            json: json_out,
+            redactor: redactor.clone(),
+        };
+        let mut messages = vec![ChatMessage::user(prompt)];
+        let outcome = crate::tools::tool_turn(
             &client,
             &store,
             &mut selection,
             &base_url,
-            vec![ChatMessage::user(prompt)],
+            &mut messages,
+            &tools.toolbox,
             &mut sink,
+            &mut gate,
         )
-        .await
+        .await;
+        drop(tools.toolbox);
+        for c in tools.connections {
+            if let Ok(c) = std::sync::Arc::try_unwrap(c) {
+                c.close().await;
+            }
+        }
+        outcome
     });
     let chars = sink.chars;
     let finish = outcome?.finish;
@@ -480,6 +500,7 @@ pub async fn stream_turn(
     selection: &mut Selection,
     base_url: &mogplex_providers::Url,
     messages: Vec<ChatMessage>,
+    tools: Vec<mogplex_protocol::Tool>,
     sink: &mut dyn TurnSink,
 ) -> Result<TurnOutcome, CliError> {
     let is_session = selection.credential.kind == CredentialKind::AccountSession;
@@ -507,7 +528,7 @@ pub async fn stream_turn(
         base_url: base_url.clone(),
         model: model.clone(),
         messages,
-        tools: Vec::new(),
+        tools,
     };
     loop {
         let finish = client.chat(&req, &mut |ev| sink.event(ev)).await;

@@ -14,3 +14,4 @@ pub mod log;
 pub mod login;
 pub mod signin;
 pub mod suggest;
+pub mod tools;

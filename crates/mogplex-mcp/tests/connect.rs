@@ -169,3 +169,78 @@ fn misbehaving_servers_are_errors_for_that_server() {
         );
     });
 }
+
+/// The reference server over Streamable HTTP (its `streamableHttp` mode on a free port).
+#[test]
+fn streamable_http_servers_connect_with_the_definitions_headers() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let e = McpEverything::locate();
+    let mut args = e.args();
+    args[1] = "streamableHttp".into();
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Killed(
+        std::process::Command::new(e.program())
+            .args(&args)
+            .env("PORT", port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let def = |url: &str| {
+        mogplex_mcp::Definition::from_server(
+            &serde_json::from_value(serde_json::json!({"name": "remote",
+                "config": {"url": url, "http_headers": {"X-Api-Token": "tok-0123456789"}}}))
+            .unwrap(),
+        )
+        .unwrap()
+    };
+    rt().block_on(async {
+        // The server takes a moment to listen.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let c = loop {
+            match connect(&def(&url), &Limits::default()).await {
+                Ok(c) => break c,
+                Err(err) if std::time::Instant::now() < deadline => {
+                    let _ = err;
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                Err(err) => panic!("{err}"),
+            }
+        };
+        assert!(c.tools().iter().any(|t| t.name == "echo"));
+        assert_eq!(
+            c.call("echo", r#"{"message": "over http"}"#).await.unwrap().text,
+            "Echo: over http"
+        );
+        c.close().await;
+
+        // A server that answers 401 needs sign-in; the definition's headers were sent.
+        let fake = mogplex_testkit::FakeServer::start();
+        fake.route(
+            "/mcp",
+            mogplex_testkit::Reply::json(401, serde_json::json!({"error": "invalid_token"}))
+                .with_header(
+                    "www-authenticate",
+                    r#"Bearer resource_metadata="http://127.0.0.1/.well-known/oauth-protected-resource""#,
+                ),
+        );
+        let err = connect(&def(&format!("{}/mcp", fake.url())), &Limits::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind, McpErrorKind::NeedsSignIn, "{err}");
+        let sent = fake.requests();
+        assert_eq!(sent[0].header("x-api-token"), Some("tok-0123456789"));
+    });
+}

@@ -19,7 +19,7 @@ pub enum Role {
     Tool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ChatMessage {
     pub role: Role,
     /// Text; an assistant message that only calls tools has `null` from OpenAI, read as "".
@@ -35,6 +35,28 @@ pub struct ChatMessage {
     /// On a `tool` message: the call it answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<String>,
+}
+
+/// As OpenAI writes it: an assistant message that only calls tools has `"content": null`
+/// (some OpenAI-compatible providers refuse an empty string there).
+impl Serialize for ChatMessage {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("role", &self.role)?;
+        if self.content.is_empty() && !self.tool_calls.is_empty() {
+            m.serialize_entry("content", &None::<String>)?;
+        } else {
+            m.serialize_entry("content", &self.content)?;
+        }
+        if !self.tool_calls.is_empty() {
+            m.serialize_entry("tool_calls", &self.tool_calls)?;
+        }
+        if let Some(id) = &self.tool_call_id {
+            m.serialize_entry("tool_call_id", id)?;
+        }
+        m.end()
+    }
 }
 
 fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
@@ -332,6 +354,11 @@ mod tests {
         let m: ChatMessage = serde_json::from_str(call).unwrap();
         assert_eq!(m.content, "");
         assert_eq!(m.tool_calls[0].function.name, "ev__echo");
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            call,
+            "written back as read"
+        );
         let result = ChatMessage::tool_result("c1", "Echo: hi");
         assert_eq!(
             serde_json::to_string(&result).unwrap(),

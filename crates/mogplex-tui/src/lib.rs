@@ -18,7 +18,7 @@ pub mod view;
 
 pub use app::{
     App, Effect, Entry, EntryKind, Event, Header, LoginChoice, LoginMode, ModelChoice, Overlay,
-    Screen,
+    Screen, ToolApproval,
 };
 pub use command::SlashCommand;
 pub use composer::Composer;

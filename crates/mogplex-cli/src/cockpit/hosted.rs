@@ -127,6 +127,7 @@ impl Cockpit<'_> {
             && let Some(saved) = self.hosted.cache.load(&who, &issuer)
         {
             self.learn_hosted_secrets(&saved);
+            self.connect_mcp(&saved.mcp);
             self.hosted.state = Some(saved);
         }
         self.hosted.sync = SyncState::Syncing;
@@ -191,6 +192,7 @@ impl Cockpit<'_> {
                     "synced the account's hosted state",
                     serde_json::json!({"models": h.models.len(), "mcp": h.mcp.len()}),
                 );
+                self.connect_mcp(&h.mcp);
                 self.hosted.state = Some(*h);
                 self.hosted.sync = SyncState::Synced;
                 self.fill_default_model();
@@ -244,6 +246,8 @@ impl Cockpit<'_> {
         }
         self.hosted.state = None;
         self.hosted.sync = SyncState::Idle;
+        // Dropped connections stop their servers (this runs inside the runtime).
+        drop(self.drop_mcp());
         self.app.update(mogplex_tui::Event::AccountListsGone);
         self.refresh_header();
     }
@@ -343,7 +347,19 @@ impl Cockpit<'_> {
                 "".to_owned(),
                 format!("Not synced yet ({}).", self.hosted_status()),
             )],
-            (Some(h), Some(_)) => mcp_rows(&h.mcp),
+            (Some(h), Some(_)) => {
+                let mut rows = Vec::new();
+                for (def, (name, detail)) in h.mcp.iter().zip(mcp_rows(&h.mcp)) {
+                    let (state, tools) = if def.enabled {
+                        self.mcp_state_rows(&def.name)
+                    } else {
+                        ("not connected".to_owned(), Vec::new())
+                    };
+                    rows.push((name, format!("{detail} · {state}")));
+                    rows.extend(tools);
+                }
+                rows
+            }
         };
         let title = match &self.hosted.sync {
             SyncState::Stale(_) => "MCP servers (saved copy, stale)",

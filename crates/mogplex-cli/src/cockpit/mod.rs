@@ -10,7 +10,8 @@
 //! By concern: [`terminal`] (raw mode, keys, clipboard), [`services`] (the model client and the
 //! bearer for a credential), [`status`] (what resolves, the header, `/status`), [`sign_in`]
 //! (sign-in, keys, sign-out), [`turn`] (the conversation), [`models`] (`/model` and the default
-//! model), [`hosted`] (the account's synced state) and [`runs`] (a session written to a run).
+//! model), [`hosted`] (the account's synced state), [`tools`] (its MCP servers connected, their
+//! tools offered and every call approved) and [`runs`] (a session written to a run).
 //!
 //! The flows are the command line's own: sign-in is [`mogplex_auth::signin`], answers are
 //! [`crate::exec::stream_turn`] (renewal, refresh once on a 401), sign-out is
@@ -24,6 +25,7 @@ mod services;
 mod sign_in;
 mod status;
 mod terminal;
+mod tools;
 mod turn;
 
 #[cfg(test)]
@@ -49,6 +51,7 @@ pub(crate) enum Msg {
     Models(models::ModelsMsg),
     Hosted(hosted::HostedMsg),
     Run(runs::RunMsg),
+    Mcp(tools::McpMsg),
 }
 
 /// Runs the cockpit until the user quits; with `attach`, on that run.
@@ -109,6 +112,7 @@ pub(crate) struct Cockpit<'a> {
     sign_in: sign_in::SignIn,
     models: models::Models,
     hosted: hosted::HostedSlot,
+    mcp: tools::McpSlot,
     run: Option<runs::RunLink>,
     attach: runs::Attach,
 }
@@ -132,6 +136,7 @@ impl<'a> Cockpit<'a> {
             sign_in: sign_in::SignIn::default(),
             models: models::Models::default(),
             hosted,
+            mcp: tools::McpSlot::default(),
             run: None,
             attach: runs::Attach::default(),
         };
@@ -178,6 +183,12 @@ impl<'a> Cockpit<'a> {
     async fn close(&mut self) {
         if let Some(run) = self.run.take() {
             run.close().await;
+        }
+        // The MCP servers stop with the session (inside the runtime: stopping one spawns).
+        self.turn.abort();
+        let servers = self.drop_mcp();
+        for c in servers {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(3), c.close()).await;
         }
     }
 
@@ -243,6 +254,7 @@ impl<'a> Cockpit<'a> {
             Msg::Models(m) => self.on_models(m),
             Msg::Hosted(m) => self.on_hosted(m),
             Msg::Run(m) => self.on_run(m),
+            Msg::Mcp(m) => self.on_mcp(m),
         }
     }
 
@@ -267,6 +279,8 @@ impl<'a> Cockpit<'a> {
                 self.logout(provider);
             }
             Effect::PickModel(id) => self.pick_model(&id),
+            Effect::ApproveTool(answer) => self.approve_tool(answer),
+            Effect::CancelTool => self.cancel_tool(),
             // The App is already quitting; the loop ends after this message.
             Effect::Quit => {}
         }

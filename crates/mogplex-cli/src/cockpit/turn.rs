@@ -5,9 +5,10 @@
 use super::services::Services;
 use super::{Cockpit, Msg};
 use crate::error::CliError;
-use crate::exec::{TurnOutcome, TurnSink, provider_error, stream_turn};
+use crate::exec::{TurnOutcome, TurnSink, provider_error};
 use crate::exit;
 use crate::log::Level;
+use crate::tools::Toolbox;
 use mogplex_auth::Provider;
 use mogplex_protocol::ChatMessage;
 use mogplex_providers::{Selection, StreamEvent, Url};
@@ -32,6 +33,8 @@ pub(crate) enum TurnMsg {
         seq: u64,
         selection: Box<Selection>,
         outcome: Result<TurnOutcome, CliError>,
+        /// The conversation with this turn's tool calls and results (the answer not yet).
+        messages: Vec<ChatMessage>,
     },
 }
 
@@ -52,12 +55,14 @@ impl Turn {
         selection: Selection,
         base_url: Url,
         text: String,
+        toolbox: Toolbox,
+        cancel: std::sync::Arc<tokio::sync::Notify>,
     ) {
         self.messages.push(ChatMessage::user(text));
         self.partial.clear();
         self.seq += 1;
         let seq = self.seq;
-        let messages = self.messages.clone();
+        let mut messages = self.messages.clone();
         let task = services.spawn(|s| async move {
             let mut selection = selection;
             let outcome = async {
@@ -66,24 +71,38 @@ impl Turn {
                     services: s.clone(),
                     seq,
                 };
-                stream_turn(
+                let mut gate = super::tools::CockpitGate {
+                    services: s.clone(),
+                    cancel,
+                };
+                crate::tools::tool_turn(
                     client,
                     s.store(),
                     &mut selection,
                     &base_url,
-                    messages,
+                    &mut messages,
+                    &toolbox,
                     &mut sink,
+                    &mut gate,
                 )
                 .await
             }
             .await;
+            drop(toolbox);
             s.send(Msg::Turn(TurnMsg::Done {
                 seq,
                 selection: Box::new(selection),
                 outcome,
+                messages,
             }));
         });
         self.answer = Some((seq, task));
+    }
+
+    /// The model called a tool: what it said before the call is in the conversation with the
+    /// call; the answer's text starts again after it.
+    pub(super) fn tool_call_started(&mut self) {
+        self.partial.clear();
     }
 
     fn current(&self, seq: u64) -> bool {
@@ -220,7 +239,8 @@ impl Cockpit<'_> {
                 seq,
                 selection,
                 outcome,
-            } => self.turn_done(seq, *selection, outcome),
+                messages,
+            } => self.turn_done(seq, *selection, outcome, messages),
         }
     }
 
@@ -242,7 +262,9 @@ impl Cockpit<'_> {
             text: text.clone(),
             session: self.session_id(),
         });
-        self.turn.start(&self.services, selection, base_url, text);
+        let (toolbox, cancel) = (self.mcp.toolbox.clone(), self.mcp.cancel.clone());
+        self.turn
+            .start(&self.services, selection, base_url, text, toolbox, cancel);
     }
 
     pub(super) fn cancel_answer(&mut self) {
@@ -261,10 +283,14 @@ impl Cockpit<'_> {
         seq: u64,
         selection: Selection,
         outcome: Result<TurnOutcome, CliError>,
+        messages: Vec<ChatMessage>,
     ) {
         let Some(partial) = self.turn.end(seq) else {
             return;
         };
+        if matches!(&outcome, Ok(TurnOutcome { finish: Ok(_), .. })) {
+            self.turn.messages = messages;
+        }
         let failure = match outcome {
             Ok(TurnOutcome {
                 model,

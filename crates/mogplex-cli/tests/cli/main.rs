@@ -9,6 +9,7 @@ mod escapes;
 mod hosted;
 mod issuers;
 mod leak;
+mod mcp;
 mod messages;
 mod misconfigured;
 mod oidc;

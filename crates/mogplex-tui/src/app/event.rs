@@ -62,6 +62,30 @@ pub enum Event {
     /// The credential in use now belongs to someone else (another account signed in): the
     /// transcript starts again, with this said first.
     NewConversation(String),
+    /// The model calls a tool and waits for the user's approval (`server.tool`, its arguments).
+    ToolApproval {
+        tool: String,
+        arguments: String,
+    },
+    /// The approved call is running (Esc cancels it).
+    ToolRunning {
+        tool: String,
+    },
+    /// The call ended: its result (or why it failed), already shortened for the screen.
+    ToolDone {
+        tool: String,
+        ok: bool,
+        text: String,
+    },
+}
+
+/// The user's answer to a tool call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolApproval {
+    Once,
+    /// This tool, for the rest of the session.
+    Always,
+    No,
 }
 
 /// What the runtime must do.
@@ -88,5 +112,9 @@ pub enum Effect {
     CancelAnswer,
     Logout(Option<Provider>),
     PickModel(String),
+    /// The answer to [`Event::ToolApproval`].
+    ApproveTool(ToolApproval),
+    /// Esc while a tool call runs: stop it (the model is told, the answer goes on).
+    CancelTool,
     Quit,
 }

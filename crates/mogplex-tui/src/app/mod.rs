@@ -12,12 +12,13 @@ pub mod event;
 mod login;
 mod overlay;
 mod session;
+mod tools;
 
 use crate::composer::Composer;
 pub use crate::state::{
     Entry, EntryKind, Header, LoginChoice, LoginMode, ModelChoice, Overlay, Screen, key_providers,
 };
-pub use event::{Effect, Event};
+pub use event::{Effect, Event, ToolApproval};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +45,8 @@ pub struct App {
     /// stays closed until the text changes).
     popup_selected: usize,
     popup_closed_for: Option<String>,
+    /// A tool call of the answer in flight: waiting for approval, or running.
+    tool: tools::ToolPhase,
 }
 
 impl App {
@@ -70,6 +73,7 @@ impl App {
             size: (80, 24),
             popup_selected: 0,
             popup_closed_for: None,
+            tool: tools::ToolPhase::Idle,
         }
     }
 
@@ -174,9 +178,13 @@ impl App {
                 self.say(EntryKind::Notice, format!("Signed in as {email}"))
             }
             Event::Delta(text) => self.delta(text),
-            Event::AnswerDone => self.streaming = false,
+            Event::AnswerDone => {
+                self.streaming = false;
+                self.tool = tools::ToolPhase::Idle;
+            }
             Event::AnswerFailed { message, hint } => {
                 self.streaming = false;
+                self.tool = tools::ToolPhase::Idle;
                 let text = match hint {
                     Some(h) => format!("{message}\n{h}"),
                     None => message,
@@ -209,7 +217,11 @@ impl App {
                 }
             }
             Event::Resize(w, h) => self.size = (w, h),
+            Event::ToolApproval { tool, arguments } => self.tool_approval(tool, arguments),
+            Event::ToolRunning { tool } => self.tool_running(tool),
+            Event::ToolDone { tool, ok, text } => self.tool_done(tool, ok, text),
             Event::NewConversation(text) => {
+                self.tool = tools::ToolPhase::Idle;
                 self.transcript.clear();
                 self.scroll = 0;
                 self.streaming = false;

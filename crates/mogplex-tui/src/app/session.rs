@@ -67,6 +67,7 @@ impl App {
 
     pub(super) fn stop_answer(&mut self) -> Vec<Effect> {
         self.streaming = false;
+        self.tool = super::tools::ToolPhase::Idle;
         self.say(EntryKind::Notice, "Stopped the answer.");
         vec![Effect::CancelAnswer]
     }
@@ -115,6 +116,9 @@ impl App {
     }
 
     pub(super) fn session_key(&mut self, k: KeyEvent) -> Vec<Effect> {
+        if let Some(effects) = self.tool_key(&k) {
+            return effects;
+        }
         if let Some(effects) = self.popup_key(&k) {
             return effects;
         }

@@ -46,7 +46,11 @@ pub(super) fn session(f: &mut Frame, app: &App) {
         f.render_widget(Paragraph::new(lines(rows)), areas.popup);
     }
 
-    let title = if app.is_streaming() {
+    let title = if app.is_asking_about_a_tool() {
+        " allow the tool call? y once · a always · n no "
+    } else if app.is_running_a_tool() {
+        " running a tool… (Esc cancels it) "
+    } else if app.is_streaming() {
         " answering… (Esc stops) "
     } else {
         " message "
@@ -103,7 +107,11 @@ fn keys(app: &App, scroll: usize, max_scroll: usize, area: Rect) -> Vec<&'static
     if scroll > 0 {
         return vec!["PgUp/PgDn scroll", "showing earlier messages"];
     }
-    let mut keys = if app.is_streaming() {
+    let mut keys = if app.is_asking_about_a_tool() {
+        vec!["y allow once", "a always for this tool", "n or Esc no"]
+    } else if app.is_running_a_tool() {
+        vec!["Esc cancel the tool call"]
+    } else if app.is_streaming() {
         vec!["Esc stop the answer"]
     } else {
         vec!["Enter send", "/ commands", "Alt+Enter new line"]
