@@ -116,6 +116,7 @@ fn signs_in_refreshes_and_logs_out_against_node_oidc_provider() {
     let (code, out, err) = login.finish();
     assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
     assert_eq!(out.trim(), "Signed in as alice@example.com");
+    let before_refresh = home.auth();
     let signed_in = home.account();
     let m = &signed_in;
     assert_eq!(m["issuer"], issuer.as_str());
@@ -139,7 +140,7 @@ fn signs_in_refreshes_and_logs_out_against_node_oidc_provider() {
 
     // The old refresh token replayed (auth.json restored from before the refresh): the provider
     // refuses it (and revokes the grant), and the CLI says the sign-in has ended.
-    home.write_auth(&signed_in);
+    home.write_auth(&before_refresh);
     let out = exec_at(&home, &issuer);
     assert_eq!(out.status.code(), Some(64), "{}", home.render(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);

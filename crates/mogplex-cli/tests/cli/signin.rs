@@ -963,7 +963,7 @@ fn browser_sign_in_through_single_sign_on_in_chromium() {
         "Signed in as alice@example.com"
     );
     assert_eq!(
-        home.auth()["mogplex"]["account"]["email"],
+        home.account()["account"]["email"],
         "alice@example.com"
     );
     let created = server
