@@ -245,7 +245,7 @@ pub fn app(state: AppState) -> Router {
         .with_state(state);
 
     // Layers wrap from the bottom up, so a request meets them top to bottom:
-    // 0. metrics: the request counted by route and status, its latency;
+    // 0. a request id (log lines, `X-Request-Id`); metrics by route and status, latency;
     // 0. the request's log span and its closing line (status, latency);
     // 1. catch-panic: a bug in any handler becomes a 500, not a dropped connection;
     // 2. security headers on every response (pages can never be framed, nor stored; HSTS);
@@ -270,6 +270,7 @@ pub fn app(state: AppState) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(log::trace_layer())
         .layer(track)
+        .layer(middleware::from_fn(log::request_id))
 }
 
 /// Health and metrics alone, for `serve --metrics-listen`.

@@ -92,6 +92,9 @@ pub struct ServeArgs {
     /// Days the audit log keeps events (0: forever)
     #[arg(long, default_value_t = 365)]
     pub audit_retention_days: u32,
+    /// Log one JSON object per line (also MOGPLEX_LOG_FORMAT=json)
+    #[arg(long)]
+    pub log_json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -9,7 +9,11 @@ use mogplex_server::{AppState, Config, crypto, password};
 use std::net::SocketAddr;
 
 pub async fn serve(a: ServeArgs) -> Result<(), Failure> {
-    mogplex_server::log::init();
+    if a.log_json {
+        mogplex_server::log::init_with(true);
+    } else {
+        mogplex_server::log::init();
+    }
     let listener = bind(a.listen).await?;
     let addr = listener
         .local_addr()
