@@ -3,7 +3,7 @@
 
 use super::args::{DevArgs, ServeArgs};
 use super::user::add_user;
-use super::{Failure, http_url};
+use super::{Failure, database_failure, http_url};
 use mogplex_server::db::Db;
 use mogplex_server::{AppState, Config, crypto, password};
 use std::net::SocketAddr;
@@ -14,6 +14,7 @@ pub async fn serve(a: ServeArgs) -> Result<(), Failure> {
     } else {
         mogplex_server::log::init();
     }
+    mogplex_server::edge::raise_open_file_limit();
     let listener = bind(a.listen).await?;
     let addr = listener
         .local_addr()
@@ -29,7 +30,7 @@ pub async fn serve(a: ServeArgs) -> Result<(), Failure> {
     cfg.metrics_on_main = a.metrics_listen.is_none();
     let state = AppState::new(&a.database, cfg)
         .await
-        .map_err(|e| start_failure(&a.database, &e))?;
+        .map_err(|e| database_failure("cannot start", &a.database, &e))?;
     let mut metrics_at = None;
     if let Some(m) = a.metrics_listen {
         let ml = bind(m).await?;
@@ -120,32 +121,6 @@ fn public_url_allowed(public: &str, insecure_http: bool) -> Result<(), Failure> 
         .usage());
     }
     Ok(())
-}
-
-/// Why the server could not start, with what to check; for PostgreSQL the host and database
-/// (never the password) are named.
-fn start_failure(database: &str, e: &str) -> Failure {
-    let Ok(u) = url::Url::parse(database) else {
-        return Failure::new(format!("cannot start: {e}"));
-    };
-    if !u.scheme().starts_with("postgres") {
-        return Failure::new(format!("cannot start: {e}"))
-            .hint("check that the database file's directory exists and is writable");
-    }
-    let host = u.host_str().unwrap_or("localhost");
-    let port = u.port().unwrap_or(5432);
-    let db = u.path().trim_start_matches('/');
-    let user = if u.username().is_empty() {
-        "(default)"
-    } else {
-        u.username()
-    };
-    Failure::new(format!(
-        "cannot start: cannot reach PostgreSQL at {host}:{port}, database `{db}` as user {user}: {e}"
-    ))
-    .hint(format!(
-        "check that PostgreSQL is running and accepts connections on {host}:{port} (`pg_isready -h {host} -p {port}`), that the database `{db}` exists, and that the user may connect (pg_hba.conf, password)"
-    ))
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM.

@@ -30,6 +30,8 @@ impl Db {
     ) -> Result<(), DbError> {
         let q = "INSERT INTO audit_log (at, kind, outcome, user_id, email, client, detail) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        // One writer at a time on SQLite, like every other write of this process.
+        let _serialised = self.write_guard().await;
         execute!(self, q, at, kind, outcome, user_id, email, client, detail)?;
         Ok(())
     }

@@ -318,3 +318,46 @@ async fn pages_are_not_stored_and_https_gets_hsts() {
     assert_eq!(r.headers()["cache-control"], "no-store");
     assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn trust_proxy_keys_on_the_forwarded_address() {
+    for trust in [false, true] {
+        let s = TestServer::start_with(Backend::Sqlite, |c| c.edge.trust_proxy = trust).await;
+        s.user("px@example.com").await;
+        let c = browser();
+        let page = c
+            .get(format!("{}/login", s.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let csrf = hidden(&page, "csrf");
+        let r = c
+            .post(format!("{}/login", s.url))
+            .header("x-forwarded-for", "198.51.100.1, 203.0.113.7")
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("email", "px@example.com"),
+                ("password", "not the password"),
+                ("next", "/"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        let rows = s.db().audit_since(0, None, 10).await.unwrap();
+        let expected = if trust { "203.0.113.7" } else { "127.0.0.1" };
+        assert_eq!(rows[0].client.as_deref(), Some(expected), "trust {trust}");
+        let key = format!("login:addr:{expected}");
+        assert_eq!(
+            s.count(&format!(
+                "SELECT COUNT(*) FROM throttle WHERE key = '{key}'"
+            ))
+            .await,
+            1,
+            "trust {trust}"
+        );
+    }
+}
