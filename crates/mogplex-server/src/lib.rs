@@ -103,6 +103,8 @@ pub struct AppState {
     pub closing: edge::Closing,
     /// Counters and histograms for `/metrics`.
     pub metrics: Arc<metrics::Metrics>,
+    /// The audit log's writer (a group commit).
+    pub audit: audit::Sink,
 }
 
 impl Config {
@@ -132,7 +134,6 @@ impl AppState {
         let bus = runs.clone();
         db.listen_runs(move |run, seq| bus.announce(run, seq));
         Ok(Self {
-            db,
             cfg: Arc::new(cfg),
             dummy_hash: dummy_hash.into(),
             http,
@@ -140,6 +141,8 @@ impl AppState {
             runs,
             closing: edge::Closing::default(),
             metrics: Arc::default(),
+            audit: audit::Sink::start(db.clone()),
+            db,
         })
     }
 }

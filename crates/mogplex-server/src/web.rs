@@ -312,7 +312,7 @@ async fn audit_sign_in(
     if let Some(f) = failure {
         e = e.failed(f);
     }
-    audit::record(&s.db, e).await;
+    s.audit.record(e).await;
 }
 
 pub async fn logout(
@@ -507,7 +507,7 @@ pub async fn device_approve(
     if !decided {
         e = e.failed("code expired or already used");
     }
-    audit::record(&s.db, e).await;
+    s.audit.record(e).await;
     if !decided {
         return Err(AppError::page(
             StatusCode::BAD_REQUEST,

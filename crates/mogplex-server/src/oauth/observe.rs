@@ -5,7 +5,7 @@
 //! not audited.
 
 use crate::AppState;
-use crate::audit::{self, Event, Subject, kind};
+use crate::audit::{Event, Subject, kind};
 use crate::error::AppError;
 use crate::web::Form;
 use axum::response::Response;
@@ -77,7 +77,7 @@ pub async fn token_answered(s: &AppState, f: &Form, addr: &SocketAddr, a: Answer
         if let Some(user) = &a.subject {
             e = e.user(user);
         }
-        audit::record(&s.db, e).await;
+        s.audit.record(e).await;
     } else if a.outcome == error_code::INVALID_GRANT {
         let mut e = if refresh && is_reuse(&a.description) {
             s.metrics.reuse_detected();
@@ -92,7 +92,7 @@ pub async fn token_answered(s: &AppState, f: &Form, addr: &SocketAddr, a: Answer
         {
             e = e.user(&user);
         }
-        audit::record(&s.db, e).await;
+        s.audit.record(e).await;
     }
 }
 
@@ -104,5 +104,5 @@ pub async fn revoking(s: &AppState, token: &str, addr: &SocketAddr) {
     } else {
         e = e.detail("access token or unknown token");
     }
-    audit::record(&s.db, e).await;
+    s.audit.record(e).await;
 }

@@ -273,3 +273,31 @@ async fn audit_rows_for_security_events(b: Backend) {
     );
 }
 both!(audit_rows_for_security_events);
+
+/// The server's audit writer commits events in groups, and each `record` returns only once its
+/// event is stored.
+async fn audit_group_commit_stores_every_event(b: Backend) {
+    let s = TestServer::start(b).await;
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let sink = s.state.audit.clone();
+            tokio::spawn(async move {
+                sink.record(
+                    mogplex_server::audit::Event::new(mogplex_server::audit::kind::ADMIN)
+                        .detail(format!("event {i}")),
+                )
+                .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(s.count("SELECT COUNT(*) FROM audit_log").await, 200);
+    assert_eq!(
+        s.count("SELECT COUNT(DISTINCT detail) FROM audit_log")
+            .await,
+        200
+    );
+}
+both!(audit_group_commit_stores_every_event);
