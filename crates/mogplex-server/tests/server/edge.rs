@@ -361,3 +361,54 @@ async fn trust_proxy_keys_on_the_forwarded_address() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_storage_error_on_a_page_is_a_page() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    s.user("se@example.com").await;
+    let c = browser();
+    let page = c
+        .get(format!("{}/login", s.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = hidden(&page, "csrf");
+    // The database goes away under the server.
+    if let mogplex_server::db::Db::Sqlite(p) = s.db() {
+        p.close().await;
+    }
+    let r = c
+        .post(format!("{}/login", s.url))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("email", "se@example.com"),
+            ("password", PASSWORD),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_server_error());
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(r.text().await.unwrap().contains("Something went wrong"));
+    // An API client still gets JSON.
+    let (status, body, _) = token(
+        &s,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", "mogplex-cli"),
+            ("refresh_token", "x"),
+        ],
+    )
+    .await;
+    assert!(status >= 500);
+    assert_eq!(body["error"], "server_error");
+}
