@@ -301,3 +301,89 @@ async fn audit_group_commit_stores_every_event(b: Backend) {
     );
 }
 both!(audit_group_commit_stores_every_event);
+
+/// A device approval and a denial, each audited with the account and the address; the grant
+/// that follows the approval is audited and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn device_decisions_are_audited() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let uid = s.user("dv@example.com").await;
+    let client = browser();
+    let r = sign_in(&s, &client, "dv@example.com", PASSWORD, "/device").await;
+    assert_eq!(r.status(), 303);
+    let mut device_codes = Vec::new();
+    for decision in ["approve", "deny"] {
+        let r = plain()
+            .post(format!("{}/api/auth/mcp/device", s.url))
+            .form(&[
+                ("client_id", "mogplex-cli"),
+                ("scope", "openid offline_access"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let v: serde_json::Value = r.json().await.unwrap();
+        let user_code = v["user_code"].as_str().unwrap().to_owned();
+        device_codes.push(v["device_code"].as_str().unwrap().to_owned());
+        let page = client
+            .get(format!("{}/device", s.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let csrf = hidden(&page, "csrf");
+        let confirm = client
+            .post(format!("{}/device", s.url))
+            .form(&[("csrf", csrf.as_str()), ("user_code", user_code.as_str())])
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let r = client
+            .post(format!("{}/device/approve", s.url))
+            .form(&[
+                ("csrf", hidden(&confirm, "csrf").as_str()),
+                ("user_code", hidden(&confirm, "user_code").as_str()),
+                ("decision", decision),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let (status, body, _) = token(
+        &s,
+        &[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("client_id", "mogplex-cli"),
+            ("device_code", &device_codes[0]),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let rows = s.db().audit_since(0, Some(&uid), 100).await.unwrap();
+    let kinds: Vec<(&str, &str, Option<&str>)> = rows
+        .iter()
+        .map(|r| (r.kind.as_str(), r.outcome.as_str(), r.client.as_deref()))
+        .collect();
+    for expected in [
+        ("device.approved", "ok", Some("127.0.0.1")),
+        ("device.denied", "ok", Some("127.0.0.1")),
+        ("token.issued", "ok", Some("127.0.0.1")),
+    ] {
+        assert!(kinds.contains(&expected), "{expected:?} not in {kinds:?}");
+    }
+    let m = scrape(&s).await;
+    assert_eq!(
+        value(
+            &m,
+            "mogplex_oauth_grants_total",
+            &[("grant_type", "device_code"), ("outcome", "ok")]
+        ),
+        1.0
+    );
+}
