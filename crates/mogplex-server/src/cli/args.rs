@@ -92,6 +92,12 @@ pub struct ServeArgs {
     /// Days the audit log keeps events (0: forever)
     #[arg(long, default_value_t = 365)]
     pub audit_retention_days: u32,
+    /// Runs one account may create in 24 hours (then 429)
+    #[arg(long, default_value_t = 500)]
+    pub max_runs_per_day: u32,
+    /// Events one run may hold (then 413)
+    #[arg(long, default_value_t = 20_000)]
+    pub max_events_per_run: u32,
     /// Log one JSON object per line (also MOGPLEX_LOG_FORMAT=json)
     #[arg(long)]
     pub log_json: bool,

@@ -28,6 +28,8 @@ pub async fn serve(a: ServeArgs) -> Result<(), Failure> {
     cfg.edge.header_read_timeout = std::time::Duration::from_secs(a.header_timeout.max(1));
     cfg.edge.max_connections_per_address = a.max_connections_per_address;
     cfg.metrics_on_main = a.metrics_listen.is_none();
+    cfg.runs_per_day = i64::from(a.max_runs_per_day);
+    cfg.events_per_run = i64::from(a.max_events_per_run);
     let state = AppState::new(&a.database, cfg)
         .await
         .map_err(|e| database_failure("cannot start", &a.database, &e))?;
