@@ -62,7 +62,7 @@ impl Event {
         self.client = Some(addr.ip().to_string());
         self
     }
-    /// A failed attempt, and why (`wrong password`, `throttled`, `reused token`, …).
+    /// A failed attempt, and why (`wrong password`, `account disabled`, …).
     pub fn failed(mut self, reason: &str) -> Self {
         self.failure = Some(reason.chars().take(200).collect());
         self

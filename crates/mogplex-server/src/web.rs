@@ -229,7 +229,6 @@ pub async fn login_submit(
             header::RETRY_AFTER,
             HeaderValue::from((until - now()).max(1)),
         );
-        audit_sign_in(&s, &addr, &email, None, Some("throttled")).await;
         return Ok(r);
     }
     // Unknown accounts are checked against a dummy hash, so both failures take as long.

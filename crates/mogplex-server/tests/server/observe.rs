@@ -387,3 +387,46 @@ async fn device_decisions_are_audited() {
         1.0
     );
 }
+
+/// Made-up tokens and throttled sign-ins are counted, not written to the audit log: a flood of
+/// them cannot grow the table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn floods_do_not_fill_the_audit_log() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    s.user("fl@example.com").await;
+    for i in 0..20 {
+        let (status, _) = refresh(&s, &format!("mog_rt_madeup{i}")).await;
+        assert_eq!(status, 400);
+    }
+    let c = browser();
+    let mut checked = 0;
+    let mut throttled = 0;
+    for _ in 0..8 {
+        match sign_in(&s, &c, "fl@example.com", "not the password", "/")
+            .await
+            .status()
+            .as_u16()
+        {
+            401 => checked += 1,
+            429 => throttled += 1,
+            other => panic!("{other}"),
+        }
+    }
+    assert!(throttled > 0, "the throttle never applied");
+    let rows = s.db().audit_since(0, None, 1000).await.unwrap();
+    assert!(rows.iter().all(|r| r.kind == "sign_in"), "{rows:#?}");
+    // The checked attempts only.
+    assert_eq!(rows.len(), checked, "{rows:#?}");
+    let m = scrape(&s).await;
+    assert_eq!(
+        value(
+            &m,
+            "mogplex_oauth_grants_total",
+            &[
+                ("grant_type", "refresh_token"),
+                ("outcome", "invalid_grant")
+            ]
+        ),
+        20.0
+    );
+}
