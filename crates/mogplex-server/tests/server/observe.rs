@@ -43,10 +43,12 @@ async fn metrics_move_with_the_flows(b: Backend) {
     let (access, rt) = signed_in_tokens(&s, "m@example.com").await;
     let (status, rotated) = refresh(&s, &rt).await;
     assert_eq!(status, 200);
-    // Replaying the first refresh token is reuse: its sign-in is revoked.
+    let (status, _) = refresh(&s, rotated["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    // Replaying the first refresh token (two rotations back, so no retry grace applies) is
+    // reuse: its sign-in is revoked.
     let (status, _) = refresh(&s, &rt).await;
     assert_eq!(status, 400);
-    let _ = rotated;
     // A live follower counts while it is connected.
     let r = plain()
         .post(format!("{}/api/v1/mogplex/runs", s.url))
@@ -73,7 +75,7 @@ async fn metrics_move_with_the_flows(b: Backend) {
             grants,
             &[("grant_type", "refresh_token"), ("outcome", "ok")]
         ),
-        1.0
+        2.0
     );
     assert_eq!(
         delta(
@@ -87,7 +89,7 @@ async fn metrics_move_with_the_flows(b: Backend) {
     );
     assert_eq!(delta("mogplex_refresh_reuse_detected_total", &[]), 1.0);
     let token_route = [("route", "/api/auth/mcp/token"), ("status", "200")];
-    assert_eq!(delta("mogplex_http_requests_total", &token_route), 3.0);
+    assert_eq!(delta("mogplex_http_requests_total", &token_route), 4.0);
     assert_eq!(
         delta(
             "mogplex_http_requests_total",
@@ -100,7 +102,7 @@ async fn metrics_move_with_the_flows(b: Backend) {
             "mogplex_http_request_duration_seconds",
             &[("route", "/api/auth/mcp/token")]
         ),
-        4.0
+        5.0
     );
     assert!(value(&after, "mogplex_db_pool_max_connections", &[]) >= 1.0);
     assert!(
@@ -201,6 +203,9 @@ async fn audit_rows_for_security_events(b: Backend) {
     let rt = tokens["refresh_token"].as_str().unwrap().to_owned();
     let (status, rotated) = refresh(&s, &rt).await;
     assert_eq!(status, 200);
+    let (status, _) = refresh(&s, rotated["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    // Two rotations back: reuse, whatever the retry grace.
     let (status, _) = refresh(&s, &rt).await;
     assert_eq!(status, 400);
     let (code2, p2) = get_code(&s, "au@example.com", REDIRECT).await;
