@@ -1,7 +1,8 @@
 //! The audit log: security events appended to the `audit_log` table, for the administrator
 //! (`mogplex-server audit`) and for incident response.
 //!
-//! Any part of the server records an event with [`record`]`(&db, Event::new(kind::…)…)`. An
+//! Any part of the server records an event with `s.audit.record(Event::new(kind::…)…).await`
+//! (the [`Sink`] in `AppState`: a group commit), an admin command with [`record`]`(&db, …)`. An
 //! event names its kind, its outcome (`ok`, or `failed` with a reason), the account (id and
 //! email) when known, the client address, and a short detail chosen by the code that records it.
 //! Never a secret: no password, token, code, verifier or secret value is ever passed to an
@@ -12,6 +13,7 @@
 
 use crate::crypto::now;
 use crate::db::Db;
+use crate::db::audit::NewAuditRow;
 use std::net::SocketAddr;
 
 /// The kinds of event.
@@ -60,7 +62,7 @@ impl Event {
         self.client = Some(addr.ip().to_string());
         self
     }
-    /// A failed attempt, and why (`wrong password`, `throttled`, `reused token`, …).
+    /// A failed attempt, and why (`wrong password`, `account disabled`, …).
     pub fn failed(mut self, reason: &str) -> Self {
         self.failure = Some(reason.chars().take(200).collect());
         self
@@ -71,26 +73,71 @@ impl Event {
     }
 }
 
-/// Appends `e`; a storage failure is logged, never returned.
-pub async fn record(db: &Db, e: Event) {
-    let (outcome, detail) = match &e.failure {
-        None => ("ok", e.detail.clone()),
-        Some(reason) if e.detail.is_empty() => ("failed", reason.clone()),
-        Some(reason) => ("failed", format!("{reason}: {}", e.detail)),
-    };
-    let stored = db
-        .append_audit(
-            now(),
-            e.kind,
+impl Event {
+    fn into_row(self) -> NewAuditRow {
+        let (outcome, detail) = match self.failure {
+            None => ("ok", self.detail),
+            Some(reason) if self.detail.is_empty() => ("failed", reason),
+            Some(reason) => ("failed", format!("{reason}: {}", self.detail)),
+        };
+        NewAuditRow {
+            at: now(),
+            kind: self.kind,
             outcome,
-            e.user_id.as_deref(),
-            e.email.as_deref(),
-            e.client.as_deref(),
-            &detail,
-        )
-        .await;
-    if let Err(err) = stored {
-        tracing::error!(kind = e.kind, "cannot write the audit log: {err}");
+            user_id: self.user_id,
+            email: self.email,
+            client: self.client,
+            detail,
+        }
+    }
+}
+
+/// Appends `e` at once (for the admin commands; the server uses its [`Sink`]); a storage
+/// failure is logged, never returned.
+pub async fn record(db: &Db, e: Event) {
+    let kind = e.kind;
+    if let Err(err) = db.append_audit_batch(&[e.into_row()]).await {
+        tracing::error!(kind, "cannot write the audit log: {err}");
+    }
+}
+
+/// The server's way to the audit log: a group commit. [`Sink::record`] hands the event to one
+/// writer task and waits until it is committed, so a response that follows an audited event is
+/// sent only once the event is stored; events recorded meanwhile by other requests share that
+/// commit (a refresh under load costs a fraction of a transaction, not one of its own).
+#[derive(Debug, Clone)]
+pub struct Sink(tokio::sync::mpsc::Sender<(NewAuditRow, tokio::sync::oneshot::Sender<()>)>);
+
+/// Events one commit takes at most.
+const BATCH: usize = 256;
+
+impl Sink {
+    /// Starts the writer for `db` (on the current runtime).
+    pub fn start(db: Db) -> Self {
+        let (tx, mut rx) =
+            tokio::sync::mpsc::channel::<(NewAuditRow, tokio::sync::oneshot::Sender<()>)>(4096);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(BATCH);
+            while rx.recv_many(&mut batch, BATCH).await > 0 {
+                let (rows, waiting): (Vec<_>, Vec<_>) =
+                    std::mem::take(&mut batch).into_iter().unzip();
+                if let Err(err) = db.append_audit_batch(&rows).await {
+                    tracing::error!("cannot write {} audit events: {err}", rows.len());
+                }
+                for w in waiting {
+                    let _ = w.send(());
+                }
+            }
+        });
+        Self(tx)
+    }
+
+    /// Records `e` and waits for its commit; a storage failure is logged, never returned.
+    pub async fn record(&self, e: Event) {
+        let (done, committed) = tokio::sync::oneshot::channel();
+        if self.0.send((e.into_row(), done)).await.is_ok() {
+            let _ = committed.await;
+        }
     }
 }
 

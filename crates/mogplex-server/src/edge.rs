@@ -141,6 +141,21 @@ impl hyper::service::Service<hyper::Request<Incoming>> for WithAddr {
     }
 }
 
+/// Raises this process's open-file limit to its hard bound: every connection is a descriptor,
+/// and the common soft default (1,024) is what a flood of slow connections used to exhaust.
+/// Returns the limit now in force, when known.
+pub fn raise_open_file_limit() -> Option<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut l = getrlimit(Resource::Nofile);
+    if l.current < l.maximum {
+        l.current = l.maximum;
+        if setrlimit(Resource::Nofile, l).is_err() {
+            return getrlimit(Resource::Nofile).current;
+        }
+    }
+    l.current
+}
+
 /// Serves `router` on `listener` within the bounds of `edge` until `shutdown` resolves, then
 /// closes within `edge.drain`.
 pub async fn serve(

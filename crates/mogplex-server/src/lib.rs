@@ -118,6 +118,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// The ID token signing keys as last read.
     pub keys: Arc<oidc::keys::KeyCache>,
+    /// The audit log's writer (a group commit).
+    pub audit: audit::Sink,
 }
 
 impl Config {
@@ -147,7 +149,6 @@ impl AppState {
         let bus = runs.clone();
         db.listen_runs(move |run, seq| bus.announce(run, seq));
         Ok(Self {
-            db,
             cfg: Arc::new(cfg),
             dummy_hash: dummy_hash.into(),
             http,
@@ -156,6 +157,8 @@ impl AppState {
             closing: edge::Closing::default(),
             metrics: Arc::default(),
             keys: Arc::default(),
+            audit: audit::Sink::start(db.clone()),
+            db,
         })
     }
 }
@@ -271,7 +274,7 @@ pub fn app(state: AppState) -> Router {
         .with_state(state);
 
     // Layers wrap from the bottom up, so a request meets them top to bottom:
-    // 0. metrics: the request counted by route and status, its latency;
+    // 0. a request id (log lines, `X-Request-Id`); metrics by route and status, latency;
     // 0. the request's log span and its closing line (status, latency);
     // 1. catch-panic: a bug in any handler becomes a 500, not a dropped connection;
     // 2. security headers on every response (pages can never be framed, nor stored; HSTS);
@@ -296,6 +299,7 @@ pub fn app(state: AppState) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .layer(log::trace_layer())
         .layer(track)
+        .layer(middleware::from_fn(log::request_id))
 }
 
 /// Health and metrics alone, for `serve --metrics-listen`.

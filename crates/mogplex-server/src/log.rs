@@ -10,6 +10,10 @@
 //! that wanted to say something. `MOGPLEX_LOG` sets the level (`error`, `warn`, `info`, the
 //! default, `debug`, `trace` or `off`); other crates' events (sqlx's PostgreSQL notices, hyper)
 //! show only from `warn` up, unless the level is `debug` or `trace`.
+//!
+//! `MOGPLEX_LOG_FORMAT=json` (or `serve --log-json`) writes one JSON object per line instead,
+//! for log collectors. Every request gets a random id: a field of its span (so of every line it
+//! logs) and the `X-Request-Id` header of its response, so a user's report can be found.
 
 use axum::extract::{MatchedPath, Request};
 use std::io::Write;
@@ -26,8 +30,17 @@ use tracing_subscriber::util::SubscriberInitExt;
 /// The variable that sets the level.
 pub const LEVEL_VAR: &str = "MOGPLEX_LOG";
 
-/// Installs the process's subscriber (once; later calls change nothing).
+/// The variable that chooses JSON lines.
+pub const FORMAT_VAR: &str = "MOGPLEX_LOG_FORMAT";
+
+/// Installs the process's subscriber (once; later calls change nothing), in the format
+/// [`FORMAT_VAR`] names.
 pub fn init() {
+    init_with(std::env::var(FORMAT_VAR).is_ok_and(|v| v.trim().eq_ignore_ascii_case("json")));
+}
+
+/// [`init`], JSON lines if `json`.
+pub fn init_with(json: bool) {
     let raw = std::env::var(LEVEL_VAR).unwrap_or_default();
     let parsed = match raw.trim() {
         "" => Ok(LevelFilter::INFO),
@@ -44,13 +57,26 @@ pub fn init() {
         .with_target("mogplex_server", level)
         .with_target("tower_http", level)
         .with_default(others);
-    let lines = tracing_subscriber::fmt::layer()
-        .with_target(false)
-        .with_ansi(false)
-        .with_writer(|| QuietStderr)
-        .log_internal_errors(false);
+    let (text, json) = if json {
+        let lines = tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_target(false)
+            .with_writer(|| QuietStderr)
+            .log_internal_errors(false);
+        (None, Some(lines))
+    } else {
+        let lines = tracing_subscriber::fmt::layer()
+            .with_target(false)
+            .with_ansi(false)
+            .with_writer(|| QuietStderr)
+            .log_internal_errors(false);
+        (Some(lines), None)
+    };
     let _ = tracing_subscriber::registry()
-        .with(lines)
+        .with(text)
+        .with(json)
         .with(filter)
         .try_init();
     if parsed.is_err() {
@@ -84,9 +110,14 @@ pub struct RequestSpan;
 
 impl<B> MakeSpan<B> for RequestSpan {
     fn make_span(&mut self, req: &Request<B>) -> tracing::Span {
+        let id = req
+            .extensions()
+            .get::<RequestId>()
+            .map_or("-", |r| r.0.as_str());
         match req.extensions().get::<MatchedPath>() {
             Some(route) => tracing::info_span!(
                 "request",
+                id,
                 method = %req.method(),
                 route = route.as_str()
             ),
@@ -96,7 +127,7 @@ impl<B> MakeSpan<B> for RequestSpan {
                     .char_indices()
                     .nth(MAX_PATH)
                     .map_or(path, |(i, _)| &path[..i]);
-                tracing::info_span!("request", method = %req.method(), path = cut)
+                tracing::info_span!("request", id, method = %req.method(), path = cut)
             }
         }
     }
@@ -122,4 +153,22 @@ pub fn trace_layer() -> TraceLayer<
                 .latency_unit(LatencyUnit::Micros),
         )
         .on_failure(DefaultOnFailure::new().latency_unit(LatencyUnit::Micros))
+}
+
+/// A request's id (16 hex digits), in its extensions.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Gives every request an id, for its log lines and its response's `X-Request-Id`.
+pub async fn request_id(
+    mut req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let id = crate::crypto::hex(&crate::crypto::random_bytes::<8>());
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let mut r = next.run(req).await;
+    if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
+        r.headers_mut().insert("x-request-id", v);
+    }
+    r
 }

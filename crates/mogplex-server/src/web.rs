@@ -237,7 +237,6 @@ pub async fn login_submit(
                 header::RETRY_AFTER,
                 HeaderValue::from((refused.until - now()).max(1)),
             );
-            audit_sign_in(&s, &addr, &email, None, Some("throttled")).await;
             return Ok(r);
         }
     };
@@ -340,7 +339,7 @@ async fn audit_sign_in(
     if let Some(f) = failure {
         e = e.failed(f);
     }
-    audit::record(&s.db, e).await;
+    s.audit.record(e).await;
 }
 
 pub async fn logout(
@@ -543,7 +542,7 @@ pub async fn device_approve(
     if !decided {
         e = e.failed("code expired or already used");
     }
-    audit::record(&s.db, e).await;
+    s.audit.record(e).await;
     if decided {
         attempt.valid(&s).await?;
     }

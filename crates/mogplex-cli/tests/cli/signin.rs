@@ -962,10 +962,7 @@ fn browser_sign_in_through_single_sign_on_in_chromium() {
         String::from_utf8_lossy(&out.stdout).trim(),
         "Signed in as alice@example.com"
     );
-    assert_eq!(
-        home.account()["account"]["email"],
-        "alice@example.com"
-    );
+    assert_eq!(home.account()["account"]["email"], "alice@example.com");
     let created = server
         .block_on(server.state.db.user_by_email("alice@example.com"))
         .unwrap();

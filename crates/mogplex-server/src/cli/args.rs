@@ -104,6 +104,15 @@ pub struct ServeArgs {
     /// Days the audit log keeps events (0: forever)
     #[arg(long, default_value_t = 365)]
     pub audit_retention_days: u32,
+    /// Runs one account may create in 24 hours (then 429)
+    #[arg(long, default_value_t = 500)]
+    pub max_runs_per_day: u32,
+    /// Events one run may hold (then 413)
+    #[arg(long, default_value_t = 20_000)]
+    pub max_events_per_run: u32,
+    /// Log one JSON object per line (also MOGPLEX_LOG_FORMAT=json)
+    #[arg(long)]
+    pub log_json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -366,8 +375,6 @@ pub enum KeysCommand {
     List {
         #[command(flatten)]
         db: DbArg,
-        #[arg(long)]
-        json: bool,
     },
 }
 
@@ -396,15 +403,11 @@ pub enum ClientCommand {
         /// client_secret_basic (default for confidential clients) or client_secret_post
         #[arg(long)]
         auth_method: Option<String>,
-        #[arg(long)]
-        json: bool,
     },
     /// List the clients
     List {
         #[command(flatten)]
         db: DbArg,
-        #[arg(long)]
-        json: bool,
     },
     /// Remove a client and revoke its sign-ins
     Remove {
@@ -447,8 +450,6 @@ pub enum IdpCommand {
     List {
         #[command(flatten)]
         db: DbArg,
-        #[arg(long)]
-        json: bool,
     },
     /// Remove an identity provider (its accounts stay)
     Remove {

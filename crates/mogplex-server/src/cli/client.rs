@@ -20,8 +20,8 @@ pub async fn run(cmd: ClientCommand) -> Result<(), Failure> {
             grant_types,
             confidential,
             auth_method: method,
-            json,
         } => {
+            let json = db.json;
             let method = match (confidential, method) {
                 (false, None) => auth_method::NONE.to_owned(),
                 (true, None) => auth_method::CLIENT_SECRET_BASIC.to_owned(),
@@ -105,7 +105,8 @@ pub async fn run(cmd: ClientCommand) -> Result<(), Failure> {
             }
             Ok(())
         }
-        ClientCommand::List { db, json } => {
+        ClientCommand::List { db } => {
+            let json = db.json;
             let db = connect(&db.database).await?;
             let rows = db.clients().await.map_err(storage)?;
             if json {

@@ -87,7 +87,8 @@ pub async fn run(cmd: IdpCommand) -> Result<(), Failure> {
             );
             Ok(())
         }
-        IdpCommand::List { db, json } => {
+        IdpCommand::List { db } => {
+            let json = db.json;
             let db = connect(&db.database).await?;
             let rows = db.idps().await.map_err(storage)?;
             if json {

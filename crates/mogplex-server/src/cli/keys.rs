@@ -47,7 +47,8 @@ pub async fn run(cmd: KeysCommand) -> Result<(), Failure> {
             }
             Ok(())
         }
-        KeysCommand::List { db, json } => {
+        KeysCommand::List { db } => {
+            let json = db.json;
             let db = connect(&db.database).await?;
             let rows = db.signing_keys().await.map_err(storage)?;
             let states = schedule(&rows, mogplex_server::crypto::now(), cfg.id_token_ttl);

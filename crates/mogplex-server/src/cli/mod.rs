@@ -62,13 +62,44 @@ pub async fn run(cmd: Command) -> Result<(), Failure> {
 
 async fn connect(url: &str) -> Result<Db, Failure> {
     Db::connect(url).await.map_err(|e| {
-        let hint = if e.is_migration() {
-            "this database was migrated by another release of mogplex-server: run the release that migrated it"
+        if e.is_migration() {
+            Failure::new(format!("cannot open the database: {e}")).hint(
+                "this database was migrated by another release of mogplex-server: run the release that migrated it",
+            )
         } else {
-            "pass --database sqlite:///path/to/mogplex.db or postgres://user@host/db, and check the server is reachable"
-        };
-        Failure::new(format!("cannot open the database: {e}")).hint(hint)
+            database_failure("cannot open the database", url, &e.to_string())
+        }
     })
+}
+
+/// Why the database could not be opened, with what to check; for PostgreSQL the host and database
+/// (never the password) are named.
+fn database_failure(what: &str, database: &str, e: &str) -> Failure {
+    let Ok(u) = url::Url::parse(database) else {
+        return Failure::new(format!("{what}: {e}"));
+    };
+    if u.scheme() == "sqlite" {
+        return Failure::new(format!("{what}: {e}"))
+            .hint("check that the database file's directory exists and is writable");
+    }
+    if !u.scheme().starts_with("postgres") {
+        return Failure::new(format!("{what}: {e}"))
+            .hint("pass --database sqlite:///path/to/mogplex.db or postgres://user@host/db");
+    }
+    let host = u.host_str().unwrap_or("localhost");
+    let port = u.port().unwrap_or(5432);
+    let db = u.path().trim_start_matches('/');
+    let user = if u.username().is_empty() {
+        "(default)"
+    } else {
+        u.username()
+    };
+    Failure::new(format!(
+        "{what}: cannot reach PostgreSQL at {host}:{port}, database `{db}` as user {user}: {e}"
+    ))
+    .hint(format!(
+        "check that PostgreSQL is running and accepts connections on {host}:{port} (`pg_isready -h {host} -p {port}`), that the database `{db}` exists, and that the user may connect (pg_hba.conf, password)"
+    ))
 }
 
 /// The id of the account with this email, or a usage error naming the way to create it.

@@ -3,13 +3,18 @@
 
 use super::args::{DevArgs, ServeArgs};
 use super::user::add_user;
-use super::{Failure, http_url};
+use super::{Failure, database_failure, http_url};
 use mogplex_server::db::Db;
 use mogplex_server::{AppState, Config, crypto, password};
 use std::net::SocketAddr;
 
 pub async fn serve(a: ServeArgs) -> Result<(), Failure> {
-    mogplex_server::log::init();
+    if a.log_json {
+        mogplex_server::log::init_with(true);
+    } else {
+        mogplex_server::log::init();
+    }
+    mogplex_server::edge::raise_open_file_limit();
     let listener = bind(a.listen).await?;
     let addr = listener
         .local_addr()
@@ -25,9 +30,11 @@ pub async fn serve(a: ServeArgs) -> Result<(), Failure> {
     cfg.edge.header_read_timeout = std::time::Duration::from_secs(a.header_timeout.max(1));
     cfg.edge.max_connections_per_address = a.max_connections_per_address;
     cfg.metrics_on_main = a.metrics_listen.is_none();
+    cfg.runs_per_day = i64::from(a.max_runs_per_day);
+    cfg.events_per_run = i64::from(a.max_events_per_run);
     let state = AppState::new(&a.database, cfg)
         .await
-        .map_err(|e| start_failure(&a.database, &e))?;
+        .map_err(|e| database_failure("cannot start", &a.database, &e))?;
     let mut metrics_at = None;
     if let Some(m) = a.metrics_listen {
         let ml = bind(m).await?;
@@ -138,32 +145,6 @@ fn public_url_allowed(public: &str, insecure_http: bool) -> Result<(), Failure> 
         .usage());
     }
     Ok(())
-}
-
-/// Why the server could not start, with what to check; for PostgreSQL the host and database
-/// (never the password) are named.
-fn start_failure(database: &str, e: &str) -> Failure {
-    let Ok(u) = url::Url::parse(database) else {
-        return Failure::new(format!("cannot start: {e}"));
-    };
-    if !u.scheme().starts_with("postgres") {
-        return Failure::new(format!("cannot start: {e}"))
-            .hint("check that the database file's directory exists and is writable");
-    }
-    let host = u.host_str().unwrap_or("localhost");
-    let port = u.port().unwrap_or(5432);
-    let db = u.path().trim_start_matches('/');
-    let user = if u.username().is_empty() {
-        "(default)"
-    } else {
-        u.username()
-    };
-    Failure::new(format!(
-        "cannot start: cannot reach PostgreSQL at {host}:{port}, database `{db}` as user {user}: {e}"
-    ))
-    .hint(format!(
-        "check that PostgreSQL is running and accepts connections on {host}:{port} (`pg_isready -h {host} -p {port}`), that the database `{db}` exists, and that the user may connect (pg_hba.conf, password)"
-    ))
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM.

@@ -16,6 +16,18 @@ pub struct AuditRow {
     pub detail: String,
 }
 
+/// An event to append.
+#[derive(Debug, Clone)]
+pub struct NewAuditRow {
+    pub at: i64,
+    pub kind: &'static str,
+    pub outcome: &'static str,
+    pub user_id: Option<String>,
+    pub email: Option<String>,
+    pub client: Option<String>,
+    pub detail: String,
+}
+
 impl Db {
     #[allow(clippy::too_many_arguments)]
     pub async fn append_audit(
@@ -30,7 +42,34 @@ impl Db {
     ) -> Result<(), DbError> {
         let q = "INSERT INTO audit_log (at, kind, outcome, user_id, email, client, detail) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        // One writer at a time on SQLite, like every other write of this process.
+        let _serialised = self.write_guard().await;
         execute!(self, q, at, kind, outcome, user_id, email, client, detail)?;
+        Ok(())
+    }
+
+    /// Appends several events in one transaction (one commit for all: the audit log's group
+    /// commit, see `audit::Sink`).
+    pub async fn append_audit_batch(&self, rows: &[NewAuditRow]) -> Result<(), DbError> {
+        let q = "INSERT INTO audit_log (at, kind, outcome, user_id, email, client, detail) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        let _serialised = self.write_guard().await;
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            for r in rows {
+                sqlx::query(q)
+                    .bind(r.at)
+                    .bind(r.kind)
+                    .bind(r.outcome)
+                    .bind(r.user_id.as_deref())
+                    .bind(r.email.as_deref())
+                    .bind(r.client.as_deref())
+                    .bind(r.detail.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
         Ok(())
     }
 

@@ -177,12 +177,12 @@ mod tests {
             .collect();
         assert!(cols.contains(&"next_refresh_hash".to_owned()), "{cols:?}");
         let triggers: i64 =
-            sqlx::query("SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger'")
+            sqlx::query("SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name IN ('refresh_rotation', 'audit_log_append_only')")
                 .fetch_one(p)
                 .await
                 .unwrap()
                 .get(0);
-        assert_eq!(triggers, 1);
+        assert_eq!(triggers, 2);
         // Connecting again (a restart) applies nothing twice.
         drop(db);
         Db::connect(&url).await.unwrap();

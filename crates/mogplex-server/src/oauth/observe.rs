@@ -1,11 +1,11 @@
 //! What the OAuth endpoints tell the audit log and the metrics, kept out of the grant code: every
 //! token request counts in `mogplex_oauth_grants_total{grant_type,outcome}`; tokens issued and
-//! refreshed, refused refreshes, refresh-token reuse and revocations are audited with the
-//! account (when known) and the client address. Device polls that are merely pending are counted,
-//! not audited.
+//! refreshed, refused refreshes of tokens this server issued, refresh-token reuse and
+//! revocations are audited with the account (when known) and the client address. Device polls
+//! that are merely pending, and made-up codes and tokens, are counted, not audited.
 
 use crate::AppState;
-use crate::audit::{self, Event, Subject, kind};
+use crate::audit::{Event, Subject, kind};
 use crate::error::AppError;
 use crate::web::Form;
 use axum::response::Response;
@@ -77,22 +77,25 @@ pub async fn token_answered(s: &AppState, f: &Form, addr: &SocketAddr, a: Answer
         if let Some(user) = &a.subject {
             e = e.user(user);
         }
-        audit::record(&s.db, e).await;
-    } else if a.outcome == error_code::INVALID_GRANT {
-        let mut e = if refresh && is_reuse(&a.description) {
+        s.audit.record(e).await;
+    } else if a.outcome == error_code::INVALID_GRANT && refresh {
+        // Only a refused refresh of a token this server issued is audited: made-up tokens (a
+        // flood of them) would grow the table without telling anything about an account.
+        let Some(token) = f.get("refresh_token") else {
+            return;
+        };
+        let Ok(Some(user)) = s.db.refresh_token_owner(token).await else {
+            return;
+        };
+        let e = if is_reuse(&a.description) {
             s.metrics.reuse_detected();
             Event::new(kind::REFRESH_REUSE).failed("refresh token reused; its sign-in was revoked")
         } else {
             Event::new(event_kind).failed(a.outcome)
         };
-        e = e.client(addr).detail(grant);
-        if refresh
-            && let Some(token) = f.get("refresh_token")
-            && let Ok(Some(user)) = s.db.refresh_token_owner(token).await
-        {
-            e = e.user(&user);
-        }
-        audit::record(&s.db, e).await;
+        s.audit
+            .record(e.user(&user).client(addr).detail(grant))
+            .await;
     }
 }
 
@@ -104,5 +107,5 @@ pub async fn revoking(s: &AppState, token: &str, addr: &SocketAddr) {
     } else {
         e = e.detail("access token or unknown token");
     }
-    audit::record(&s.db, e).await;
+    s.audit.record(e).await;
 }

@@ -318,3 +318,97 @@ async fn pages_are_not_stored_and_https_gets_hsts() {
     assert_eq!(r.headers()["cache-control"], "no-store");
     assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn trust_proxy_keys_on_the_forwarded_address() {
+    for trust in [false, true] {
+        let s = TestServer::start_with(Backend::Sqlite, |c| c.edge.trust_proxy = trust).await;
+        s.user("px@example.com").await;
+        let c = browser();
+        let page = c
+            .get(format!("{}/login", s.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let csrf = hidden(&page, "csrf");
+        let r = c
+            .post(format!("{}/login", s.url))
+            .header("x-forwarded-for", "198.51.100.1, 203.0.113.7")
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("email", "px@example.com"),
+                ("password", "not the password"),
+                ("next", "/"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        let rows = s.db().audit_since(0, None, 10).await.unwrap();
+        let expected = if trust { "203.0.113.7" } else { "127.0.0.1" };
+        assert_eq!(rows[0].client.as_deref(), Some(expected), "trust {trust}");
+        let key = format!("login:addr:{expected}");
+        assert_eq!(
+            s.count(&format!(
+                "SELECT COUNT(*) FROM throttle WHERE key = '{key}'"
+            ))
+            .await,
+            1,
+            "trust {trust}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_storage_error_on_a_page_is_a_page() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    s.user("se@example.com").await;
+    let c = browser();
+    let page = c
+        .get(format!("{}/login", s.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = hidden(&page, "csrf");
+    // The database goes away under the server.
+    if let mogplex_server::db::Db::Sqlite(p) = s.db() {
+        p.close().await;
+    }
+    let r = c
+        .post(format!("{}/login", s.url))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("email", "se@example.com"),
+            ("password", PASSWORD),
+            ("next", "/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_server_error());
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(r.text().await.unwrap().contains("Something went wrong"));
+    // An API client still gets JSON.
+    let (status, body, _) = token(
+        &s,
+        &[
+            ("grant_type", "refresh_token"),
+            ("client_id", "mogplex-cli"),
+            ("refresh_token", "x"),
+        ],
+    )
+    .await;
+    assert!(status >= 500);
+    assert_eq!(body["error"], "server_error");
+}

@@ -43,10 +43,12 @@ async fn metrics_move_with_the_flows(b: Backend) {
     let (access, rt) = signed_in_tokens(&s, "m@example.com").await;
     let (status, rotated) = refresh(&s, &rt).await;
     assert_eq!(status, 200);
-    // Replaying the first refresh token is reuse: its sign-in is revoked.
+    let (status, _) = refresh(&s, rotated["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    // Replaying the first refresh token (two rotations back, so no retry grace applies) is
+    // reuse: its sign-in is revoked.
     let (status, _) = refresh(&s, &rt).await;
     assert_eq!(status, 400);
-    let _ = rotated;
     // A live follower counts while it is connected.
     let r = plain()
         .post(format!("{}/api/v1/mogplex/runs", s.url))
@@ -73,7 +75,7 @@ async fn metrics_move_with_the_flows(b: Backend) {
             grants,
             &[("grant_type", "refresh_token"), ("outcome", "ok")]
         ),
-        1.0
+        2.0
     );
     assert_eq!(
         delta(
@@ -87,7 +89,7 @@ async fn metrics_move_with_the_flows(b: Backend) {
     );
     assert_eq!(delta("mogplex_refresh_reuse_detected_total", &[]), 1.0);
     let token_route = [("route", "/api/auth/mcp/token"), ("status", "200")];
-    assert_eq!(delta("mogplex_http_requests_total", &token_route), 3.0);
+    assert_eq!(delta("mogplex_http_requests_total", &token_route), 4.0);
     assert_eq!(
         delta(
             "mogplex_http_requests_total",
@@ -100,7 +102,7 @@ async fn metrics_move_with_the_flows(b: Backend) {
             "mogplex_http_request_duration_seconds",
             &[("route", "/api/auth/mcp/token")]
         ),
-        4.0
+        5.0
     );
     assert!(value(&after, "mogplex_db_pool_max_connections", &[]) >= 1.0);
     assert!(
@@ -201,6 +203,9 @@ async fn audit_rows_for_security_events(b: Backend) {
     let rt = tokens["refresh_token"].as_str().unwrap().to_owned();
     let (status, rotated) = refresh(&s, &rt).await;
     assert_eq!(status, 200);
+    let (status, _) = refresh(&s, rotated["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    // Two rotations back: reuse, whatever the retry grace.
     let (status, _) = refresh(&s, &rt).await;
     assert_eq!(status, 400);
     let (code2, p2) = get_code(&s, "au@example.com", REDIRECT).await;
@@ -273,3 +278,164 @@ async fn audit_rows_for_security_events(b: Backend) {
     );
 }
 both!(audit_rows_for_security_events);
+
+/// The server's audit writer commits events in groups, and each `record` returns only once its
+/// event is stored.
+async fn audit_group_commit_stores_every_event(b: Backend) {
+    let s = TestServer::start(b).await;
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let sink = s.state.audit.clone();
+            tokio::spawn(async move {
+                sink.record(
+                    mogplex_server::audit::Event::new(mogplex_server::audit::kind::ADMIN)
+                        .detail(format!("event {i}")),
+                )
+                .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(s.count("SELECT COUNT(*) FROM audit_log").await, 200);
+    assert_eq!(
+        s.count("SELECT COUNT(DISTINCT detail) FROM audit_log")
+            .await,
+        200
+    );
+}
+both!(audit_group_commit_stores_every_event);
+
+/// A device approval and a denial, each audited with the account and the address; the grant
+/// that follows the approval is audited and counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn device_decisions_are_audited() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let uid = s.user("dv@example.com").await;
+    let client = browser();
+    let r = sign_in(&s, &client, "dv@example.com", PASSWORD, "/device").await;
+    assert_eq!(r.status(), 303);
+    let mut device_codes = Vec::new();
+    for decision in ["approve", "deny"] {
+        let r = plain()
+            .post(format!("{}/api/auth/mcp/device", s.url))
+            .form(&[
+                ("client_id", "mogplex-cli"),
+                ("scope", "openid offline_access"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let v: serde_json::Value = r.json().await.unwrap();
+        let user_code = v["user_code"].as_str().unwrap().to_owned();
+        device_codes.push(v["device_code"].as_str().unwrap().to_owned());
+        let page = client
+            .get(format!("{}/device", s.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let csrf = hidden(&page, "csrf");
+        let confirm = client
+            .post(format!("{}/device", s.url))
+            .form(&[("csrf", csrf.as_str()), ("user_code", user_code.as_str())])
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let r = client
+            .post(format!("{}/device/approve", s.url))
+            .form(&[
+                ("csrf", hidden(&confirm, "csrf").as_str()),
+                ("user_code", hidden(&confirm, "user_code").as_str()),
+                ("decision", decision),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let (status, body, _) = token(
+        &s,
+        &[
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("client_id", "mogplex-cli"),
+            ("device_code", &device_codes[0]),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let rows = s.db().audit_since(0, Some(&uid), 100).await.unwrap();
+    let kinds: Vec<(&str, &str, Option<&str>)> = rows
+        .iter()
+        .map(|r| (r.kind.as_str(), r.outcome.as_str(), r.client.as_deref()))
+        .collect();
+    for expected in [
+        ("device.approved", "ok", Some("127.0.0.1")),
+        ("device.denied", "ok", Some("127.0.0.1")),
+        ("token.issued", "ok", Some("127.0.0.1")),
+    ] {
+        assert!(kinds.contains(&expected), "{expected:?} not in {kinds:?}");
+    }
+    let m = scrape(&s).await;
+    assert_eq!(
+        value(
+            &m,
+            "mogplex_oauth_grants_total",
+            &[("grant_type", "device_code"), ("outcome", "ok")]
+        ),
+        1.0
+    );
+}
+
+/// Made-up tokens and throttled sign-ins are counted, not written to the audit log: a flood of
+/// them cannot grow the table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn floods_do_not_fill_the_audit_log() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    s.user("fl@example.com").await;
+    for i in 0..20 {
+        let (status, _) = refresh(&s, &format!("mog_rt_madeup{i}")).await;
+        assert_eq!(status, 400);
+    }
+    let c = browser();
+    let mut checked = 0;
+    let mut throttled = 0;
+    // Until the throttle has refused a few (whatever its limits are).
+    for _ in 0..60 {
+        match sign_in(&s, &c, "fl@example.com", "not the password", "/")
+            .await
+            .status()
+            .as_u16()
+        {
+            401 => checked += 1,
+            429 => throttled += 1,
+            other => panic!("{other}"),
+        }
+        if throttled == 3 {
+            break;
+        }
+    }
+    assert!(throttled > 0, "the throttle never applied");
+    let rows = s.db().audit_since(0, None, 1000).await.unwrap();
+    assert!(rows.iter().all(|r| r.kind == "sign_in"), "{rows:#?}");
+    // The checked attempts only.
+    assert_eq!(rows.len(), checked, "{rows:#?}");
+    let m = scrape(&s).await;
+    assert_eq!(
+        value(
+            &m,
+            "mogplex_oauth_grants_total",
+            &[
+                ("grant_type", "refresh_token"),
+                ("outcome", "invalid_grant")
+            ]
+        ),
+        20.0
+    );
+}

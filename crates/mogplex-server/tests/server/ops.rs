@@ -253,3 +253,43 @@ fn mcp_secret_values_never_come_from_the_command_line() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("is not set"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn json_log_lines_carry_the_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("j.db").display());
+    add_user(&database, "ada@example.com");
+    let server = serve(&database, dir.path(), &["--log-json"]);
+    let url = server.url.as_str();
+    let (access, refresh_token) = signed_in_tokens(url, "ada@example.com").await;
+    let r = plain()
+        .get(format!("{url}/api/auth/user"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_eq!(id.len(), 16);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let text = std::fs::read_to_string(&server.log).unwrap();
+        if text.contains(&id) || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let line = lines
+        .iter()
+        .find(|l| l["span"]["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("no line with request id {id}:\n{text}"));
+    assert_eq!(line["span"]["route"], "/api/auth/user");
+    assert_eq!(line["fields"]["status"], 200);
+    for secret in [PASSWORD, access.as_str(), refresh_token.as_str()] {
+        assert!(!text.contains(secret), "a secret in the log");
+    }
+}
