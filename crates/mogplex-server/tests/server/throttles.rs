@@ -260,3 +260,101 @@ async fn the_gateway_limit_is_shared_by_processes_on_postgres() {
     assert_eq!(t.get(&200).copied(), Some(5), "{t:?}");
     assert_eq!(t.get(&429).copied(), Some(7), "{t:?}");
 }
+
+/// VmRSS and VmHWM of a process, in KiB.
+fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_sign_ins_keeps_memory_bounded_and_is_answered() {
+    const BOUND_KIB: u64 = 256 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}", dir.path().join("b.db").display());
+    let seed = TestServer::on_database(&database, tempfile::tempdir().unwrap(), None, |_| {}).await;
+    seed.user("ada@example.com").await;
+    drop(seed);
+    let (proc, url) = crate::refresh::spawn_server(&database, &dir.path().join("serve.log"));
+    let pid = proc.0.id();
+    // Each attempt from its own address, so no throttle stops it before the hash.
+    let clients: Vec<(reqwest::Client, String)> = join_all((0..200u8).map(|i| {
+        let url = url.clone();
+        async move {
+            let c = browser_from(i.wrapping_add(2).max(2));
+            let page = c
+                .get(format!("{url}/login"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            (c, hidden(&page, "csrf"))
+        }
+    }))
+    .await;
+    let before = memory_kib(pid);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut largest = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                largest = largest.max(memory_kib(pid).0);
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            largest
+        })
+    };
+    let statuses: Vec<u16> = join_all(clients.iter().enumerate().map(|(i, (c, csrf))| {
+        let url = url.clone();
+        async move {
+            // Known and unknown accounts, right and wrong passwords: every one costs a hash.
+            let (email, password) = match i % 3 {
+                0 => ("ada@example.com".to_owned(), PASSWORD),
+                1 => ("ada@example.com".to_owned(), "wrong password!"),
+                _ => (format!("ghost{i}@example.com"), "wrong password!"),
+            };
+            c.post(format!("{url}/login"))
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("email", &email),
+                    ("password", password),
+                    ("next", "/"),
+                ])
+                .send()
+                .await
+                .expect("every request is answered")
+                .status()
+                .as_u16()
+        }
+    }))
+    .await;
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let largest_rss = watcher.await.unwrap();
+    let t = tally(&statuses);
+    assert!(
+        statuses.iter().all(|s| [303, 401, 503].contains(s)),
+        "{t:?}"
+    );
+    assert!(t.contains_key(&303) && t.contains_key(&401), "{t:?}");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (rss, hwm) = memory_kib(pid);
+    eprintln!(
+        "burst: {t:?}; before (VmRSS, VmHWM) {before:?} KiB; resident {largest_rss} KiB at most during, {rss} KiB after, peak {hwm} KiB"
+    );
+    assert!(
+        hwm < BOUND_KIB,
+        "the server's resident memory peaked at {hwm} KiB"
+    );
+    assert!(rss < BOUND_KIB);
+    drop(proc);
+}
