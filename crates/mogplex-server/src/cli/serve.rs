@@ -86,8 +86,20 @@ async fn serve_until_signal(
     listener: tokio::net::TcpListener,
     state: AppState,
 ) -> Result<(), Failure> {
+    // Ctrl-C or SIGTERM (what service managers send): stop accepting, finish, checkpoint.
     let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut t) => {
+                    t.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
     };
     mogplex_server::serve(listener, state, shutdown)
         .await

@@ -10,6 +10,7 @@ pub mod harness;
 mod limits;
 mod migrations;
 mod oauth;
+mod outage;
 mod refresh;
 mod runs;
 mod signin;

@@ -322,3 +322,50 @@ async fn a_database_other_users_can_read_is_refused_with_the_fix() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     mogplex_server::db::Db::connect(&database).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_leaves_one_self_contained_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let database = format!("sqlite://{}", path.display());
+    let seed = TestServer::on_database(&database, tempfile::tempdir().unwrap(), None, |_| {}).await;
+    seed.user("ada@example.com").await;
+    drop(seed);
+    let (mut proc, url) = crate::refresh::spawn_server(&database, &dir.path().join("serve.log"));
+    let (_, mut rt) = signed_in_tokens(url.as_str(), "ada@example.com").await;
+    for _ in 0..20 {
+        let (st, b) = refresh(url.as_str(), &rt).await;
+        assert_eq!(st, 200, "{b}");
+        rt = b["refresh_token"].as_str().unwrap().to_owned();
+    }
+    assert!(file_len(&suffixed(&path, "-wal")) > 0);
+    let pid = proc.0.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::task::spawn_blocking(move || {
+        let s = proc.0.wait().unwrap();
+        (s, proc)
+    })
+    .await
+    .unwrap()
+    .0;
+    assert!(status.success(), "{status:?}");
+    assert_eq!(
+        file_len(&suffixed(&path, "-wal")),
+        0,
+        "the WAL was left after SIGTERM"
+    );
+    let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap();
+    assert!(log.contains("database checkpointed"), "{log}");
+    let q = format!(
+        "SELECT COUNT(*) FROM refresh_tokens WHERE token_hash = '{}'",
+        crypto::hash(&rt)
+    );
+    let db = TestServer::on_database(&database, tempfile::tempdir().unwrap(), None, |_| {}).await;
+    assert_eq!(db.count(&q).await, 1);
+}

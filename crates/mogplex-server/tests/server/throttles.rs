@@ -60,11 +60,7 @@ async fn password_limits_hold_under_concurrency(b: Backend) {
     let st = attempts([&s1, &s2], &emails, &["wrong password!"; 40]).await;
     let t = tally(&st);
     assert!(t.get(&401).copied().unwrap_or(0) <= 5, "{t:?}");
-    assert_eq!(
-        t.get(&401).copied().unwrap_or(0) + t.get(&429).copied().unwrap_or(0),
-        40,
-        "{t:?}"
-    );
+    assert!(st.iter().all(|s| [401, 429, 503].contains(s)), "{t:?}");
     assert_eq!(
         sign_in(&s1, &browser(), "ada@example.com", PASSWORD, "/")
             .await
@@ -79,15 +75,18 @@ async fn password_limits_hold_under_concurrency(b: Backend) {
     passwords[17] = PASSWORD;
     let st = attempts([&s1, &s2], &emails, &passwords).await;
     let t = tally(&st);
-    let checked = st.iter().filter(|s| **s != 429).count();
+    // (A 503, the hashing pool being full, was not checked and gives its slot back.)
+    let checked = st.iter().filter(|s| [303, 401].contains(*s)).count();
     assert!(checked <= 5, "{t:?}");
+    assert!(st.iter().all(|s| [303, 401, 429, 503].contains(s)), "{t:?}");
 
     // 40 concurrent attempts on 40 accounts from one address: at most 30 checked.
     let emails: Vec<String> = (0..40).map(|i| format!("u{i}@example.com")).collect();
     let st = attempts([&s1, &s2], &emails, &["wrong password!"; 40]).await;
     let t = tally(&st);
-    assert!(st.iter().filter(|s| **s != 429).count() <= 30, "{t:?}");
-    assert!(t.get(&429).copied().unwrap_or(0) >= 10, "{t:?}");
+    assert!(st.iter().filter(|s| **s == 401).count() <= 30, "{t:?}");
+    assert!(st.iter().all(|s| [401, 429, 503].contains(s)), "{t:?}");
+    assert!(t.get(&429).copied().unwrap_or(0) > 0, "{t:?}");
 }
 both!(password_limits_hold_under_concurrency);
 
