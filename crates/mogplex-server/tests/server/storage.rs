@@ -8,7 +8,7 @@ use serde_json::json;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 fn file_len(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
@@ -28,31 +28,34 @@ fn suffixed(p: &Path, suffix: &str) -> PathBuf {
     s.into()
 }
 
-/// Everything the server logs in this test process, from the first call on.
-fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        #[derive(Clone)]
-        struct W(Arc<Mutex<Vec<u8>>>);
-        impl Write for W {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let w = W(buf.clone());
+/// A log sink for this thread: what the server logs from tasks on a current-thread runtime.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Logs {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    /// Captures this thread's logs until the guard is dropped.
+    fn capture(&self) -> tracing::subscriber::DefaultGuard {
+        let w = self.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_ansi(false)
             .with_writer(move || w.clone())
             .finish();
-        let _ = tracing::subscriber::set_global_default(subscriber);
-        buf
-    })
-    .clone()
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
 }
 
 /// A small tmpfs, unmounted when dropped.
@@ -95,13 +98,15 @@ fn fill(dir: &Path) -> PathBuf {
     p
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+// One thread, so the server's handlers log to this test's subscriber.
+#[tokio::test(flavor = "current_thread")]
 async fn a_full_disk_answers_507_and_loses_no_acknowledged_write() {
-    let logs = captured_logs();
+    let logs = Logs::default();
+    let _capturing = logs.capture();
     // Mounting needs root (as on the CI machine); elsewhere this test has nothing to stand on.
     let Some(fs) = Tmpfs::mount("6m") else {
         assert_ne!(
-            unsafe_uid(),
+            effective_uid(),
             0,
             "mount -t tmpfs failed although running as root"
         );
@@ -174,7 +179,7 @@ async fn a_full_disk_answers_507_and_loses_no_acknowledged_write() {
         }
     }
     assert!(refused > 0, "the disk never refused a write");
-    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let text = logs.text();
     assert!(
         text.contains("storage error") && text.contains("full"),
         "no storage error logged: {text}"
@@ -200,7 +205,7 @@ async fn a_full_disk_answers_507_and_loses_no_acknowledged_write() {
     drop(s);
 }
 
-fn unsafe_uid() -> u32 {
+fn effective_uid() -> u32 {
     // The owner of a file we just created is our effective user.
     use std::os::unix::fs::MetadataExt;
     let f = tempfile::NamedTempFile::new().unwrap();
