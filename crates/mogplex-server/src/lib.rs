@@ -53,7 +53,7 @@ pub struct Config {
     pub device_interval: i64,
     /// Variables consulted before the process environment for upstream keys (tests, embedding).
     pub env: std::collections::BTreeMap<String, String>,
-    /// Inference requests allowed per bearer token per minute (per server process).
+    /// Inference requests allowed per bearer token per minute (shared by all processes on PostgreSQL).
     pub gateway_per_minute: u32,
     /// Said on the sign-in page (`dev` names its demo account there).
     pub sign_in_note: Option<String>,

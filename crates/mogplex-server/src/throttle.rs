@@ -8,7 +8,7 @@
 //! has had [`ACCOUNT_SOFT_LIMIT`] failures, only addresses that have themselves been failing on
 //! it are refused, so the owner signing in from an address that has not been failing gets in
 //! (and the log says the account was under attack). Every attempt takes its slot before the
-//! password is checked, and a success gives it back.
+//! password is checked, and a success gives its slots back.
 
 use crate::AppState;
 use crate::crypto;
@@ -110,7 +110,9 @@ impl SignIn {
         Ok(Ok(a))
     }
 
-    /// A correct password: the slots are given back and the per-account counts cleared.
+    /// A correct password: its slots are given back and the account-wide failures cleared. The
+    /// failures from this address on this account stay counted for their window, so concurrent
+    /// guesses never get more than [`PER_ACCOUNT_AND_ADDRESS`] checks, whatever order they run in.
     pub async fn succeeded(self, s: &AppState) -> Result<(), DbError> {
         let (failures, _) = s.db.throttle_count(&self.account_key, WINDOW).await?;
         if failures > 0 {
@@ -120,7 +122,7 @@ impl SignIn {
             );
         }
         s.db.throttle_refund(&self.address_key).await?;
-        s.db.throttle_clear(&self.pair_key).await?;
+        s.db.throttle_refund(&self.pair_key).await?;
         s.db.throttle_clear(&self.account_key).await?;
         Ok(())
     }

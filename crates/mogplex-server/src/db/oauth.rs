@@ -232,7 +232,8 @@ impl Db {
         // Not won: unknown, expired, revoked, or used. A used token is reuse unless it is a retry
         // inside the grace interval whose successor has not been used.
         let q = "SELECT r.family_id, r.used_at, r.next_access_hash, r.next_refresh_hash,                    f.user_id, f.client_id, f.scope, f.revoked_at                  FROM refresh_tokens r JOIN token_families f ON f.id = r.family_id WHERE r.token_hash = $1";
-        for _ in 0..3 {
+        // Each pass that finds the successor replaced means a concurrent retry won: progress.
+        for _ in 0..32 {
             let seen = fetch_optional!(self, q, [&h], |r| (
                 r.text(0),
                 r.int_opt(1),

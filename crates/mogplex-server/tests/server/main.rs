@@ -16,6 +16,7 @@ mod oauth;
 mod observe;
 pub mod oidc;
 mod ops;
+mod outage;
 mod refresh;
 mod runs;
 mod signin;

@@ -195,7 +195,7 @@ async fn rfc7009_revokes_a_personal_access_token(b: Backend) {
 both!(rfc7009_revokes_a_personal_access_token);
 
 /// A server process of the real binary, killed with SIGKILL when dropped.
-struct Proc(std::process::Child);
+pub struct Proc(pub std::process::Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -204,7 +204,7 @@ impl Drop for Proc {
     }
 }
 
-fn spawn_server(database: &str, log: &std::path::Path) -> (Proc, String) {
+pub fn spawn_server(database: &str, log: &std::path::Path) -> (Proc, String) {
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_mogplex-server"))
         .args(["serve", "--database", database, "--listen", "127.0.0.1:0"])
         .env_remove("MOGPLEX_LOG")

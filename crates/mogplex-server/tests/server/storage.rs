@@ -8,7 +8,7 @@ use serde_json::json;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 fn file_len(p: &Path) -> u64 {
     std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
@@ -28,31 +28,34 @@ fn suffixed(p: &Path, suffix: &str) -> PathBuf {
     s.into()
 }
 
-/// Everything the server logs in this test process, from the first call on.
-fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        #[derive(Clone)]
-        struct W(Arc<Mutex<Vec<u8>>>);
-        impl Write for W {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let w = W(buf.clone());
+/// A log sink for this thread: what the server logs from tasks on a current-thread runtime.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Logs {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    /// Captures this thread's logs until the guard is dropped.
+    fn capture(&self) -> tracing::subscriber::DefaultGuard {
+        let w = self.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_ansi(false)
             .with_writer(move || w.clone())
             .finish();
-        let _ = tracing::subscriber::set_global_default(subscriber);
-        buf
-    })
-    .clone()
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
 }
 
 /// A small tmpfs, unmounted when dropped.
@@ -95,13 +98,15 @@ fn fill(dir: &Path) -> PathBuf {
     p
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+// One thread, so the server's handlers log to this test's subscriber.
+#[tokio::test(flavor = "current_thread")]
 async fn a_full_disk_answers_507_and_loses_no_acknowledged_write() {
-    let logs = captured_logs();
+    let logs = Logs::default();
+    let _capturing = logs.capture();
     // Mounting needs root (as on the CI machine); elsewhere this test has nothing to stand on.
     let Some(fs) = Tmpfs::mount("6m") else {
         assert_ne!(
-            unsafe_uid(),
+            effective_uid(),
             0,
             "mount -t tmpfs failed although running as root"
         );
@@ -174,7 +179,7 @@ async fn a_full_disk_answers_507_and_loses_no_acknowledged_write() {
         }
     }
     assert!(refused > 0, "the disk never refused a write");
-    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let text = logs.text();
     assert!(
         text.contains("storage error") && text.contains("full"),
         "no storage error logged: {text}"
@@ -200,7 +205,7 @@ async fn a_full_disk_answers_507_and_loses_no_acknowledged_write() {
     drop(s);
 }
 
-fn unsafe_uid() -> u32 {
+fn effective_uid() -> u32 {
     // The owner of a file we just created is our effective user.
     use std::os::unix::fs::MetadataExt;
     let f = tempfile::NamedTempFile::new().unwrap();
@@ -321,4 +326,51 @@ async fn a_database_other_users_can_read_is_refused_with_the_fix() {
     assert!(err.contains("hint: run `chmod 600"), "{err}");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     mogplex_server::db::Db::connect(&database).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_leaves_one_self_contained_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let database = format!("sqlite://{}", path.display());
+    let seed = TestServer::on_database(&database, tempfile::tempdir().unwrap(), None, |_| {}).await;
+    seed.user("ada@example.com").await;
+    drop(seed);
+    let (mut proc, url) = crate::refresh::spawn_server(&database, &dir.path().join("serve.log"));
+    let (_, mut rt) = signed_in_tokens(url.as_str(), "ada@example.com").await;
+    for _ in 0..20 {
+        let (st, b) = refresh(url.as_str(), &rt).await;
+        assert_eq!(st, 200, "{b}");
+        rt = b["refresh_token"].as_str().unwrap().to_owned();
+    }
+    assert!(file_len(&suffixed(&path, "-wal")) > 0);
+    let pid = proc.0.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = tokio::task::spawn_blocking(move || {
+        let s = proc.0.wait().unwrap();
+        (s, proc)
+    })
+    .await
+    .unwrap()
+    .0;
+    assert!(status.success(), "{status:?}");
+    assert_eq!(
+        file_len(&suffixed(&path, "-wal")),
+        0,
+        "the WAL was left after SIGTERM"
+    );
+    let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap();
+    assert!(log.contains("database checkpointed"), "{log}");
+    let q = format!(
+        "SELECT COUNT(*) FROM refresh_tokens WHERE token_hash = '{}'",
+        crypto::hash(&rt)
+    );
+    let db = TestServer::on_database(&database, tempfile::tempdir().unwrap(), None, |_| {}).await;
+    assert_eq!(db.count(&q).await, 1);
 }
