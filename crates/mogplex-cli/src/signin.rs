@@ -288,3 +288,13 @@ pub fn revoke_best_effort(env: &dyn Env, refresh_token: &mogplex_auth::Secret) -
         .block_on(mogplex_auth::signin::revoke(base.clone(), refresh_token));
     outcome.note(&base_label(&base))
 }
+
+/// Revokes a refresh token at the service `issuer` names (the account's own), best effort
+/// within 5 seconds. Returns a note for the user when it could not be confirmed.
+pub fn revoke_at(issuer: &str, refresh_token: &mogplex_auth::Secret) -> Option<String> {
+    let base: mogplex_providers::Url = issuer.parse().ok()?;
+    let outcome = runtime()
+        .ok()?
+        .block_on(mogplex_auth::signin::revoke(base.clone(), refresh_token));
+    outcome.note(&base_label(&base))
+}

@@ -40,6 +40,8 @@ pub(crate) enum SignInMsg {
     },
     Removed(Result<Removal, CliError>),
     Revoked(Option<String>),
+    /// `/account <email or id>` made that account the default (and this session's).
+    Switched(Result<(ops::AccountSummary, Vec<String>), CliError>),
 }
 
 /// The sign-in in flight: its number, its task, and where pasted addresses go.
@@ -127,6 +129,7 @@ impl Cockpit<'_> {
                 result,
             } => self.key_stored(provider, masked, result),
             SignInMsg::Removed(result) => self.removed(result),
+            SignInMsg::Switched(result) => self.switched(result),
             SignInMsg::Revoked(note) => {
                 if let Some(n) = note {
                     self.note(n);

@@ -9,13 +9,13 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
 /// A TCP relay in front of `upstream` that keeps everything clients send.
-struct Recorder {
-    url: String,
+pub struct Recorder {
+    pub url: String,
     seen: Arc<Mutex<Vec<u8>>>,
 }
 
 impl Recorder {
-    fn start(upstream: &str) -> Self {
+    pub fn start(upstream: &str) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let upstream = upstream.trim_start_matches("http://").to_owned();
@@ -53,7 +53,7 @@ impl Recorder {
         Self { url, seen }
     }
 
-    fn received(&self) -> String {
+    pub fn received(&self) -> String {
         String::from_utf8_lossy(&self.seen.lock().unwrap()).into_owned()
     }
 }
