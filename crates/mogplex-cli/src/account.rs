@@ -181,7 +181,10 @@ pub fn credentials(ctx: &mut Ctx, command: CredentialsCommand) -> Result<(), Cli
     };
     let done = ops::migrate(&ctx.home, to.clone())?;
     for n in &done.notes {
-        eprintln!("{}", n.text());
+        // The move itself is the report below.
+        if !matches!(n, mogplex_auth::credentials::Note::MovedIntoKeyring { .. }) {
+            eprintln!("{}", n.text());
+        }
     }
     let path = ctx.home.auth_file();
     let dest = match to {
@@ -201,21 +204,19 @@ pub fn credentials(ctx: &mut Ctx, command: CredentialsCommand) -> Result<(), Cli
             done.from
         );
     }
-    if let Ok(choice) = mogplex_auth::credentials::StoreChoice::from_env(&ctx.env)
-        && choice.as_str() != to.as_str()
-        && choice != mogplex_auth::credentials::StoreChoice::Auto
-    {
-        eprintln!(
-            "note: MOGPLEX_CREDENTIAL_STORE={} in this shell; set MOGPLEX_CREDENTIAL_STORE={} so mogplex keeps using this store",
-            choice.as_str(),
+    let set = ctx.env.var(mogplex_auth::credentials::STORE_VAR);
+    match (set.as_deref().map(str::trim), &to) {
+        (Some("auto"), _)
+        | (Some("keyring"), StoreKind::Keyring)
+        | (Some("file"), StoreKind::File) => {}
+        (None, StoreKind::File) => {}
+        (Some(other), _) => eprintln!(
+            "note: MOGPLEX_CREDENTIAL_STORE={other} in this shell; set MOGPLEX_CREDENTIAL_STORE={} so mogplex keeps using this store",
             to.as_str()
-        );
-    } else if ctx.env.var(mogplex_auth::credentials::STORE_VAR).is_none()
-        && to == StoreKind::Keyring
-    {
-        eprintln!(
-            "note: set MOGPLEX_CREDENTIAL_STORE=keyring (or auto) so mogplex reads them from the keyring; the default is the file"
-        );
+        ),
+        (None, _) => eprintln!(
+            "note: set MOGPLEX_CREDENTIAL_STORE=keyring (or auto) so mogplex keeps new credentials in the keyring; the default store is the file"
+        ),
     }
     Ok(())
 }
