@@ -183,8 +183,10 @@ pub fn where_to_create_a_pat(env: &dyn Env) -> String {
     }
 }
 
+/// The address as shown and as an issuer is keyed: without userinfo (a password in
+/// `MOGPLEX_URL` is a secret) and without the trailing slash.
 pub fn base_label(base: &mogplex_providers::Url) -> String {
-    base.as_str().trim_end_matches('/').to_owned()
+    mogplex_auth::redact::display_url(base)
 }
 
 /// What the user should hear about the accounts beside a new sign-in: that it was added next

@@ -121,3 +121,32 @@ fn a_sign_in_is_never_sent_to_another_service_nor_removed_by_it() {
     let out = run_against(&home, &one, &["exec", "hi"]);
     assert_eq!(out.status.code(), Some(0), "{}", home.render(&out));
 }
+
+/// A password inside an address is a secret: never printed, never logged, never in `--json`.
+#[test]
+fn userinfo_in_addresses_is_masked_everywhere() {
+    let mut home = crate::common::TestHome::new();
+    // Nothing listens on port 9.
+    home.env("OPENAI_API_KEY", "sk-userinfo-test-0123456789")
+        .env(
+            "OPENAI_BASE_URL",
+            "http://ada:OpenAiPassw0rd@127.0.0.1:9/v1",
+        )
+        .env("MOGPLEX_URL", "http://bob:MogplexPassw0rd@127.0.0.1:9");
+    let out = home.run(&["exec", "hi"]);
+    snap!("userinfo_masked", home.render(&out));
+    assert_eq!(out.status.code(), Some(69));
+    let out_json = home.run(&["exec", "--json", "hi"]);
+    let all = format!(
+        "{}{}{}{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out_json.stdout),
+        String::from_utf8_lossy(&out_json.stderr),
+        home.log_text()
+    );
+    assert!(all.contains("[REDACTED]@127.0.0.1:9"), "{all}");
+    for secret in ["OpenAiPassw0rd", "MogplexPassw0rd", "ada:", "bob:"] {
+        assert!(!all.contains(secret), "{secret} shown:\n{all}");
+    }
+}
