@@ -126,3 +126,34 @@ fn accounts_side_by_side_each_process_its_own_and_logout_one_then_all() {
     assert_eq!(out.status.code(), Some(0));
     assert!(emails(&home).is_empty());
 }
+
+/// `/account` in the cockpit (a pseudo-terminal): lists the accounts, switches to another, and the
+/// header names it by email at once; the stored default follows.
+#[test]
+fn the_cockpit_lists_and_switches_accounts() {
+    use crate::cockpit::{WAIT, cockpit, expect, submit};
+    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let one = Server::start();
+    one.add_user("bob@example.com");
+    let home = signed_in(&one);
+    signed_in_again(&home, &one, "bob@example.com");
+    let mut t = cockpit(&home, &[("MOGPLEX_URL", &one.url)]);
+    expect(&t, "bob@example.com");
+    submit(&mut t, "/account");
+    let screen = expect(&t, "Stored Mogplex accounts");
+    assert!(screen.contains("ada@example.com"), "{screen}");
+    submit(&mut t, "/account ada@example.com");
+    let screen = expect(&t, "Now using ada@example.com");
+    let header = screen.lines().next().unwrap_or_default();
+    assert!(header.contains("ada@example.com"), "{screen}");
+    assert_eq!(home.account()["account"]["email"], "ada@example.com");
+    submit(&mut t, "/account eve@example.com");
+    let screen = expect(&t, "matches `eve@example.com`");
+    assert!(
+        screen.contains("stored accounts: ada@example.com, bob@example.com"),
+        "{screen}"
+    );
+    t.send(mogplex_testkit::term::keys::CTRL_C);
+    t.send(mogplex_testkit::term::keys::CTRL_C);
+    let _ = t.wait_exit(WAIT);
+}
