@@ -6,9 +6,9 @@ use crate::args::{AccountCommand, CredentialsCommand};
 use crate::ctx::{Ctx, remember_doc_secrets};
 use crate::error::CliError;
 use crate::login::{store_label, write_notes};
+use mogplex_auth::MogplexCredentialKind;
 use mogplex_auth::credentials::StoreKind;
 use mogplex_auth::credentials::ops::{self, AccountMatch, AccountSummary};
-use mogplex_auth::file::MogplexCredentialKind;
 use mogplex_auth::{Env, Provider};
 
 pub fn run(ctx: &mut Ctx, command: AccountCommand) -> Result<(), CliError> {
