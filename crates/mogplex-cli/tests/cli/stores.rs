@@ -135,7 +135,26 @@ fn credentials_migrate_moves_every_secret_into_the_keyring_and_back() {
     let session: serde_json::Value =
         serde_json::from_slice(out.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
     assert_eq!(session["credential"]["source"], "keyring", "{session}");
-    assert!(!String::from_utf8_lossy(&out.stdout).contains(KEY));
+    // Nothing the keyring store handles leaks: not in any output of these commands, nor in logs.
+    let mut seen = vec![out];
+    for args in [
+        &["account", "list"][..],
+        &["exec", "--json", "hi"],
+        &["exec", "--model", "mogplex/echo", "hi"],
+        &["logout", "openai"],
+    ] {
+        seen.push(home.run(args));
+    }
+    let mut text = home.log_text();
+    for o in &seen {
+        text.push_str(&String::from_utf8_lossy(&o.stdout));
+        text.push_str(&String::from_utf8_lossy(&o.stderr));
+    }
+    for secret in [KEY, PAT] {
+        assert!(!text.contains(secret), "a stored secret leaked:\n{text}");
+    }
+    let out = home.run_stdin(&["login", "openai", "--with-api-key"], KEY);
+    assert_eq!(out.status.code(), Some(0), "{}", home.render(&out));
     // Again: nothing to do.
     let out = home.run(&["credentials", "migrate", "--to", "keyring"]);
     assert_eq!(out.status.code(), Some(0), "{}", home.render(&out));
