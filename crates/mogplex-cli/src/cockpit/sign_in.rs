@@ -293,9 +293,10 @@ impl Cockpit<'_> {
                         .any(|o| o.stored_provider == provider) =>
             {
                 format!(
-                    "{} comes first ({}); choose a {} model with /model to use the new credential",
+                    "{} stays in use ({}); to switch to the new {} credential, choose a {} model with /model",
                     sel.provider().display_name(),
                     sel.credential.source.short_label(),
+                    provider.display_name(),
                     provider.display_name()
                 )
             }
@@ -307,13 +308,12 @@ impl Cockpit<'_> {
     pub(super) fn store_key(&mut self, provider: Provider, key: Secret) {
         self.learn(&key);
         let masked = key.masked();
-        let home = self.ctx.home.clone();
+        // Not remembered as the user's choice: the credential in use stays until they switch
+        // to the new one (a /model pick of its provider), which the note after storing offers.
         self.services.spawn_blocking(move |store| {
             let result = ops::store_provider_key(store, provider.id(), key)
                 .map(|u| {
-                    let mut notes = crate::login::write_notes(store, &u);
-                    let chosen = crate::ctx::remember_choice(&home, provider, None, "key");
-                    notes.extend(chosen.err());
+                    let notes = crate::login::write_notes(store, &u);
                     (!notes.is_empty()).then(|| notes.join("; "))
                 })
                 .map_err(CliError::from);
