@@ -10,7 +10,6 @@
 pub mod child_env;
 pub mod credentials;
 pub mod env;
-pub mod file;
 pub mod home;
 pub mod hosted;
 pub mod html;
@@ -26,8 +25,8 @@ pub mod signin;
 pub mod state;
 pub mod store;
 
+pub use credentials::document::{Account, AccountEntry, MogplexCredentialKind};
 pub use env::{Env, MapEnv, ProcessEnv};
-pub use file::MogplexEntry;
 pub use home::{HomeError, MogplexHome};
 pub use provider::Provider;
 pub use redact::Redactor;

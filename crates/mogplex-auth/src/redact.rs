@@ -1,9 +1,10 @@
 //! Redaction of anything that may reach a log line or the terminal.
 //!
-//! Three layers, applied in this order: values under secret-named keys are replaced whole;
+//! Four layers, applied in this order: values under secret-named keys are replaced whole;
 //! known secret values (every credential resolved in this process) are replaced wherever they
-//! appear; and token-shaped text (`sk-…`, `mog_…`, `Bearer …`) is replaced even when it is not a
-//! value we know.
+//! appear; token-shaped text (`sk-…`, `mog_…`, `Bearer …`) is replaced even when it is not a
+//! value we know; and the userinfo of any address (`http://user:PASS@host`) is masked
+//! ([`mask_userinfo`]), so a password in `MOGPLEX_URL` or a provider's base URL never shows.
 
 use crate::secret::Secret;
 use serde_json::Value;
@@ -84,7 +85,11 @@ impl Redactor {
                 out = out.replace(s.expose(), REDACTED);
             }
         }
-        redact_patterns(&out)
+        let out = redact_patterns(&out);
+        match mask_userinfo(&out) {
+            std::borrow::Cow::Borrowed(_) => out,
+            std::borrow::Cow::Owned(masked) => masked,
+        }
     }
 
     /// Redacts a JSON value in place.
@@ -148,6 +153,56 @@ pub fn redact_patterns(text: &str) -> String {
     out
 }
 
+/// Masks the userinfo of every address in `text`: `http://user:PASS@host/x` becomes
+/// `http://[REDACTED]@host/x` (the user name too: it is often a token). Text without `://` is
+/// returned as it is, without copying.
+pub fn mask_userinfo(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("://") {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut changed = false;
+    while let Some(i) = rest.find("://") {
+        let start = i + 3;
+        out.push_str(&rest[..start]);
+        let after = &rest[start..];
+        let end = after
+            .find(|c: char| {
+                matches!(
+                    c,
+                    '/' | '?' | '#' | '"' | '\'' | '<' | '>' | '\\' | '`' | ')'
+                ) || c.is_whitespace()
+            })
+            .unwrap_or(after.len());
+        let authority = &after[..end];
+        match authority.rfind('@') {
+            Some(at) if !authority[..at].starts_with(REDACTED) => {
+                out.push_str(REDACTED);
+                out.push_str(&authority[at..]);
+                changed = true;
+            }
+            _ => out.push_str(authority),
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    if changed {
+        std::borrow::Cow::Owned(out)
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
+/// An address for display: without its userinfo, and without the trailing slash.
+pub fn display_url(url: &url::Url) -> String {
+    let mut u = url.clone();
+    // Only fails for addresses that cannot have userinfo, which then have none.
+    let _ = u.set_password(None);
+    let _ = u.set_username("");
+    u.as_str().trim_end_matches('/').to_owned()
+}
+
 /// Whether a byte can begin `Bearer `, `bearer ` or a key prefix of the provider table.
 fn is_pattern_start(b: u8) -> bool {
     b == b'B' || b == b'b' || crate::provider::key_prefixes().any(|p| p.as_bytes()[0] == b)
@@ -182,6 +237,33 @@ fn match_at(rest: &str) -> Option<(usize, usize)> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn userinfo_in_addresses_is_masked() {
+        assert_eq!(
+            mask_userinfo("at http://ada:S3cretPass@127.0.0.1:9/v1 now"),
+            "at http://[REDACTED]@127.0.0.1:9/v1 now"
+        );
+        assert_eq!(
+            mask_userinfo("\"https://tok@example.com\", ftp://x"),
+            "\"https://[REDACTED]@example.com\", ftp://x"
+        );
+        assert_eq!(
+            mask_userinfo("https://example.com/a@b"),
+            "https://example.com/a@b"
+        );
+        assert!(matches!(
+            mask_userinfo("nothing here"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        let r = Redactor::new();
+        assert_eq!(
+            r.redact_str("cannot reach http://u:pw-value@h.example/x"),
+            "cannot reach http://[REDACTED]@h.example/x"
+        );
+        let url: url::Url = "http://ada:S3cret@127.0.0.1:9/".parse().unwrap();
+        assert_eq!(display_url(&url), "http://127.0.0.1:9");
+    }
 
     #[test]
     fn patterns() {

@@ -4,9 +4,9 @@
 //! credential in force with its source and masked form, the stored credentials the environment
 //! shadows, and the precedence order used to pick the active provider.
 
+use crate::credentials::document::MogplexCredentialKind;
 use crate::credentials::document::{Document, StoreKind, normalize_issuer};
 use crate::env::Env;
-use crate::file::MogplexCredentialKind;
 use crate::provider::Provider;
 use crate::secret::Secret;
 use crate::state::Choice;
@@ -406,23 +406,23 @@ fn stored_credential(provider: Provider, view: &StoredView<'_>) -> Option<Creden
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::credentials::document::{AccountEntry, Stored};
+    use crate::credentials::document::{Account, AccountEntry, Stored};
     use crate::env::MapEnv;
-    use crate::file::{Account, MogplexEntry};
 
     const ISSUER: &str = "https://www.mogplex.com";
 
     fn signed_in_at(issuer: &str) -> Document {
-        let entry = AccountEntry::from_v1(MogplexEntry {
-            issuer: Some(issuer.into()),
-            access_token: Some(Secret::new("at-123")),
+        let mut entry = AccountEntry {
+            issuer: issuer.into(),
+            access_token: Some(Stored::Value(Secret::new("at-123"))),
             account: Some(Account {
                 id: Some("u1".into()),
                 email: Some("ada@example.com".into()),
                 ..Account::default()
             }),
-            ..MogplexEntry::default()
-        });
+            ..AccountEntry::default()
+        };
+        entry.id = entry.derived_id();
         Document {
             default_account: Some(entry.id.clone()),
             accounts: vec![entry],

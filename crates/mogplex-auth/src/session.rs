@@ -2,7 +2,7 @@
 //! access token is due for a refresh (SPEC section 4). The refresh itself, under the store's
 //! lock and per account, is [`crate::credentials::ops::fresh_access_token`].
 
-use crate::file::{Account, MogplexEntry};
+use crate::credentials::document::{Account, AccountEntry, Stored};
 use crate::oauth::{TokenResponse, UserInfo};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -20,18 +20,18 @@ pub fn entry_from_tokens(
     issuer: &str,
     t: &TokenResponse,
     user: Option<&UserInfo>,
-    previous: Option<&MogplexEntry>,
-) -> MogplexEntry {
+    previous: Option<&AccountEntry>,
+) -> AccountEntry {
     let now = OffsetDateTime::now_utc();
     let mut e = previous.cloned().unwrap_or_default();
     e.api_key = None;
-    e.issuer = Some(issuer.to_owned());
-    e.access_token = Some(t.access_token.clone());
+    e.issuer = issuer.to_owned();
+    e.access_token = Some(Stored::Value(t.access_token.clone()));
     if let Some(r) = &t.refresh_token {
-        e.refresh_token = Some(r.clone());
+        e.refresh_token = Some(Stored::Value(r.clone()));
     }
-    if t.id_token.is_some() {
-        e.id_token = t.id_token.clone();
+    if let Some(id) = &t.id_token {
+        e.id_token = Some(Stored::Value(id.clone()));
     }
     e.token_type = Some(t.token_type.clone());
     if t.scope.is_some() {
@@ -49,15 +49,19 @@ pub fn entry_from_tokens(
     } else if e.account.is_none() {
         e.account = Some(Account::default());
     }
+    if e.id.is_empty() {
+        e.id = e.derived_id();
+    }
     e
 }
 
 /// Seconds until the access token expires; `None` when the file does not say.
-pub fn seconds_left(e: &MogplexEntry) -> Option<i64> {
+pub fn seconds_left(e: &AccountEntry) -> Option<i64> {
     let at = OffsetDateTime::parse(e.expires_at.as_deref()?, &Rfc3339).ok()?;
     Some((at - OffsetDateTime::now_utc()).whole_seconds())
 }
 
-pub fn needs_refresh(e: &MogplexEntry) -> bool {
-    e.refresh_token.is_some() && seconds_left(e).is_some_and(|s| s < REFRESH_MARGIN)
+pub fn needs_refresh(e: &AccountEntry) -> bool {
+    e.refresh_token.as_ref().and_then(Stored::value).is_some()
+        && seconds_left(e).is_some_and(|s| s < REFRESH_MARGIN)
 }

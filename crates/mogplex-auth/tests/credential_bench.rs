@@ -12,9 +12,10 @@
 mod support;
 
 use mogplex_auth::MogplexHome;
+use mogplex_auth::credentials::Stored;
 use mogplex_auth::credentials::{CredentialStore, FileStore, KeyringStore, ops};
-use mogplex_auth::file::{Account, MogplexEntry};
 use mogplex_auth::secret::Secret;
+use mogplex_auth::{Account, AccountEntry};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -25,11 +26,19 @@ const COLD_RUNS: usize = 20;
 
 fn fill(store: &dyn CredentialStore) {
     for (n, email) in ["ada@example.com", "bob@example.com"].iter().enumerate() {
-        let entry = MogplexEntry {
-            issuer: Some("https://www.mogplex.com".into()),
-            access_token: Some(Secret::new(format!("access-{n}-{}", "a".repeat(900)))),
-            refresh_token: Some(Secret::new(format!("refresh-{n}-0123456789abcdef"))),
-            id_token: Some(Secret::new(format!("id-{n}-{}", "i".repeat(900)))),
+        let entry = AccountEntry {
+            issuer: "https://www.mogplex.com".into(),
+            access_token: Some(Stored::Value(Secret::new(format!(
+                "access-{n}-{}",
+                "a".repeat(900)
+            )))),
+            refresh_token: Some(Stored::Value(Secret::new(format!(
+                "refresh-{n}-0123456789abcdef"
+            )))),
+            id_token: Some(Stored::Value(Secret::new(format!(
+                "id-{n}-{}",
+                "i".repeat(900)
+            )))),
             token_type: Some("Bearer".into()),
             expires_at: Some("2099-01-01T00:00:00Z".into()),
             account: Some(Account {
@@ -37,7 +46,7 @@ fn fill(store: &dyn CredentialStore) {
                 email: Some((*email).into()),
                 ..Account::default()
             }),
-            ..MogplexEntry::default()
+            ..AccountEntry::default()
         };
         ops::store_sign_in(store, entry).unwrap();
     }

@@ -14,8 +14,8 @@ use mogplex_auth::credentials::{
     CredentialStore, Document, FileStore, KeyringStore, StoreChoice, StoreKind, Stored,
     open_store_with,
 };
-use mogplex_auth::file::{Account, MogplexEntry};
 use mogplex_auth::secret::Secret;
+use mogplex_auth::{Account, AccountEntry};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::Stdio;
@@ -25,11 +25,11 @@ use support::*;
 
 const ISSUERS: [&str; 2] = ["http://127.0.0.1:9001", "http://127.0.0.1:9002"];
 
-fn sign_in(issuer: &str, user: &str, round: u32) -> MogplexEntry {
-    MogplexEntry {
-        issuer: Some(issuer.into()),
-        access_token: Some(Secret::new(format!("at-{user}-{round}"))),
-        refresh_token: Some(Secret::new(format!("rt-{user}-{round}"))),
+fn sign_in(issuer: &str, user: &str, round: u32) -> AccountEntry {
+    AccountEntry {
+        issuer: issuer.into(),
+        access_token: Some(Stored::Value(Secret::new(format!("at-{user}-{round}")))),
+        refresh_token: Some(Stored::Value(Secret::new(format!("rt-{user}-{round}")))),
         token_type: Some("Bearer".into()),
         expires_at: Some("2099-01-01T00:00:00Z".into()),
         account: Some(Account {
@@ -37,7 +37,7 @@ fn sign_in(issuer: &str, user: &str, round: u32) -> MogplexEntry {
             email: Some(format!("{user}@example.com")),
             ..Account::default()
         }),
-        ..MogplexEntry::default()
+        ..AccountEntry::default()
     }
 }
 

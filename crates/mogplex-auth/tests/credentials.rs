@@ -5,11 +5,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use mogplex_auth::MogplexHome;
+use mogplex_auth::credentials::Stored;
 use mogplex_auth::credentials::ops::{self, AccountMatch, SignInOutcome};
 use mogplex_auth::credentials::{CredentialError, CredentialStore, FileStore};
-use mogplex_auth::file::{Account, MogplexCredentialKind, MogplexEntry};
 use mogplex_auth::secret::Secret;
 use mogplex_auth::store::StoreError;
+use mogplex_auth::{Account, AccountEntry, MogplexCredentialKind};
 use serde_json::{Value, json};
 use std::os::unix::fs::{PermissionsExt, symlink};
 
@@ -33,17 +34,17 @@ fn on_disk(home: &MogplexHome) -> Value {
     serde_json::from_str(&std::fs::read_to_string(home.auth_file()).unwrap()).unwrap()
 }
 
-fn person(issuer: &str, email: &str) -> MogplexEntry {
-    MogplexEntry {
-        issuer: Some(issuer.into()),
-        access_token: Some(Secret::new(format!("at-{email}-{issuer}"))),
-        refresh_token: Some(Secret::new(format!("rt-{email}-{issuer}"))),
+fn person(issuer: &str, email: &str) -> AccountEntry {
+    AccountEntry {
+        issuer: issuer.into(),
+        access_token: Some(Stored::Value(Secret::new(format!("at-{email}-{issuer}")))),
+        refresh_token: Some(Stored::Value(Secret::new(format!("rt-{email}-{issuer}")))),
         account: Some(Account {
             id: Some(format!("id-{email}")),
             email: Some(email.into()),
             ..Account::default()
         }),
-        ..MogplexEntry::default()
+        ..AccountEntry::default()
     }
 }
 
@@ -192,7 +193,7 @@ fn sign_ins_are_added_or_replaced_per_issuer_and_account() {
     v["accounts"][0]["future"] = json!(7);
     write_private(&home, &v.to_string());
     let mut again = person(ONE, "ada@example.com");
-    again.access_token = Some(Secret::new("at-ada-second"));
+    again.access_token = Some(Stored::Value(Secret::new("at-ada-second")));
     let ada2 = ops::store_sign_in(s, again).unwrap().value;
     assert_eq!(ada2.entry_id, ada.entry_id);
     assert_eq!(
@@ -226,10 +227,7 @@ fn sign_ins_are_added_or_replaced_per_issuer_and_account() {
     );
 
     // A personal access token whose account is unknown gets its own pat_ entry.
-    let pat = MogplexEntry {
-        issuer: Some(ONE.into()),
-        ..MogplexEntry::pat(Secret::new("mog_personal_token_value"))
-    };
+    let pat = AccountEntry::pat(ONE, Secret::new("mog_personal_token_value"));
     let stored = ops::store_sign_in(s, pat).unwrap().value;
     assert!(stored.entry_id.starts_with("pat_"));
     let doc = s.load().unwrap().doc;

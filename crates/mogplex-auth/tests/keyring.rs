@@ -8,13 +8,14 @@
 mod support;
 
 use mogplex_auth::MogplexHome;
+use mogplex_auth::credentials::Stored;
 use mogplex_auth::credentials::ops::{self, migrate};
 use mogplex_auth::credentials::{
     CredentialError, CredentialStore, FileStore, KeyringError, KeyringStore, Note, StoreChoice,
     StoreKind, open_store_with,
 };
-use mogplex_auth::file::{Account, MogplexEntry};
 use mogplex_auth::secret::Secret;
+use mogplex_auth::{Account, AccountEntry};
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -22,12 +23,18 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use support::*;
 
-fn sign_in(email: &str, n: u32) -> MogplexEntry {
-    MogplexEntry {
-        issuer: Some("http://127.0.0.1:9".into()),
-        access_token: Some(Secret::new(format!("at-{email}-{n}-access-value"))),
-        refresh_token: Some(Secret::new(format!("rt-{email}-{n}-refresh-value"))),
-        id_token: Some(Secret::new(format!("it-{email}-{n}-id-value"))),
+fn sign_in(email: &str, n: u32) -> AccountEntry {
+    AccountEntry {
+        issuer: "http://127.0.0.1:9".into(),
+        access_token: Some(Stored::Value(Secret::new(format!(
+            "at-{email}-{n}-access-value"
+        )))),
+        refresh_token: Some(Stored::Value(Secret::new(format!(
+            "rt-{email}-{n}-refresh-value"
+        )))),
+        id_token: Some(Stored::Value(Secret::new(format!(
+            "it-{email}-{n}-id-value"
+        )))),
         token_type: Some("Bearer".into()),
         expires_at: Some("2099-01-01T00:00:00Z".into()),
         account: Some(Account {
@@ -35,7 +42,7 @@ fn sign_in(email: &str, n: u32) -> MogplexEntry {
             email: Some(email.into()),
             ..Account::default()
         }),
-        ..MogplexEntry::default()
+        ..AccountEntry::default()
     }
 }
 

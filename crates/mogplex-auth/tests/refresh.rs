@@ -7,9 +7,9 @@
 use mogplex_auth::MogplexHome;
 use mogplex_auth::credentials::ops::{self, RefreshError, fresh_access_token};
 use mogplex_auth::credentials::{CredentialStore, Document, FileStore, Stored};
-use mogplex_auth::file::{Account, MogplexEntry};
 use mogplex_auth::oauth::{OAuthClient, http_client};
 use mogplex_auth::secret::Secret;
+use mogplex_auth::{Account, AccountEntry};
 use std::sync::Arc;
 
 struct Server {
@@ -41,7 +41,7 @@ impl Server {
     }
 
     /// A user and a sign-in (token family) for it, as the token endpoint would issue them.
-    async fn sign_in(&self, email: &str) -> MogplexEntry {
+    async fn sign_in(&self, email: &str) -> AccountEntry {
         let user = self
             .state
             .db
@@ -64,10 +64,10 @@ impl Server {
             .start_family(&family, &grant, &access, far, &refresh, far)
             .await
             .unwrap();
-        MogplexEntry {
-            issuer: Some(self.url.clone()),
-            access_token: Some(Secret::new(access)),
-            refresh_token: Some(Secret::new(refresh)),
+        AccountEntry {
+            issuer: self.url.clone(),
+            access_token: Some(Stored::Value(Secret::new(access))),
+            refresh_token: Some(Stored::Value(Secret::new(refresh))),
             token_type: Some("Bearer".into()),
             expires_at: Some("2099-01-01T00:00:00Z".into()),
             account: Some(Account {
@@ -75,7 +75,7 @@ impl Server {
                 email: Some(email.into()),
                 ..Account::default()
             }),
-            ..MogplexEntry::default()
+            ..AccountEntry::default()
         }
     }
 

@@ -45,8 +45,46 @@ pub enum Command {
     Login(LoginArgs),
     /// Remove a stored credential (the Mogplex sign-in unless a provider is named)
     Logout(LogoutArgs),
+    /// List the stored Mogplex accounts, or choose the default one
+    Account(AccountArgs),
+    /// Move stored credentials between auth.json and the OS keyring
+    Credentials(CredentialsArgs),
     /// Print a shell completion script (for example `mogplex completions bash > ~/.local/share/bash-completion/completions/mogplex`)
     Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AccountArgs {
+    #[command(subcommand)]
+    pub command: AccountCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// The stored Mogplex accounts (never their tokens)
+    List,
+    /// Make an account the default (for this and every later session without --account)
+    Use {
+        /// Its email, account id or entry id (`mogplex account list` shows them)
+        #[arg(value_name = "EMAIL_OR_ID")]
+        account: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CredentialsArgs {
+    #[command(subcommand)]
+    pub command: CredentialsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CredentialsCommand {
+    /// Move every stored secret to the keyring or to auth.json (new copy first, old removed last)
+    Migrate {
+        /// Where to: `keyring` or `file`
+        #[arg(long, value_name = "STORE", value_parser = ["keyring", "file"])]
+        to: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -79,6 +117,10 @@ pub struct ExecArgs {
     /// (repeatable); any other tool call is refused
     #[arg(long = "allow-tool", value_name = "SERVER.TOOL", value_parser = parse_tool_name)]
     pub allow_tool: Vec<String>,
+    /// The Mogplex account for this process (its email or id), without changing the default;
+    /// also MOGPLEX_ACCOUNT
+    #[arg(long, value_name = "EMAIL_OR_ID")]
+    pub account: Option<String>,
 }
 
 /// `server.tool`: both parts non-empty.
@@ -110,6 +152,14 @@ pub struct LogoutArgs {
     /// Remove this provider's stored key instead of the Mogplex sign-in
     #[arg(value_name = "PROVIDER", value_parser = parse_provider)]
     pub provider: Option<Provider>,
+
+    /// Sign out of every stored Mogplex account (provider keys stay)
+    #[arg(long, conflicts_with_all = ["provider", "account"])]
+    pub all: bool,
+
+    /// Sign out of this account (its email or id) instead of the one in use
+    #[arg(long, value_name = "EMAIL_OR_ID", conflicts_with = "provider")]
+    pub account: Option<String>,
 }
 
 fn parse_provider(s: &str) -> Result<Provider, String> {
@@ -146,16 +196,8 @@ const PLANNED: &[(&str, Option<&str>)] = &[
         ),
     ),
     (
-        "account",
-        Some("in the cockpit, /status names the signed-in account"),
-    ),
-    (
         "auth",
         Some("`mogplex login` and `mogplex logout` sign in and out"),
-    ),
-    (
-        "credentials",
-        Some("in the cockpit, /status lists every credential"),
     ),
     (
         "mcp",

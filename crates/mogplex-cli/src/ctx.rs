@@ -155,7 +155,7 @@ impl Resolved {
     pub fn account_id(&self) -> Option<String> {
         self.account
             .as_ref()
-            .filter(|a| a.kind == mogplex_auth::file::MogplexCredentialKind::Session)
+            .filter(|a| a.kind == mogplex_auth::MogplexCredentialKind::Session)
             .and_then(|a| a.account_id.clone())
     }
 }

@@ -4,6 +4,7 @@
 //! A library so that the cockpit's controllers (see [`cockpit`]) are tested on their own, with a
 //! channel in place of the terminal, as well as through the real binary in a pseudo-terminal.
 
+pub mod account;
 pub mod args;
 pub mod cockpit;
 pub mod ctx;

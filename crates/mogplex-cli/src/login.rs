@@ -3,7 +3,7 @@
 use crate::ctx::{Ctx, remember_doc_secrets};
 use crate::error::CliError;
 use mogplex_auth::credentials::{CredentialStore, ops};
-use mogplex_auth::{Env, MogplexEntry, Provider, Redactor, Secret};
+use mogplex_auth::{AccountEntry, Env, Provider, Redactor, Secret};
 use std::io::{IsTerminal, Read};
 use zeroize::Zeroize;
 
@@ -160,10 +160,7 @@ pub fn login_with_api_key(ctx: &mut Ctx, provider: Provider) -> Result<(), CliEr
     let store = ctx.store.clone();
     let mut replaced_session = false;
     let notes = if provider == Provider::Mogplex {
-        let entry = MogplexEntry {
-            issuer: Some(ctx.issuer()),
-            ..MogplexEntry::pat(key.clone())
-        };
+        let entry = AccountEntry::pat(&ctx.issuer(), key.clone());
         let updated = ops::store_sign_in(&*store, entry)?;
         replaced_session = updated.value.accounts_on_issuer > 1;
         ctx.remember_choice(provider, Some(&updated.value.entry_id), "key");
@@ -335,7 +332,7 @@ pub fn take_stored(
         let notes = write_notes(store, &updated);
         if let Some(out) = updated.value {
             removal.removed =
-                Some(out.account.kind == mogplex_auth::file::MogplexCredentialKind::Session);
+                Some(out.account.kind == mogplex_auth::MogplexCredentialKind::Session);
             removal.account = Some(out.account.name().to_owned());
             removal.refresh = out.refresh_token;
         }

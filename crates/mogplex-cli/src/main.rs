@@ -7,7 +7,7 @@ use clap::Parser;
 use mogplex_auth::{Provider, Redactor};
 use mogplex_cli::args::{self, Cli, Command};
 use mogplex_cli::error::CliError;
-use mogplex_cli::{cockpit, ctx, exec, login};
+use mogplex_cli::{account, cockpit, ctx, exec, login};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
@@ -61,12 +61,24 @@ fn run(cli: Cli, redactor_out: &mut Redactor) -> Result<(), CliError> {
 }
 
 fn dispatch(cli: Cli, ctx: &mut ctx::Ctx, attach: Option<String>) -> Result<(), CliError> {
+    // --account wins over MOGPLEX_ACCOUNT, for this process only.
+    let chosen = match &cli.command {
+        Some(Command::Exec(a)) => a.account.clone(),
+        Some(Command::Logout(a)) => a.account.clone(),
+        _ => cli.exec.account.clone(),
+    };
+    if let Some(a) = chosen.filter(|a| !a.trim().is_empty()) {
+        ctx.account = Some(a);
+    }
     if cli.logout {
         login::logout(ctx, Provider::Mogplex, true)?;
     }
     match cli.command {
         Some(Command::Exec(args)) => exec::run(ctx, args),
         Some(Command::Login(args)) => login::login(ctx, args),
+        Some(Command::Logout(args)) if args.all => account::logout_all(ctx),
+        Some(Command::Account(args)) => account::run(ctx, args.command),
+        Some(Command::Credentials(args)) => account::credentials(ctx, args.command),
         Some(Command::Logout(args)) => {
             let provider = args.provider.unwrap_or(Provider::Mogplex);
             if cli.logout && provider == Provider::Mogplex {

@@ -203,8 +203,10 @@ pub fn where_to_create_a_pat(env: &dyn Env) -> String {
     }
 }
 
+/// The address as shown and as an issuer is keyed: without userinfo (a password in
+/// `MOGPLEX_URL` is a secret) and without the trailing slash.
 pub fn base_label(base: &mogplex_providers::Url) -> String {
-    base.as_str().trim_end_matches('/').to_owned()
+    mogplex_auth::redact::display_url(base)
 }
 
 /// What the user should hear about the accounts beside a new sign-in: that it was added next
@@ -303,6 +305,16 @@ pub fn login(ctx: &mut Ctx, method: Method) -> Result<(), CliError> {
 /// note for the user when it could not be confirmed.
 pub fn revoke_best_effort(env: &dyn Env, refresh_token: &mogplex_auth::Secret) -> Option<String> {
     let base = account_base(env).ok()?;
+    let outcome = runtime()
+        .ok()?
+        .block_on(mogplex_auth::signin::revoke(base.clone(), refresh_token));
+    outcome.note(&base_label(&base))
+}
+
+/// Revokes a refresh token at the service `issuer` names (the account's own), best effort
+/// within 5 seconds. Returns a note for the user when it could not be confirmed.
+pub fn revoke_at(issuer: &str, refresh_token: &mogplex_auth::Secret) -> Option<String> {
+    let base: mogplex_providers::Url = issuer.parse().ok()?;
     let outcome = runtime()
         .ok()?
         .block_on(mogplex_auth::signin::revoke(base.clone(), refresh_token));

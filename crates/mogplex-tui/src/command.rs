@@ -7,6 +7,7 @@
 pub enum SlashCommand {
     Login,
     Logout,
+    Account,
     Status,
     Model,
     Mcp,
@@ -28,9 +29,10 @@ pub struct CommandSpec {
 
 impl SlashCommand {
     /// Every command, in the order the popup and `/help` show them.
-    pub const ALL: [SlashCommand; 9] = [
+    pub const ALL: [SlashCommand; 10] = [
         SlashCommand::Login,
         SlashCommand::Logout,
+        SlashCommand::Account,
         SlashCommand::Status,
         SlashCommand::Model,
         SlashCommand::Mcp,
@@ -58,6 +60,11 @@ impl SlashCommand {
                 "logout",
                 "[provider]",
                 "sign out of Mogplex, or remove a stored provider key",
+            ),
+            SlashCommand::Account => c(
+                "account",
+                "[email]",
+                "list your Mogplex accounts, or switch to one",
             ),
             SlashCommand::Status => c(
                 "status",

@@ -6,10 +6,12 @@
 //! a reference to the keyring item that does (`{"keyring": "<ref>"}`), so non-secret metadata
 //! (issuer, account, expiry) is always readable without an unlock.
 //!
+//! The one shape of a Mogplex credential is [`AccountEntry`]: sign-in results, refreshes and
+//! personal access tokens are built as one, so no second entry type mirrors it.
+//!
 //! A version 1 file (`"mogplex": {…}`) reads as one account and is written back as version 2 on
 //! the next write. Every level keeps the keys it does not know in an `extra` map.
 
-use crate::file::{Account, MogplexCredentialKind, MogplexEntry};
 use crate::secret::Secret;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -20,6 +22,24 @@ use std::fmt;
 
 /// The schema version this mogplex writes.
 pub const VERSION: u32 = 2;
+
+/// What a Mogplex credential is: an account session from sign-in, or a personal access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MogplexCredentialKind {
+    Session,
+    PersonalAccessToken,
+}
+
+/// The account a sign-in is for (its id and email at the account service).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Account {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
 
 /// A secret field: the value itself, or the keyring item that holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -374,46 +394,36 @@ impl AccountEntry {
         })
     }
 
-    /// The version 1 shape of this entry (what sign-in and refresh build on). References that
-    /// were not resolved read as absent.
-    pub fn to_v1(&self) -> MogplexEntry {
-        let value = |s: &Option<Stored>| s.as_ref().and_then(Stored::value).cloned();
-        MogplexEntry {
-            issuer: Some(self.issuer.clone()),
-            access_token: value(&self.access_token),
-            refresh_token: value(&self.refresh_token),
-            id_token: value(&self.id_token),
-            token_type: self.token_type.clone(),
-            scope: self.scope.clone(),
-            expires_at: self.expires_at.clone(),
-            obtained_at: self.obtained_at.clone(),
-            account: self.account.clone(),
-            api_key: value(&self.api_key),
-            extra: self.extra.clone(),
-        }
-    }
-
-    /// An account entry from a version 1 entry (issuer from the entry, else the hosted service),
-    /// under its derived id.
-    pub fn from_v1(entry: MogplexEntry) -> Self {
-        let stored = |s: Option<Secret>| s.map(Stored::Value);
+    /// A stored personal access token of the service at `issuer`, under its derived id.
+    pub fn pat(issuer: &str, token: Secret) -> Self {
         let mut e = AccountEntry {
-            id: String::new(),
-            issuer: entry.issuer.unwrap_or_else(hosted_issuer),
-            access_token: stored(entry.access_token),
-            refresh_token: stored(entry.refresh_token),
-            id_token: stored(entry.id_token),
-            api_key: stored(entry.api_key),
-            token_type: entry.token_type,
-            scope: entry.scope,
-            expires_at: entry.expires_at,
-            obtained_at: entry.obtained_at,
-            used_at: None,
-            account: entry.account,
-            extra: entry.extra,
+            issuer: issuer.to_owned(),
+            api_key: Some(Stored::Value(token)),
+            ..AccountEntry::default()
         };
         e.id = e.derived_id();
         e
+    }
+}
+
+impl Default for AccountEntry {
+    /// An empty entry of the hosted service (no id yet: [`AccountEntry::derived_id`]).
+    fn default() -> Self {
+        Self {
+            id: String::new(),
+            issuer: hosted_issuer(),
+            access_token: None,
+            refresh_token: None,
+            id_token: None,
+            api_key: None,
+            token_type: None,
+            scope: None,
+            expires_at: None,
+            obtained_at: None,
+            used_at: None,
+            account: None,
+            extra: Map::new(),
+        }
     }
 }
 
@@ -601,23 +611,5 @@ mod tests {
         )
         .unwrap_err();
         assert!(!e.to_string().contains("sk-abcdef"), "{e}");
-    }
-
-    #[test]
-    fn v1_conversion_round_trips() {
-        let v1 = MogplexEntry {
-            issuer: Some("https://x".into()),
-            access_token: Some(Secret::new("at")),
-            refresh_token: Some(Secret::new("rt")),
-            account: Some(Account {
-                id: Some("u".into()),
-                email: Some("e@x".into()),
-                extra: Map::new(),
-            }),
-            ..MogplexEntry::default()
-        };
-        let entry = AccountEntry::from_v1(v1.clone());
-        assert_eq!(entry.id, account_entry_id("https://x", "u"));
-        assert_eq!(entry.to_v1(), v1);
     }
 }

@@ -2,11 +2,10 @@
 //! cockpit call these and print their outcomes; neither holds store logic (design sections 4
 //! and 5).
 
-use super::document::{AccountEntry, Document, StoreKind, normalize_issuer};
+use super::document::{AccountEntry, Document, MogplexCredentialKind, StoreKind, normalize_issuer};
 use super::{
     CredentialError, CredentialId, CredentialStore, FileStore, KeyringStore, Note, Updated,
 };
-use crate::file::{MogplexCredentialKind, MogplexEntry};
 use crate::home::MogplexHome;
 use crate::oauth::{OAuthClient, OAuthError};
 use crate::secret::Secret;
@@ -195,9 +194,11 @@ pub struct SignedIn {
 /// the same account on the same issuer, else adds one, and makes it the default.
 pub fn store_sign_in(
     store: &dyn CredentialStore,
-    entry: MogplexEntry,
+    entry: AccountEntry,
 ) -> Result<Updated<SignedIn>, CredentialError> {
-    let mut new = AccountEntry::from_v1(entry);
+    let mut new = entry;
+    // Always the derived id: the same account on the same service replaces its entry.
+    new.id = new.derived_id();
     new.used_at = Some(now());
     store.update(move |doc| {
         let id = new.id.clone();
@@ -391,7 +392,7 @@ where
 {
     let stale = |e: &AccountEntry| match rejected {
         Some(r) => e.access_token.as_ref().and_then(|s| s.value()) == Some(r),
-        None => needs_refresh(&e.to_v1()),
+        None => needs_refresh(e),
     };
     let session = |doc: &Document| {
         doc.account(entry_id)
@@ -448,9 +449,7 @@ where
     }
     match client.refresh(&refresh_token).await {
         Ok(tokens) => {
-            let v1 = entry_from_tokens(&entry.issuer, &tokens, None, Some(&entry.to_v1()));
-            let mut refreshed = AccountEntry::from_v1(v1);
-            refreshed.id = entry.id.clone();
+            let mut refreshed = entry_from_tokens(&entry.issuer, &tokens, None, Some(&entry));
             refreshed.used_at = Some(now());
             if let Some(slot) = doc.account_mut(entry_id) {
                 *slot = refreshed;

@@ -18,6 +18,7 @@
 //! [`crate::login::take_stored`] plus [`mogplex_auth::signin::revoke`], and failures read the same
 //! as on the command line.
 
+mod accounts;
 mod hosted;
 mod models;
 pub mod runs;
@@ -287,7 +288,7 @@ impl<'a> Cockpit<'a> {
     }
 
     /// The runtime's part of a slash command (the App did its own first).
-    fn run_command(&mut self, command: SlashCommand, _args: &[String]) {
+    fn run_command(&mut self, command: SlashCommand, args: &[String]) {
         match command {
             SlashCommand::Login => {
                 self.check_device_flow();
@@ -301,6 +302,7 @@ impl<'a> Cockpit<'a> {
             }
             SlashCommand::Model => self.load_models(),
             SlashCommand::Mcp => self.load_mcp(),
+            SlashCommand::Account => self.account_command(args),
             // Carried out by the App alone (or, for /logout, through Effect::Logout once it is
             // confirmed).
             SlashCommand::Logout

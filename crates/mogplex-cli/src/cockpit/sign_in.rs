@@ -40,6 +40,8 @@ pub(crate) enum SignInMsg {
     },
     Removed(Result<Removal, CliError>),
     Revoked(Option<String>),
+    /// `/account <email or id>` made that account the default (and this session's).
+    Switched(Result<(ops::AccountSummary, Vec<String>), CliError>),
 }
 
 /// The sign-in in flight: its number, its task, and where pasted addresses go.
@@ -127,6 +129,7 @@ impl Cockpit<'_> {
                 result,
             } => self.key_stored(provider, masked, result),
             SignInMsg::Removed(result) => self.removed(result),
+            SignInMsg::Switched(result) => self.switched(result),
             SignInMsg::Revoked(note) => {
                 if let Some(n) = note {
                     self.note(n);
@@ -290,9 +293,10 @@ impl Cockpit<'_> {
                         .any(|o| o.stored_provider == provider) =>
             {
                 format!(
-                    "{} comes first ({}); choose a {} model with /model to use the new credential",
+                    "{} stays in use ({}); to switch to the new {} credential, choose a {} model with /model",
                     sel.provider().display_name(),
                     sel.credential.source.short_label(),
+                    provider.display_name(),
                     provider.display_name()
                 )
             }
@@ -304,13 +308,12 @@ impl Cockpit<'_> {
     pub(super) fn store_key(&mut self, provider: Provider, key: Secret) {
         self.learn(&key);
         let masked = key.masked();
-        let home = self.ctx.home.clone();
+        // Not remembered as the user's choice: the credential in use stays until they switch
+        // to the new one (a /model pick of its provider), which the note after storing offers.
         self.services.spawn_blocking(move |store| {
             let result = ops::store_provider_key(store, provider.id(), key)
                 .map(|u| {
-                    let mut notes = crate::login::write_notes(store, &u);
-                    let chosen = crate::ctx::remember_choice(&home, provider, None, "key");
-                    notes.extend(chosen.err());
+                    let notes = crate::login::write_notes(store, &u);
                     (!notes.is_empty()).then(|| notes.join("; "))
                 })
                 .map_err(CliError::from);

@@ -102,7 +102,7 @@ impl Cockpit<'_> {
         self.creds.account = resolved
             .account
             .as_ref()
-            .filter(|a| a.kind == mogplex_auth::file::MogplexCredentialKind::Session)
+            .filter(|a| a.kind == mogplex_auth::MogplexCredentialKind::Session)
             .map(|a| (a.account_id.clone(), a.email.clone()));
         self.creds.resolution = resolution;
         self.creds.selection = self.choose();

@@ -224,3 +224,48 @@ fn a_groq_key_then_a_real_sign_in_uses_the_sign_in() {
     assert_eq!(session["notices"], serde_json::json!([]), "{session}");
     assert!(out.stderr.is_empty(), "{}", home.render(&out));
 }
+
+/// A key stored from the cockpit's login screen does not take over: the credential in use stays,
+/// and the note says how to switch (a `/model` pick, which is then the remembered choice).
+#[test]
+fn a_key_stored_in_the_cockpit_asks_before_it_is_used() {
+    use crate::cockpit::{cockpit, expect, submit};
+    use mogplex_testkit::term::keys;
+    let server = FakeServer::start();
+    let mut home = TestHome::new();
+    route_all_providers(&mut home, &server);
+    let out = home.run_stdin(&["login", "mogplex", "--with-api-key"], PAT);
+    assert_eq!(out.status.code(), Some(0), "{}", home.render(&out));
+    let mut t = cockpit(&home, &[]);
+    expect(&t, "mogplex · Mogplex");
+    submit(&mut t, "/login");
+    expect(&t, "Use a provider API key");
+    t.send(keys::DOWN);
+    t.send(keys::DOWN);
+    t.send(keys::ENTER);
+    expect(&t, "Which provider is the key for?");
+    for _ in 0..3 {
+        t.send(keys::DOWN); // Anthropic → OpenAI → Google → Groq
+    }
+    t.send(keys::ENTER);
+    expect(&t, "Paste your Groq API key");
+    t.send(&keys::paste(GROQ));
+    t.send(keys::ENTER);
+    let screen = expect(&t, "to switch to the new Groq credential");
+    assert!(
+        screen
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .contains("Mogplex"),
+        "{screen}"
+    );
+    t.send(keys::CTRL_C);
+    t.send(keys::CTRL_C);
+    let _ = t.wait_exit(crate::cockpit::WAIT);
+    // The next session too: the sign-in is still the last choice.
+    let out = home.run(&["exec", "--json", "hi"]);
+    let session: serde_json::Value =
+        serde_json::from_slice(out.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(session["provider"], "mogplex", "{session}");
+}

@@ -171,6 +171,7 @@ macro_rules! snap {
                 (r"\d{8}T\d{6}Z(-\d+)?", "[TIMESTAMP]"),
                 (r"[0-9a-f]{8}\.jsonl", "[ID].jsonl"),
                 (r"\(os error \d+\)", "(os error N)"),
+                (r"(acct|pat)_[0-9a-f]{12}", "${1}_[ID]"),
             ],
             prepend_module_to_snapshot => false,
         }, {

@@ -9,13 +9,13 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
 /// A TCP relay in front of `upstream` that keeps everything clients send.
-struct Recorder {
-    url: String,
+pub struct Recorder {
+    pub url: String,
     seen: Arc<Mutex<Vec<u8>>>,
 }
 
 impl Recorder {
-    fn start(upstream: &str) -> Self {
+    pub fn start(upstream: &str) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let upstream = upstream.trim_start_matches("http://").to_owned();
@@ -53,7 +53,7 @@ impl Recorder {
         Self { url, seen }
     }
 
-    fn received(&self) -> String {
+    pub fn received(&self) -> String {
         String::from_utf8_lossy(&self.seen.lock().unwrap()).into_owned()
     }
 }
@@ -120,4 +120,33 @@ fn a_sign_in_is_never_sent_to_another_service_nor_removed_by_it() {
     assert_eq!(home.account(), before);
     let out = run_against(&home, &one, &["exec", "hi"]);
     assert_eq!(out.status.code(), Some(0), "{}", home.render(&out));
+}
+
+/// A password inside an address is a secret: never printed, never logged, never in `--json`.
+#[test]
+fn userinfo_in_addresses_is_masked_everywhere() {
+    let mut home = crate::common::TestHome::new();
+    // Nothing listens on port 9.
+    home.env("OPENAI_API_KEY", "sk-userinfo-test-0123456789")
+        .env(
+            "OPENAI_BASE_URL",
+            "http://ada:OpenAiPassw0rd@127.0.0.1:9/v1",
+        )
+        .env("MOGPLEX_URL", "http://bob:MogplexPassw0rd@127.0.0.1:9");
+    let out = home.run(&["exec", "hi"]);
+    snap!("userinfo_masked", home.render(&out));
+    assert_eq!(out.status.code(), Some(69));
+    let out_json = home.run(&["exec", "--json", "hi"]);
+    let all = format!(
+        "{}{}{}{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out_json.stdout),
+        String::from_utf8_lossy(&out_json.stderr),
+        home.log_text()
+    );
+    assert!(all.contains("[REDACTED]@127.0.0.1:9"), "{all}");
+    for secret in ["OpenAiPassw0rd", "MogplexPassw0rd", "ada:", "bob:"] {
+        assert!(!all.contains(secret), "{secret} shown:\n{all}");
+    }
 }

@@ -34,7 +34,7 @@ impl App {
                 self.logout(args.first().copied());
                 Vec::new()
             }
-            SlashCommand::Status | SlashCommand::Mcp => runtime(command),
+            SlashCommand::Status | SlashCommand::Mcp | SlashCommand::Account => runtime(command),
             SlashCommand::Model => {
                 self.overlay = Some(Overlay::Model {
                     choices: None,
