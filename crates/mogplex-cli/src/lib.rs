@@ -13,4 +13,5 @@ pub mod exit;
 pub mod log;
 pub mod login;
 pub mod signin;
+pub mod status;
 pub mod suggest;

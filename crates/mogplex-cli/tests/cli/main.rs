@@ -16,5 +16,6 @@ mod precedence;
 mod screens;
 mod shell;
 mod signin;
+mod status;
 mod store;
 mod stores;
