@@ -11,6 +11,7 @@ pub mod child_env;
 pub mod credentials;
 pub mod env;
 pub mod file;
+pub mod helper;
 pub mod home;
 pub mod hosted;
 pub mod html;

@@ -214,6 +214,7 @@ impl Report {
                 let c = &r.cred;
                 let source = match &c.source {
                     Source::Env { var } => json!({"type": "env", "var": var}),
+                    Source::Helper { var } => json!({"type": "helper", "var": var}),
                     Source::File { path, field } => {
                         json!({"type": "file", "path": path.display().to_string(), "field": field})
                     }
@@ -377,6 +378,14 @@ pub fn report(ctx: &mut Ctx) -> Result<Report, CliError> {
                 .to_owned()
         })
         .collect();
+    let mut warnings = warnings;
+    warnings.extend(
+        resolved
+            .resolution
+            .helper_failures
+            .iter()
+            .map(|f| format!("{f} ({})", f.hint())),
+    );
     let resolution = &resolved.resolution;
     for s in resolution.secrets() {
         ctx.learn(s);

@@ -6,6 +6,7 @@ mod common;
 mod choice;
 mod cockpit;
 mod escapes;
+mod helpers;
 mod hosted;
 mod issuers;
 mod leak;
