@@ -355,6 +355,15 @@ fn turn(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
     for o in resolution.overrides_for(selection.provider()) {
         eprintln!("note: {}", o.notice());
     }
+    // A stored sign-in or token about to end for good is said before it does.
+    let expiry = ctx
+        .store
+        .load_metadata()
+        .ok()
+        .and_then(|l| crate::status::credential_expiry_notice(&l.doc, &selection.credential));
+    if let Some(n) = &expiry {
+        eprintln!("note: {n}");
+    }
     let prompt = read_prompt(args.prompt)?;
 
     let log = ctx.session_log();
@@ -382,7 +391,7 @@ fn turn(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
         "model": selection.model,
         "credential": credential_json(&selection),
         "account": selection.credential.account_email,
-        "notices": resolution.overrides_for(provider).map(|o| o.notice()).chain(resolution.issuer_notice()).collect::<Vec<_>>(),
+        "notices": resolution.overrides_for(provider).map(|o| o.notice()).chain(resolution.issuer_notice()).chain(expiry.clone()).collect::<Vec<_>>(),
     });
     redactor.redact_json(&mut session);
     tracing::info!(

@@ -152,6 +152,21 @@ pub fn expiry_notice(
     }
 }
 
+/// [`expiry_notice`] for a resolved credential, from the stored document `doc` (metadata is
+/// enough: only times are read).
+pub fn credential_expiry_notice(
+    doc: &mogplex_auth::credentials::Document,
+    c: &Credential,
+) -> Option<String> {
+    let e = doc.account(c.account_entry.as_deref()?)?;
+    expiry_notice(
+        c.kind,
+        e.expires_at.as_deref(),
+        e.refresh_token.is_some(),
+        OffsetDateTime::now_utc(),
+    )
+}
+
 /// One credential as status shows it.
 #[derive(Debug, Clone)]
 struct Row {
@@ -628,5 +643,41 @@ pub fn run(ctx: &mut Ctx, json_out: bool) -> Result<(), CliError> {
     } else {
         // The report has said why; the exit code is what scripts read.
         Err(CliError::new(code, String::new()).silent())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(now: OffsetDateTime, d: time::Duration) -> String {
+        format_time(now + d)
+    }
+
+    #[test]
+    fn expiry_is_announced_only_when_nothing_renews_it_within_three_days() {
+        let now = OffsetDateTime::now_utc();
+        let soon = at(now, time::Duration::minutes(30 * 60 + 30));
+        let later = at(now, time::Duration::days(4));
+        let past = at(now, time::Duration::minutes(-90));
+        let session = CredentialKind::AccountSession;
+        let pat = CredentialKind::PersonalAccessToken;
+        // A sign-in with a refresh token renews itself: nothing to say.
+        assert_eq!(expiry_notice(session, Some(&soon), true, now), None);
+        let n = expiry_notice(session, Some(&soon), false, now).unwrap();
+        assert!(
+            n.starts_with("your Mogplex sign-in cannot be renewed"),
+            "{n}"
+        );
+        assert!(n.contains("ends in 30 h"), "{n}");
+        let n = expiry_notice(session, Some(&past), false, now).unwrap();
+        assert!(n.contains("ended 90 min ago"), "{n}");
+        assert!(expiry_notice(pat, Some(&soon), false, now).is_some());
+        assert_eq!(expiry_notice(pat, Some(&later), false, now), None);
+        assert_eq!(expiry_notice(pat, None, false, now), None);
+        assert_eq!(
+            expiry_notice(CredentialKind::ApiKey, Some(&soon), false, now),
+            None
+        );
     }
 }

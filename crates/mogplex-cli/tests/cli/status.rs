@@ -227,6 +227,14 @@ fn a_stored_token_expiring_soon_is_announced() {
     let v = both("pat_expiring", &home, |a| home.run(a), 0, &[&token]);
     let n = v["notices"][0].as_str().unwrap();
     assert!(n.contains("personal access token ends in"), "{n}");
+    // exec says it on stderr, before the answer.
+    let out = home.run(&["exec", "hi"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("note: the stored Mogplex personal access token ends in"),
+        "{}",
+        home.render(&out)
+    );
 }
 
 #[test]
