@@ -17,6 +17,7 @@ mod precedence;
 mod screens;
 mod shell;
 mod signin;
+mod skill;
 mod status;
 mod store;
 mod stores;
