@@ -186,6 +186,9 @@ pub struct Report {
     warnings: Vec<String>,
     account: Option<Value>,
     account_text: Option<String>,
+    /// Every stored Mogplex account (of every service), never a token.
+    accounts: Vec<Value>,
+    accounts_text: Vec<String>,
     choice: Option<Value>,
     choice_text: Option<String>,
     check: Option<Check>,
@@ -273,6 +276,7 @@ impl Report {
             "credentials": creds,
             "overrides": self.overrides,
             "account": self.account,
+            "accounts": self.accounts,
             "choice": self.choice,
             "check": self.check.as_ref().map(Check::json),
             "notices": self.notices,
@@ -348,6 +352,12 @@ impl Report {
             "Account: {}",
             self.account_text.as_deref().unwrap_or("not signed in")
         ));
+        if self.accounts_text.len() > 1 {
+            line("Stored Mogplex accounts:".to_owned());
+            for a in &self.accounts_text {
+                line(format!("  {a}"));
+            }
+        }
         line(format!(
             "Your last choice: {}",
             self.choice_text.as_deref().unwrap_or("none recorded")
@@ -470,6 +480,35 @@ pub fn report(ctx: &mut Ctx) -> Result<Report, CliError> {
         }
         None => (None, None),
     };
+    let in_use_entry = resolved.account.as_ref().map(|a| a.id.clone());
+    let listed = mogplex_auth::credentials::ops::list_accounts(doc);
+    let accounts: Vec<Value> = listed
+        .iter()
+        .map(|a| {
+            json!({
+                "entry": a.id, "issuer": a.issuer, "email": a.email, "account_id": a.account_id,
+                "is_default": a.is_default, "in_use": Some(&a.id) == in_use_entry.as_ref(),
+            })
+        })
+        .collect();
+    let accounts_text: Vec<String> = listed
+        .iter()
+        .map(|a| {
+            let mut t = format!(
+                "{} ({}) at {}",
+                a.name(),
+                a.id,
+                a.issuer.trim_end_matches('/')
+            );
+            if a.is_default {
+                t.push_str(", the default");
+            }
+            if Some(&a.id) == in_use_entry.as_ref() {
+                t.push_str(", in use");
+            }
+            t
+        })
+        .collect();
     let (choice, choice_text) = match &state.last_choice {
         Some(c) => {
             let provider = c
@@ -520,6 +559,8 @@ pub fn report(ctx: &mut Ctx) -> Result<Report, CliError> {
         warnings,
         account,
         account_text,
+        accounts,
+        accounts_text,
         choice,
         choice_text,
         check,

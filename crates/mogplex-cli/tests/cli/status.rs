@@ -3,7 +3,7 @@
 //! `mogplex-server` for the Mogplex cases; no secret in any output.
 
 use crate::common::*;
-use crate::signin::{PORTS, Server, expire_in, run_against, signed_in};
+use crate::signin::{PORTS, Server, expire_in, run_against, signed_in, signed_in_again};
 
 const OPENAI: &str = "sk-status-env-0123456789abcd";
 const GROQ: &str = "gsk_status-stored-0123456789wxyz";
@@ -280,4 +280,39 @@ fn a_signed_in_account_valid_expired_and_revoked() {
         assert!(s.is_empty() || !all.contains(s));
     }
     status_snap!("status_signed_in_revoked_json", home.render(&text));
+}
+
+#[test]
+fn two_accounts_are_listed_with_the_one_in_use() {
+    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start();
+    server.add_user("bob@example.com");
+    let home = signed_in(&server);
+    signed_in_again(&home, &server, "bob@example.com");
+    let run = |a: &[&str]| run_against(&home, &server, a);
+    let v = both("two_accounts", &home, run, 0, &[]);
+    let accounts = v["accounts"].as_array().unwrap();
+    assert_eq!(accounts.len(), 2, "{v}");
+    let in_use: Vec<_> = accounts.iter().filter(|a| a["in_use"] == true).collect();
+    assert_eq!(in_use.len(), 1);
+    assert_eq!(in_use[0]["email"], "bob@example.com");
+    assert_eq!(v["account"]["email"], "bob@example.com");
+    assert_eq!(v["check"]["email"], "bob@example.com");
+}
+
+#[test]
+fn a_helper_key_is_shown_by_the_helper_variable_never_its_output() {
+    let mut home = TestHome::new();
+    let p = home.dir.path().join("helper");
+    std::fs::write(&p, "#!/bin/sh\necho sk-helper-status-0123456789mnop\n").unwrap();
+    std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    home.env("OPENAI_API_KEY_HELPER", p.to_str().unwrap());
+    let v = both(
+        "helper",
+        &home,
+        |a| home.run(a),
+        0,
+        &["sk-helper-status-0123456789mnop"],
+    );
+    assert_eq!(v["credentials"][0]["source"]["type"], "helper");
 }
