@@ -20,7 +20,7 @@ macro_rules! status_snap {
                 (r"acct_[0-9a-f]+", "acct_[ID]"),
                 (r"usr_[0-9a-f]+", "usr_[ID]"),
                 (r"pat_[0-9a-f]+", "pat_[ID]"),
-                (r"mog_…[A-Za-z0-9]{4}", "mog_…[TAIL]"),
+                (r"mog_…[A-Za-z0-9_-]{4}", "mog_…[TAIL]"),
                 (r"\(os error \d+\)", "(os error N)"),
             ],
             prepend_module_to_snapshot => false,
