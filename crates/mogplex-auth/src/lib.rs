@@ -10,6 +10,7 @@
 pub mod child_env;
 pub mod credentials;
 pub mod env;
+pub mod helper;
 pub mod home;
 pub mod hosted;
 pub mod html;

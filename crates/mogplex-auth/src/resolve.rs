@@ -30,11 +30,15 @@ pub enum Source {
     File { path: PathBuf, field: String },
     /// The OS keyring, under the reference `auth.json` (at `path`) keeps at `field`.
     Keyring { path: PathBuf, field: String },
+    /// The credential helper named by this variable ([`crate::helper`]); never its output.
+    Helper { var: &'static str },
 }
 
 impl Source {
+    /// From this shell: a variable, or the helper a variable names (both beat every stored
+    /// credential).
     pub fn is_env(&self) -> bool {
-        matches!(self, Source::Env { .. })
+        matches!(self, Source::Env { .. } | Source::Helper { .. })
     }
 
     /// `OPENAI_API_KEY`, `/home/me/.mogplex/auth.json (providers.openai.apiKey)`, or
@@ -42,6 +46,7 @@ impl Source {
     pub fn label(&self) -> String {
         match self {
             Source::Env { var } => (*var).to_owned(),
+            Source::Helper { var } => format!("the credential helper in {var}"),
             Source::File { path, field } => format!("{} ({field})", path.display()),
             Source::Keyring { field, .. } => {
                 format!("{} ({field})", crate::credentials::vault::keyring_name())
@@ -53,7 +58,7 @@ impl Source {
     /// fit.
     pub fn short_label(&self) -> &str {
         match self {
-            Source::Env { var } => var,
+            Source::Env { var } | Source::Helper { var } => var,
             Source::File { .. } => "auth.json",
             Source::Keyring { .. } => "keyring",
         }
@@ -63,7 +68,7 @@ impl Source {
     /// keyring.
     pub fn store_label(&self) -> String {
         match self {
-            Source::Env { var } => (*var).to_owned(),
+            Source::Env { var } | Source::Helper { var } => (*var).to_owned(),
             Source::File { path, .. } => path.display().to_string(),
             Source::Keyring { .. } => crate::credentials::vault::keyring_name().to_owned(),
         }
@@ -208,6 +213,8 @@ pub struct Resolution {
     /// Account services with a stored Mogplex sign-in while this session's service has none:
     /// those are not used here (tokens go only to their issuer).
     pub other_issuers: Vec<String>,
+    /// Credential helpers that gave no key (that provider resolves as if the helper were unset).
+    pub helper_failures: Vec<crate::helper::HelperError>,
 }
 
 impl Resolution {
@@ -233,6 +240,7 @@ impl Resolution {
         let mut overrides = Vec::new();
         // Every stored credential, those the environment shadows too.
         let mut all_stored = Vec::new();
+        let mut helper_failures = Vec::new();
 
         for provider in Provider::ALL {
             let from_env = env.var(provider.env_var()).map(|v| Credential {
@@ -249,12 +257,36 @@ impl Resolution {
                 account_email: None,
                 account_entry: None,
             });
+            // Right after the variable of the same provider: its helper.
+            let from_env = from_env.or_else(|| match crate::helper::key(env, provider)? {
+                Ok(secret) => Some(Credential {
+                    provider,
+                    kind: if provider == Provider::Mogplex {
+                        CredentialKind::PersonalAccessToken
+                    } else {
+                        CredentialKind::ApiKey
+                    },
+                    source: Source::Helper {
+                        var: crate::helper::helper_var(provider),
+                    },
+                    secret,
+                    account_email: None,
+                    account_entry: None,
+                }),
+                Err(e) => {
+                    helper_failures.push(e);
+                    None
+                }
+            });
             let from_file = stored_credential(provider, &stored_view);
             all_stored.extend(from_file.clone());
             match (from_env, from_file) {
                 (Some(e), Some(s)) => {
                     overrides.push(Override {
-                        var: provider.env_var(),
+                        var: match e.source {
+                            Source::Helper { var } => var,
+                            _ => provider.env_var(),
+                        },
                         stored_provider: provider,
                         stored_kind: s.kind,
                         stored_in: s.source.store_label(),
@@ -284,7 +316,7 @@ impl Resolution {
 
         // A variable wins over the stored credential that would otherwise be used: say so.
         if let (Some(active), Some(next)) = (credentials.first(), next_stored)
-            && let Source::Env { var } = active.source
+            && let Source::Env { var } | Source::Helper { var } = active.source
             && active.provider != next.provider
         {
             overrides.push(Override {
@@ -319,6 +351,7 @@ impl Resolution {
             auth_file: stored_view.path.to_owned(),
             issuer: normalize_issuer(stored_view.issuer).to_owned(),
             other_issuers,
+            helper_failures,
         }
     }
 

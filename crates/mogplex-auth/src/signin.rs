@@ -116,7 +116,7 @@ pub fn headless_reason(env: &dyn Env) -> Option<String> {
 }
 
 /// `$BROWSER` when set (the URL is passed as an argument, never through a shell string), else the
-/// platform's opener. Returns whether something was started. Its output goes nowhere, so it
+/// platform's opener, in an environment without credential variables ([`crate::child_env`]). Returns whether something was started. Its output goes nowhere, so it
 /// cannot draw over the cockpit.
 pub fn open_browser(env: &dyn Env, url: &str) -> bool {
     use std::process::{Command, Stdio};
@@ -137,7 +137,12 @@ pub fn open_browser(env: &dyn Env, url: &str) -> bool {
             c
         }
     };
-    cmd.stdin(Stdio::null())
+    // The browser never sees a credential variable of this shell (SPEC section 2).
+    cmd.env_clear()
+        .envs(crate::child_env::child_env_of_process(
+            &std::collections::BTreeMap::new(),
+        ))
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

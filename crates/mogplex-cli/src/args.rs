@@ -49,6 +49,10 @@ pub enum Command {
     Account(AccountArgs),
     /// Move stored credentials between auth.json and the OS keyring
     Credentials(CredentialsArgs),
+    /// Show every credential a session here could use, where it comes from, and whether it works (exit 0 usable, 64 none, 65 rejected, 69 not checked)
+    Status(StatusArgs),
+    /// Credentials: `mogplex auth status` is `mogplex status`
+    Auth(AuthArgs),
     /// Print a shell completion script (for example `mogplex completions bash > ~/.local/share/bash-completion/completions/mogplex`)
     Completions(CompletionsArgs),
 }
@@ -85,6 +89,25 @@ pub enum CredentialsCommand {
         #[arg(long, value_name = "STORE", value_parser = ["keyring", "file"])]
         to: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print one JSON document (schema in docs/configuration.md) instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AuthArgs {
+    #[command(subcommand)]
+    pub command: AuthCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// The same as `mogplex status`
+    Status(StatusArgs),
 }
 
 #[derive(Debug, Args)]
@@ -188,22 +211,10 @@ pub fn parse_run_id(s: &str) -> Result<String, String> {
 
 /// Commands planned but not in this version, with where to look meanwhile. A lone word naming
 /// one is refused, not sent to the model. Remove a name here when its command lands.
-const PLANNED: &[(&str, Option<&str>)] = &[
-    (
-        "status",
-        Some(
-            "in the cockpit (`mogplex` in a terminal), /status shows every credential and where it comes from",
-        ),
-    ),
-    (
-        "auth",
-        Some("`mogplex login` and `mogplex logout` sign in and out"),
-    ),
-    (
-        "mcp",
-        Some("in the cockpit, /mcp lists your account's MCP servers"),
-    ),
-];
+const PLANNED: &[(&str, Option<&str>)] = &[(
+    "mcp",
+    Some("in the cockpit, /mcp lists your account's MCP servers"),
+)];
 
 /// The bare prompt (`mogplex <word>`) when it is one word naming, or a small edit away from, a
 /// command: a usage error saying which was meant, instead of a billed prompt. `raw_args` are the
@@ -275,7 +286,7 @@ mod tests {
     fn lone_words_near_commands_are_refused() {
         for args in [
             &["mogplex", "logni"][..],
-            &["mogplex", "status"],
+            &["mogplex", "statsu"],
             &["mogplex", "Logout"],
             &["mogplex", "exce"],
             &["mogplex", "stauts"],

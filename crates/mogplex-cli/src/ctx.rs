@@ -76,6 +76,14 @@ impl Ctx {
         for w in resolved.warnings() {
             eprintln!("{w}");
         }
+        // A helper's stderr may quote what it was given: redacted like everything printed.
+        for f in &resolved.resolution.helper_failures {
+            eprintln!(
+                "warning: {}\nhint: {}",
+                self.redactor.redact_str(&f.to_string()),
+                f.hint()
+            );
+        }
         // With nothing else in force, the no-credential error says it instead.
         if let Some(n) = resolved.resolution.issuer_notice()
             && !resolved.resolution.is_empty()

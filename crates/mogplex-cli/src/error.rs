@@ -34,6 +34,14 @@ impl CliError {
         self
     }
 
+    /// An exit code with nothing more to print: the command has already said why (`status`).
+    pub fn silent(mut self) -> Self {
+        self.message.clear();
+        self.causes.clear();
+        self.hints.clear();
+        self
+    }
+
     pub fn usage(message: impl Into<String>) -> Self {
         Self::new(exit::USAGE, message)
     }
@@ -41,6 +49,9 @@ impl CliError {
     /// The text for stderr, redacted, with control characters a provider's message may carry
     /// shown rather than sent to the terminal.
     pub fn render(&self, redactor: &Redactor) -> String {
+        if self.message.is_empty() && self.hints.is_empty() {
+            return String::new();
+        }
         let mut out = format!("error: {}\n", self.message);
         for c in &self.causes {
             out.push_str(&format!("  Caused by: {c}\n"));

@@ -269,6 +269,7 @@ fn credential_json(sel: &Selection) -> serde_json::Value {
     let c = &sel.credential;
     let (source, name) = match &c.source {
         Source::Env { var } => ("env", (*var).to_owned()),
+        Source::Helper { var } => ("helper", (*var).to_owned()),
         Source::File { path, field } => ("auth.json", format!("{} ({field})", path.display())),
         Source::Keyring { .. } => ("keyring", c.source.label()),
     };
@@ -354,6 +355,15 @@ fn turn(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
     for o in resolution.overrides_for(selection.provider()) {
         eprintln!("note: {}", o.notice());
     }
+    // A stored sign-in or token about to end for good is said before it does.
+    let expiry = ctx
+        .store
+        .load_metadata()
+        .ok()
+        .and_then(|l| crate::status::credential_expiry_notice(&l.doc, &selection.credential));
+    if let Some(n) = &expiry {
+        eprintln!("note: {n}");
+    }
     let prompt = read_prompt(args.prompt)?;
     let allow_tool = args.allow_tool;
     let env = ctx.env;
@@ -383,7 +393,7 @@ fn turn(ctx: &mut Ctx, args: ExecArgs) -> Result<(), CliError> {
         "model": selection.model,
         "credential": credential_json(&selection),
         "account": selection.credential.account_email,
-        "notices": resolution.overrides_for(provider).map(|o| o.notice()).chain(resolution.issuer_notice()).collect::<Vec<_>>(),
+        "notices": resolution.overrides_for(provider).map(|o| o.notice()).chain(resolution.issuer_notice()).chain(expiry.clone()).collect::<Vec<_>>(),
     });
     redactor.redact_json(&mut session);
     tracing::info!(
@@ -545,6 +555,28 @@ pub async fn stream_turn(
             sink.refreshed();
             continue;
         }
+        // A helper's key refused: the helper runs again once (its cached key is dropped).
+        if let Err(e) = &finish
+            && e.kind == ErrorKind::Unauthorized
+            && !retried
+            && let Source::Helper { var } = selection.credential.source
+        {
+            retried = true;
+            mogplex_auth::helper::invalidate(var);
+            match mogplex_auth::helper::key(&mogplex_auth::ProcessEnv, selection.provider()) {
+                Some(Ok(secret)) => {
+                    crate::log::learn(&secret);
+                    selection.credential.secret = secret.clone();
+                    req.selection.credential.secret = secret;
+                    sink.refreshed();
+                    continue;
+                }
+                Some(Err(h)) => {
+                    return Err(CliError::new(exit::FORBIDDEN, h.to_string()).hint(h.hint()));
+                }
+                None => {}
+            }
+        }
         return Ok(TurnOutcome { model, finish });
     }
 }
@@ -662,6 +694,9 @@ pub fn provider_error(
         (Source::Env { var }, _) => {
             format!("check the value of {var}, or unset it to use a stored credential")
         }
+        (Source::Helper { var }, _) => format!(
+            "the key the credential helper in {var} gave was refused, also when run again: check the helper, or unset {var}"
+        ),
         (Source::File { .. } | Source::Keyring { .. }, CredentialKind::AccountSession) => {
             "sign in again: run `mogplex` in a terminal and choose \"Sign in with Mogplex\""
                 .to_owned()

@@ -14,5 +14,6 @@ pub mod exit;
 pub mod log;
 pub mod login;
 pub mod signin;
+pub mod status;
 pub mod suggest;
 pub mod tools;

@@ -7,7 +7,7 @@ use clap::Parser;
 use mogplex_auth::{Provider, Redactor};
 use mogplex_cli::args::{self, Cli, Command};
 use mogplex_cli::error::CliError;
-use mogplex_cli::{account, cockpit, ctx, exec, login};
+use mogplex_cli::{account, cockpit, ctx, exec, login, status};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
@@ -86,6 +86,10 @@ fn dispatch(cli: Cli, ctx: &mut ctx::Ctx, attach: Option<String>) -> Result<(), 
             }
             login::logout(ctx, provider, false)
         }
+        Some(Command::Status(args)) => status::run(ctx, args.json),
+        Some(Command::Auth(args)) => match args.command {
+            args::AuthCommand::Status(a) => status::run(ctx, a.json),
+        },
         Some(Command::Completions(_)) => Ok(()), // handled in `run`, before the home is opened
         None => {
             let interactive = std::io::stdin().is_terminal() && std::io::stdout().is_terminal();

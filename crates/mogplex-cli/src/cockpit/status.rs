@@ -20,6 +20,9 @@ pub(super) struct Credentials {
     pub account: Option<(Option<String>, Option<String>)>,
     /// The credential and model in use.
     pub selection: Option<Selection>,
+    /// The stored Mogplex credential's expiry notice (a sign-in that cannot be renewed, a token
+    /// ending within 3 days), when there is one.
+    pub expiry: Option<String>,
 }
 
 impl Credentials {
@@ -104,6 +107,9 @@ impl Cockpit<'_> {
             .as_ref()
             .filter(|a| a.kind == mogplex_auth::MogplexCredentialKind::Session)
             .map(|a| (a.account_id.clone(), a.email.clone()));
+        self.creds.expiry = resolution
+            .for_provider(Provider::Mogplex)
+            .and_then(|c| crate::status::credential_expiry_notice(&resolved.loaded.doc, c));
         self.creds.resolution = resolution;
         self.creds.selection = self.choose();
         let warnings = resolved
@@ -141,6 +147,12 @@ impl Cockpit<'_> {
                 .iter()
                 .map(short_notice)
                 .chain(self.creds.resolution.issuer_notice())
+                .chain(
+                    self.creds
+                        .expiry
+                        .clone()
+                        .filter(|_| sel.provider() == Provider::Mogplex),
+                )
                 .collect(),
             stored: self.creds.stored.clone(),
             login_notice: self.login_notice(),
@@ -303,6 +315,9 @@ impl Cockpit<'_> {
         }
         if let Some(n) = resolution.issuer_notice() {
             rows.push(("Notice".to_owned(), n));
+        }
+        if let Some(n) = &self.creds.expiry {
+            rows.push(("Notice".to_owned(), n.clone()));
         }
         let info = self.services.store().info();
         let mut store = format!("{} ({})", info.label(), info.choice.as_str());

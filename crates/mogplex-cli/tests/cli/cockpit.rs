@@ -251,8 +251,8 @@ fn sign_in_with_mogplex_in_chromium_against_mogplex_server_dev() {
         &[
             ("MOGPLEX_URL", &server.url),
             ("BROWSER", &browser),
-            ("MOGPLEX_TEST_CHROMIUM_EMAIL", &server.email),
-            ("MOGPLEX_TEST_CHROMIUM_PASSWORD", &server.password),
+            ("CHROMIUM_TEST_EMAIL", &server.email),
+            ("CHROMIUM_TEST_PASS", &server.password),
         ],
     );
     expect(&t, "Sign in with Mogplex");

@@ -632,8 +632,8 @@ fn logout_revokes_and_works_with_the_server_down() {
 #[test]
 fn chromium_browser() {
     let (Ok(email), Ok(password)) = (
-        std::env::var("MOGPLEX_TEST_CHROMIUM_EMAIL"),
-        std::env::var("MOGPLEX_TEST_CHROMIUM_PASSWORD"),
+        std::env::var("CHROMIUM_TEST_EMAIL"),
+        std::env::var("CHROMIUM_TEST_PASS"),
     ) else {
         return;
     };
@@ -705,8 +705,8 @@ fn chromium_login(args: &[&str]) {
     let mut cmd = home.cmd(args);
     cmd.env("MOGPLEX_URL", &server.url)
         .env("BROWSER", browser)
-        .env("MOGPLEX_TEST_CHROMIUM_EMAIL", "ada@example.com")
-        .env("MOGPLEX_TEST_CHROMIUM_PASSWORD", PASSWORD);
+        .env("CHROMIUM_TEST_EMAIL", "ada@example.com")
+        .env("CHROMIUM_TEST_PASS", PASSWORD);
     let out = cmd.output().unwrap();
     let (code, stdout, stderr) = (
         out.status.code().unwrap_or(-1),
