@@ -626,7 +626,7 @@ fn logout_revokes_and_works_with_the_server_down() {
 
 /// Not a test on its own: `BROWSER` for the Chromium tests re-runs this test binary with only this
 /// test selected and the address as the last argument; it then plays the user in headless
-/// Chromium: signs in on the real page (or, with `MOGPLEX_TEST_CHROMIUM_SSO=<idp id>`, through
+/// Chromium: signs in on the real page (or, with `CHROMIUM_TEST_SSO=<idp id>`, through
 /// that identity provider's pages), allows the consent page, and on `/device` continues and
 /// approves.
 #[test]
@@ -651,7 +651,7 @@ fn chromium_browser() {
             if page.contains("Signed in to Mogplex") || page.contains("Device connected") {
                 return;
             }
-            let sso = std::env::var("MOGPLEX_TEST_CHROMIUM_SSO").ok();
+            let sso = std::env::var("CHROMIUM_TEST_SSO").ok();
             if let Some(idp) = sso.filter(|i| page.contains(&format!("id=\"sso-{i}\""))) {
                 // Our sign-in page: "Continue with" the company's identity provider.
                 b.click(&format!("#sso-{idp}")).await.unwrap();
@@ -953,9 +953,9 @@ fn browser_sign_in_through_single_sign_on_in_chromium() {
     let mut cmd = home.cmd(&["login", "mogplex"]);
     cmd.env("MOGPLEX_URL", &server.url)
         .env("BROWSER", chromium_browser_command())
-        .env("MOGPLEX_TEST_CHROMIUM_EMAIL", "alice@example.com")
-        .env("MOGPLEX_TEST_CHROMIUM_PASSWORD", "idp-pass")
-        .env("MOGPLEX_TEST_CHROMIUM_SSO", "acme");
+        .env("CHROMIUM_TEST_EMAIL", "alice@example.com")
+        .env("CHROMIUM_TEST_PASS", "idp-pass")
+        .env("CHROMIUM_TEST_SSO", "acme");
     let out = cmd.output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", home.render(&out));
     assert_eq!(

@@ -28,16 +28,39 @@ fn check_command(line: &str) -> Result<(), String> {
     let root = mogplex_cli::args::Cli::command();
     let mut cmd = &root;
     let mut positional_used = false;
+    // The option just named, when it takes a value and the value is the next word.
+    let mut value_of: Option<&clap::Arg> = None;
     for word in line.split_whitespace().skip(1) {
         if word == "…" || word == "..." {
+            value_of = None;
+            continue;
+        }
+        if let Some(arg) = value_of.take() {
+            let possible = arg.get_possible_values();
+            if !possible.is_empty()
+                && !word.starts_with('<')
+                && !possible.iter().any(|v| v.matches(word, false))
+            {
+                return Err(format!(
+                    "`{line}`: --{} takes no value `{word}`",
+                    arg.get_long().unwrap_or_default()
+                ));
+            }
             continue;
         }
         if let Some(flag) = word.strip_prefix("--") {
-            let flag = flag.split('=').next().unwrap_or_default();
-            let known = ["help", "version"].contains(&flag)
-                || cmd.get_arguments().any(|a| a.get_long() == Some(flag));
-            if !known {
+            let (flag, inline_value) = match flag.split_once('=') {
+                Some((f, _)) => (f, true),
+                None => (flag, false),
+            };
+            if ["help", "version"].contains(&flag) {
+                continue;
+            }
+            let Some(arg) = cmd.get_arguments().find(|a| a.get_long() == Some(flag)) else {
                 return Err(format!("`{line}`: `{}` has no --{flag}", cmd.get_name()));
+            };
+            if !inline_value && arg.get_action().takes_values() {
+                value_of = Some(arg);
             }
             continue;
         }
@@ -78,6 +101,8 @@ fn every_command_and_flag_the_skill_names_exists() {
     assert!(text.contains("`mogplex status --json`"));
     // The checker itself refuses what does not exist.
     assert!(check_command("mogplex status --yaml").is_err());
+    assert!(check_command("mogplex credentials migrate --to keyring").is_ok());
+    assert!(check_command("mogplex credentials migrate --to vault").is_err());
     assert!(check_command("mogplex whoami").is_err());
 }
 
