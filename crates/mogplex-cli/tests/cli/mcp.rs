@@ -20,21 +20,7 @@ fn setup() -> (Server, TestHome) {
             "env": {"EVERYTHING_TOKEN": DEF_TOKEN}}),
     );
     let token = mogplex_server::crypto::personal_access_token();
-    server.block_on(async {
-        let (user, _) = server
-            .state
-            .db
-            .user_by_email("ada@example.com")
-            .await
-            .unwrap()
-            .unwrap();
-        server
-            .state
-            .db
-            .create_pat(&user.id, "t", &token, None)
-            .await
-            .unwrap();
-    });
+    server.add_pat("ada@example.com", "t", &token, None);
     let mut home = TestHome::new();
     home.env("MOGPLEX_URL", &server.url)
         .env("MOGPLEX_API_KEY", &token);

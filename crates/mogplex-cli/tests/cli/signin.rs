@@ -403,6 +403,18 @@ impl Server {
         })
     }
 
+    /// Stores `token` as a personal access token of the account `email`, named `name`.
+    pub fn add_pat(&self, email: &str, name: &str, token: &str, expires_at: Option<i64>) {
+        self.block_on(async {
+            let (user, _) = self.state.db.user_by_email(email).await.unwrap().unwrap();
+            self.state
+                .db
+                .create_pat(&user.id, name, token, expires_at)
+                .await
+                .unwrap();
+        });
+    }
+
     /// Adds an MCP server definition for the account `email` (its config stored as given).
     pub fn add_mcp(&self, email: &str, name: &str, config: serde_json::Value) {
         self.block_on(async {

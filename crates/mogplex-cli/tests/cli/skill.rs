@@ -141,21 +141,7 @@ fn every_json_field_the_skill_names_is_in_status_json() {
     // and a variable whose service is down (check.reason).
     let server = Server::start();
     let token = "mog_skill01234567890123456789abcdef".to_owned();
-    server.block_on(async {
-        let (user, _) = server
-            .state
-            .db
-            .user_by_email("ada@example.com")
-            .await
-            .unwrap()
-            .unwrap();
-        server
-            .state
-            .db
-            .create_pat(&user.id, "skill", &token, None)
-            .await
-            .unwrap();
-    });
+    server.add_pat("ada@example.com", "skill", &token, None);
     let mut a = TestHome::new();
     a.env("MOGPLEX_URL", &server.url);
     assert_eq!(

@@ -156,21 +156,7 @@ fn a_stored_key_in_the_keyring_names_the_keyring() {
 /// A personal access token for ada, made on the server.
 fn pat(server: &Server, expires_at: Option<i64>) -> String {
     let token = "mog_status0123456789abcdefghijKLMNOP".to_owned();
-    server.block_on(async {
-        let (user, _) = server
-            .state
-            .db
-            .user_by_email("ada@example.com")
-            .await
-            .unwrap()
-            .unwrap();
-        server
-            .state
-            .db
-            .create_pat(&user.id, "status test", &token, expires_at)
-            .await
-            .unwrap();
-    });
+    server.add_pat("ada@example.com", "status test", &token, expires_at);
     token
 }
 
