@@ -171,7 +171,9 @@ fn alive(pid: u32) -> bool {
 fn flat(screen: &str) -> String {
     screen
         .lines()
-        .flat_map(|line| line.split(|c: char| c.is_whitespace() || ('\u{2500}'..='\u{257f}').contains(&c)))
+        .flat_map(|line| {
+            line.split(|c: char| c.is_whitespace() || ('\u{2500}'..='\u{257f}').contains(&c))
+        })
         .filter(|word| !word.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
