@@ -126,16 +126,28 @@ fn use_account(ctx: &mut Ctx, query: &str) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `mogplex logout --all`: every account signed out (each revoked at its own service, best
-/// effort); provider keys stay.
-pub fn logout_all(ctx: &mut Ctx) -> Result<(), CliError> {
-    let loaded = ctx.store.load()?;
-    remember_doc_secrets(&mut ctx.redactor, &loaded.doc);
-    let updated = ops::logout_all(&*ctx.store)?;
-    for n in write_notes(&*ctx.store, &updated) {
-        eprintln!("{n}");
-    }
-    mogplex_auth::hosted::HostedCache::new(&ctx.home)
+/// What `logout --all` did: the report line, notes about the write, and the refresh tokens to
+/// revoke, each at its own account's service (name, issuer, token).
+#[derive(Debug)]
+pub struct AllSignedOut {
+    pub accounts: usize,
+    pub report: String,
+    pub notes: Vec<String>,
+    pub revoke: Vec<(String, String, mogplex_auth::Secret)>,
+}
+
+/// Signs every account out of `store` and removes the saved account state; provider keys stay.
+/// Revocation is the caller's (best effort, after the local entries are gone).
+pub fn sign_out_all(
+    store: &dyn mogplex_auth::credentials::CredentialStore,
+    home: &mogplex_auth::MogplexHome,
+    redactor: &mut mogplex_auth::Redactor,
+) -> Result<AllSignedOut, CliError> {
+    let loaded = store.load()?;
+    remember_doc_secrets(redactor, &loaded.doc);
+    let updated = ops::logout_all(store)?;
+    let notes = write_notes(store, &updated);
+    mogplex_auth::hosted::HostedCache::new(home)
         .clear()
         .map_err(|e| {
             CliError::new(
@@ -144,29 +156,52 @@ pub fn logout_all(ctx: &mut Ctx) -> Result<(), CliError> {
             )
             .cause(e.to_string())
         })?;
+    let label = store_label(store);
+    let names: Vec<&str> = updated.value.iter().map(|o| o.account.name()).collect();
+    let report = if names.is_empty() {
+        format!("No stored Mogplex accounts in {label}; nothing to remove")
+    } else {
+        format!(
+            "Signed out of {} Mogplex account{} ({}): removed from {label}",
+            names.len(),
+            if names.len() == 1 { "" } else { "s" },
+            names.join(", ")
+        )
+    };
+    let revoke = updated
+        .value
+        .iter()
+        .filter_map(|o| {
+            let rt = o.refresh_token.clone()?;
+            Some((o.account.name().to_owned(), o.account.issuer.clone(), rt))
+        })
+        .collect();
+    Ok(AllSignedOut {
+        accounts: names.len(),
+        report,
+        notes,
+        revoke,
+    })
+}
+
+/// `mogplex logout --all`: every account signed out (each revoked at its own service, best
+/// effort); provider keys stay.
+pub fn logout_all(ctx: &mut Ctx) -> Result<(), CliError> {
+    let done = sign_out_all(&*ctx.store.clone(), &ctx.home, &mut ctx.redactor)?;
+    for n in &done.notes {
+        eprintln!("{n}");
+    }
     ctx.session_log();
     tracing::info!(
         event = "logout.all",
-        accounts = updated.value.len(),
-        "signed out of every account"
+        accounts = done.accounts,
+        "{}",
+        done.report
     );
-    let label = store_label(&*ctx.store);
-    if updated.value.is_empty() {
-        println!("No stored Mogplex accounts in {label}; nothing to remove");
-        return Ok(());
-    }
-    let names: Vec<&str> = updated.value.iter().map(|o| o.account.name()).collect();
-    println!(
-        "Signed out of {} Mogplex account{} ({}): removed from {label}",
-        names.len(),
-        if names.len() == 1 { "" } else { "s" },
-        names.join(", ")
-    );
-    for out in &updated.value {
-        if let Some(rt) = &out.refresh_token
-            && let Some(note) = crate::signin::revoke_at(&out.account.issuer, rt)
-        {
-            eprintln!("note: {}: {note}", out.account.name());
+    println!("{}", done.report);
+    for (name, issuer, rt) in &done.revoke {
+        if let Some(note) = crate::signin::revoke_at(issuer, rt) {
+            eprintln!("note: {name}: {note}");
         }
     }
     Ok(())

@@ -33,12 +33,26 @@ impl Ctx {
     /// the credential store `MOGPLEX_CREDENTIAL_STORE` chooses: `keyring` fails here when no
     /// keyring answers (within 3 s, nothing written anywhere).
     pub fn new() -> Result<Self, CliError> {
+        Self::open(false)
+    }
+
+    /// [`Ctx::new`] for a command that reports rather than acts (`mogplex status`): a keyring
+    /// that does not answer is reported by the store's reads instead of failing here.
+    pub fn for_report() -> Result<Self, CliError> {
+        Self::open(true)
+    }
+
+    fn open(tolerate_keyring: bool) -> Result<Self, CliError> {
         let env = ProcessEnv;
         let home = MogplexHome::from_env(&env)?;
         if let Some(w) = home.deprecation_warning() {
             eprintln!("{w}");
         }
-        let store = open_store(&env, &home)?;
+        let store = if tolerate_keyring {
+            mogplex_auth::credentials::open_store_or_unavailable(&env, &home)?
+        } else {
+            open_store(&env, &home)?
+        };
         let mut ctx = Self {
             env,
             home,

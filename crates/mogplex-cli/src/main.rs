@@ -54,7 +54,15 @@ fn run(cli: Cli, redactor_out: &mut Redactor) -> Result<(), CliError> {
         args::write_completions(args.shell, &mut std::io::stdout().lock());
         return Ok(());
     }
-    let mut ctx = ctx::Ctx::new()?;
+    let reports = matches!(
+        cli.command,
+        Some(Command::Status(_) | Command::Auth(_)) if !cli.logout
+    );
+    let mut ctx = if reports {
+        ctx::Ctx::for_report()?
+    } else {
+        ctx::Ctx::new()?
+    };
     let result = dispatch(cli, &mut ctx, attach);
     *redactor_out = ctx.redactor.clone();
     result

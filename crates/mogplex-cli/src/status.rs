@@ -193,6 +193,8 @@ pub struct Report {
     choice_text: Option<String>,
     check: Option<Check>,
     store: Value,
+    /// The chosen store could not be opened (the keyring did not answer).
+    store_unavailable: bool,
     store_text: String,
     issuer: String,
     home: String,
@@ -203,7 +205,12 @@ impl Report {
     /// The exit code: 0 usable, 64 none, 65 rejected, 69 not checked.
     pub fn exit_code(&self) -> u8 {
         let Some(active) = self.rows.iter().find(|r| r.active) else {
-            return exit::NO_CREDENTIAL;
+            // Nothing in force, but the store could not be read: it may hold one.
+            return if self.store_unavailable {
+                exit::UNAVAILABLE
+            } else {
+                exit::NO_CREDENTIAL
+            };
         };
         if active.cred.provider != Provider::Mogplex {
             return 0;
@@ -541,12 +548,17 @@ pub fn report(ctx: &mut Ctx) -> Result<Report, CliError> {
     let store = json!({
         "kind": info.kind.as_str(), "choice": info.choice.as_str(),
         "path": info.path.display().to_string(), "fallback": info.fallback,
+        "unavailable": info.unavailable,
     });
     let mut store_text = format!("{} ({})", info.label(), info.choice.as_str());
     if let Some(why) = &info.fallback {
         store_text.push_str(&format!(
             "; the keyring is not available ({why}), so the file is used"
         ));
+    }
+    if info.unavailable.is_some() {
+        // Why is the warning above; the JSON has it in `store.unavailable` too.
+        store_text.push_str("; not available: nothing stored was read");
     }
 
     let check = resolution
@@ -566,6 +578,7 @@ pub fn report(ctx: &mut Ctx) -> Result<Report, CliError> {
         choice,
         choice_text,
         check,
+        store_unavailable: info.unavailable.is_some(),
         store,
         store_text,
         issuer: resolution.issuer.clone(),

@@ -58,8 +58,8 @@ impl SlashCommand {
             SlashCommand::Login => c("login", "", "sign in, or use another credential"),
             SlashCommand::Logout => c(
                 "logout",
-                "[provider]",
-                "sign out of Mogplex, or remove a stored provider key",
+                "[provider|--all]",
+                "sign out of one or all accounts, or remove a key",
             ),
             SlashCommand::Account => c(
                 "account",

@@ -293,7 +293,7 @@ fn title_of(o: &Overlay) -> String {
         Overlay::Model { .. } => " model ".into(),
         Overlay::List { title, .. } => format!(" {} ", fit(title, 40)),
         Overlay::Help { .. } => " help ".into(),
-        Overlay::ConfirmLogout { .. } => " sign out ".into(),
+        Overlay::Confirm { ask, .. } => format!(" {} ", ask.title()),
     }
 }
 
@@ -367,17 +367,8 @@ fn help_rows(inner: u16) -> Vec<Row> {
     rows
 }
 
-fn confirm_rows(provider: Option<mogplex_auth::Provider>, refused: bool, inner: u16) -> Vec<Row> {
-    let (question, yes) = match provider {
-        None => (
-            "Sign out of Mogplex? Stored provider keys are kept.".to_owned(),
-            "y signs out",
-        ),
-        Some(p) => (
-            format!("Remove the stored {} key?", p.display_name()),
-            "y removes it",
-        ),
-    };
+fn confirm_rows(ask: &crate::state::Ask, refused: bool, inner: u16) -> Vec<Row> {
+    let (question, yes, no) = ask.question();
     let mut rows: Vec<Row> = wrap(&question, inner)
         .into_iter()
         .map(|r| row(r, Tone::Plain))
@@ -386,7 +377,7 @@ fn confirm_rows(provider: Option<mogplex_auth::Provider>, refused: bool, inner: 
     rows.push(row(fit("y / Enter: yes · n / Esc: no", inner), Tone::Dim));
     if refused {
         rows.push(Vec::new());
-        let text = format!("Only y or n here: {yes}, n or Esc keeps it.");
+        let text = format!("Only y or n here: {yes}, n or Esc {no}.");
         rows.extend(wrap(&text, inner).into_iter().map(|r| row(r, Tone::Warn)));
     }
     rows
@@ -403,9 +394,7 @@ fn overlay_rows(o: &Overlay, inner: u16) -> (Vec<Row>, Option<usize>) {
         Overlay::List { rows, .. } => (labelled(rows, Tone::Bold, inner), None),
         Overlay::Model { .. } => model_rows(o, inner),
         Overlay::Help { .. } => (help_rows(inner), None),
-        Overlay::ConfirmLogout { provider, refused } => {
-            (confirm_rows(*provider, *refused, inner), None)
-        }
+        Overlay::Confirm { ask, refused } => (confirm_rows(ask, *refused, inner), None),
     }
 }
 

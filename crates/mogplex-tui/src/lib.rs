@@ -17,8 +17,8 @@ pub mod text;
 pub mod view;
 
 pub use app::{
-    App, Effect, Entry, EntryKind, Event, Header, LoginChoice, LoginMode, ModelChoice, Overlay,
-    Screen, ToolApproval,
+    App, Ask, Effect, Entry, EntryKind, Event, Header, LoginChoice, LoginMode, ModelChoice,
+    Overlay, Screen, ToolApproval,
 };
 pub use command::SlashCommand;
 pub use composer::Composer;

@@ -165,12 +165,63 @@ pub enum Overlay {
     Help {
         scroll: usize,
     },
-    /// `/logout`: asks before signing out (`None`: the Mogplex sign-in). `refused` is set when
+    /// A yes-or-no question (`/logout`, a switch to a key just stored). `refused` is set when
     /// a key other than its own was pressed, so it can say which keys it takes.
-    ConfirmLogout {
-        provider: Option<Provider>,
+    Confirm {
+        ask: Ask,
         refused: bool,
     },
+}
+
+/// What a [`Overlay::Confirm`] asks; yes carries it out, no leaves everything as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ask {
+    /// `/logout [provider]` (`None`: the active Mogplex account).
+    Logout(Option<Provider>),
+    /// `/logout --all`: every Mogplex account in this home.
+    LogoutAll,
+    /// A key was stored from `/login` while `keep` (a short label of the credential in use)
+    /// stays first: switch to the new one?
+    Switch { provider: Provider, keep: String },
+}
+
+impl Ask {
+    /// The question, what yes does and what no does (said again when another key is pressed).
+    pub fn question(&self) -> (String, &'static str, &'static str) {
+        match self {
+            Ask::Logout(None) => (
+                "Sign out of Mogplex? Stored provider keys are kept.".to_owned(),
+                "y signs out",
+                "keeps it",
+            ),
+            Ask::Logout(Some(p)) => (
+                format!("Remove the stored {} key?", p.display_name()),
+                "y removes it",
+                "keeps it",
+            ),
+            Ask::LogoutAll => (
+                "Sign out of every Mogplex account in this home? Each is revoked at its service; stored provider keys are kept.".to_owned(),
+                "y signs out of all",
+                "keeps them",
+            ),
+            Ask::Switch { provider, keep } => (
+                format!(
+                    "Use the new {} key now? {keep} stays in use otherwise.",
+                    provider.display_name()
+                ),
+                "y switches to it",
+                "keeps what is in use",
+            ),
+        }
+    }
+
+    /// The overlay's title.
+    pub fn title(&self) -> &'static str {
+        match self {
+            Ask::Logout(_) | Ask::LogoutAll => "sign out",
+            Ask::Switch { .. } => "switch",
+        }
+    }
 }
 
 impl Overlay {
@@ -202,7 +253,7 @@ impl Overlay {
             Overlay::Status { scroll, .. }
             | Overlay::List { scroll, .. }
             | Overlay::Help { scroll } => *scroll,
-            Overlay::Model { .. } | Overlay::ConfirmLogout { .. } => 0,
+            Overlay::Model { .. } | Overlay::Confirm { .. } => 0,
         }
     }
 }

@@ -7,7 +7,7 @@ mod common;
 use common::{draw, key, type_text};
 use mogplex_auth::Provider;
 use mogplex_tui::{
-    App, Effect, Event, Header, LoginMode, ModelChoice, Overlay, Screen, SlashCommand,
+    App, Ask, Effect, Event, Header, LoginMode, ModelChoice, Overlay, Screen, SlashCommand,
 };
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -363,6 +363,61 @@ fn logout_asks_only_about_what_is_stored() {
 }
 
 #[test]
+fn logout_all_asks_first_and_says_what_it_does() {
+    let mut app = App::new(Some(stored()));
+    type_text(&mut app, "/logout --all");
+    assert!(key(&mut app, KeyCode::Enter).is_empty(), "asks first");
+    let screen = render(&app);
+    assert!(screen.contains("every Mogplex account"), "{screen}");
+    assert_eq!(key(&mut app, KeyCode::Char('y')), vec![Effect::LogoutAll]);
+    assert!(app.overlay().is_none());
+    type_text(&mut app, "/logout --all");
+    key(&mut app, KeyCode::Enter);
+    assert!(
+        key(&mut app, KeyCode::Esc).is_empty(),
+        "Esc keeps everything"
+    );
+    assert!(app.overlay().is_none());
+}
+
+#[test]
+fn a_key_stored_while_another_stays_in_use_asks_before_switching() {
+    let mut app = App::new(Some(stored()));
+    let ask = || Event::AskSwitch {
+        provider: Provider::Groq,
+        keep: "OpenAI (auth.json)".into(),
+    };
+    app.update(ask());
+    let screen = render(&app);
+    assert!(screen.contains("Use the new Groq key now?"), "{screen}");
+    assert!(
+        screen.contains("OpenAI (auth.json) stays in use"),
+        "{screen}"
+    );
+    // Only its own keys: a letter is refused and typed nowhere.
+    assert!(key(&mut app, KeyCode::Char('g')).is_empty());
+    assert_eq!(app.composer().text(), "");
+    assert_eq!(
+        key(&mut app, KeyCode::Char('y')),
+        vec![Effect::UseStoredKey(Provider::Groq)]
+    );
+    // No keeps the credential in use and says how to switch later.
+    app.update(ask());
+    assert!(key(&mut app, KeyCode::Char('n')).is_empty());
+    assert!(app.overlay().is_none());
+    let screen = render(&app);
+    assert!(
+        screen.contains("choose a Groq model with /model"),
+        "{screen}"
+    );
+    // Asked while another overlay is open, it is said instead, and takes no key from it.
+    type_text(&mut app, "/help");
+    key(&mut app, KeyCode::Enter);
+    app.update(ask());
+    assert!(matches!(app.overlay(), Some(Overlay::Help { .. })));
+}
+
+#[test]
 fn typing_on_an_informational_overlay_goes_to_the_message_box() {
     let mut app = App::new(Some(stored()));
     type_text(&mut app, "/status");
@@ -383,8 +438,8 @@ fn typing_on_an_informational_overlay_goes_to_the_message_box() {
     );
     assert!(matches!(
         app.overlay(),
-        Some(Overlay::ConfirmLogout {
-            provider: Some(Provider::OpenAi),
+        Some(Overlay::Confirm {
+            ask: Ask::Logout(Some(Provider::OpenAi)),
             refused: false
         })
     ));
@@ -392,7 +447,7 @@ fn typing_on_an_informational_overlay_goes_to_the_message_box() {
     assert!(key(&mut app, KeyCode::Char('o')).is_empty());
     assert!(matches!(
         app.overlay(),
-        Some(Overlay::ConfirmLogout { refused: true, .. })
+        Some(Overlay::Confirm { refused: true, .. })
     ));
     assert!(render(&app).contains("Only y or n here"));
     assert_eq!(app.composer().text(), "", "the key went nowhere else");

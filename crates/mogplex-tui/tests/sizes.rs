@@ -158,6 +158,13 @@ fn screens() -> Vec<(&'static str, App)> {
     key(&mut help, KeyCode::Enter);
     all.push(("help", help));
 
+    let mut switch = s.clone();
+    switch.update(Event::AskSwitch {
+        provider: mogplex_auth::Provider::Groq,
+        keep: "Mogplex (auth.json)".into(),
+    });
+    all.push(("switch", switch));
+
     let mut confirm = s;
     type_text(&mut confirm, "/logout");
     key(&mut confirm, KeyCode::Enter);

@@ -83,6 +83,8 @@ pub struct StoreInfo {
     pub path: PathBuf,
     /// With `auto`: why the keyring was not used.
     pub fallback: Option<String>,
+    /// Why the chosen store could not be opened ([`UnavailableStore`]): nothing stored is read.
+    pub unavailable: Option<String>,
 }
 
 impl StoreInfo {
@@ -120,6 +122,8 @@ pub enum Note {
     Unreadable { slot: Slot, reason: &'static str },
     /// The keyring store moved secrets that `auth.json` held in plain text into the keyring.
     MovedIntoKeyring { path: PathBuf },
+    /// The chosen store could not be opened: nothing stored was read.
+    Unavailable { why: String, hint: String },
 }
 
 impl Note {
@@ -131,6 +135,9 @@ impl Note {
             Note::Unreadable { slot, reason } => format!(
                 "note: the keyring item for {slot} cannot be used ({reason}); it is ignored and will be removed with the next change to stored credentials"
             ),
+            Note::Unavailable { why, hint } => {
+                format!("warning: {why}; stored credentials are not read (hint: {hint})")
+            }
             Note::MovedIntoKeyring { path } => format!(
                 "note: moved the secrets {} held into the keyring; it now keeps only references",
                 path.display()
@@ -247,6 +254,7 @@ impl FileStore {
             choice,
             path: home.auth_file(),
             fallback,
+            unavailable: None,
         };
         // A document a keyring session wrote still reads: its secrets are in the keyring.
         let vault = Arc::new(KeyringVault::new());
@@ -274,6 +282,7 @@ impl KeyringStore {
             choice,
             path: home.auth_file(),
             fallback: None,
+            unavailable: None,
         };
         let vault = Arc::new(KeyringVault::new());
         let engine = Arc::new(Engine::new(home.path(), StoreKind::Keyring, vault, info));
@@ -307,6 +316,58 @@ macro_rules! delegate_to_engine {
 }
 delegate_to_engine!(FileStore);
 delegate_to_engine!(KeyringStore);
+
+/// The store that was chosen but could not be opened (the keyring did not answer), for the
+/// commands that must still report (`mogplex status`): a read finds nothing and says why in a
+/// [`Note::Unavailable`]; a write fails with the error, so nothing goes anywhere else.
+#[derive(Debug)]
+pub struct UnavailableStore {
+    info: StoreInfo,
+    why: KeyringError,
+}
+
+impl CredentialStore for UnavailableStore {
+    fn info(&self) -> &StoreInfo {
+        &self.info
+    }
+    fn load(&self) -> Result<Loaded, CredentialError> {
+        Ok(Loaded {
+            notes: vec![Note::Unavailable {
+                why: self.why.to_string(),
+                hint: self.why.hint(),
+            }],
+            ..Loaded::default()
+        })
+    }
+    fn load_metadata(&self) -> Result<Loaded, CredentialError> {
+        self.load()
+    }
+    fn locked(&self) -> Result<Locked, CredentialError> {
+        Err(CredentialError::Keyring(self.why.clone()))
+    }
+}
+
+/// [`open_store`], except that a keyring that does not answer gives an [`UnavailableStore`]
+/// instead of the error (other errors, such as a bad `MOGPLEX_CREDENTIAL_STORE`, stay errors).
+pub fn open_store_or_unavailable(
+    env: &dyn Env,
+    home: &MogplexHome,
+) -> Result<Arc<dyn CredentialStore>, CredentialError> {
+    let choice = StoreChoice::from_env(env)?;
+    match open_store_with(choice, home) {
+        Err(CredentialError::Keyring(why)) => Ok(Arc::new(UnavailableStore {
+            info: StoreInfo {
+                kind: StoreKind::Keyring,
+                choice,
+                path: home.auth_file(),
+                fallback: None,
+                unavailable: Some(why.to_string()),
+            },
+            why,
+        })),
+        other => other,
+    }
+}
 
 /// Opens the store `MOGPLEX_CREDENTIAL_STORE` chooses for `home`.
 pub fn open_store(

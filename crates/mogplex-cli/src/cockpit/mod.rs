@@ -279,6 +279,12 @@ impl<'a> Cockpit<'a> {
                 }
                 self.logout(provider);
             }
+            Effect::LogoutAll => {
+                self.run = None;
+                self.drop_hosted();
+                self.logout_all();
+            }
+            Effect::UseStoredKey(provider) => self.use_stored_key(provider),
             Effect::PickModel(id) => self.pick_model(&id),
             Effect::ApproveTool(answer) => self.approve_tool(answer),
             Effect::CancelTool => self.cancel_tool(),

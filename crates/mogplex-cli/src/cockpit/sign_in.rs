@@ -39,6 +39,8 @@ pub(crate) enum SignInMsg {
         result: Result<Option<String>, CliError>,
     },
     Removed(Result<Removal, CliError>),
+    /// `/logout --all` carried out.
+    AllSignedOut(Result<crate::account::AllSignedOut, CliError>),
     Revoked(Option<String>),
     /// `/account <email or id>` made that account the default (and this session's).
     Switched(Result<(ops::AccountSummary, Vec<String>), CliError>),
@@ -129,6 +131,7 @@ impl Cockpit<'_> {
                 result,
             } => self.key_stored(provider, masked, result),
             SignInMsg::Removed(result) => self.removed(result),
+            SignInMsg::AllSignedOut(result) => self.all_signed_out(result),
             SignInMsg::Switched(result) => self.switched(result),
             SignInMsg::Revoked(note) => {
                 if let Some(n) = note {
@@ -274,35 +277,39 @@ impl Cockpit<'_> {
                     .trim_start_matches("warning: "),
             );
         }
-        self.after_login_notices(Provider::Mogplex);
+        self.after_sign_in_notices();
         self.attach_after_sign_in();
     }
 
-    /// After storing a credential for `provider`: when another provider's credential still
-    /// comes first, say how to use the new one. (A variable that overrides it is already said,
-    /// once, on its own header line.)
-    fn after_login_notices(&mut self, provider: Provider) {
+    /// Another provider's credential that stays in use after a credential for `provider` was
+    /// stored, as a short label (`OpenAI (auth.json)`); `None` when the new one is in use, or a
+    /// variable overrides it (said, once, on its own header line).
+    fn still_in_use_instead(&self, provider: Provider) -> Option<String> {
         let resolution = &self.creds.resolution;
-        let text = match &self.creds.selection {
-            Some(sel)
-                if sel.provider() != provider
-                    && resolution.for_provider(provider).is_some()
-                    && !resolution
-                        .overrides
-                        .iter()
-                        .any(|o| o.stored_provider == provider) =>
-            {
-                format!(
-                    "{} stays in use ({}); to switch to the new {} credential, choose a {} model with /model",
-                    sel.provider().display_name(),
-                    sel.credential.source.short_label(),
-                    provider.display_name(),
-                    provider.display_name()
-                )
-            }
-            _ => return,
-        };
-        self.note(text);
+        let sel = self.creds.selection.as_ref()?;
+        (sel.provider() != provider
+            && resolution.for_provider(provider).is_some()
+            && !resolution
+                .overrides
+                .iter()
+                .any(|o| o.stored_provider == provider))
+        .then(|| {
+            format!(
+                "{} ({})",
+                sel.provider().display_name(),
+                sel.credential.source.short_label()
+            )
+        })
+    }
+
+    /// After a Mogplex sign-in: when another provider's credential still comes first, say how
+    /// to use the new one.
+    fn after_sign_in_notices(&mut self) {
+        if let Some(keep) = self.still_in_use_instead(Provider::Mogplex) {
+            self.note(format!(
+                "{keep} stays in use; to switch to Mogplex, choose a Mogplex model with /model"
+            ));
+        }
     }
 
     pub(super) fn store_key(&mut self, provider: Provider, key: Secret) {
@@ -357,7 +364,95 @@ impl Cockpit<'_> {
             self.note(w.trim_start_matches("warning: "));
         }
         self.note(text);
-        self.after_login_notices(provider);
+        // Storing a key from /login asks before switching to it (SPEC section 2).
+        if let Some(keep) = self.still_in_use_instead(provider) {
+            self.app.update(Event::AskSwitch { provider, keep });
+        }
+    }
+
+    /// Yes to the switch: the stored key of `provider` becomes the user's choice, for this
+    /// session and the next, over a `/model` pick of another provider.
+    pub(super) fn use_stored_key(&mut self, provider: Provider) {
+        if let Err(w) = crate::ctx::remember_choice(&self.ctx.home, provider, None, "key") {
+            self.note(w.trim_start_matches("warning: "));
+        }
+        if self
+            .models
+            .picked
+            .as_ref()
+            .is_some_and(|(p, _)| *p != provider)
+        {
+            self.models.picked = None;
+        }
+        self.show_resolution();
+        if let Some(sel) = &self.creds.selection {
+            let text = format!(
+                "Now using {} ({})",
+                sel.provider().display_name(),
+                sel.credential.source.short_label()
+            );
+            self.note(text);
+        }
+        self.log.write(
+            Level::Info,
+            "credential.switch",
+            "switched to the key just stored",
+            json!({"provider": provider.id()}),
+        );
+    }
+
+    /// `/logout --all`, confirmed: every account signed out, each revoked at its own service.
+    pub(super) fn logout_all(&mut self) {
+        let mut redactor = self.ctx.redactor.clone();
+        let home = self.ctx.home.clone();
+        self.services.spawn_blocking(move |store| {
+            let result = crate::account::sign_out_all(store, &home, &mut redactor);
+            Msg::SignIn(SignInMsg::AllSignedOut(result))
+        });
+    }
+
+    fn all_signed_out(&mut self, result: Result<crate::account::AllSignedOut, CliError>) {
+        let done = match result {
+            Ok(d) => d,
+            Err(e) => {
+                self.show_error(&e);
+                return;
+            }
+        };
+        self.log.write(
+            Level::Info,
+            "logout.all",
+            &done.report,
+            json!({"accounts": done.accounts}),
+        );
+        for (name, issuer, refresh) in done.revoke {
+            let Ok(base) = issuer.parse::<mogplex_providers::Url>() else {
+                continue;
+            };
+            self.services.spawn(|s| async move {
+                let outcome = mogplex_auth::signin::revoke(base.clone(), &refresh).await;
+                let note = outcome
+                    .note(&base_label(&base))
+                    .map(|n| format!("{name}: {n}"));
+                s.send(Msg::SignIn(SignInMsg::Revoked(note)));
+            });
+        }
+        self.forget_pick(Provider::Mogplex);
+        // The account this session was switched to (or MOGPLEX_ACCOUNT named) is gone too.
+        self.ctx.account = None;
+        self.show_resolution();
+        // A MOGPLEX_API_KEY in this shell still brings its own account's state.
+        self.sync_hosted();
+        let lines = done.notes.into_iter().chain([done.report]);
+        if self.creds.selection.is_some() {
+            for l in lines {
+                self.note(l);
+            }
+        } else {
+            for l in lines {
+                self.app.update(Event::SignInNote(l));
+            }
+        }
     }
 
     pub(super) fn logout(&mut self, provider: Provider) {

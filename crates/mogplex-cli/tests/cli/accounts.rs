@@ -128,7 +128,8 @@ fn accounts_side_by_side_each_process_its_own_and_logout_one_then_all() {
 }
 
 /// `/account` in the cockpit (a pseudo-terminal): lists the accounts, switches to another, and the
-/// header names it by email at once; the stored default follows.
+/// header names it by email at once; the stored default follows; `/logout --all` asks, then
+/// signs out of every account.
 #[test]
 fn the_cockpit_lists_and_switches_accounts() {
     use crate::cockpit::{WAIT, cockpit, expect, submit};
@@ -153,6 +154,29 @@ fn the_cockpit_lists_and_switches_accounts() {
         screen.contains("stored accounts: ada@example.com, bob@example.com"),
         "{screen}"
     );
+    // /logout --all asks, then signs out of both, revoking each at the service.
+    let live = || one.count("SELECT COUNT(*) FROM token_families WHERE revoked_at IS NULL");
+    assert_eq!(live(), 2);
+    submit(&mut t, "/logout --all");
+    expect(&t, "Sign out of every Mogplex account in this home?");
+    t.send("n");
+    t.wait_until(|s| !s.contains("every Mogplex account"), WAIT)
+        .unwrap_or_else(|s| panic!("the question stayed open:\n{s}"));
+    assert_eq!(emails(&home).len(), 2, "no keeps both");
+    submit(&mut t, "/logout --all");
+    expect(&t, "Sign out of every Mogplex account in this home?");
+    t.send("y");
+    let screen = expect(&t, "Signed out of 2 Mogplex accounts");
+    assert!(
+        screen.contains("Sign in with Mogplex"),
+        "the login screen: {screen}"
+    );
+    assert!(emails(&home).is_empty());
+    let deadline = std::time::Instant::now() + WAIT;
+    while live() != 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(live(), 0, "both revoked on the server");
     t.send(mogplex_testkit::term::keys::CTRL_C);
     t.send(mogplex_testkit::term::keys::CTRL_C);
     let _ = t.wait_exit(WAIT);

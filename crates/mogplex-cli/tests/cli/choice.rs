@@ -225,33 +225,54 @@ fn a_groq_key_then_a_real_sign_in_uses_the_sign_in() {
     assert!(out.stderr.is_empty(), "{}", home.render(&out));
 }
 
-/// A key stored from the cockpit's login screen does not take over: the credential in use stays,
-/// and the note says how to switch (a `/model` pick, which is then the remembered choice).
+/// A key stored from the cockpit's login screen does not take over unasked: the cockpit asks;
+/// no keeps the credential in use (this session and the next), yes switches to the new key and
+/// makes it the remembered choice.
 #[test]
 fn a_key_stored_in_the_cockpit_asks_before_it_is_used() {
     use crate::cockpit::{cockpit, expect, submit};
-    use mogplex_testkit::term::keys;
+    use mogplex_testkit::term::{Term, keys};
     let server = FakeServer::start();
     let mut home = TestHome::new();
     route_all_providers(&mut home, &server);
     let out = home.run_stdin(&["login", "mogplex", "--with-api-key"], PAT);
     assert_eq!(out.status.code(), Some(0), "{}", home.render(&out));
+    let store_groq = |t: &mut Term| {
+        submit(t, "/login");
+        expect(t, "Use a provider API key");
+        t.send(keys::DOWN);
+        t.send(keys::DOWN);
+        t.send(keys::ENTER);
+        expect(t, "Which provider is the key for?");
+        for _ in 0..3 {
+            t.send(keys::DOWN); // Anthropic → OpenAI → Google → Groq
+        }
+        t.send(keys::ENTER);
+        expect(t, "Paste your Groq API key");
+        t.send(&keys::paste(GROQ));
+        t.send(keys::ENTER);
+        expect(
+            t,
+            "Use the new Groq key now? Mogplex (auth.json) stays in use otherwise.",
+        )
+    };
+    let session_provider = |home: &TestHome| {
+        let out = home.run(&["exec", "--json", "hi"]);
+        let session: serde_json::Value =
+            serde_json::from_slice(out.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
+        session["provider"].as_str().unwrap_or_default().to_owned()
+    };
+
+    // No: the sign-in stays, and the note says how to switch later.
     let mut t = cockpit(&home, &[]);
     expect(&t, "mogplex · Mogplex");
-    submit(&mut t, "/login");
-    expect(&t, "Use a provider API key");
-    t.send(keys::DOWN);
-    t.send(keys::DOWN);
-    t.send(keys::ENTER);
-    expect(&t, "Which provider is the key for?");
-    for _ in 0..3 {
-        t.send(keys::DOWN); // Anthropic → OpenAI → Google → Groq
-    }
-    t.send(keys::ENTER);
-    expect(&t, "Paste your Groq API key");
-    t.send(&keys::paste(GROQ));
-    t.send(keys::ENTER);
-    let screen = expect(&t, "to switch to the new Groq credential");
+    let screen = store_groq(&mut t);
+    assert!(screen.contains("y / Enter: yes · n / Esc: no"), "{screen}");
+    // A letter of a prompt typed meanwhile is refused, not typed anywhere.
+    t.send("h");
+    expect(&t, "Only y or n here: y switches to it");
+    t.send("n");
+    let screen = expect(&t, "choose a Groq model with /model to switch later");
     assert!(
         screen
             .lines()
@@ -260,12 +281,32 @@ fn a_key_stored_in_the_cockpit_asks_before_it_is_used() {
             .contains("Mogplex"),
         "{screen}"
     );
+    assert!(!screen.contains("›h"), "{screen}");
     t.send(keys::CTRL_C);
     t.send(keys::CTRL_C);
     let _ = t.wait_exit(crate::cockpit::WAIT);
-    // The next session too: the sign-in is still the last choice.
-    let out = home.run(&["exec", "--json", "hi"]);
-    let session: serde_json::Value =
-        serde_json::from_slice(out.stdout.split(|b| *b == b'\n').next().unwrap()).unwrap();
-    assert_eq!(session["provider"], "mogplex", "{session}");
+    assert_eq!(
+        session_provider(&home),
+        "mogplex",
+        "the sign-in is still the last choice"
+    );
+
+    // Yes: the header switches at once, and the next session uses the key too.
+    let mut t = cockpit(&home, &[]);
+    expect(&t, "mogplex · Mogplex");
+    store_groq(&mut t);
+    t.send("y");
+    let screen = expect(&t, "Now using Groq");
+    assert!(
+        screen.lines().next().unwrap_or_default().contains("Groq"),
+        "{screen}"
+    );
+    t.send(keys::CTRL_C);
+    t.send(keys::CTRL_C);
+    let _ = t.wait_exit(crate::cockpit::WAIT);
+    assert_eq!(
+        session_provider(&home),
+        "groq",
+        "the key is now the last choice"
+    );
 }

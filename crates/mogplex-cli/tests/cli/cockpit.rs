@@ -149,7 +149,7 @@ fn store_a_key_chat_and_log_out_back_to_the_login_screen() {
     t.type_text("/logo");
     expect(
         &t,
-        "/logout [provider]  sign out of Mogplex, or remove a stored provider key",
+        "/logout [provider|--all]  sign out of one or all accounts, or remove a key",
     );
     t.send(keys::TAB);
     submit(&mut t, "openai");

@@ -82,11 +82,11 @@ fn the_command_popup_opens_on_a_slash_and_runs_the_choice() {
     let mut t = cockpit_sized(&home, &[], &[], 80, 24);
     expect(&t, "mogplex · OpenAI");
     t.type_text("/");
-    let screen = expect(&t, "/logout [provider]");
+    let screen = expect(&t, "/logout [provider|--all]");
     for line in [
-        "/login              sign in, or use another credential",
-        "/status             which credential is in use, and where it came from",
-        "/quit               leave mogplex",
+        "/login                    sign in, or use another credential",
+        "/status                   which credential is in use, and where it came from",
+        "/quit                     leave mogplex",
     ] {
         assert!(screen.contains(line), "{line}:\n{screen}");
     }

@@ -22,6 +22,7 @@ macro_rules! status_snap {
                 (r"pat_[0-9a-f]+", "pat_[ID]"),
                 (r"mog_…[A-Za-z0-9_-]{4}", "mog_…[TAIL]"),
                 (r"\(os error \d+\)", "(os error N)"),
+                (r"unix:path=[^`]*", "unix:path=[BUS]"),
             ],
             prepend_module_to_snapshot => false,
         }, {
@@ -122,6 +123,37 @@ fn a_corrupt_auth_json_is_moved_aside_and_said() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let w = v["warnings"][0].as_str().unwrap();
     assert!(w.contains("auth.json.corrupt-"), "{w}");
+}
+
+/// `MOGPLEX_CREDENTIAL_STORE=keyring` with no keyring answering (no D-Bus session here): status
+/// still reports, in text and JSON, saying the store could not be read; a variable still works
+/// (exit 0), and with nothing else the exit code is 69 (could not be checked), never 64.
+#[test]
+fn status_reports_a_keyring_that_cannot_be_opened() {
+    let mut home = TestHome::new();
+    home.env("MOGPLEX_CREDENTIAL_STORE", "keyring");
+    let v = both("keyring_unavailable", &home, |a| home.run(a), 69, &[]);
+    assert_eq!(v["state"], "not_checked");
+    assert_eq!(v["store"]["kind"], "keyring");
+    let why = v["store"]["unavailable"].as_str().unwrap();
+    assert!(why.contains("cannot reach"), "{why}");
+    let w = v["warnings"][0].as_str().unwrap();
+    assert!(w.contains("stored credentials are not read"), "{w}");
+    // Nothing was written anywhere while reporting.
+    assert!(!home.auth_path().exists());
+    home.env("OPENAI_API_KEY", OPENAI);
+    let v = both(
+        "keyring_unavailable_env",
+        &home,
+        |a| home.run(a),
+        0,
+        &[OPENAI],
+    );
+    assert_eq!(v["credentials"][0]["source"]["type"], "env");
+    assert!(v["store"]["unavailable"].is_string());
+    // Commands that act still refuse, as before.
+    let out = home.run(&["login", "groq", "--with-api-key"]);
+    assert_eq!(out.status.code(), Some(78), "{}", home.render(&out));
 }
 
 #[test]

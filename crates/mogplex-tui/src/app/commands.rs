@@ -3,7 +3,7 @@
 //! network, the disk) returns [`Effect::Command`], which the runtime's `run_command` carries
 //! out.
 
-use super::{App, Effect, EntryKind, Overlay, Screen};
+use super::{App, Ask, Effect, EntryKind, Overlay, Screen};
 use crate::command::{Parsed, SlashCommand, parse};
 use mogplex_auth::Provider;
 
@@ -58,12 +58,13 @@ impl App {
 
     /// `/logout [provider]`: asks first, and only about what is stored.
     fn logout(&mut self, arg: Option<&str>) {
+        if matches!(arg, Some("--all" | "all")) {
+            self.confirm(Ask::LogoutAll);
+            return;
+        }
         match arg.map(str::parse::<Provider>) {
             None if self.header.stored.contains(&Provider::Mogplex) => {
-                self.overlay = Some(Overlay::ConfirmLogout {
-                    provider: None,
-                    refused: false,
-                });
+                self.confirm(Ask::Logout(None));
             }
             None => {
                 let keys: Vec<&str> = self.header.stored.iter().map(|p| p.id()).collect();
@@ -79,10 +80,7 @@ impl App {
                 self.say(EntryKind::Notice, text);
             }
             Some(Ok(p)) if self.header.stored.contains(&p) => {
-                self.overlay = Some(Overlay::ConfirmLogout {
-                    provider: Some(p),
-                    refused: false,
-                });
+                self.confirm(Ask::Logout(Some(p)));
             }
             Some(Ok(p)) => self.say(
                 EntryKind::Notice,
@@ -100,5 +98,12 @@ impl App {
                 ),
             ),
         }
+    }
+
+    fn confirm(&mut self, ask: Ask) {
+        self.overlay = Some(Overlay::Confirm {
+            ask,
+            refused: false,
+        });
     }
 }

@@ -62,6 +62,12 @@ pub enum Event {
     /// The credential in use now belongs to someone else (another account signed in): the
     /// transcript starts again, with this said first.
     NewConversation(String),
+    /// A key was stored from `/login` while another credential (`keep`, a short label) stays in
+    /// use: ask whether to switch to it.
+    AskSwitch {
+        provider: Provider,
+        keep: String,
+    },
     /// The model calls a tool and waits for the user's approval (`server.tool`, its arguments).
     ToolApproval {
         tool: String,
@@ -111,6 +117,10 @@ pub enum Effect {
     SendPrompt(String),
     CancelAnswer,
     Logout(Option<Provider>),
+    /// `/logout --all`, confirmed.
+    LogoutAll,
+    /// Yes to [`Event::AskSwitch`]: the stored key of this provider becomes the user's choice.
+    UseStoredKey(Provider),
     PickModel(String),
     /// The answer to [`Event::ToolApproval`].
     ApproveTool(ToolApproval),

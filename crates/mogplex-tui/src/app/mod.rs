@@ -16,7 +16,8 @@ mod tools;
 
 use crate::composer::Composer;
 pub use crate::state::{
-    Entry, EntryKind, Header, LoginChoice, LoginMode, ModelChoice, Overlay, Screen, key_providers,
+    Ask, Entry, EntryKind, Header, LoginChoice, LoginMode, ModelChoice, Overlay, Screen,
+    key_providers,
 };
 pub use event::{Effect, Event, ToolApproval};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -217,6 +218,23 @@ impl App {
                 }
             }
             Event::Resize(w, h) => self.size = (w, h),
+            Event::AskSwitch { provider, keep } => {
+                if matches!(self.screen, Screen::Session) && self.overlay.is_none() {
+                    self.overlay = Some(Overlay::Confirm {
+                        ask: Ask::Switch { provider, keep },
+                        refused: false,
+                    });
+                } else {
+                    // Something else is open: the question would take its keys; say it instead.
+                    self.say(
+                        EntryKind::Notice,
+                        format!(
+                            "{keep} stays in use; choose a {} model with /model to switch to the new key.",
+                            provider.display_name()
+                        ),
+                    );
+                }
+            }
             Event::ToolApproval { tool, arguments } => self.tool_approval(tool, arguments),
             Event::ToolRunning { tool } => self.tool_running(tool),
             Event::ToolDone { tool, ok, text } => self.tool_done(tool, ok, text),
@@ -238,7 +256,7 @@ impl App {
                 Some(Overlay::Model { filter, .. }) => {
                     filter.push_str(text.lines().next().unwrap_or("").trim());
                 }
-                Some(Overlay::ConfirmLogout { refused, .. }) => *refused = true,
+                Some(Overlay::Confirm { refused, .. }) => *refused = true,
                 // Only to read: it closes, and the text goes where it would have gone.
                 Some(Overlay::Status { .. } | Overlay::List { .. } | Overlay::Help { .. })
                 | None => {

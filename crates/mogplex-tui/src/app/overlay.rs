@@ -3,7 +3,7 @@
 //! the first key that is not theirs closes them and goes on to the message box; the model list
 //! takes typing as a filter; the sign-out question takes its own keys only, and says which.
 
-use super::{App, Effect, ModelChoice, Overlay};
+use super::{App, Ask, Effect, EntryKind, ModelChoice, Overlay};
 use crate::layout;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::Rect;
@@ -42,14 +42,26 @@ impl App {
         };
         match overlay {
             Overlay::Model { .. } => self.model_key(overlay, k),
-            Overlay::ConfirmLogout { provider, .. } => match k.code {
-                KeyCode::Char('y' | 'Y') | KeyCode::Enter => vec![Effect::Logout(provider)],
-                KeyCode::Char('n' | 'N') | KeyCode::Esc => Vec::new(),
+            Overlay::Confirm { ask, .. } => match k.code {
+                KeyCode::Char('y' | 'Y') | KeyCode::Enter => vec![match ask {
+                    Ask::Logout(provider) => Effect::Logout(provider),
+                    Ask::LogoutAll => Effect::LogoutAll,
+                    Ask::Switch { provider, .. } => Effect::UseStoredKey(provider),
+                }],
+                KeyCode::Char('n' | 'N') | KeyCode::Esc => {
+                    if let Ask::Switch { provider, keep } = ask {
+                        self.say(
+                            EntryKind::Notice,
+                            format!(
+                                "{keep} stays in use; choose a {} model with /model to switch later.",
+                                provider.display_name()
+                            ),
+                        );
+                    }
+                    Vec::new()
+                }
                 _ => {
-                    self.overlay = Some(Overlay::ConfirmLogout {
-                        provider,
-                        refused: true,
-                    });
+                    self.overlay = Some(Overlay::Confirm { ask, refused: true });
                     Vec::new()
                 }
             },

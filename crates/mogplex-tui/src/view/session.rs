@@ -92,7 +92,7 @@ fn keys(app: &App, scroll: usize, max_scroll: usize, area: Rect) -> Vec<&'static
     }
     if let Some(o) = app.overlay() {
         return match o {
-            Overlay::ConfirmLogout { .. } => vec!["y yes", "n no"],
+            Overlay::Confirm { .. } => vec!["y yes", "n no"],
             Overlay::Model { choices: None, .. } => vec!["Esc close", "type to filter"],
             Overlay::Model { .. } => vec!["↑/↓ choose", "Enter use", "Esc close", "type to filter"],
             _ if layout::overlay(o, area).max_scroll > 0 => {
