@@ -253,6 +253,21 @@ fn a_stored_token_expiring_soon_is_announced() {
         "{}",
         home.render(&out)
     );
+    // And the cockpit's header, on a line of its own under the first (a pseudo-terminal).
+    use crate::cockpit::{WAIT, cockpit, expect};
+    let mut t = cockpit(&home, &[]);
+    let screen = expect(&t, "personal access token ends in");
+    let lines: Vec<&str> = screen.lines().collect();
+    assert!(lines[0].starts_with("mogplex · Mogplex"), "{screen}");
+    assert!(
+        lines[1..4]
+            .iter()
+            .any(|l| l.contains("personal access token ends in")),
+        "the notice is in the header: {screen}"
+    );
+    t.send(mogplex_testkit::term::keys::CTRL_C);
+    t.send(mogplex_testkit::term::keys::CTRL_C);
+    let _ = t.wait_exit(WAIT);
 }
 
 #[test]
