@@ -514,6 +514,27 @@ pub async fn stream_turn(
     sink: &mut dyn TurnSink,
 ) -> Result<TurnOutcome, CliError> {
     let is_session = selection.credential.kind == CredentialKind::AccountSession;
+    // A helper's key is asked for again at every turn: the cache gives the same one until it
+    // expires, then the helper runs again (a long cockpit session outlives a short-lived key).
+    if let Source::Helper { .. } = selection.credential.source {
+        let provider = selection.provider();
+        let asked = tokio::task::spawn_blocking(move || {
+            mogplex_auth::helper::key(&mogplex_auth::ProcessEnv, provider)
+        })
+        .await;
+        match asked {
+            Ok(Some(Ok(secret))) => {
+                crate::log::learn(&secret);
+                selection.credential.secret = secret;
+            }
+            Ok(Some(Err(h))) => {
+                return Err(CliError::new(exit::FORBIDDEN, h.to_string()).hint(h.hint()));
+            }
+            // The variable is gone from this process's environment, or the task was lost: the
+            // key in hand is used (a 401 still runs the helper again).
+            Ok(None) | Err(_) => {}
+        }
+    }
     let (model, mut retried) = match selection.model.clone() {
         Some(m) => {
             if is_session {

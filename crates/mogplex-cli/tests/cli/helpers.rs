@@ -1,6 +1,7 @@
 //! Credential helpers (`<PROVIDER>_API_KEY_HELPER`) through the real binary with real scripts:
 //! the key in the precedence, each bad output a clear warning with no secret in it, the re-run
-//! on a 401 against a local server that rejects the first key, and the child environment of a
+//! on a 401 against a local server that rejects the first key, the cache and its expiry in a
+//! cockpit session, and the child environment of a
 //! helper and of `BROWSER` without the parent's credential variables.
 
 use crate::common::*;
@@ -231,6 +232,59 @@ fn a_401_runs_the_helper_again_once() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("OPENAI_API_KEY_HELPER"), "{err}");
     assert!(!err.contains(FIRST), "{err}");
+}
+
+/// In a long cockpit session the helper's key is cached: turns within its lifetime run no helper,
+/// and the first turn after its `expires_at` runs it again (a pseudo-terminal, real scripts).
+#[test]
+fn the_cockpit_uses_the_cached_key_until_it_expires_then_runs_the_helper_again() {
+    use crate::cockpit::{cockpit, expect, submit};
+    const KEY: &str = "sk-helper-cached-0123456789";
+    let (url, _rt, seen) = picky_server(KEY);
+    let mut home = TestHome::new();
+    let count = home.dir.path().join("runs");
+    // Each run's key lasts 8 seconds from when it was made; the script notes when it ends.
+    let until = home.dir.path().join("until");
+    let helper = script(
+        &home,
+        "short_lived",
+        &format!(
+            "echo run >> '{c}'\nat=$(( $(date +%s) + 8 ))\necho $at > '{u}'\necho \"{{\\\"token\\\": \\\"{KEY}\\\", \\\"expires_at\\\": $at}}\"",
+            c = count.display(),
+            u = until.display()
+        ),
+    );
+    home.env("OPENAI_API_KEY_HELPER", &helper)
+        .env("OPENAI_BASE_URL", &url);
+    let runs = || {
+        std::fs::read_to_string(&count)
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    };
+    let mut t = cockpit(&home, &[]);
+    expect(&t, "mogplex · OpenAI");
+    assert_eq!(runs(), 1, "resolution ran it once");
+    submit(&mut t, "one");
+    expect(&t, "hello");
+    assert_eq!(runs(), 1, "the first turn used the cached key");
+    // Past its expiry, the next turn runs it again (and the key still reaches the server).
+    let at: u64 = std::fs::read_to_string(&until)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let ends = std::time::UNIX_EPOCH + std::time::Duration::from_secs(at + 1);
+    if let Ok(wait) = ends.duration_since(std::time::SystemTime::now()) {
+        std::thread::sleep(wait);
+    }
+    submit(&mut t, "two");
+    t.wait_until(|s| s.matches("hello").count() >= 2, crate::cockpit::WAIT)
+        .unwrap_or_else(|s| panic!("no second answer:\n{s}"));
+    assert_eq!(runs(), 2, "run again after expiry");
+    assert_eq!(*seen.lock().unwrap(), vec![format!("Bearer {KEY}"); 2]);
+    t.send(mogplex_testkit::term::keys::CTRL_C);
+    t.send(mogplex_testkit::term::keys::CTRL_C);
+    let _ = t.wait_exit(crate::cockpit::WAIT);
 }
 
 #[test]
