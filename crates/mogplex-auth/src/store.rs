@@ -138,6 +138,14 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
         };
         format!("{what} at line {}, column {}", e.line(), e.column())
     };
+    // The common case in one pass: an object that is a valid document (every command reads
+    // auth.json at start; going through a `Value` first costs about as much again). Anything
+    // else takes the path below only to say what is wrong.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+        && let Ok(doc) = serde_json::from_slice::<T>(bytes)
+    {
+        return Ok(doc);
+    }
     let value: Value = serde_json::from_slice(bytes).map_err(describe)?;
     if !value.is_object() {
         return Err("unexpected structure: the top level is not a JSON object".into());

@@ -3,7 +3,7 @@
 //! This file only wires arguments to commands and turns errors into `error:`/`hint:` text and
 //! the documented exit codes (see [`mogplex_cli::exit`]).
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use mogplex_auth::{Provider, Redactor};
 use mogplex_cli::args::{self, Cli, Command};
 use mogplex_cli::error::CliError;
@@ -12,7 +12,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse_args();
     let mut redactor = Redactor::new();
     let raw_args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let result = args::lone_word(&cli, &raw_args).and_then(|()| run(cli, &mut redactor));
@@ -24,6 +24,23 @@ fn main() -> ExitCode {
             ExitCode::from(e.code)
         }
     }
+}
+
+/// `Cli::parse()`, without freeing clap's command tree: the process ends soon after, and the
+/// tree's drop is about a tenth of the work `mogplex exec` does before it can answer (measured
+/// with `valgrind --tool=callgrind`; see `cargo xtask bench`).
+fn parse_args() -> Cli {
+    let mut command = Cli::command();
+    let parsed = command
+        .try_get_matches_from_mut(std::env::args_os())
+        .and_then(|mut m| Cli::from_arg_matches_mut(&mut m));
+    let cli = match parsed {
+        Ok(cli) => cli,
+        // --help, --version and usage errors, printed and exited as `Cli::parse` does.
+        Err(e) => e.format(&mut command).exit(),
+    };
+    std::mem::forget(command);
+    cli
 }
 
 fn run(cli: Cli, redactor_out: &mut Redactor) -> Result<(), CliError> {
