@@ -73,6 +73,12 @@ pub struct Config {
     /// How long a process keeps the signing keys it read before reading them again (less than
     /// any rotation's lead; 0 reads them every time).
     pub key_cache_secs: i64,
+    /// Whether the demo MCP server is served at `/mcp/demo` (with its RFC 9728 document), and
+    /// so whether it is a resource this server issues tokens for (`dev` turns it on).
+    pub demo_mcp: bool,
+    /// More RFC 8707 resources (absolute URIs) this server issues tokens for, besides the demo
+    /// MCP server: MCP servers elsewhere that trust this server as their authorization server.
+    pub resources: Vec<String>,
 }
 
 impl Config {
@@ -96,6 +102,8 @@ impl Config {
             edge: edge::Edge::default(),
             id_token_ttl: 3600,
             key_cache_secs: 30,
+            demo_mcp: false,
+            resources: Vec::new(),
         }
     }
 }

@@ -320,7 +320,7 @@ pub async fn introspect(
             Some(info) => Some((info, Some("Bearer"))),
             None => s.db.refresh_token_info(token).await?.map(|i| (i, None)),
         };
-        if let Some(((client_id, user_id, scope, exp), token_type)) = found
+        if let Some(((client_id, user_id, scope, exp, resource), token_type)) = found
             && client_id == client.id
         {
             let username = s.db.user_claims(&user_id).await?.map(|c| c.email);
@@ -333,7 +333,8 @@ pub async fn introspect(
                 exp: Some(exp),
                 iat: None,
                 sub: Some(user_id),
-                aud: Some(client_id),
+                // The audience: the resource a bound sign-in's tokens are for, else the client.
+                aud: Some(resource.unwrap_or(client_id)),
                 iss: Some(s.cfg.issuer.clone()),
             };
         }

@@ -18,6 +18,7 @@ pub mod oidc;
 mod ops;
 mod outage;
 mod refresh;
+pub mod resource;
 mod runs;
 mod signin;
 mod sso;
