@@ -85,6 +85,7 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("POST", TOKEN),
     ("POST", REVOKE),
     ("POST", DEVICE_AUTHORIZATION),
+    ("POST", REGISTER),
     ("GET", USER),
     ("GET", MODELS),
     ("POST", INFERENCE),

@@ -59,6 +59,7 @@ pub fn metadata_document(issuer: &str) -> AuthorizationServerMetadata {
         revocation_endpoint_auth_methods_supported: strings(AUTH_METHODS),
         introspection_endpoint: Some(at(routes::INTROSPECT)),
         introspection_endpoint_auth_methods_supported: strings(&AUTH_METHODS[1..]),
+        registration_endpoint: Some(at(routes::REGISTER)),
         // The account's scopes, and those of the MCP resources (granted only with `resource`).
         scopes_supported: strings(&[SUPPORTED_SCOPES, MCP_SCOPES].concat()),
         authorization_response_iss_parameter_supported: true,

@@ -91,6 +91,11 @@ pub fn page(
         .filter(|p| !p.is_empty())
         .map(|p| format!("<li><code>{}</code>: {}</li>", esc(p), esc(describe(p))))
         .collect();
+    let self_named = if client.dynamic {
+        "<p class=\"note\" id=\"dynamic\">This application registered itself: its name is its own claim, not checked by the administrator of this server.</p>"
+    } else {
+        ""
+    };
     let warning = if is_loopback(redirect_uri) {
         "<p class=\"note\" id=\"loopback\">The answer goes to a program on this computer. Allow only if you just started this sign-in yourself.</p>"
     } else {
@@ -106,7 +111,7 @@ pub fn page(
         .unwrap_or_default();
     let body = format!(
         "<h1>Allow {name}?</h1><p>Signed in as {email}.</p>\
-         <p id=\"client\"><strong>{name}</strong> (<code>{id}</code>) asks to:</p><ul id=\"scopes\">{items}</ul>{for_resource}\
+         <p id=\"client\"><strong>{name}</strong> (<code>{id}</code>) asks to:</p><ul id=\"scopes\">{items}</ul>{for_resource}{self_named}\
          <p>If you allow it, you are sent to <code id=\"redirect\">{redirect}</code>.</p>{warning}\
          <form id=\"consent\" method=\"post\" action=\"{action}\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"request\" value=\"{request}\">\

@@ -9,6 +9,7 @@
 pub mod clients;
 pub mod consent;
 pub mod keys;
+pub mod register;
 pub mod sso;
 
 use crate::AppState;
@@ -352,5 +353,6 @@ pub fn routes() -> Router<AppState> {
         .route(routes::JWKS, get(jwks))
         .route(routes::USERINFO, get(userinfo).post(userinfo))
         .route(routes::INTROSPECT, axum::routing::post(introspect))
+        .route(routes::REGISTER, axum::routing::post(register::register))
         .merge(sso::routes())
 }

@@ -18,6 +18,7 @@ pub mod oidc;
 mod ops;
 mod outage;
 mod refresh;
+mod register;
 pub mod resource;
 mod runs;
 mod signin;

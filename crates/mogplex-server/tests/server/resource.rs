@@ -486,6 +486,7 @@ async fn introspection_names_the_resource_as_audience(b: Backend) {
         redirect_uris: vec![app.into()],
         grant_types: vec!["authorization_code".into(), "refresh_token".into()],
         created_at: 0,
+        dynamic: false,
     };
     assert!(s.db().add_client(&row).await.unwrap());
     let br = browser_of(&s, "ada@example.com").await;
