@@ -13,6 +13,7 @@ pub mod gateway;
 pub mod headers;
 pub mod input;
 pub mod log;
+pub mod mcp_demo;
 pub mod metrics;
 pub mod oauth;
 pub mod oidc;
@@ -269,9 +270,15 @@ pub fn app(state: AppState) -> Router {
     } else {
         Router::new()
     };
+    let demo_mcp = if state.cfg.demo_mcp {
+        mcp_demo::routes()
+    } else {
+        Router::new()
+    };
     // Each route module lists its own endpoints.
     let api = Router::new()
         .merge(health)
+        .merge(demo_mcp)
         .merge(oauth::routes())
         .merge(oidc::routes())
         .merge(api::routes())

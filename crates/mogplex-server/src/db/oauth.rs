@@ -404,6 +404,14 @@ impl Db {
         Ok(())
     }
 
+    /// The account's live sign-ins bound to `resource` (not revoked, with a refresh token not
+    /// yet expired).
+    pub async fn live_sign_ins_for(&self, user_id: &str, resource: &str) -> Result<i64, DbError> {
+        let q = "SELECT COUNT(DISTINCT f.id) FROM token_families f JOIN refresh_tokens r ON r.family_id = f.id \
+                 WHERE f.user_id = $1 AND f.resource = $2 AND f.revoked_at IS NULL AND r.used_at IS NULL AND r.expires_at > $3";
+        Ok(fetch_optional!(self, q, [user_id, resource, now()], |r| r.int(0)).unwrap_or(0))
+    }
+
     /// The bearer check: an unexpired, unrevoked access token or personal access token, one
     /// indexed lookup.
     pub async fn principal(&self, bearer: &str) -> Result<Option<Principal>, DbError> {

@@ -11,6 +11,7 @@ mod edge;
 mod gateway;
 pub mod harness;
 mod limits;
+mod mcp_demo;
 mod migrations;
 mod oauth;
 mod observe;
