@@ -25,6 +25,10 @@ pub const SUPPORTED_SCOPES: &[&str] = &[
     "write",
 ];
 
+/// The scopes of the demo MCP server (`mogplex-server dev`): granted only with a `resource`
+/// (RFC 8707), never to an account token. `mcp:admin` is the step-up scope.
+pub const MCP_SCOPES: &[&str] = &["mcp:demo", "mcp:admin"];
+
 /// `grant_type` values (RFC 6749 §4.1.3, §6; RFC 8628 §3.4).
 pub const AUTHORIZATION_CODE_GRANT: &str = "authorization_code";
 pub const REFRESH_TOKEN_GRANT: &str = "refresh_token";
@@ -58,6 +62,8 @@ pub mod error_code {
     pub const SLOW_DOWN: &str = "slow_down";
     pub const EXPIRED_TOKEN: &str = "expired_token";
     pub const SERVER_ERROR: &str = "server_error";
+    /// RFC 8707 §2: the `resource` is invalid, unknown, or not the one the grant is bound to.
+    pub const INVALID_TARGET: &str = "invalid_target";
 }
 
 /// RFC 8414 authorization server metadata, with the OpenID Connect Discovery 1.0 members an

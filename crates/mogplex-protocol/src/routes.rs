@@ -26,6 +26,14 @@ pub const TOKEN: &str = "/api/auth/mcp/token";
 pub const REVOKE: &str = "/api/auth/mcp/revoke";
 /// RFC 8628 device authorization.
 pub const DEVICE_AUTHORIZATION: &str = "/api/auth/mcp/device";
+/// RFC 7591 dynamic client registration (for MCP clients).
+pub const REGISTER: &str = "/api/auth/mcp/register";
+/// RFC 9728 protected resource metadata: the document of the resource at path `P` is served at
+/// this prefix followed by `P` (RFC 9728 §3.1).
+pub const PROTECTED_RESOURCE_METADATA: &str = "/.well-known/oauth-protected-resource";
+/// The demo MCP server (Streamable HTTP) that `mogplex-server dev` serves; it requires its own
+/// OAuth access token, bound to this resource (RFC 8707).
+pub const MCP_DEMO: &str = "/mcp/demo";
 /// The prefix every OAuth endpoint shares (their errors are RFC 6749 JSON).
 pub const OAUTH_PREFIX: &str = "/api/auth/mcp/";
 
@@ -77,6 +85,7 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("POST", TOKEN),
     ("POST", REVOKE),
     ("POST", DEVICE_AUTHORIZATION),
+    ("POST", REGISTER),
     ("GET", USER),
     ("GET", MODELS),
     ("POST", INFERENCE),
@@ -96,6 +105,11 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("GET", MODELS_PAGE),
     ("GET", PLANS_PAGE),
 ];
+
+/// The path of the RFC 9728 document of the resource at `resource_path` (e.g. [`MCP_DEMO`]).
+pub fn protected_resource_metadata(resource_path: &str) -> String {
+    format!("{PROTECTED_RESOURCE_METADATA}{resource_path}")
+}
 
 /// The path of run `id`.
 pub fn run(id: &str) -> String {
@@ -120,6 +134,7 @@ mod tests {
             TOKEN,
             REVOKE,
             DEVICE_AUTHORIZATION,
+            REGISTER,
             JWKS,
             USERINFO,
             INTROSPECT,

@@ -20,8 +20,22 @@ pub enum Bearer {
     Valid(Principal),
 }
 
-/// The bearer check: an OAuth access token or a personal access token, one indexed lookup.
+/// The bearer check of this server's own API and gateway: an account token (an OAuth access
+/// token bound to no resource, or a personal access token), one indexed lookup. A token bound
+/// to a resource (RFC 8707: made for an MCP server) is refused like an invalid one.
 pub async fn bearer(s: &AppState, headers: &HeaderMap) -> Result<Bearer, AppError> {
+    Ok(match any_bearer(s, headers).await? {
+        Bearer::Valid(p) if p.resource.is_some() => {
+            tracing::debug!("a token bound to another resource was presented as an account token");
+            Bearer::Invalid
+        }
+        other => other,
+    })
+}
+
+/// The bearer check of a resource server: any live access token, whatever resource it is bound
+/// to (the caller checks [`Principal::resource`]).
+pub async fn any_bearer(s: &AppState, headers: &HeaderMap) -> Result<Bearer, AppError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(Bearer::None);
     };

@@ -28,6 +28,8 @@ pub mod kind {
     pub const DEVICE_DENIED: &str = "device.denied";
     pub const PAT_CREATED: &str = "pat.created";
     pub const PAT_REVOKED: &str = "pat.revoked";
+    /// A client registered itself (RFC 7591).
+    pub const CLIENT_REGISTER: &str = "client.register";
     /// An administrator's command changed something (the detail says what).
     pub const ADMIN: &str = "admin";
 }

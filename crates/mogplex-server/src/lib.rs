@@ -13,6 +13,7 @@ pub mod gateway;
 pub mod headers;
 pub mod input;
 pub mod log;
+pub mod mcp_demo;
 pub mod metrics;
 pub mod oauth;
 pub mod oidc;
@@ -73,6 +74,12 @@ pub struct Config {
     /// How long a process keeps the signing keys it read before reading them again (less than
     /// any rotation's lead; 0 reads them every time).
     pub key_cache_secs: i64,
+    /// Whether the demo MCP server is served at `/mcp/demo` (with its RFC 9728 document), and
+    /// so whether it is a resource this server issues tokens for (`dev` turns it on).
+    pub demo_mcp: bool,
+    /// More RFC 8707 resources (absolute URIs) this server issues tokens for, besides the demo
+    /// MCP server: MCP servers elsewhere that trust this server as their authorization server.
+    pub resources: Vec<String>,
 }
 
 impl Config {
@@ -96,6 +103,8 @@ impl Config {
             edge: edge::Edge::default(),
             id_token_ttl: 3600,
             key_cache_secs: 30,
+            demo_mcp: false,
+            resources: Vec::new(),
         }
     }
 }
@@ -261,9 +270,15 @@ pub fn app(state: AppState) -> Router {
     } else {
         Router::new()
     };
+    let demo_mcp = if state.cfg.demo_mcp {
+        mcp_demo::routes()
+    } else {
+        Router::new()
+    };
     // Each route module lists its own endpoints.
     let api = Router::new()
         .merge(health)
+        .merge(demo_mcp)
         .merge(oauth::routes())
         .merge(oidc::routes())
         .merge(api::routes())

@@ -83,6 +83,10 @@ pub struct ServeArgs {
     /// Seconds during which a refresh token just replaced may be retried (a lost response)
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(i64).range(0..=600))]
     pub refresh_grace: i64,
+    /// Serve the demo MCP server at /mcp/demo (it requires its own OAuth: for trying MCP clients
+    /// against this server; `dev` always serves it)
+    #[arg(long)]
+    pub demo_mcp: bool,
     /// Allow an http:// public URL that is not loopback (only behind a TLS-terminating proxy
     /// that is not reachable from outside, or for testing)
     #[arg(long)]

@@ -51,7 +51,7 @@ pub async fn run(cmd: ClientCommand) -> Result<(), Failure> {
             };
             if let Err((code, why)) = check_registration(&redirect_uris, &grant_types, &method) {
                 return Err(Failure::new(format!("{code}: {why}"))
-                    .hint("redirect URIs are matched exactly: https, or http to 127.0.0.1 or [::1], no fragment or wildcard, at most 20")
+                    .hint("redirect URIs are matched exactly: https, or http to 127.0.0.1, [::1] or localhost, no fragment or wildcard, at most 20")
                     .usage());
             }
             let name = name.trim().to_owned();
@@ -81,6 +81,7 @@ pub async fn run(cmd: ClientCommand) -> Result<(), Failure> {
                 redirect_uris,
                 grant_types,
                 created_at: crypto::now(),
+                dynamic: false,
             };
             let db = connect(&db.database).await?;
             if !db.add_client(&row).await.map_err(storage)? {
@@ -118,7 +119,7 @@ pub async fn run(cmd: ClientCommand) -> Result<(), Failure> {
                             "confidential": c.secret_hash.is_some(),
                             "token_endpoint_auth_method": c.auth_method,
                             "redirect_uris": c.redirect_uris, "grant_types": c.grant_types,
-                            "created_at": c.created_at,
+                            "created_at": c.created_at, "dynamic": c.dynamic,
                         })
                     })
                     .collect();
@@ -127,11 +128,14 @@ pub async fn run(cmd: ClientCommand) -> Result<(), Failure> {
             }
             println!("{CLIENT_ID}  Mogplex CLI  public (built in)");
             for c in rows {
-                let kind = if c.secret_hash.is_some() {
+                let mut kind = if c.secret_hash.is_some() {
                     format!("confidential, {}", c.auth_method)
                 } else {
                     "public".to_owned()
                 };
+                if c.dynamic {
+                    kind.push_str(", registered itself");
+                }
                 println!(
                     "{}  {}  {kind}  grants: {}  redirects: {}",
                     c.client_id,

@@ -25,6 +25,7 @@ pub async fn serve(a: ServeArgs) -> Result<(), Failure> {
     let mut cfg = Config::new(&public);
     cfg.gateway_per_minute = a.rate_limit.max(1);
     cfg.refresh_grace = a.refresh_grace;
+    cfg.demo_mcp = a.demo_mcp;
     sqlite_files(&a.database)?;
     cfg.edge.trust_proxy = a.trust_proxy;
     cfg.edge.header_read_timeout = std::time::Duration::from_secs(a.header_timeout.max(1));
@@ -100,6 +101,7 @@ pub async fn dev(a: DevArgs) -> Result<(), Failure> {
         .await
         .map_err(|e| Failure::new(format!("cannot start: {e}")))?;
     let (email, password) = seed_demo(&state.db, &dir).await?;
+    seed_demo_mcp(&state.db, &email, &public).await?;
     // Loopback only, for development: the sign-in page names the demo account.
     let mut cfg = (*state.cfg).clone();
     // OpenID Connect on out of the box: a secrets key kept in the data directory.
@@ -109,6 +111,8 @@ pub async fn dev(a: DevArgs) -> Result<(), Failure> {
             dev_secrets_key(&dir)?,
         );
     }
+    // The demo MCP server, which requires its own OAuth (listed in the demo account as `demo`).
+    cfg.demo_mcp = true;
     cfg.sign_in_note = Some(format!(
         "Development server. Demo account: {email}, password: {password}"
     ));
@@ -247,6 +251,21 @@ async fn seed_demo(db: &Db, dir: &std::path::Path) -> Result<(String, String), F
         .and_then(|_| std::fs::set_permissions(&pw_file, std::fs::Permissions::from_mode(0o600)))
         .map_err(|e| Failure::new(format!("cannot write {}: {e}", pw_file.display())))?;
     Ok((email, password))
+}
+
+/// The demo account's MCP definition `demo`: the demo MCP server of this very process (its URL
+/// follows the address, so it is written again at every start).
+async fn seed_demo_mcp(db: &Db, email: &str, public: &str) -> Result<(), Failure> {
+    let Ok(Some((user, _))) = db.user_by_email(email).await else {
+        return Err(Failure::new(
+            "cannot seed the demo MCP server: no demo account",
+        ));
+    };
+    let url = mogplex_server::oauth::resource::demo(public);
+    let config = serde_json::json!({"type": "http", "url": url, "http_headers": {}});
+    db.upsert_mcp(&user.id, "demo", true, &config.to_string(), None)
+        .await
+        .map_err(|e| Failure::new(format!("cannot seed the demo MCP server: {e}")))
 }
 
 /// The development server's secrets key, made once and kept (0600) in its data directory.

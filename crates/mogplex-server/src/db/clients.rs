@@ -14,6 +14,8 @@ pub struct ClientRow {
     pub redirect_uris: Vec<String>,
     pub grant_types: Vec<String>,
     pub created_at: i64,
+    /// Registered by the client itself (RFC 7591), not by an administrator.
+    pub dynamic: bool,
 }
 
 impl std::fmt::Debug for ClientRow {
@@ -25,6 +27,7 @@ impl std::fmt::Debug for ClientRow {
             .field("auth_method", &self.auth_method)
             .field("redirect_uris", &self.redirect_uris)
             .field("grant_types", &self.grant_types)
+            .field("dynamic", &self.dynamic)
             .finish()
     }
 }
@@ -43,14 +46,15 @@ fn decode_client(r: &impl Cols) -> ClientRow {
             .map(str::to_owned)
             .collect(),
         created_at: r.int(6),
+        dynamic: r.int(7) != 0,
     }
 }
 
 impl Db {
     /// `false` when a client with that id exists already.
     pub async fn add_client(&self, c: &ClientRow) -> Result<bool, DbError> {
-        let q = "INSERT INTO oauth_clients (client_id, name, secret_hash, auth_method, redirect_uris, grant_types, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (client_id) DO NOTHING";
+        let q = "INSERT INTO oauth_clients (client_id, name, secret_hash, auth_method, redirect_uris, grant_types, created_at, dynamic) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (client_id) DO NOTHING";
         let n = execute!(
             self,
             q,
@@ -60,21 +64,28 @@ impl Db {
             &c.auth_method,
             serde_json::Value::from(c.redirect_uris.clone()).to_string(),
             c.grant_types.join(" "),
-            c.created_at
+            c.created_at,
+            i64::from(c.dynamic)
         )?;
         Ok(n == 1)
     }
 
     pub async fn client(&self, client_id: &str) -> Result<Option<ClientRow>, DbError> {
-        let q = "SELECT client_id, name, secret_hash, auth_method, redirect_uris, grant_types, created_at \
+        let q = "SELECT client_id, name, secret_hash, auth_method, redirect_uris, grant_types, created_at, dynamic \
                  FROM oauth_clients WHERE client_id = $1";
         Ok(fetch_optional!(self, q, [client_id], decode_client))
     }
 
     pub async fn clients(&self) -> Result<Vec<ClientRow>, DbError> {
-        let q = "SELECT client_id, name, secret_hash, auth_method, redirect_uris, grant_types, created_at \
+        let q = "SELECT client_id, name, secret_hash, auth_method, redirect_uris, grant_types, created_at, dynamic \
                  FROM oauth_clients ORDER BY client_id";
         Ok(fetch_all!(self, q, [], decode_client))
+    }
+
+    /// How many clients registered themselves (RFC 7591).
+    pub async fn dynamic_client_count(&self) -> Result<i64, DbError> {
+        let q = "SELECT COUNT(*) FROM oauth_clients WHERE dynamic <> 0";
+        Ok(fetch_optional!(self, q, [], |r| r.int(0)).unwrap_or(0))
     }
 
     /// Removes the client, its consents, and revokes every sign-in it holds. `false` if unknown.

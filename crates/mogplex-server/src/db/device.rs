@@ -13,10 +13,13 @@ pub struct DeviceRow {
     pub last_polled_at: Option<i64>,
     pub status: String,
     pub user_id: Option<String>,
+    /// The RFC 8707 resource the device authorization request named, if any.
+    pub resource: Option<String>,
 }
 
 impl DeviceRow {
-    /// Columns 0..7: client_id, scope, expires_at, interval_secs, last_polled_at, status, user_id.
+    /// Columns 0..8: client_id, scope, expires_at, interval_secs, last_polled_at, status, user_id,
+    /// resource.
     fn from_row(r: &impl Cols) -> Self {
         DeviceRow {
             client_id: r.text(0),
@@ -26,22 +29,24 @@ impl DeviceRow {
             last_polled_at: r.int_opt(4),
             status: r.text(5),
             user_id: r.text_opt(6),
+            resource: r.text_opt(7),
         }
     }
 }
 
 impl Db {
+    /// A new pending device grant. `grant`: the client, the scope and the resource (if any).
     pub async fn create_device_code(
         &self,
         device_code: &str,
         user_code: &str,
-        client_id: &str,
-        scope: &str,
+        grant: (&str, &str, Option<&str>),
         expires_at: i64,
         interval: i64,
     ) -> Result<(), DbError> {
-        let q = "INSERT INTO device_codes (device_code_hash, user_code_hash, client_id, scope, expires_at, interval_secs, status) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 'pending')";
+        let (client_id, scope, resource) = grant;
+        let q = "INSERT INTO device_codes (device_code_hash, user_code_hash, client_id, scope, expires_at, interval_secs, status, resource) \
+                 VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7)";
         execute!(
             self,
             q,
@@ -50,13 +55,14 @@ impl Db {
             client_id,
             scope,
             expires_at,
-            interval
+            interval,
+            resource
         )?;
         Ok(())
     }
 
     pub async fn device_by_user_code(&self, user_code: &str) -> Result<Option<DeviceRow>, DbError> {
-        let q = "SELECT client_id, scope, expires_at, interval_secs, last_polled_at, status, user_id FROM device_codes WHERE user_code_hash = $1";
+        let q = "SELECT client_id, scope, expires_at, interval_secs, last_polled_at, status, user_id, resource FROM device_codes WHERE user_code_hash = $1";
         Ok(fetch_optional!(
             self,
             q,
@@ -82,7 +88,7 @@ impl Db {
     /// `slow_down`). A poll that comes too early also widens the interval by 5 seconds.
     pub async fn poll_device(&self, device_code: &str) -> Result<Option<DeviceRow>, DbError> {
         let h = crypto::hash(device_code);
-        let q = "SELECT client_id, scope, expires_at, interval_secs, last_polled_at, status, user_id FROM device_codes WHERE device_code_hash = $1";
+        let q = "SELECT client_id, scope, expires_at, interval_secs, last_polled_at, status, user_id, resource FROM device_codes WHERE device_code_hash = $1";
         let Some(row) = fetch_optional!(self, q, [&h], DeviceRow::from_row) else {
             return Ok(None);
         };

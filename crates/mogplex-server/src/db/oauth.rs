@@ -22,6 +22,8 @@ pub struct CodeRow {
     pub code_challenge: String,
     pub scope: String,
     pub expires_at: i64,
+    /// The RFC 8707 resource the authorization request named, if any.
+    pub resource: Option<String>,
 }
 
 /// What a refresh-token presentation found.
@@ -59,14 +61,17 @@ impl std::fmt::Debug for NextTokens {
 pub struct Principal {
     pub user_id: String,
     pub scope: String,
+    /// The resource (audience) the token is bound to: `None` for an account token, the only
+    /// kind this server's own API and gateway accept.
+    pub resource: Option<String>,
     /// The SHA-256 of the bearer, for per-token limits.
     pub token_hash: String,
 }
 
 impl Db {
     pub async fn create_code(&self, code: &str, row: &CodeRow) -> Result<(), DbError> {
-        let q = "INSERT INTO auth_codes (code_hash, user_id, client_id, redirect_uri, code_challenge, scope, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)";
+        let q = "INSERT INTO auth_codes (code_hash, user_id, client_id, redirect_uri, code_challenge, scope, expires_at, resource) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
         execute!(
             self,
             q,
@@ -76,7 +81,8 @@ impl Db {
             &row.redirect_uri,
             &row.code_challenge,
             &row.scope,
-            row.expires_at
+            row.expires_at,
+            &row.resource
         )?;
         Ok(())
     }
@@ -92,7 +98,7 @@ impl Db {
         let h = crypto::hash(code);
         let t = now();
         let q = "UPDATE auth_codes SET used_at = $1, family_id = $2 WHERE code_hash = $3 AND used_at IS NULL \
-                 RETURNING user_id, client_id, redirect_uri, code_challenge, scope, expires_at";
+                 RETURNING user_id, client_id, redirect_uri, code_challenge, scope, expires_at, resource";
         let row = fetch_optional!(self, q, [t, family_id, &h], |r| CodeRow {
             user_id: r.text(0),
             client_id: r.text(1),
@@ -100,6 +106,7 @@ impl Db {
             code_challenge: r.text(3),
             scope: r.text(4),
             expires_at: r.int(5),
+            resource: r.text_opt(6),
         });
         if row.is_none() {
             // A replay: revoke whatever the code issued. The family row may not be committed yet
@@ -133,7 +140,22 @@ impl Db {
         refresh: &str,
         refresh_expires: i64,
     ) -> Result<(), DbError> {
-        let q = "INSERT INTO token_families (id, user_id, client_id, scope, created_at) VALUES ($1, $2, $3, $4, $5) \
+        let tokens = (access, access_expires, refresh, refresh_expires);
+        self.start_bound_family(family_id, grant, None, tokens)
+            .await
+    }
+
+    /// [`Db::start_family`] for a sign-in bound to `resource` (RFC 8707): every access token it
+    /// issues has that audience. `tokens`: access, its expiry, refresh, its expiry.
+    pub async fn start_bound_family(
+        &self,
+        family_id: &str,
+        grant: &Grant,
+        resource: Option<&str>,
+        tokens: (&str, i64, &str, i64),
+    ) -> Result<(), DbError> {
+        let (access, access_expires, refresh, refresh_expires) = tokens;
+        let q = "INSERT INTO token_families (id, user_id, client_id, scope, created_at, resource) VALUES ($1, $2, $3, $4, $5, $6) \
                  ON CONFLICT (id) DO NOTHING";
         execute!(
             self,
@@ -142,7 +164,8 @@ impl Db {
             &grant.user_id,
             &grant.client_id,
             &grant.scope,
-            now()
+            now(),
+            resource
         )?;
         let t = now();
         let qa = "INSERT INTO access_tokens (token_hash, family_id, user_id, scope, expires_at) VALUES ($1, $2, $3, $4, $5)";
@@ -167,11 +190,17 @@ impl Db {
         Ok(())
     }
 
-    /// The scope of the sign-in a refresh token belongs to, if the token is known: a refresh
-    /// that asks for a scope is checked against it before anything changes.
-    pub async fn refresh_scope(&self, refresh: &str) -> Result<Option<String>, DbError> {
-        let q = "SELECT f.scope FROM refresh_tokens r JOIN token_families f ON f.id = r.family_id WHERE r.token_hash = $1";
-        Ok(fetch_optional!(self, q, [crypto::hash(refresh)], |r| r.text(0)))
+    /// The scope of the sign-in a refresh token belongs to and the resource it is bound to, if
+    /// the token is known: a refresh is checked against them before anything changes.
+    pub async fn refresh_binding(
+        &self,
+        refresh: &str,
+    ) -> Result<Option<(String, Option<String>)>, DbError> {
+        let q = "SELECT f.scope, f.resource FROM refresh_tokens r JOIN token_families f ON f.id = r.family_id WHERE r.token_hash = $1";
+        Ok(fetch_optional!(self, q, [crypto::hash(refresh)], |r| (
+            r.text(0),
+            r.text_opt(1)
+        )))
     }
 
     /// Rotates a refresh token: exactly one presentation of a token wins; any later one is reuse
@@ -375,6 +404,14 @@ impl Db {
         Ok(())
     }
 
+    /// The account's live sign-ins bound to `resource` (not revoked, with a refresh token not
+    /// yet expired).
+    pub async fn live_sign_ins_for(&self, user_id: &str, resource: &str) -> Result<i64, DbError> {
+        let q = "SELECT COUNT(DISTINCT f.id) FROM token_families f JOIN refresh_tokens r ON r.family_id = f.id \
+                 WHERE f.user_id = $1 AND f.resource = $2 AND f.revoked_at IS NULL AND r.used_at IS NULL AND r.expires_at > $3";
+        Ok(fetch_optional!(self, q, [user_id, resource, now()], |r| r.int(0)).unwrap_or(0))
+    }
+
     /// The bearer check: an unexpired, unrevoked access token or personal access token, one
     /// indexed lookup.
     pub async fn principal(&self, bearer: &str) -> Result<Option<Principal>, DbError> {
@@ -382,12 +419,13 @@ impl Db {
         let q = if crypto::is_personal_access_token(bearer) {
             super::pats::PRINCIPAL
         } else {
-            "SELECT a.user_id, a.scope FROM access_tokens a JOIN token_families f ON f.id = a.family_id \
+            "SELECT a.user_id, a.scope, f.resource FROM access_tokens a JOIN token_families f ON f.id = a.family_id \
              WHERE a.token_hash = $1 AND a.expires_at > $2 AND a.revoked_at IS NULL AND f.revoked_at IS NULL"
         };
         Ok(fetch_optional!(self, q, [&h, now()], |r| Principal {
             user_id: r.text(0),
             scope: r.text(1),
+            resource: r.text_opt(2),
             token_hash: h.clone(),
         }))
     }

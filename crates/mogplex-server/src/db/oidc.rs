@@ -92,35 +92,35 @@ impl Db {
     }
 
     /// The access token's client and expiry, for introspection: `(client_id, user_id, scope,
-    /// expires_at, issued family's created_at)` of a live token.
+    /// expires_at, resource)` of a live token (the resource its sign-in is bound to, if any).
     pub async fn access_token_info(
         &self,
         token: &str,
-    ) -> Result<Option<(String, String, String, i64)>, DbError> {
-        let q = "SELECT f.client_id, a.user_id, a.scope, a.expires_at FROM access_tokens a \
+    ) -> Result<Option<(String, String, String, i64, Option<String>)>, DbError> {
+        let q = "SELECT f.client_id, a.user_id, a.scope, a.expires_at, f.resource FROM access_tokens a \
                  JOIN token_families f ON f.id = a.family_id \
                  WHERE a.token_hash = $1 AND a.expires_at > $2 AND a.revoked_at IS NULL AND f.revoked_at IS NULL";
         Ok(fetch_optional!(
             self,
             q,
             [crypto::hash(token), now()],
-            |r| (r.text(0), r.text(1), r.text(2), r.int(3))
+            |r| (r.text(0), r.text(1), r.text(2), r.int(3), r.text_opt(4))
         ))
     }
 
-    /// A live refresh token's `(client_id, user_id, scope, expires_at)`.
+    /// A live refresh token's `(client_id, user_id, scope, expires_at, resource)`.
     pub async fn refresh_token_info(
         &self,
         token: &str,
-    ) -> Result<Option<(String, String, String, i64)>, DbError> {
-        let q = "SELECT f.client_id, f.user_id, f.scope, r.expires_at FROM refresh_tokens r \
+    ) -> Result<Option<(String, String, String, i64, Option<String>)>, DbError> {
+        let q = "SELECT f.client_id, f.user_id, f.scope, r.expires_at, f.resource FROM refresh_tokens r \
                  JOIN token_families f ON f.id = r.family_id \
                  WHERE r.token_hash = $1 AND r.expires_at > $2 AND r.used_at IS NULL AND f.revoked_at IS NULL";
         Ok(fetch_optional!(
             self,
             q,
             [crypto::hash(token), now()],
-            |r| (r.text(0), r.text(1), r.text(2), r.int(3))
+            |r| (r.text(0), r.text(1), r.text(2), r.int(3), r.text_opt(4))
         ))
     }
 

@@ -16,7 +16,7 @@ pub struct PatRow {
 
 /// The bearer check for a personal access token (`$1` its hash, `$2` now): the user and the
 /// scope it carries, every scope of the CLI.
-pub(super) const PRINCIPAL: &str = "SELECT user_id, 'openid profile email offline_access read write' FROM personal_access_tokens \
+pub(super) const PRINCIPAL: &str = "SELECT user_id, 'openid profile email offline_access read write', CAST(NULL AS TEXT) FROM personal_access_tokens \
      WHERE token_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)";
 
 impl Db {

@@ -5,6 +5,7 @@
 
 use crate::AppState;
 pub(crate) mod observe;
+pub mod resource;
 mod token;
 pub use token::token;
 
@@ -20,7 +21,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use mogplex_protocol::oauth::{
-    AUTHORIZATION_CODE_GRANT, CALLBACK_PATH, DEFAULT_SCOPE, DEVICE_CODE_GRANT, LOOPBACK_PORTS,
+    AUTHORIZATION_CODE_GRANT, CALLBACK_PATH, DEVICE_CODE_GRANT, LOOPBACK_PORTS, MCP_SCOPES,
     PKCE_METHOD, REFRESH_TOKEN_GRANT, SUPPORTED_SCOPES, error_code, loopback_redirect_uri,
 };
 use mogplex_protocol::{AuthorizationServerMetadata, DeviceAuthorizationResponse, routes};
@@ -58,7 +59,9 @@ pub fn metadata_document(issuer: &str) -> AuthorizationServerMetadata {
         revocation_endpoint_auth_methods_supported: strings(AUTH_METHODS),
         introspection_endpoint: Some(at(routes::INTROSPECT)),
         introspection_endpoint_auth_methods_supported: strings(&AUTH_METHODS[1..]),
-        scopes_supported: strings(SUPPORTED_SCOPES),
+        registration_endpoint: Some(at(routes::REGISTER)),
+        // The account's scopes, and those of the MCP resources (granted only with `resource`).
+        scopes_supported: strings(&[SUPPORTED_SCOPES, MCP_SCOPES].concat()),
         authorization_response_iss_parameter_supported: true,
         ..Default::default()
     }
@@ -103,19 +106,6 @@ pub fn redirect_allowed(uri: &str) -> bool {
         // Reject anything the parser normalised (`/auth/./callback`, `%2F`…): the string itself
         // must be canonical.
         && u.as_str() == uri
-}
-
-/// `scope` must be a subset of what the server supports; empty means the default.
-fn check_scope(scope: Option<&str>) -> Result<String, ()> {
-    let Some(scope) = scope.map(str::trim).filter(|s| !s.is_empty()) else {
-        return Ok(DEFAULT_SCOPE.to_owned());
-    };
-    let parts: Vec<&str> = scope.split(' ').filter(|p| !p.is_empty()).collect();
-    if parts.iter().all(|p| SUPPORTED_SCOPES.contains(p)) {
-        Ok(parts.join(" "))
-    } else {
-        Err(())
-    }
 }
 
 /// Builds the redirect back to the client with `params` and `iss`.
@@ -244,10 +234,14 @@ pub(crate) async fn authorize_request(
             ));
         }
     };
-    let Ok(scope) = check_scope(q.get("scope")) else {
+    let target = match resource::check(&s.cfg, q.get("resource")) {
+        Ok(r) => r,
+        Err(desc) => return Ok(fail(error_code::INVALID_TARGET, &desc)),
+    };
+    let Ok(scope) = resource::check_scope(q.get("scope"), target.as_deref()) else {
         return Ok(fail(
             error_code::INVALID_SCOPE,
-            "the requested scope is not supported",
+            "the requested scope is not supported (the MCP scopes only with a resource)",
         ));
     };
 
@@ -267,15 +261,20 @@ pub(crate) async fn authorize_request(
                 "the user denied the request",
             ));
         }
-        Some(true) => consent::remember(s, &user, &client, redirect_uri, &scope).await?,
+        Some(true) if target.is_none() => {
+            consent::remember(s, &user, &client, redirect_uri, &scope).await?
+        }
+        Some(true) => {}
         None => {
-            if consent::needed(s, &user, &client, redirect_uri, &scope, ask_consent).await? {
+            // A grant for a resource is always asked about (it is never remembered).
+            let ask = ask_consent || target.is_some();
+            if consent::needed(s, &user, &client, redirect_uri, &scope, ask).await? {
                 return Ok(consent::page(
                     s,
                     headers,
                     &user,
                     &client,
-                    &scope,
+                    (&scope, target.as_deref()),
                     redirect_uri,
                     raw,
                 ));
@@ -294,6 +293,7 @@ pub(crate) async fn authorize_request(
             code_challenge: challenge,
             scope,
             expires_at,
+            resource: target,
         },
     )
     .await?;
@@ -364,10 +364,12 @@ pub async fn device_authorization(
     let f = oauth_form(&headers, &body)?;
     let client = crate::oidc::clients::require(&s, &headers, &f).await?;
     crate::oidc::clients::check_grant(&client, DEVICE_CODE_GRANT)?;
-    let scope = check_scope(f.get("scope")).map_err(|_| {
+    let target = resource::check(&s.cfg, f.get("resource"))
+        .map_err(|d| AppError::oauth(error_code::INVALID_TARGET, d))?;
+    let scope = resource::check_scope(f.get("scope"), target.as_deref()).map_err(|_| {
         AppError::oauth(
             error_code::INVALID_SCOPE,
-            "the requested scope is not supported",
+            "the requested scope is not supported (the MCP scopes only with a resource)",
         )
     })?;
     let device_code = crypto::token("mog_dc_");
@@ -379,8 +381,7 @@ pub async fn device_authorization(
         s.db.create_device_code(
             &device_code,
             &user_code,
-            &client.id,
-            &scope,
+            (&client.id, &scope, target.as_deref()),
             expires_at,
             s.cfg.device_interval,
         )

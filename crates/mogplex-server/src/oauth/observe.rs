@@ -72,8 +72,14 @@ pub async fn token_answered(s: &AppState, f: &Form, addr: &SocketAddr, a: Answer
     } else {
         kind::TOKEN_ISSUED
     };
+    // The resource a request named (RFC 8707), so the log shows every refresh of a bound
+    // sign-in carried it.
+    let detail = match f.get("resource") {
+        Some(r) => format!("{grant} resource={r}"),
+        None => grant.to_owned(),
+    };
     if a.outcome == "ok" {
-        let mut e = Event::new(event_kind).client(addr).detail(grant);
+        let mut e = Event::new(event_kind).client(addr).detail(detail);
         if let Some(user) = &a.subject {
             e = e.user(user);
         }
@@ -94,7 +100,7 @@ pub async fn token_answered(s: &AppState, f: &Form, addr: &SocketAddr, a: Answer
             Event::new(event_kind).failed(a.outcome)
         };
         s.audit
-            .record(e.user(&user).client(addr).detail(grant))
+            .record(e.user(&user).client(addr).detail(detail))
             .await;
     }
 }

@@ -45,10 +45,13 @@ async fn grant(s: &AppState, headers: &HeaderMap, f: &Form) -> Result<Response, 
     {
         crate::oidc::clients::check_grant(&client, grant_type)?;
     }
+    // RFC 8707: a resource, if named, must be one this server issues tokens for; each grant
+    // then checks it against the resource its authorization was bound to.
+    let asked = super::resource::check(&s.cfg, f.get("resource")).map_err(invalid_target);
     match grant_type {
-        AUTHORIZATION_CODE_GRANT => authorization_code(s, f, client_id).await,
-        REFRESH_TOKEN_GRANT => refresh_token(s, f, client_id).await,
-        DEVICE_CODE_GRANT => device_code(s, f, client_id).await,
+        AUTHORIZATION_CODE_GRANT => authorization_code(s, f, client_id, asked?).await,
+        REFRESH_TOKEN_GRANT => refresh_token(s, f, client_id, asked?).await,
+        DEVICE_CODE_GRANT => device_code(s, f, client_id, asked?).await,
         _ => Err(AppError::oauth(
             error_code::UNSUPPORTED_GRANT_TYPE,
             "grant_type must be authorization_code, refresh_token or the device code grant",
@@ -56,8 +59,19 @@ async fn grant(s: &AppState, headers: &HeaderMap, f: &Form) -> Result<Response, 
     }
 }
 
-/// RFC 6749 §4.1.3 with RFC 7636: a single-use code, its redirect URI, and the PKCE verifier.
-async fn authorization_code(s: &AppState, f: &Form, client_id: &str) -> Result<Response, AppError> {
+fn invalid_target(description: String) -> AppError {
+    AppError::oauth(error_code::INVALID_TARGET, description)
+}
+
+/// RFC 6749 §4.1.3 with RFC 7636: a single-use code, its redirect URI, and the PKCE verifier;
+/// with RFC 8707, the resource of the authorization request (if the token request names one,
+/// it must be that one).
+async fn authorization_code(
+    s: &AppState,
+    f: &Form,
+    client_id: &str,
+    asked: Option<String>,
+) -> Result<Response, AppError> {
     let code = required(f, "code")?;
     let redirect_uri = required(f, "redirect_uri")?;
     let verifier = required(f, "code_verifier")?;
@@ -87,46 +101,58 @@ async fn authorization_code(s: &AppState, f: &Form, client_id: &str) -> Result<R
             "the code_verifier does not match the code_challenge",
         ));
     }
+    if asked.is_some() {
+        super::resource::matches(row.resource.as_deref(), asked.as_deref())
+            .map_err(invalid_target)?;
+    }
     let grant = Grant {
         user_id: row.user_id,
         client_id: row.client_id,
         scope: row.scope,
     };
     let ctx = crate::oidc::bind_code(s, code, &family_id).await?;
-    start_sign_in(s, &family_id, &grant, ctx).await
+    start_sign_in(s, &family_id, &grant, row.resource.as_deref(), ctx).await
 }
 
 /// RFC 6749 §6: rotation on every use; a reused token revokes its sign-in, except a retry of the
 /// previous token within the grace interval (`Config::refresh_grace`). A refresh may narrow the
-/// scope of the access token it issues, never widen it; a request that fails validation leaves
-/// the token as it was.
-async fn refresh_token(s: &AppState, f: &Form, client_id: &str) -> Result<Response, AppError> {
+/// scope of the access token it issues, never widen it; a sign-in bound to a resource (RFC 8707)
+/// must name it on every refresh (`invalid_target` otherwise). A request that fails validation
+/// leaves the token as it was.
+async fn refresh_token(
+    s: &AppState,
+    f: &Form,
+    client_id: &str,
+    asked: Option<String>,
+) -> Result<Response, AppError> {
     let refresh = required(f, "refresh_token")?;
     let requested: Option<Vec<&str>> = f
         .get("scope")
         .map(|v| v.split(' ').filter(|p| !p.is_empty()).collect())
         .filter(|v: &Vec<&str>| !v.is_empty());
     let mut access_scope = None;
-    if let Some(requested) = requested {
-        // Checked before the rotation, so a refusal consumes nothing. An unknown token is
-        // answered by the rotation below.
-        if let Some(granted) = s.db.refresh_scope(refresh).await? {
-            let granted: Vec<&str> = granted.split(' ').collect();
-            if !requested.iter().all(|p| granted.contains(p)) {
-                return Err(AppError::oauth(
-                    error_code::INVALID_SCOPE,
-                    "a refresh cannot widen the scope; ask for the sign-in's scope or less",
-                ));
-            }
-            // In the sign-in's order, without repeats.
-            let narrowed: Vec<&str> = granted
-                .iter()
-                .copied()
-                .filter(|p| requested.contains(p))
-                .collect();
-            if narrowed.len() < granted.len() {
-                access_scope = Some(narrowed.join(" "));
-            }
+    // Checked before the rotation, so a refusal consumes nothing. An unknown token is answered
+    // by the rotation below.
+    let binding = s.db.refresh_binding(refresh).await?;
+    if let Some((_, bound)) = &binding {
+        super::resource::matches(bound.as_deref(), asked.as_deref()).map_err(invalid_target)?;
+    }
+    if let (Some(requested), Some((granted, _))) = (requested, binding) {
+        let granted: Vec<&str> = granted.split(' ').collect();
+        if !requested.iter().all(|p| granted.contains(p)) {
+            return Err(AppError::oauth(
+                error_code::INVALID_SCOPE,
+                "a refresh cannot widen the scope; ask for the sign-in's scope or less",
+            ));
+        }
+        // In the sign-in's order, without repeats.
+        let narrowed: Vec<&str> = granted
+            .iter()
+            .copied()
+            .filter(|p| requested.contains(p))
+            .collect();
+        if narrowed.len() < granted.len() {
+            access_scope = Some(narrowed.join(" "));
         }
     }
     let mut t = new_tokens(s);
@@ -155,8 +181,14 @@ async fn refresh_token(s: &AppState, f: &Form, client_id: &str) -> Result<Respon
 }
 
 /// RFC 8628 §3.4–3.5: pending, `slow_down` for polls faster than the interval, denied, expired,
-/// and tokens once, after the user approved.
-async fn device_code(s: &AppState, f: &Form, client_id: &str) -> Result<Response, AppError> {
+/// and tokens once, after the user approved. A resource named here must be the one the device
+/// authorization request named.
+async fn device_code(
+    s: &AppState,
+    f: &Form,
+    client_id: &str,
+    asked: Option<String>,
+) -> Result<Response, AppError> {
     let device_code = required(f, "device_code")?;
     let Some(row) = s.db.poll_device(device_code).await? else {
         return Err(AppError::oauth(
@@ -208,6 +240,10 @@ async fn device_code(s: &AppState, f: &Form, client_id: &str) -> Result<Response
             "waiting for the user to approve",
         ));
     }
+    if asked.is_some() {
+        super::resource::matches(row.resource.as_deref(), asked.as_deref())
+            .map_err(invalid_target)?;
+    }
     let (Some(user_id), "approved") = (row.user_id, row.status.as_str()) else {
         return Err(AppError::oauth(
             error_code::INVALID_GRANT,
@@ -223,7 +259,7 @@ async fn device_code(s: &AppState, f: &Form, client_id: &str) -> Result<Response
         client_id: row.client_id,
         scope: row.scope,
     };
-    start_sign_in(s, &family_id, &grant, None).await
+    start_sign_in(s, &family_id, &grant, row.resource.as_deref(), None).await
 }
 
 /// A new pair of tokens and when each expires.
@@ -256,22 +292,22 @@ fn response(s: &AppState, t: NextTokens, scope: &str, id_token: Option<String>) 
     r
 }
 
-/// Starts a new sign-in (token family) for `grant` and answers with its first tokens (and an ID
-/// token, for `openid`; `ctx` is the authorization request's nonce and sign-in time).
+/// Starts a new sign-in (token family) for `grant`, bound to `resource` if one was named, and
+/// answers with its first tokens (and an ID token, for `openid`; `ctx` is the authorization
+/// request's nonce and sign-in time).
 async fn start_sign_in(
     s: &AppState,
     family_id: &str,
     grant: &Grant,
+    resource: Option<&str>,
     ctx: Option<crate::db::oidc::AuthContext>,
 ) -> Result<Response, AppError> {
     let t = new_tokens(s);
-    s.db.start_family(
+    s.db.start_bound_family(
         family_id,
         grant,
-        &t.access,
-        t.access_expires,
-        &t.refresh,
-        t.refresh_expires,
+        resource,
+        (&t.access, t.access_expires, &t.refresh, t.refresh_expires),
     )
     .await?;
     let id_token = crate::oidc::id_token(s, family_id, grant, ctx).await?;

@@ -41,6 +41,8 @@ pub struct Client {
     pub grant_types: Vec<String>,
     /// `mogplex-cli`, not in the database.
     pub builtin: bool,
+    /// Registered by itself (RFC 7591): its name is its own claim.
+    pub dynamic: bool,
 }
 
 impl std::fmt::Debug for Client {
@@ -49,6 +51,7 @@ impl std::fmt::Debug for Client {
             .field("id", &self.id)
             .field("confidential", &self.is_confidential())
             .field("builtin", &self.builtin)
+            .field("dynamic", &self.dynamic)
             .finish_non_exhaustive()
     }
 }
@@ -63,11 +66,13 @@ impl From<ClientRow> for Client {
             redirect_uris: r.redirect_uris,
             grant_types: r.grant_types,
             builtin: false,
+            dynamic: r.dynamic,
         }
     }
 }
 
-/// Whether `uri` is an `http` redirect to a loopback address (RFC 8252 §7.3).
+/// Whether `uri` is an `http` redirect to a loopback address (RFC 8252 §7.3), `localhost`
+/// included (§8.3: allowed, though the literal address is preferred).
 pub fn is_loopback(uri: &str) -> bool {
     url::Url::parse(uri).is_ok_and(|u| u.scheme() == "http" && loopback_host(&u))
 }
@@ -76,7 +81,8 @@ fn loopback_host(u: &url::Url) -> bool {
     match u.host() {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        _ => false,
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
     }
 }
 
@@ -94,6 +100,7 @@ impl Client {
                 .collect(),
             grant_types: GRANT_TYPES.iter().map(|g| (*g).to_owned()).collect(),
             builtin: true,
+            dynamic: false,
         }
     }
 
@@ -287,7 +294,7 @@ pub fn check_redirect_uri(uri: &str) -> Result<(), (&'static str, String)> {
         "http" if loopback_host(&u) => {}
         "http" => {
             return Err(bad(
-                "uses http to a host that is not a loopback address: use https (http only for 127.0.0.1 or [::1])",
+                "uses http to a host that is not a loopback address: use https (http only for 127.0.0.1, [::1] or localhost)",
             ));
         }
         other => return Err(bad(&format!("uses the scheme {other}: use https"))),
@@ -372,6 +379,7 @@ mod tests {
             redirect_uris: uris.iter().map(|u| (*u).to_owned()).collect(),
             grant_types: vec![AUTHORIZATION_CODE_GRANT.into()],
             builtin: false,
+            dynamic: false,
         }
     }
 

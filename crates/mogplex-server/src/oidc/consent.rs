@@ -65,21 +65,25 @@ fn describe(scope: &str) -> &'static str {
         "offline_access" => "stay signed in (refresh its access without asking you)",
         "read" => "read your Mogplex data (models, MCP servers, runs)",
         "write" => "use models and change your Mogplex data",
+        "mcp:demo" => "use the tools of the MCP server named below",
+        "mcp:admin" => "use the administrative tools of the MCP server named below",
         _ => "an unknown permission",
     }
 }
 
 /// The consent page for the authorization request `raw` (its query string, sent back with the
-/// answer so the POST re-checks it whole).
+/// answer so the POST re-checks it whole). `grant`: the scope, and the RFC 8707 resource the
+/// tokens would be for, if any.
 pub fn page(
     s: &AppState,
     headers: &HeaderMap,
     user: &User,
     client: &Client,
-    scope: &str,
+    grant: (&str, Option<&str>),
     redirect_uri: &str,
     raw: &str,
 ) -> Response {
+    let (scope, resource) = grant;
     let (csrf, set) = csrf_token(s, headers);
     let esc = pages::esc;
     let items: String = scope
@@ -87,14 +91,27 @@ pub fn page(
         .filter(|p| !p.is_empty())
         .map(|p| format!("<li><code>{}</code>: {}</li>", esc(p), esc(describe(p))))
         .collect();
+    let self_named = if client.dynamic {
+        "<p class=\"note\" id=\"dynamic\">This application registered itself: its name is its own claim, not checked by the administrator of this server.</p>"
+    } else {
+        ""
+    };
     let warning = if is_loopback(redirect_uri) {
         "<p class=\"note\" id=\"loopback\">The answer goes to a program on this computer. Allow only if you just started this sign-in yourself.</p>"
     } else {
         ""
     };
+    let for_resource = resource
+        .map(|r| {
+            format!(
+                "<p>Only for the server <code id=\"resource\">{}</code>: the access cannot be used for your Mogplex account itself.</p>",
+                esc(r)
+            )
+        })
+        .unwrap_or_default();
     let body = format!(
         "<h1>Allow {name}?</h1><p>Signed in as {email}.</p>\
-         <p id=\"client\"><strong>{name}</strong> (<code>{id}</code>) asks to:</p><ul id=\"scopes\">{items}</ul>\
+         <p id=\"client\"><strong>{name}</strong> (<code>{id}</code>) asks to:</p><ul id=\"scopes\">{items}</ul>{for_resource}{self_named}\
          <p>If you allow it, you are sent to <code id=\"redirect\">{redirect}</code>.</p>{warning}\
          <form id=\"consent\" method=\"post\" action=\"{action}\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"request\" value=\"{request}\">\

@@ -9,6 +9,7 @@
 pub mod clients;
 pub mod consent;
 pub mod keys;
+pub mod register;
 pub mod sso;
 
 use crate::AppState;
@@ -320,7 +321,7 @@ pub async fn introspect(
             Some(info) => Some((info, Some("Bearer"))),
             None => s.db.refresh_token_info(token).await?.map(|i| (i, None)),
         };
-        if let Some(((client_id, user_id, scope, exp), token_type)) = found
+        if let Some(((client_id, user_id, scope, exp, resource), token_type)) = found
             && client_id == client.id
         {
             let username = s.db.user_claims(&user_id).await?.map(|c| c.email);
@@ -333,7 +334,8 @@ pub async fn introspect(
                 exp: Some(exp),
                 iat: None,
                 sub: Some(user_id),
-                aud: Some(client_id),
+                // The audience: the resource a bound sign-in's tokens are for, else the client.
+                aud: Some(resource.unwrap_or(client_id)),
                 iss: Some(s.cfg.issuer.clone()),
             };
         }
@@ -351,5 +353,6 @@ pub fn routes() -> Router<AppState> {
         .route(routes::JWKS, get(jwks))
         .route(routes::USERINFO, get(userinfo).post(userinfo))
         .route(routes::INTROSPECT, axum::routing::post(introspect))
+        .route(routes::REGISTER, axum::routing::post(register::register))
         .merge(sso::routes())
 }

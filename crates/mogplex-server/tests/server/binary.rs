@@ -76,6 +76,43 @@ fn start_dev(dir: &std::path::Path) -> Dev {
     }
 }
 
+/// The demo account's MCP definitions as the CLI reads them, and the demo MCP server's answer
+/// without a token: the definition `demo` points at this server's `/mcp/demo`, which asks for
+/// its own OAuth.
+async fn demo_mcp_definition(url: &str, pat: &str) -> serde_json::Value {
+    let v: serde_json::Value = plain()
+        .get(format!("{url}/api/v1/mogplex/mcp/servers"))
+        .bearer_auth(pat)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let demo = v["data"]["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "demo")
+        .unwrap_or_else(|| panic!("no demo MCP server in {v}"))
+        .clone();
+    let r = plain()
+        .post(demo["config"]["url"].as_str().unwrap())
+        .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        format!(
+            "Bearer resource_metadata=\"{url}/.well-known/oauth-protected-resource/mcp/demo\", scope=\"mcp:demo\""
+        )
+        .as_str()
+    );
+    demo
+}
+
 fn run(args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
     let mut child = bin()
         .args(args)
@@ -127,6 +164,12 @@ async fn dev_restarted_on_the_same_directory_keeps_accounts_and_tokens() {
     assert!(mogplex_server::crypto::is_personal_access_token(&pat));
     assert!(err.contains("shown once") && !err.contains(&pat), "{err}");
     assert_eq!(whoami(first.url.as_str(), &pat).await.0, 200);
+    let demo = demo_mcp_definition(&first.url, &pat).await;
+    assert_eq!(demo["enabled"], true);
+    assert_eq!(
+        demo["config"],
+        serde_json::json!({"type": "http", "url": format!("{}/mcp/demo", first.url), "http_headers": {}})
+    );
     let client = browser();
     let r = sign_in(
         first.url.as_str(),
@@ -166,6 +209,9 @@ async fn dev_restarted_on_the_same_directory_keeps_accounts_and_tokens() {
     );
     let (st, rotated) = refresh(second.url.as_str(), &rt).await;
     assert_eq!(st, 200, "the refresh token survived the restart: {rotated}");
+    // The demo MCP server's definition follows the new address.
+    let demo = demo_mcp_definition(&second.url, &pat).await;
+    assert_eq!(demo["config"]["url"], format!("{}/mcp/demo", second.url));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -56,6 +56,7 @@ async fn public_client(s: &TestServer, id: &str, redirects: &[&str]) {
         redirect_uris: redirects.iter().map(|r| (*r).to_owned()).collect(),
         grant_types: vec!["authorization_code".into(), "refresh_token".into()],
         created_at: 0,
+        dynamic: false,
     };
     assert!(s.db().add_client(&row).await.unwrap());
 }

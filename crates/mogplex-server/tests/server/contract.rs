@@ -35,6 +35,7 @@ async fn metadata_is_the_protocol_type(b: Backend) {
         ("POST", typed.token_endpoint.clone()),
         ("POST", typed.revocation_endpoint.clone().unwrap()),
         ("POST", typed.device_authorization_endpoint.clone().unwrap()),
+        ("POST", typed.registration_endpoint.clone().unwrap()),
     ];
     for (method, url) in advertised {
         assert!(url.starts_with(&s.url), "{url}");
