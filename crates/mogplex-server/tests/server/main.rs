@@ -20,6 +20,7 @@ mod outage;
 mod refresh;
 mod runs;
 mod signin;
+mod soak;
 mod sso;
 mod storage;
 mod third_party;
