@@ -98,6 +98,10 @@ pub struct ServeArgs {
     /// Seconds a client has to send a request's headers
     #[arg(long, default_value_t = 10)]
     pub header_timeout: u64,
+    /// Seconds a kept-alive connection may wait for its next request (keep it above the
+    /// clients' pool timeouts, 90 s for most, so none sends a request into a closing connection)
+    #[arg(long, default_value_t = 120)]
+    pub idle_timeout: u64,
     /// Connections one client address may hold open at once (0: no bound; behind a proxy every
     /// client shares the proxy's address)
     #[arg(long, default_value_t = 256)]

@@ -29,6 +29,7 @@ pub async fn serve(a: ServeArgs) -> Result<(), Failure> {
     sqlite_files(&a.database)?;
     cfg.edge.trust_proxy = a.trust_proxy;
     cfg.edge.header_read_timeout = std::time::Duration::from_secs(a.header_timeout.max(1));
+    cfg.edge.idle_timeout = std::time::Duration::from_secs(a.idle_timeout.max(1));
     cfg.edge.max_connections_per_address = a.max_connections_per_address;
     cfg.metrics_on_main = a.metrics_listen.is_none();
     cfg.runs_per_day = i64::from(a.max_runs_per_day);

@@ -18,16 +18,17 @@ async fn connect_from(url: &str, from: &str) -> TcpStream {
     sock.connect(to).await.unwrap()
 }
 
-/// Whether the server closed `c`: end of stream or a reset, waiting at most `bound`.
-async fn closed_within(c: &mut TcpStream, bound: Duration) -> bool {
+/// What the server sent on `c` until it closed it (end of stream or a reset), waiting at most
+/// `bound`; `None` if it was still open then.
+async fn answer_then_close(c: &mut TcpStream, bound: Duration) -> Option<String> {
     let mut buf = [0u8; 1024];
+    let mut out = Vec::new();
     let deadline = tokio::time::Instant::now() + bound;
     loop {
         match tokio::time::timeout_at(deadline, c.read(&mut buf)).await {
-            Err(_) => return false,
-            Ok(Ok(0)) | Ok(Err(_)) => return true,
-            // A response (408, say) before closing: keep reading until the end.
-            Ok(Ok(_)) => continue,
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(String::from_utf8_lossy(&out).into_owned()),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
         }
     }
 }
@@ -47,6 +48,31 @@ async fn get_from(url: &str, from: &str, path: &str) -> String {
         .to_owned()
 }
 
+/// One keep-alive GET on `c`: the status line, with the whole response read.
+async fn get_on(c: &mut TcpStream, path: &str) -> String {
+    c.write_all(format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(c.read(&mut byte).await.unwrap(), 1, "closed mid-response");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .expect("a content-length");
+    let mut body = vec![0u8; len];
+    c.read_exact(&mut body).await.unwrap();
+    head.lines().next().unwrap().to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn half_sent_requests_are_bounded_per_address_and_timed_out() {
     const BOUND: usize = 8;
@@ -64,23 +90,66 @@ async fn half_sent_requests_are_bounded_per_address_and_timed_out() {
             .unwrap();
         held.push(c);
     }
-    // Those past the bound are closed at once, without waiting for the header timeout...
+    // Those past the bound are answered 503 with Retry-After at once and closed, without
+    // waiting for the header timeout...
     let mut over = held.split_off(BOUND);
     for c in &mut over {
-        assert!(closed_within(c, Duration::from_secs(30)).await);
+        let a = answer_then_close(c, Duration::from_secs(30)).await.unwrap();
+        assert!(a.starts_with("HTTP/1.1 503 "), "{a}");
+        assert!(
+            a.contains("\r\nretry-after: 1\r\n") || a.contains("\r\nRetry-After: 1\r\n"),
+            "{a}"
+        );
+        assert!(a.contains("error: too many connections"), "{a}");
     }
     // ...while another client is served.
     assert_eq!(
         get_from(&s.url, "127.0.0.2", "/login").await,
         "HTTP/1.1 200 OK"
     );
-    // The header timeout closes the ones within the bound, and the client may connect again.
+    // The header timeout answers the ones within the bound with 408 and closes them, and the
+    // client may connect again.
     for c in &mut held {
-        assert!(closed_within(c, Duration::from_secs(60)).await);
+        let a = answer_then_close(c, Duration::from_secs(60)).await.unwrap();
+        assert!(a.starts_with("HTTP/1.1 408 "), "{a}");
     }
     assert_eq!(
         get_from(&s.url, "127.0.0.1", "/login").await,
         "HTTP/1.1 200 OK"
+    );
+}
+
+/// The header timeout bounds sending a request, not waiting between requests: a kept-alive
+/// connection idle for longer than it still takes the next request (a client's pool reuses
+/// it), and is closed only after the idle bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kept_alive_connections_outlive_the_header_timeout() {
+    let s = TestServer::start_with(Backend::Sqlite, |c| {
+        c.edge.header_read_timeout = Duration::from_secs(1);
+        c.edge.idle_timeout = Duration::from_secs(8);
+    })
+    .await;
+    let mut c = connect_from(&s.url, "127.0.0.3").await;
+    assert_eq!(get_on(&mut c, "/health/live").await, "HTTP/1.1 200 OK");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(get_on(&mut c, "/health/live").await, "HTTP/1.1 200 OK");
+    // Idle past the idle bound: closed, without an answer nobody asked for.
+    assert_eq!(
+        answer_then_close(&mut c, Duration::from_secs(60))
+            .await
+            .as_deref(),
+        Some("")
+    );
+    // A request begun on a kept-alive connection has the header bound again.
+    let mut c = connect_from(&s.url, "127.0.0.3").await;
+    assert_eq!(get_on(&mut c, "/health/live").await, "HTTP/1.1 200 OK");
+    c.write_all(b"GET /health/live HTTP/1.1\r\nHost: t\r\nX-Slow: ")
+        .await
+        .unwrap();
+    let a = answer_then_close(&mut c, Duration::from_secs(6)).await;
+    assert!(
+        a.as_deref().is_some_and(|a| a.starts_with("HTTP/1.1 408 ")),
+        "{a:?}"
     );
 }
 

@@ -23,6 +23,7 @@ mod register;
 pub mod resource;
 mod runs;
 mod signin;
+mod soak;
 mod sso;
 mod storage;
 mod third_party;

@@ -205,8 +205,14 @@ impl Drop for Proc {
 }
 
 pub fn spawn_server(database: &str, log: &std::path::Path) -> (Proc, String) {
+    spawn_server_with(database, log, &[])
+}
+
+/// [`spawn_server`] with more options for `serve`.
+pub fn spawn_server_with(database: &str, log: &std::path::Path, extra: &[&str]) -> (Proc, String) {
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_mogplex-server"))
         .args(["serve", "--database", database, "--listen", "127.0.0.1:0"])
+        .args(extra)
         .env_remove("MOGPLEX_LOG")
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())

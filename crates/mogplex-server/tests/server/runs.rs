@@ -7,14 +7,14 @@ use mogplex_protocol::SseParser;
 use serde_json::json;
 use std::time::Duration;
 
-async fn token_for(s: &TestServer, email: &str) -> String {
+pub(crate) async fn token_for(s: &TestServer, email: &str) -> String {
     let uid = s.user(email).await;
     let t = mogplex_server::crypto::personal_access_token();
     s.db().create_pat(&uid, "t", &t, None).await.unwrap();
     t
 }
 
-async fn create(s: &TestServer, t: &str) -> String {
+pub(crate) async fn create(s: &TestServer, t: &str) -> String {
     let r = plain()
         .post(format!("{}/api/v1/mogplex/runs", s.url))
         .bearer_auth(t)
@@ -41,14 +41,14 @@ async fn append(base: &str, t: &str, run: &str, n: i64) -> reqwest::StatusCode {
 }
 
 /// An open event stream.
-struct Sub {
+pub(crate) struct Sub {
     resp: reqwest::Response,
     parser: SseParser,
     buf: Vec<mogplex_protocol::SseEvent>,
 }
 
 impl Sub {
-    async fn open(base: &str, t: &str, run: &str, last_event_id: Option<i64>) -> Self {
+    pub(crate) async fn open(base: &str, t: &str, run: &str, last_event_id: Option<i64>) -> Self {
         let mut req = plain()
             .get(format!("{base}/api/v1/mogplex/runs/{run}/events"))
             .bearer_auth(t);
@@ -71,7 +71,7 @@ impl Sub {
     }
 
     /// The next `n` events as (id, n).
-    async fn next(&mut self, n: usize) -> Vec<(i64, i64)> {
+    pub(crate) async fn next(&mut self, n: usize) -> Vec<(i64, i64)> {
         let mut out = Vec::new();
         while out.len() < n {
             if !self.buf.is_empty() {

@@ -284,11 +284,16 @@ async fn a_burst_of_sign_ins_keeps_memory_bounded_and_is_answered() {
     drop(seed);
     let (proc, url) = crate::refresh::spawn_server(&database, &dir.path().join("serve.log"));
     let pid = proc.0.id();
-    // Each attempt from its own address, so no throttle stops it before the hash.
-    let clients: Vec<(reqwest::Client, String)> = join_all((0..200u8).map(|i| {
+    // Each attempt from its own address, so no throttle stops it before the hash. The clients
+    // are built before any connects: building one reads the system's certificates (tens of
+    // milliseconds on a busy machine), and built inside the burst, 200 of them held the first
+    // connections silent past the server's header timeout, which then (rightly) closed them.
+    let browsers: Vec<reqwest::Client> = (0..200u8)
+        .map(|i| browser_from(i.wrapping_add(2).max(2)))
+        .collect();
+    let clients: Vec<(reqwest::Client, String)> = join_all(browsers.into_iter().map(|c| {
         let url = url.clone();
         async move {
-            let c = browser_from(i.wrapping_add(2).max(2));
             let page = c
                 .get(format!("{url}/login"))
                 .send()
