@@ -10,15 +10,14 @@ use crate::error::CliError;
 use crate::exit;
 use mogplex_auth::credentials::CredentialStore;
 use mogplex_auth::credentials::ops::RefreshError;
-use mogplex_auth::{CredentialKind, Provider, Resolution, Source};
+use mogplex_auth::{CredentialKind, Provider, Resolution, Secret, Source};
 use std::sync::Arc;
 
 /// The credential store, as the async parts of a turn share it.
 pub type Store = Arc<dyn CredentialStore>;
 use mogplex_protocol::{ChatMessage, CliModel};
 use mogplex_providers::{
-    ChatRequest, ErrorKind, ModelClient, ModelSource, ProviderError, SelectError, Selection,
-    StreamEvent,
+    ChatRequest, ErrorKind, ModelClient, ModelSource, ProviderError, Selection, StreamEvent,
 };
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -27,119 +26,9 @@ use std::io::{IsTerminal, Read, Write};
 /// Prompts larger than this are refused rather than sent.
 const MAX_PROMPT: u64 = 4 * 1024 * 1024;
 
-pub fn no_credential(resolution: &Resolution) -> CliError {
-    if !resolution.other_issuers.is_empty() {
-        let others = resolution.other_issuers.join(", ");
-        return CliError::new(
-            exit::NO_CREDENTIAL,
-            format!(
-                "no credentials for {}: nothing in the environment, and the stored Mogplex sign-in is for {others}",
-                resolution.issuer
-            ),
-        )
-        .hint(format!(
-            "a sign-in is only ever used with the service that issued it: set MOGPLEX_URL={} to use it",
-            resolution.other_issuers[0]
-        ))
-        .hint(format!(
-            "or sign in to {} with `mogplex login`",
-            resolution.issuer
-        ));
-    }
-    CliError::new(
-        exit::NO_CREDENTIAL,
-        format!(
-            "no credentials: nothing in the environment and no stored sign-in in {}",
-            resolution.auth_file.display()
-        ),
-    )
-    .hint("run `mogplex` in a terminal and choose \"Sign in with Mogplex\"")
-    .hint("or set MOGPLEX_API_KEY (or a provider key such as ANTHROPIC_API_KEY or OPENAI_API_KEY) for this shell")
-}
-
-fn select_error(e: SelectError, resolution: &Resolution) -> CliError {
-    match e {
-        SelectError::NoCredential => no_credential(resolution),
-        SelectError::NoCredentialFor { provider, .. } => CliError::new(exit::NO_CREDENTIAL, e.to_string())
-            .hint(format!(
-                "set {} for this shell, or store a key with `printenv {} | mogplex login {} --with-api-key`",
-                provider.env_var(),
-                provider.env_var(),
-                provider.id()
-            )),
-        SelectError::UnknownModel { ref model } => {
-            let example = resolution.active().map_or("openai", |c| c.provider.id());
-            with_closest_models(CliError::usage(e.to_string()), model, &usable_models(resolution, &[]))
-                .hint(format!(
-                    "name the provider too, for example `--model {example}/{model}`; providers: {}",
-                    Provider::names()
-                ))
-        }
-        SelectError::EmptyModel => CliError::usage(e.to_string()).hint("pass a model name, or leave out --model"),
-    }
-}
-
-/// The models the user can name with `--model`: the Mogplex account's `catalog`, then the known
-/// models of every other provider with a credential, each in a form that routes to it (`gpt-4.1`,
-/// `groq/llama-3.3-70b-versatile`).
-fn usable_models(resolution: &Resolution, catalog: &[CliModel]) -> Vec<String> {
-    let known = resolution
-        .credentials
-        .iter()
-        .filter(|c| c.provider != Provider::Mogplex)
-        .flat_map(|c| {
-            c.provider.known_models().iter().map(|m| {
-                if Provider::for_model_name(m) == Some(c.provider) {
-                    (*m).to_owned()
-                } else {
-                    format!("{}/{m}", c.provider.id())
-                }
-            })
-        });
-    catalog
-        .iter()
-        .map(|m| m.slug.clone())
-        .chain(known)
-        .collect()
-}
-
-/// Adds to an unknown-model error the models the user can use: "did you mean" and the closest
-/// ones first when one is close, else the first few in their order (each provider's default
-/// first).
-fn with_closest_models(err: CliError, model: &str, usable: &[String]) -> CliError {
-    const SHOWN: usize = 5;
-    let mut unique: Vec<&str> = Vec::new();
-    for m in usable {
-        if !unique.contains(&m.as_str()) {
-            unique.push(m);
-        }
-    }
-    if unique.is_empty() {
-        return err;
-    }
-    let closest = crate::suggest::ranked(
-        model,
-        unique.iter().copied(),
-        crate::suggest::model_distance,
-        SHOWN,
-    );
-    let (err, names, order) = match closest.first() {
-        Some((name, d)) if crate::suggest::is_close(model, *d) => (
-            err.hint(format!("did you mean `--model {name}`?")),
-            closest.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
-            "closest first",
-        ),
-        _ => (err, unique.iter().copied().take(SHOWN).collect(), ""),
-    };
-    let more = unique.len() - names.len();
-    let note = match (more, order) {
-        (0, "") => String::new(),
-        (0, order) => format!(" ({order})"),
-        (more, "") => format!(" and {more} more (/model in the cockpit lists them all)"),
-        (more, order) => format!(" ({order}; {more} more under /model in the cockpit)"),
-    };
-    err.hint(format!("models you can use: {}{note}", names.join(", ")))
-}
+mod why;
+pub use why::no_credential;
+use why::{select_error, usable_models, with_closest_models};
 
 /// A model named with `--model` for the Mogplex gateway must be in the account's catalog: a name
 /// it does not have is a usage error naming the closest ones (the gateway would only answer "no
@@ -516,24 +405,10 @@ pub async fn stream_turn(
     let is_session = selection.credential.kind == CredentialKind::AccountSession;
     // A helper's key is asked for again at every turn: the cache gives the same one until it
     // expires, then the helper runs again (a long cockpit session outlives a short-lived key).
-    if let Source::Helper { .. } = selection.credential.source {
-        let provider = selection.provider();
-        let asked = tokio::task::spawn_blocking(move || {
-            mogplex_auth::helper::key(&mogplex_auth::ProcessEnv, provider)
-        })
-        .await;
-        match asked {
-            Ok(Some(Ok(secret))) => {
-                crate::log::learn(&secret);
-                selection.credential.secret = secret;
-            }
-            Ok(Some(Err(h))) => {
-                return Err(CliError::new(exit::FORBIDDEN, h.to_string()).hint(h.hint()));
-            }
-            // The variable is gone from this process's environment, or the task was lost: the
-            // key in hand is used (a 401 still runs the helper again).
-            Ok(None) | Err(_) => {}
-        }
+    if let Source::Helper { .. } = selection.credential.source
+        && let Some(secret) = ask_helper(selection.provider()).await?
+    {
+        selection.credential.secret = secret;
     }
     let (model, mut retried) = match selection.model.clone() {
         Some(m) => {
@@ -584,21 +459,32 @@ pub async fn stream_turn(
         {
             retried = true;
             mogplex_auth::helper::invalidate(var);
-            match mogplex_auth::helper::key(&mogplex_auth::ProcessEnv, selection.provider()) {
-                Some(Ok(secret)) => {
-                    crate::log::learn(&secret);
-                    selection.credential.secret = secret.clone();
-                    req.selection.credential.secret = secret;
-                    sink.refreshed();
-                    continue;
-                }
-                Some(Err(h)) => {
-                    return Err(CliError::new(exit::FORBIDDEN, h.to_string()).hint(h.hint()));
-                }
-                None => {}
+            if let Some(secret) = ask_helper(selection.provider()).await? {
+                selection.credential.secret = secret.clone();
+                req.selection.credential.secret = secret;
+                sink.refreshed();
+                continue;
             }
         }
         return Ok(TurnOutcome { model, finish });
+    }
+}
+
+/// The key `provider`'s helper gives now (from its cache while it lasts, else by running it, on
+/// the blocking pool); `None` when its variable is gone from this process's environment (the
+/// key in hand is then used).
+async fn ask_helper(provider: Provider) -> Result<Option<Secret>, CliError> {
+    let asked = tokio::task::spawn_blocking(move || {
+        mogplex_auth::helper::key(&mogplex_auth::ProcessEnv, provider)
+    })
+    .await;
+    match asked {
+        Ok(Some(Ok(secret))) => {
+            crate::log::learn(&secret);
+            Ok(Some(secret))
+        }
+        Ok(Some(Err(h))) => Err(CliError::new(exit::FORBIDDEN, h.to_string()).hint(h.hint())),
+        Ok(None) | Err(_) => Ok(None),
     }
 }
 
