@@ -351,9 +351,12 @@ impl OAuthClient {
             let mut q = u.query_pairs_mut();
             q.append_pair("response_type", "code")
                 .append_pair("client_id", &self.client_id)
-                .append_pair("redirect_uri", redirect_uri)
-                .append_pair("scope", &self.scope)
-                .append_pair("state", state)
+                .append_pair("redirect_uri", redirect_uri);
+            // An MCP server may name no scope at all (then none is asked for).
+            if !self.scope.is_empty() {
+                q.append_pair("scope", &self.scope);
+            }
+            q.append_pair("state", state)
                 .append_pair("code_challenge", challenge)
                 .append_pair("code_challenge_method", PKCE_METHOD);
             if let Some(n) = nonce {
@@ -479,10 +482,10 @@ impl OAuthClient {
             .device_authorization_endpoint
             .as_ref()
             .ok_or(OAuthError::NoDeviceFlow)?;
-        let mut form = vec![
-            ("client_id", self.client_id.as_str()),
-            ("scope", &self.scope),
-        ];
+        let mut form = vec![("client_id", self.client_id.as_str())];
+        if !self.scope.is_empty() {
+            form.push(("scope", &self.scope));
+        }
         if let Some(r) = &self.resource {
             form.push(("resource", r));
         }
@@ -685,12 +688,16 @@ impl OAuthClient {
 }
 
 /// The scope to ask for: the settings' scopes, narrowed to `scopes_supported` when the server
-/// lists it. Nothing left is an error naming what the server offers.
+/// lists it. Nothing left is an error naming what the server offers. Settings without scopes (an
+/// MCP server that names none) ask for none.
 fn narrow_scopes(
     settings: &ClientSettings,
     meta: &Metadata,
     server: &str,
 ) -> Result<String, OAuthError> {
+    if settings.scopes.is_empty() {
+        return Ok(String::new());
+    }
     let kept: Vec<&str> = match &meta.scopes_supported {
         Some(offered) => settings
             .scopes
