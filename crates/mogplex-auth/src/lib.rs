@@ -14,6 +14,7 @@ pub mod helper;
 pub mod home;
 pub mod hosted;
 pub mod html;
+pub mod mcp_signin;
 pub mod oauth;
 pub mod private_file;
 pub mod provider;

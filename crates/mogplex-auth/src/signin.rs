@@ -156,7 +156,7 @@ pub async fn discover(base: Url) -> Result<OAuthClient, OAuthError> {
 
 /// Where the loopback listener keeps its stand-down secret: the Mogplex home, else the user's
 /// runtime directory. A sign-in started in another home cannot stop this one.
-fn stand_down_dir(env: &dyn Env) -> Option<std::path::PathBuf> {
+pub(crate) fn stand_down_dir(env: &dyn Env) -> Option<std::path::PathBuf> {
     if let Ok(home) = crate::home::MogplexHome::from_env(env)
         && home.ensure().is_ok()
     {

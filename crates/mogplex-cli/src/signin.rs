@@ -78,6 +78,13 @@ pub fn oauth_error(e: OAuthError, base: &str, surface: Surface) -> CliError {
             Surface::Command => "sign in with the browser: `mogplex login mogplex`",
             Surface::Cockpit => "choose \"Sign in with Mogplex\" to use the browser",
         }),
+        OAuthError::RegistrationRefused { .. } => CliError::new(
+            exit::FAILURE,
+            "the authorization server refused to register mogplex as a client",
+        )
+        .cause(e.to_string())
+        .hint("ask its administrator to allow dynamic client registration for loopback redirects, or to register a client for mogplex and name its id in the definition")
+        .hint("nothing was stored"),
         OAuthError::Rejected { .. }
         | OAuthError::RejectedWithoutBody { .. }
         | OAuthError::Protocol(_) => {

@@ -24,6 +24,9 @@ pub enum TransportDef {
     Http {
         url: String,
         headers: BTreeMap<String, String>,
+        /// An OAuth client id registered for mogplex at the server's authorization server
+        /// (`client_id` in the definition); without one, mogplex registers itself (RFC 7591).
+        client_id: Option<String>,
     },
 }
 
@@ -116,9 +119,17 @@ impl Definition {
             }
             let mut headers = strings(c.get("http_headers"));
             headers.extend(strings(c.get("headers")));
+            let client_id = c
+                .get("client_id")
+                .or_else(|| c.get("oauth").and_then(|o| o.get("client_id")))
+                .and_then(|v| v.as_str())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned);
             TransportDef::Http {
                 url: url.to_owned(),
                 headers,
+                client_id,
             }
         } else {
             return Err(McpError::new(
@@ -130,6 +141,35 @@ impl Definition {
             name: s.name.clone(),
             transport,
         })
+    }
+
+    /// A Streamable HTTP definition (tests, and callers that build one by hand).
+    pub fn http(name: &str, url: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            transport: TransportDef::Http {
+                url: url.to_owned(),
+                headers: BTreeMap::new(),
+                client_id: None,
+            },
+        }
+    }
+
+    /// The URL of a Streamable HTTP server.
+    pub fn url(&self) -> Option<&str> {
+        match &self.transport {
+            TransportDef::Http { url, .. } => Some(url),
+            TransportDef::Stdio { .. } => None,
+        }
+    }
+
+    /// The pre-registered OAuth client id of a Streamable HTTP server, if its definition names
+    /// one.
+    pub fn client_id(&self) -> Option<&str> {
+        match &self.transport {
+            TransportDef::Http { client_id, .. } => client_id.as_deref(),
+            TransportDef::Stdio { .. } => None,
+        }
     }
 
     /// Values of the definition that may be secrets (its variables and headers), to mask in

@@ -12,8 +12,12 @@ pub enum McpErrorKind {
     Timeout,
     /// The server broke the protocol: crashed, printed garbage, closed the connection.
     Protocol,
-    /// A remote server answered 401: it needs an OAuth sign-in.
+    /// A remote server answered 401: it needs an OAuth sign-in (none is stored, or the stored
+    /// one ended).
     NeedsSignIn,
+    /// A remote server answered 403 `insufficient_scope`: it needs a sign-in with a larger scope
+    /// ([`McpError::scope`] names it).
+    NeedsMoreAccess,
     /// Too many tools, or a result too large.
     TooMuch,
     /// The model's arguments are not a JSON object.
@@ -27,6 +31,9 @@ pub enum McpErrorKind {
 pub struct McpError {
     pub kind: McpErrorKind,
     pub message: String,
+    /// For [`McpErrorKind::NeedsSignIn`] and [`McpErrorKind::NeedsMoreAccess`]: the scope the
+    /// server's challenge asks for, when it names one.
+    pub scope: Option<String>,
 }
 
 impl McpError {
@@ -34,6 +41,20 @@ impl McpError {
         Self {
             kind,
             message: message.into(),
+            scope: None,
         }
+    }
+
+    pub fn with_scope(mut self, scope: Option<String>) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    /// Whether a sign-in (`/mcp login`, `mogplex mcp login`) is what it takes.
+    pub fn needs_sign_in(&self) -> bool {
+        matches!(
+            self.kind,
+            McpErrorKind::NeedsSignIn | McpErrorKind::NeedsMoreAccess
+        )
     }
 }

@@ -5,7 +5,11 @@
 //! variables in an environment without the parent's credentials
 //! ([`mogplex_auth::child_env::child_env`]), their stderr goes to the session log (through
 //! `tracing`, redacted there, and the definition's own values masked here first) and they are
-//! stopped when the connection is dropped; Streamable HTTP servers get the definition's headers.
+//! stopped when the connection is dropped; Streamable HTTP servers get the definition's headers
+//! and, with an [`Auth`], the OAuth bearer stored for them (refreshed when due, and once more
+//! when the server answers 401 all the same; a 401 without a usable sign-in is
+//! [`McpErrorKind::NeedsSignIn`], a 403 `insufficient_scope` [`McpErrorKind::NeedsMoreAccess`]
+//! naming the scope to ask for). Signing in is [`mogplex_auth::mcp_signin`].
 //!
 //! Everything a server can do wrong ends in an [`McpError`] for that server only, within
 //! [`Limits`]: no answer (a timeout), a crash or garbage on stdout (the handshake fails), too many
@@ -17,6 +21,12 @@ mod error;
 
 pub use def::{Definition, TransportDef};
 pub use error::{McpError, McpErrorKind};
+
+use mogplex_auth::Secret;
+use mogplex_auth::credentials::CredentialStore;
+use mogplex_auth::credentials::mcp::{McpAuthError, expired, fresh_mcp_token};
+use mogplex_auth::mcp_signin::authorization_server;
+use mogplex_auth::oauth::mcp::{canonical_resource, parse_challenge};
 
 use rmcp::model::{CallToolRequestParams, ContentBlock, PaginatedRequestParams};
 use rmcp::service::{RoleClient, RunningService};
@@ -108,14 +118,31 @@ impl std::fmt::Debug for Connection {
     }
 }
 
+/// Where the OAuth tokens of Streamable HTTP servers are kept: the credential store, and the
+/// Mogplex account whose definitions name them (`None`: no stored account).
+#[derive(Debug, Clone)]
+pub struct Auth {
+    pub store: Arc<dyn CredentialStore>,
+    pub account: Option<String>,
+}
+
 /// Connects to the server a definition describes and lists its tools, within
-/// `limits.connect_timeout`.
+/// `limits.connect_timeout`; a Streamable HTTP server gets no bearer.
 pub async fn connect(def: &Definition, limits: &Limits) -> Result<Connection, McpError> {
+    connect_with(def, limits, None).await
+}
+
+/// [`connect`], a Streamable HTTP server with the bearer `auth` holds for it.
+pub async fn connect_with(
+    def: &Definition,
+    limits: &Limits,
+    auth: Option<&Auth>,
+) -> Result<Connection, McpError> {
     let name = def.name.clone();
     let fut = async {
         let service = match &def.transport {
             TransportDef::Stdio { .. } => serve_stdio(def).await?,
-            TransportDef::Http { .. } => serve_http(def).await?,
+            TransportDef::Http { .. } => serve_http_signed_in(def, auth).await?,
         };
         let tools = list_tools(&name, &service, limits).await?;
         Ok::<_, McpError>((service, tools))
@@ -189,8 +216,110 @@ async fn serve_stdio(def: &Definition) -> Result<RunningService<RoleClient, ()>,
     })
 }
 
-async fn serve_http(def: &Definition) -> Result<RunningService<RoleClient, ()>, McpError> {
-    let TransportDef::Http { url, headers } = &def.transport else {
+/// What a 401 or 403 challenge means, as an error of this server.
+fn challenged(header: &str) -> McpError {
+    let c = parse_challenge(header).unwrap_or_default();
+    if c.insufficient_scope() {
+        let scope = c.scope.clone();
+        let message = match &scope {
+            Some(s) => format!("the server needs more access ({s}; HTTP 403)"),
+            None => "the server needs more access (HTTP 403)".to_owned(),
+        };
+        McpError::new(McpErrorKind::NeedsMoreAccess, message).with_scope(scope)
+    } else {
+        McpError::new(
+            McpErrorKind::NeedsSignIn,
+            "the server asks for sign-in (HTTP 401)",
+        )
+        .with_scope(c.scope)
+    }
+}
+
+/// The stored bearer for the server at `url`, refreshed when due. `None` when none is stored (or
+/// it ended); a renewal that cannot reach the authorization server falls back to the stored token
+/// while it has not expired.
+async fn stored_bearer(auth: &Auth, url: &str) -> Result<Option<Secret>, McpError> {
+    let Some(resource) = canonical_resource(url) else {
+        return Ok(None);
+    };
+    let account = auth.account.as_deref();
+    match fresh_mcp_token(&auth.store, account, &resource, None, authorization_server).await {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.needs_sign_in() => Ok(None),
+        Err(McpAuthError::Credentials(e)) => Err(McpError::new(
+            McpErrorKind::Spawn,
+            format!("cannot read its stored sign-in: {e}"),
+        )),
+        Err(e) => {
+            let store = auth.store.clone();
+            let doc = tokio::task::spawn_blocking(move || store.load())
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .map(|l| l.doc);
+            let usable = doc.as_ref().and_then(|d| {
+                d.mcp_token(account, &resource)
+                    .filter(|m| !expired(m))
+                    .and_then(|m| m.access().cloned())
+            });
+            match usable {
+                Some(t) => Ok(Some(t)),
+                None => Err(McpError::new(
+                    McpErrorKind::Protocol,
+                    format!("could not renew its sign-in: {}", short(&e.to_string())),
+                )),
+            }
+        }
+    }
+}
+
+/// A Streamable HTTP session with the stored bearer: on a 401 with a stored token, one refresh
+/// and one more try; a second 401, or a sign-in that cannot be renewed, needs a new sign-in.
+async fn serve_http_signed_in(
+    def: &Definition,
+    auth: Option<&Auth>,
+) -> Result<RunningService<RoleClient, ()>, McpError> {
+    let (Some(auth), Some(url)) = (auth, def.url()) else {
+        return serve_http(def, None).await;
+    };
+    let token = stored_bearer(auth, url).await?;
+    let first = serve_http(def, token.as_ref()).await;
+    let (Err(e), Some(rejected)) = (&first, &token) else {
+        return first;
+    };
+    if e.kind != McpErrorKind::NeedsSignIn {
+        return first;
+    }
+    let Some(resource) = canonical_resource(url) else {
+        return first;
+    };
+    tracing::info!(event = "mcp.refresh", server = %def.name, "the MCP server refused its token; renewing it once");
+    match fresh_mcp_token(
+        &auth.store,
+        auth.account.as_deref(),
+        &resource,
+        Some(rejected),
+        authorization_server,
+    )
+    .await
+    {
+        Ok(t) => serve_http(def, Some(&t)).await,
+        Err(e) if e.needs_sign_in() => Err(McpError::new(
+            McpErrorKind::NeedsSignIn,
+            format!("its sign-in has ended: {}", short(&e.to_string())),
+        )),
+        Err(e) => Err(McpError::new(
+            McpErrorKind::Protocol,
+            format!("could not renew its sign-in: {}", short(&e.to_string())),
+        )),
+    }
+}
+
+async fn serve_http(
+    def: &Definition,
+    bearer: Option<&Secret>,
+) -> Result<RunningService<RoleClient, ()>, McpError> {
+    let TransportDef::Http { url, headers, .. } = &def.transport else {
         return Err(McpError::new(
             McpErrorKind::Definition,
             "not an http server",
@@ -221,9 +350,16 @@ async fn serve_http(def: &Definition) -> Result<RunningService<RoleClient, ()>, 
     )
     .and_then(|b| b.build().map_err(|e| e.to_string()))
     .map_err(|e| McpError::new(McpErrorKind::Spawn, e))?;
-    let config = StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(map);
+    let mut config =
+        StreamableHttpClientTransportConfig::with_uri(url.as_str()).custom_headers(map);
+    if let Some(b) = bearer {
+        config = config.auth_header(b.expose());
+    }
     let transport = StreamableHttpClientTransport::with_client(http, config);
     ().serve(transport).await.map_err(|e| {
+        if let Some(header) = e.auth_challenge() {
+            return challenged(header);
+        }
         let text = e.to_string();
         if text.contains("Auth required") || text.contains("401") {
             McpError::new(
@@ -316,11 +452,12 @@ impl Connection {
                     ),
                 )
             })?
-            .map_err(|e| {
-                McpError::new(
+            .map_err(|e| match e.auth_challenge() {
+                Some(header) => challenged(header),
+                None => McpError::new(
                     McpErrorKind::Call,
                     format!("the call failed: {}", short(&e.to_string())),
-                )
+                ),
             })?;
         let mut text = String::new();
         for block in &result.content {

@@ -9,8 +9,14 @@
 //! The one shape of a Mogplex credential is [`AccountEntry`]: sign-in results, refreshes and
 //! personal access tokens are built as one, so no second entry type mirrors it.
 //!
+//! Tokens for remote MCP servers ([`McpTokenEntry`], `mcp_tokens`) sit beside the accounts, one
+//! per (Mogplex account or none, MCP server), their tokens secret fields like every other; the
+//! OAuth clients registered for them (RFC 7591) are remembered once per authorization server
+//! ([`McpClientEntry`], `mcp_clients`).
+//!
 //! A version 1 file (`"mogplex": {…}`) reads as one account and is written back as version 2 on
-//! the next write. Every level keeps the keys it does not know in an `extra` map.
+//! the next write. Every level keeps the keys it does not know in an `extra` map; a file without
+//! the MCP lists reads with them empty.
 
 use crate::secret::Secret;
 use serde::de::Error as _;
@@ -185,6 +191,93 @@ pub struct ProviderKey {
     pub extra: Map<String, Value>,
 }
 
+/// The tokens of one remote MCP server for one Mogplex account (or for none: a server reached
+/// with a personal access token from the environment), as its authorization server issued them:
+/// bound to `resource` (RFC 8707), for `client_id`, refreshed at `issuer`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct McpTokenEntry {
+    /// Derived from the account and the resource ([`mcp_token_id`]); stable, not secret.
+    #[serde(default)]
+    pub id: String,
+    /// The account entry id (`acct_…`, `pat_…`) whose MCP definitions name the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// The server's name in the definitions (`demo`).
+    pub server: String,
+    /// The server's canonical URL, the RFC 8707 resource every request names.
+    pub resource: String,
+    /// The authorization server that issued the tokens.
+    pub issuer: String,
+    pub client_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<Stored>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<Stored>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<String>,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub obtained_at: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// An OAuth client this mogplex registered (RFC 7591) with an authorization server, reused by
+/// every later MCP sign-in there. A public client: it has no secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct McpClientEntry {
+    pub issuer: String,
+    pub client_id: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redirect_uris: Vec<String>,
+    /// RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered_at: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// `mcp_` + the first 12 hex digits of SHA-256(account entry id or "" + "\n" + resource).
+pub fn mcp_token_id(account: Option<&str>, resource: &str) -> String {
+    format!("mcp_{}", hash_hex(&[account.unwrap_or(""), resource], 6))
+}
+
+impl McpTokenEntry {
+    pub fn access(&self) -> Option<&Secret> {
+        self.access_token.as_ref().and_then(Stored::value)
+    }
+
+    pub fn refresh(&self) -> Option<&Secret> {
+        self.refresh_token.as_ref().and_then(Stored::value)
+    }
+
+    /// Whether this entry is for `resource` as `account` reaches it.
+    pub fn is_for(&self, account: Option<&str>, resource: &str) -> bool {
+        self.account.as_deref() == account && self.resource == resource
+    }
+
+    fn field(&self, name: &str) -> Option<&Option<Stored>> {
+        Some(match name {
+            "access_token" => &self.access_token,
+            "refresh_token" => &self.refresh_token,
+            _ => return None,
+        })
+    }
+
+    fn field_mut(&mut self, name: &str) -> Option<&mut Option<Stored>> {
+        Some(match name {
+            "access_token" => &mut self.access_token,
+            "refresh_token" => &mut self.refresh_token,
+            _ => return None,
+        })
+    }
+}
+
 /// The whole `auth.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(from = "RawDocument")]
@@ -199,6 +292,12 @@ pub struct Document {
     pub default_account: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub providers: BTreeMap<String, ProviderKey>,
+    /// Tokens for remote MCP servers, one per (account, server).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mcp_tokens: Vec<McpTokenEntry>,
+    /// OAuth clients registered with authorization servers of MCP servers, one per issuer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mcp_clients: Vec<McpClientEntry>,
     /// Keyring items that may exist without the document referencing them (being written, or
     /// replaced and not yet deleted). The next write under the lock deletes them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -215,6 +314,8 @@ impl Default for Document {
             accounts: Vec::new(),
             default_account: None,
             providers: BTreeMap::new(),
+            mcp_tokens: Vec::new(),
+            mcp_clients: Vec::new(),
             keyring_pending: Vec::new(),
             extra: Map::new(),
         }
@@ -238,6 +339,10 @@ struct RawDocument {
     #[serde(default)]
     providers: BTreeMap<String, ProviderKey>,
     #[serde(default)]
+    mcp_tokens: Vec<McpTokenEntry>,
+    #[serde(default)]
+    mcp_clients: Vec<McpClientEntry>,
+    #[serde(default)]
     keyring_pending: Vec<String>,
     #[serde(flatten)]
     extra: Map<String, Value>,
@@ -256,12 +361,19 @@ impl From<RawDocument> for Document {
             accounts: raw.accounts,
             default_account: raw.default_account,
             providers: raw.providers,
+            mcp_tokens: raw.mcp_tokens,
+            mcp_clients: raw.mcp_clients,
             keyring_pending: raw.keyring_pending,
             extra: raw.extra,
         };
         for entry in &mut doc.accounts {
             if entry.id.is_empty() {
                 entry.id = entry.derived_id();
+            }
+        }
+        for entry in &mut doc.mcp_tokens {
+            if entry.id.is_empty() {
+                entry.id = mcp_token_id(entry.account.as_deref(), &entry.resource);
             }
         }
         if let Some(mut v1) = raw.mogplex {
@@ -316,13 +428,15 @@ pub struct Slot {
 pub enum SlotOwner {
     Account(String),
     Provider(String),
+    /// An MCP token entry id (`mcp_…`).
+    Mcp(String),
 }
 
 impl Slot {
     /// The owner as it appears in keyring refs: the entry id, or `providers.<name>`.
     pub fn owner_label(&self) -> String {
         match &self.owner {
-            SlotOwner::Account(id) => id.clone(),
+            SlotOwner::Account(id) | SlotOwner::Mcp(id) => id.clone(),
             SlotOwner::Provider(name) => format!("providers.{name}"),
         }
     }
@@ -333,11 +447,13 @@ impl fmt::Display for Slot {
         match &self.owner {
             SlotOwner::Account(id) => write!(f, "accounts[{id}].{}", self.field),
             SlotOwner::Provider(name) => write!(f, "providers.{name}.{}", self.field),
+            SlotOwner::Mcp(id) => write!(f, "mcp_tokens[{id}].{}", self.field),
         }
     }
 }
 
 const ACCOUNT_FIELDS: [&str; 4] = ["access_token", "refresh_token", "id_token", "api_key"];
+const MCP_FIELDS: [&str; 2] = ["access_token", "refresh_token"];
 
 impl AccountEntry {
     /// The id this entry should have: by account when known, else by personal access token.
@@ -467,6 +583,14 @@ impl Document {
                 }
             }
         }
+        for m in &self.mcp_tokens {
+            for field in MCP_FIELDS {
+                if let Some(Some(s)) = m.field(field) {
+                    let owner = SlotOwner::Mcp(m.id.clone());
+                    out.push((Slot { owner, field }, s));
+                }
+            }
+        }
         for (name, p) in &self.providers {
             if let Some(s) = &p.api_key {
                 let owner = SlotOwner::Provider(name.clone());
@@ -487,6 +611,11 @@ impl Document {
         match &slot.owner {
             SlotOwner::Account(id) => self.account(id)?.field(slot.field),
             SlotOwner::Provider(name) => Some(&self.providers.get(name)?.api_key),
+            SlotOwner::Mcp(id) => self
+                .mcp_tokens
+                .iter()
+                .find(|m| &m.id == id)?
+                .field(slot.field),
         }
     }
 
@@ -494,7 +623,24 @@ impl Document {
         match &slot.owner {
             SlotOwner::Account(id) => self.account_mut(id)?.field_mut(slot.field),
             SlotOwner::Provider(name) => Some(&mut self.providers.get_mut(name)?.api_key),
+            SlotOwner::Mcp(id) => self
+                .mcp_tokens
+                .iter_mut()
+                .find(|m| &m.id == id)?
+                .field_mut(slot.field),
         }
+    }
+
+    /// The MCP tokens of `resource` as `account` reaches it.
+    pub fn mcp_token(&self, account: Option<&str>, resource: &str) -> Option<&McpTokenEntry> {
+        self.mcp_tokens.iter().find(|m| m.is_for(account, resource))
+    }
+
+    /// The client registered with the authorization server `issuer`, if one is remembered.
+    pub fn mcp_client(&self, issuer: &str) -> Option<&McpClientEntry> {
+        self.mcp_clients
+            .iter()
+            .find(|c| normalize_issuer(&c.issuer) == normalize_issuer(issuer))
     }
 
     /// Every keyring item the document references.
@@ -594,6 +740,53 @@ mod tests {
         assert!(doc.provider_key("groq").is_none());
         let back = serde_json::to_value(&doc).unwrap();
         let original: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(back, original);
+    }
+
+    #[test]
+    fn mcp_tokens_and_clients_round_trip_as_secret_slots_keeping_unknown_keys() {
+        // A file from before the MCP lists reads with them empty, and writes none.
+        let old = parse(r#"{"version":2,"accounts":[{"id":"acct_1","issuer":"https://x"}]}"#);
+        assert!(old.mcp_tokens.is_empty() && old.mcp_clients.is_empty());
+        let back = serde_json::to_value(&old).unwrap();
+        assert!(back.get("mcp_tokens").is_none() && back.get("mcp_clients").is_none());
+
+        let text = r#"{"version":2,"store":"keyring",
+            "mcp_tokens":[{"id":"mcp_1","account":"acct_1","server":"demo","resource":"https://x/mcp/demo",
+                           "issuer":"https://x","client_id":"mcl_1","scope":"mcp:demo",
+                           "access_token":{"keyring":"h/mcp_1/access_token/00"},"refresh_token":"rt",
+                           "expires_at":"2099-01-01T00:00:00Z","later":[1]},
+                          {"server":"other","resource":"https://y/mcp","issuer":"https://y","client_id":"c"}],
+            "mcp_clients":[{"issuer":"https://x","client_id":"mcl_1","redirect_uris":["http://127.0.0.1:24816/auth/callback"],"kept":true}]}"#;
+        let doc = parse(text);
+        assert_eq!(doc.keyring_refs(), ["h/mcp_1/access_token/00"]);
+        assert!(doc.has_inline_secrets());
+        let slots: Vec<String> = doc.slots().iter().map(|(s, _)| s.to_string()).collect();
+        assert_eq!(
+            slots,
+            [
+                "mcp_tokens[mcp_1].access_token",
+                "mcp_tokens[mcp_1].refresh_token"
+            ]
+        );
+        // An entry without an id gets its derived one.
+        assert_eq!(doc.mcp_tokens[1].id, mcp_token_id(None, "https://y/mcp"));
+        assert_eq!(
+            doc.mcp_token(Some("acct_1"), "https://x/mcp/demo")
+                .unwrap()
+                .refresh()
+                .unwrap()
+                .expose(),
+            "rt"
+        );
+        assert!(doc.mcp_token(None, "https://x/mcp/demo").is_none());
+        assert_eq!(doc.mcp_client("https://x/").unwrap().client_id, "mcl_1");
+        let mut back = serde_json::to_value(&doc).unwrap();
+        assert_eq!(back["mcp_tokens"][0]["later"], serde_json::json!([1]));
+        assert_eq!(back["mcp_clients"][0]["kept"], true);
+        back["mcp_tokens"][1].as_object_mut().unwrap().remove("id");
+        let mut original: Value = serde_json::from_str(text).unwrap();
+        original["version"] = 2.into();
         assert_eq!(back, original);
     }
 

@@ -13,10 +13,14 @@
 pub mod document;
 mod engine;
 pub mod error;
+pub mod mcp;
 pub mod ops;
 pub mod vault;
 
-pub use document::{AccountEntry, Document, ProviderKey, Slot, SlotOwner, StoreKind, Stored};
+pub use document::{
+    AccountEntry, Document, McpClientEntry, McpTokenEntry, ProviderKey, Slot, SlotOwner, StoreKind,
+    Stored,
+};
 pub use engine::Locked;
 pub use error::{CredentialError, KeyringError};
 pub use vault::{KEYRING_TIMEOUT, KeyringVault, Vault};

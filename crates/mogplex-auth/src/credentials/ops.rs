@@ -14,7 +14,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     OffsetDateTime::now_utc()
         .format(&Rfc3339)
         .unwrap_or_default()
@@ -235,6 +235,8 @@ pub struct LoggedOut {
     pub refresh_token: Option<Secret>,
     /// The default account afterwards.
     pub new_default: Option<String>,
+    /// The MCP servers whose tokens (obtained for this account) were forgotten with it.
+    pub mcp_servers: Vec<String>,
 }
 
 fn last_used(a: &AccountEntry) -> Option<OffsetDateTime> {
@@ -280,10 +282,17 @@ fn logged_out(doc: &Document, a: &AccountEntry) -> LoggedOut {
         account: AccountSummary::of(doc, a),
         refresh_token: a.refresh_token.as_ref().and_then(|s| s.value()).cloned(),
         new_default: None,
+        mcp_servers: doc
+            .mcp_tokens
+            .iter()
+            .filter(|m| m.account.as_deref() == Some(a.id.as_str()))
+            .map(|m| m.server.clone())
+            .collect(),
     }
 }
 
-/// Signs one account out: removes its entry (its keyring items go after the commit).
+/// Signs one account out: removes its entry and the MCP tokens obtained for it (their keyring
+/// items go after the commit).
 pub fn logout(
     store: &dyn CredentialStore,
     entry_id: &str,
@@ -293,16 +302,20 @@ pub fn logout(
             return Ok(None);
         };
         remove_from(doc, &CredentialId::Account(entry_id.to_owned()));
+        doc.mcp_tokens
+            .retain(|m| m.account.as_deref() != Some(entry_id));
         out.new_default = doc.default_account.clone();
         Ok(Some(out))
     })
 }
 
-/// Signs every account out; provider keys stay.
+/// Signs every account out and forgets every MCP token; provider keys (and the remembered MCP
+/// client registrations, which hold no secret) stay.
 pub fn logout_all(store: &dyn CredentialStore) -> Result<Updated<Vec<LoggedOut>>, CredentialError> {
     store.update(|doc| {
         let out = doc.accounts.iter().map(|a| logged_out(doc, a)).collect();
         doc.accounts.clear();
+        doc.mcp_tokens.clear();
         doc.default_account = None;
         Ok(out)
     })
@@ -363,7 +376,7 @@ impl RefreshError {
     }
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, CredentialError> + Send + 'static,
 ) -> Result<T, CredentialError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| {

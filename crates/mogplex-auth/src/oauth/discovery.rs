@@ -53,7 +53,11 @@ pub fn normalize(issuer: &str) -> &str {
     issuer.trim_end_matches('/')
 }
 
-fn misconfigured(server: &str, problem: impl Into<String>, fix: impl Into<String>) -> OAuthError {
+pub(crate) fn misconfigured(
+    server: &str,
+    problem: impl Into<String>,
+    fix: impl Into<String>,
+) -> OAuthError {
     OAuthError::Misconfigured {
         server: server.to_owned(),
         problem: problem.into(),
@@ -62,7 +66,7 @@ fn misconfigured(server: &str, problem: impl Into<String>, fix: impl Into<String
 }
 
 /// An endpoint must be an absolute `https` address, or `http` on a loopback host.
-fn check_endpoint(server: &str, name: &str, value: &str) -> Result<(), OAuthError> {
+pub(crate) fn check_endpoint(server: &str, name: &str, value: &str) -> Result<(), OAuthError> {
     let fix = format!("have its administrator publish an absolute https address as {name}");
     let url = Url::parse(value).map_err(|_| {
         misconfigured(

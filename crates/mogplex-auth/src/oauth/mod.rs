@@ -8,6 +8,7 @@
 pub mod discovery;
 pub mod id_token;
 pub mod loopback;
+pub mod mcp;
 
 use crate::env::Env;
 use crate::secret::Secret;
@@ -72,6 +73,11 @@ pub enum OAuthError {
     DeviceExpired,
     #[error("the sign-in was denied in the browser")]
     Denied,
+    /// The authorization server refused to register mogplex as a client (RFC 7591 §3.2.2).
+    #[error(
+        "the authorization server at {server} refused to register mogplex as a client: {reason}"
+    )]
+    RegistrationRefused { server: String, reason: String },
 }
 
 impl OAuthError {
@@ -228,9 +234,12 @@ pub struct OAuthClient {
     pub client_id: String,
     /// The scope asked for: the settings' scopes narrowed to `scopes_supported` when listed.
     pub scope: String,
+    /// The RFC 8707 resource (an MCP server) the tokens are for: sent on the authorization
+    /// request and on every token request (code, refresh, device) when set.
+    pub resource: Option<String>,
 }
 
-fn unreachable_err(url: &str, e: reqwest::Error) -> OAuthError {
+pub(crate) fn unreachable_err(url: &str, e: reqwest::Error) -> OAuthError {
     let mut root: &dyn std::error::Error = &e;
     while let Some(s) = root.source() {
         root = s;
@@ -298,6 +307,7 @@ impl OAuthClient {
                 meta,
                 client_id: settings.client_id.clone(),
                 scope,
+                resource: None,
             });
         }
         if let Some(e) = server_error {
@@ -341,13 +351,19 @@ impl OAuthClient {
             let mut q = u.query_pairs_mut();
             q.append_pair("response_type", "code")
                 .append_pair("client_id", &self.client_id)
-                .append_pair("redirect_uri", redirect_uri)
-                .append_pair("scope", &self.scope)
-                .append_pair("state", state)
+                .append_pair("redirect_uri", redirect_uri);
+            // An MCP server may name no scope at all (then none is asked for).
+            if !self.scope.is_empty() {
+                q.append_pair("scope", &self.scope);
+            }
+            q.append_pair("state", state)
                 .append_pair("code_challenge", challenge)
                 .append_pair("code_challenge_method", PKCE_METHOD);
             if let Some(n) = nonce {
                 q.append_pair("nonce", n);
+            }
+            if let Some(r) = &self.resource {
+                q.append_pair("resource", r);
             }
             if self.asks_consent() {
                 q.append_pair("prompt", "consent");
@@ -368,12 +384,17 @@ impl OAuthClient {
         discovery::normalize(self.issuer()) == mogplex_protocol::DEFAULT_BASE_URL
     }
 
+    /// A token request: `form`, and the resource when this client has one.
     async fn token_call(&self, form: &[(&str, &str)]) -> Result<TokenResponse, OAuthError> {
         let url = &self.meta.token_endpoint;
+        let mut form = form.to_vec();
+        if let Some(r) = &self.resource {
+            form.push(("resource", r));
+        }
         let resp = self
             .http
             .post(url)
-            .form(form)
+            .form(&form)
             .send()
             .await
             .map_err(|e| unreachable_err(url, e))?;
@@ -461,13 +482,17 @@ impl OAuthClient {
             .device_authorization_endpoint
             .as_ref()
             .ok_or(OAuthError::NoDeviceFlow)?;
+        let mut form = vec![("client_id", self.client_id.as_str())];
+        if !self.scope.is_empty() {
+            form.push(("scope", &self.scope));
+        }
+        if let Some(r) = &self.resource {
+            form.push(("resource", r));
+        }
         let resp = self
             .http
             .post(url)
-            .form(&[
-                ("client_id", self.client_id.as_str()),
-                ("scope", &self.scope),
-            ])
+            .form(&form)
             .send()
             .await
             .map_err(|e| unreachable_err(url, e))?;
@@ -663,12 +688,16 @@ impl OAuthClient {
 }
 
 /// The scope to ask for: the settings' scopes, narrowed to `scopes_supported` when the server
-/// lists it. Nothing left is an error naming what the server offers.
+/// lists it. Nothing left is an error naming what the server offers. Settings without scopes (an
+/// MCP server that names none) ask for none.
 fn narrow_scopes(
     settings: &ClientSettings,
     meta: &Metadata,
     server: &str,
 ) -> Result<String, OAuthError> {
+    if settings.scopes.is_empty() {
+        return Ok(String::new());
+    }
     let kept: Vec<&str> = match &meta.scopes_supported {
         Some(offered) => settings
             .scopes
