@@ -49,6 +49,8 @@ pub enum Command {
     Account(AccountArgs),
     /// Move stored credentials between auth.json and the OS keyring
     Credentials(CredentialsArgs),
+    /// Your Mogplex account's MCP servers: list them with their sign-in state, sign in to one that asks for it, or sign out of one
+    Mcp(McpArgs),
     /// Show every credential a session here could use, where it comes from, and whether it works (exit 0 usable, 64 none, 65 rejected, 69 not checked)
     Status(StatusArgs),
     /// Credentials: `mogplex auth status` is `mogplex status`
@@ -72,6 +74,33 @@ pub enum AccountCommand {
         /// Its email, account id or entry id (`mogplex account list` shows them)
         #[arg(value_name = "EMAIL_OR_ID")]
         account: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    #[command(subcommand)]
+    pub command: McpCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum McpCommand {
+    /// Each MCP server of your account and whether it needs, or has, a sign-in (never a token)
+    List,
+    /// Sign in to a remote MCP server that asks for it (OAuth in the browser; tokens kept in the credential store)
+    Login {
+        /// The server's name (`mogplex mcp list` shows them)
+        #[arg(value_name = "SERVER")]
+        server: String,
+        /// Ask for this scope instead of what the server names (for example a wider one a tool needs)
+        #[arg(long, value_name = "SCOPE")]
+        scope: Option<String>,
+    },
+    /// Forget the tokens of one MCP server (revoked at its authorization server, best effort)
+    Logout {
+        /// The server's name
+        #[arg(value_name = "SERVER")]
+        server: String,
     },
 }
 
@@ -211,10 +240,7 @@ pub fn parse_run_id(s: &str) -> Result<String, String> {
 
 /// Commands planned but not in this version, with where to look meanwhile. A lone word naming
 /// one is refused, not sent to the model. Remove a name here when its command lands.
-const PLANNED: &[(&str, Option<&str>)] = &[(
-    "mcp",
-    Some("in the cockpit, /mcp lists your account's MCP servers"),
-)];
+const PLANNED: &[(&str, Option<&str>)] = &[];
 
 /// The bare prompt (`mogplex <word>`) when it is one word naming, or a small edit away from, a
 /// command: a usage error saying which was meant, instead of a billed prompt. `raw_args` are the

@@ -13,6 +13,7 @@ pub mod exec;
 pub mod exit;
 pub mod log;
 pub mod login;
+pub mod mcp;
 pub mod signin;
 pub mod status;
 pub mod suggest;

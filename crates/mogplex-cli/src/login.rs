@@ -218,6 +218,8 @@ pub struct Removal {
     pub other_issuers: Vec<String>,
     /// The removed sign-in's refresh token, to revoke on the server.
     pub refresh: Option<Secret>,
+    /// The MCP servers whose tokens (obtained for the removed account) were forgotten with it.
+    pub mcp_servers: Vec<String>,
     /// Where it was stored: the `auth.json` path, or the keyring.
     pub path: String,
     /// Warnings and notes from the store (a corrupt `auth.json` moved aside, keyring items
@@ -260,6 +262,12 @@ impl Removal {
     /// supply the credential in the next session.
     pub fn notes(&self, env: &dyn Env, kept_hint: &str) -> Vec<String> {
         let mut notes = Vec::new();
+        if !self.mcp_servers.is_empty() {
+            notes.push(format!(
+                "also removed the sign-ins to its MCP servers ({})",
+                self.mcp_servers.join(", ")
+            ));
+        }
         if !self.other_issuers.is_empty() {
             notes.push(format!(
                 "the sign-ins stored for {} are kept (this session's account service is another one)",
@@ -309,6 +317,7 @@ pub fn take_stored(
         others: Vec::new(),
         other_issuers: Vec::new(),
         refresh: None,
+        mcp_servers: Vec::new(),
         path: store_label(store),
         moved_aside: None,
     };
@@ -335,6 +344,7 @@ pub fn take_stored(
                 Some(out.account.kind == mogplex_auth::MogplexCredentialKind::Session);
             removal.account = Some(out.account.name().to_owned());
             removal.refresh = out.refresh_token;
+            removal.mcp_servers = out.mcp_servers;
         }
         let after = store.load_metadata()?;
         removal.kept = after

@@ -7,7 +7,7 @@ use clap::{CommandFactory, FromArgMatches};
 use mogplex_auth::{Provider, Redactor};
 use mogplex_cli::args::{self, Cli, Command};
 use mogplex_cli::error::CliError;
-use mogplex_cli::{account, cockpit, ctx, exec, login, status};
+use mogplex_cli::{account, cockpit, ctx, exec, login, mcp, status};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
@@ -104,6 +104,7 @@ fn dispatch(cli: Cli, ctx: &mut ctx::Ctx, attach: Option<String>) -> Result<(), 
         Some(Command::Logout(args)) if args.all => account::logout_all(ctx),
         Some(Command::Account(args)) => account::run(ctx, args.command),
         Some(Command::Credentials(args)) => account::credentials(ctx, args.command),
+        Some(Command::Mcp(args)) => mcp::run(ctx, args.command),
         Some(Command::Logout(args)) => {
             let provider = args.provider.unwrap_or(Provider::Mogplex);
             if cli.logout && provider == Provider::Mogplex {

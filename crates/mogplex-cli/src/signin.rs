@@ -134,7 +134,7 @@ pub fn notice_text(n: &Notice) -> String {
 }
 
 /// Reads lines from stdin on a thread, for pasted addresses.
-fn paste_channel() -> tokio::sync::mpsc::Receiver<String> {
+pub(crate) fn paste_channel() -> tokio::sync::mpsc::Receiver<String> {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     std::thread::spawn(move || {
         for line in std::io::stdin().lock().lines() {
@@ -153,14 +153,19 @@ fn paste_channel() -> tokio::sync::mpsc::Receiver<String> {
 
 /// What `mogplex login` prints while it waits.
 fn print_progress(p: Progress) {
+    print_progress_to("Mogplex", p)
+}
+
+/// What a sign-in to `target` (`Mogplex`, `the MCP server demo`) prints while it waits.
+pub(crate) fn print_progress_to(target: &str, p: Progress) {
     match p {
         Progress::Note(n) => eprintln!("note: {n}"),
         Progress::Browser { url, opened } => {
             // One instruction for where to go, whichever way it went.
             let intro = if opened {
-                "Opening your browser to sign in to Mogplex. If it does not open, visit:"
+                format!("Opening your browser to sign in to {target}. If it does not open, visit:")
             } else {
-                "Open this address in a browser to sign in to Mogplex:"
+                format!("Open this address in a browser to sign in to {target}:")
             };
             eprintln!("{intro}\n\n  {url}\n");
             eprintln!(

@@ -348,6 +348,24 @@ pub mod exec_tools {
                 }));
             };
             let failed = |e: McpError| {
+                if e.needs_sign_in() {
+                    let what = if e.kind == McpErrorKind::NeedsMoreAccess {
+                        "needs more access"
+                    } else {
+                        "needs sign-in"
+                    };
+                    let login = match &e.scope {
+                        Some(s) if e.kind == McpErrorKind::NeedsMoreAccess => {
+                            format!("mogplex mcp login {name} --scope \"{s}\"")
+                        }
+                        _ => format!("mogplex mcp login {name}"),
+                    };
+                    return CliError::new(
+                        exit::NO_CREDENTIAL,
+                        format!("the MCP server `{name}` {what}: {e}"),
+                    )
+                    .hint(format!("sign in to it with `{login}`"));
+                }
                 CliError::new(
                     exit::UNAVAILABLE,
                     format!("the MCP server `{name}` could not be used: {e}"),
@@ -355,7 +373,15 @@ pub mod exec_tools {
                 .hint("check its definition (command, arguments, URL); the session log has what it printed")
             };
             let def = Definition::from_server(def).map_err(failed)?;
-            let conn = Arc::new(mogplex_mcp::connect(&def, &limits).await.map_err(failed)?);
+            let auth = mogplex_mcp::Auth {
+                store: store.clone(),
+                account: credential.account_entry.clone(),
+            };
+            let conn = Arc::new(
+                mogplex_mcp::connect_with(&def, &limits, Some(&auth))
+                    .await
+                    .map_err(failed)?,
+            );
             for a in allowed
                 .iter()
                 .filter(|a| a.starts_with(&format!("{name}.")))

@@ -72,7 +72,11 @@ impl SlashCommand {
                 "which credential is in use, and where it came from",
             ),
             SlashCommand::Model => c("model", "", "choose the model"),
-            SlashCommand::Mcp => c("mcp", "", "MCP servers from your Mogplex account"),
+            SlashCommand::Mcp => c(
+                "mcp",
+                "[login|logout name]",
+                "MCP servers of your account; sign in to one",
+            ),
             SlashCommand::Help => c("help", "", "keys and commands"),
             SlashCommand::Clear => c("clear", "", "clear the transcript"),
             SlashCommand::Quit => c("quit", "", "leave mogplex"),
@@ -171,5 +175,12 @@ mod tests {
         assert_eq!(parse("nope x"), Parsed::Unknown("nope"));
         let m: Vec<_> = SlashCommand::matching("lo").collect();
         assert_eq!(m, vec![SlashCommand::Login, SlashCommand::Logout]);
+        assert_eq!(
+            parse("mcp login demo"),
+            Parsed::Command {
+                command: SlashCommand::Mcp,
+                args: vec!["login", "demo"]
+            }
+        );
     }
 }

@@ -166,6 +166,22 @@ pub fn forget_mcp_token(
     })
 }
 
+/// Forgets the tokens of the MCP server named `server` (its definition's name) as `account`
+/// reaches it, whatever its URL. Returns the entries removed.
+pub fn forget_mcp_server(
+    store: &dyn CredentialStore,
+    account: Option<&str>,
+    server: &str,
+) -> Result<Updated<Vec<McpTokenEntry>>, CredentialError> {
+    store.update(|doc| {
+        let (gone, kept) = std::mem::take(&mut doc.mcp_tokens)
+            .into_iter()
+            .partition(|m| m.account.as_deref() == account && m.server == server);
+        doc.mcp_tokens = kept;
+        Ok(gone)
+    })
+}
+
 /// Forgets a registered client the authorization server no longer knows (`invalid_client`),
 /// so that the next sign-in registers again. Returns whether it was remembered.
 pub fn forget_mcp_client(

@@ -84,7 +84,7 @@ impl Cockpit<'_> {
     }
 
     /// The Mogplex credential in force and whose hosted state it sees.
-    fn mogplex_owner(&self) -> Option<(String, Credential)> {
+    pub(super) fn mogplex_owner(&self) -> Option<(String, Credential)> {
         let c = self
             .creds
             .resolution
@@ -335,6 +335,12 @@ impl Cockpit<'_> {
             }
             (SyncState::Stale(why), None) => format!("not synced: {why}"),
         }
+    }
+
+    /// The account's MCP definitions, when they are known (synced or saved).
+    pub(super) fn hosted_mcp(&self) -> Option<Vec<McpServer>> {
+        self.mogplex_owner()?;
+        self.hosted.state.as_ref().map(|h| h.mcp.clone())
     }
 
     pub(super) fn load_mcp(&mut self) {

@@ -307,7 +307,7 @@ impl<'a> Cockpit<'a> {
                 self.app.update(Event::StatusReady(rows));
             }
             SlashCommand::Model => self.load_models(),
-            SlashCommand::Mcp => self.load_mcp(),
+            SlashCommand::Mcp => self.mcp_command(args),
             SlashCommand::Account => self.account_command(args),
             // Carried out by the App alone (or, for /logout, through Effect::Logout once it is
             // confirmed).

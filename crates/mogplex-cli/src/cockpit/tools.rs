@@ -3,11 +3,19 @@
 //! tools, failed and why, needs sign-in), their tools offered to the model, and every call the
 //! model makes asked of the user (once, always for this tool this session, no) through the App;
 //! Esc cancels a running call. A server's failure is its own: the session goes on.
+//!
+//! A remote server that asks for OAuth shows "needs sign-in — /mcp login <name>" (or "needs more
+//! access" after a 403 `insufficient_scope`); `/mcp login <name>` signs in to it in the
+//! background ([`mogplex_auth::mcp_signin`], the browser and the loopback listener of the account
+//! sign-in; the step-up scope when it needs more access) and connects it again, `/mcp logout
+//! <name>` forgets its tokens.
 
 use super::services::Services;
 use super::{Cockpit, Msg};
 use crate::log::Level;
 use crate::tools::{BoxFuture, Decision, PendingCall, ToolGate, Toolbox, shorten};
+use mogplex_auth::mcp_signin::{McpLogin, McpSignedIn};
+use mogplex_auth::signin::Progress;
 use mogplex_mcp::{Connection, Definition, Limits, McpError, McpErrorKind, ToolOutput};
 use mogplex_protocol::McpServer;
 use mogplex_tui::{Event, ToolApproval};
@@ -15,6 +23,7 @@ use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tokio::sync::{Notify, oneshot};
+use tokio::task::AbortHandle;
 
 #[derive(Debug)]
 pub(crate) enum McpMsg {
@@ -35,6 +44,21 @@ pub(crate) enum McpMsg {
         call: PendingCall,
         ok: bool,
         text: String,
+        /// The call failed because the server wants a (larger) sign-in.
+        needs: Option<McpError>,
+    },
+    /// `/mcp login`: the sign-in waits for the browser.
+    LoginProgress {
+        server: String,
+        progress: Progress,
+    },
+    LoggedIn {
+        server: String,
+        result: Result<McpSignedIn, crate::error::CliError>,
+    },
+    LoggedOut {
+        server: String,
+        result: Result<usize, crate::error::CliError>,
     },
 }
 
@@ -45,6 +69,10 @@ pub(super) enum ServerState {
     Connected(Arc<Connection>),
     Failed(String),
     NeedsSignIn(String),
+    /// A 403 `insufficient_scope`: the scope a new sign-in must ask for.
+    NeedsMoreAccess {
+        scope: Option<String>,
+    },
 }
 
 /// The servers of this session and what the user allowed.
@@ -62,6 +90,8 @@ pub(super) struct McpSlot {
     pub cancel: Arc<Notify>,
     generation: u64,
     attempts: u64,
+    /// The `/mcp login` under way: its server, and the task (aborting it closes its listener).
+    login: Option<(String, AbortHandle)>,
 }
 
 /// Lines and characters of a tool result shown in the transcript (the model gets it all).
@@ -97,10 +127,12 @@ impl ToolGate for CockpitGate {
             Ok(o) => (!o.is_error, o.text.clone()),
             Err(e) => (false, e.message.clone()),
         };
+        let needs = result.as_ref().err().filter(|e| e.needs_sign_in()).cloned();
         self.services.send(Msg::Mcp(McpMsg::Done {
             call: call.clone(),
             ok,
             text,
+            needs,
         }));
     }
 
@@ -144,10 +176,12 @@ impl Cockpit<'_> {
                             "MCP server not connected",
                             json!({"server": server, "error": e.message}),
                         );
-                        if e.kind == McpErrorKind::NeedsSignIn {
-                            ServerState::NeedsSignIn(e.message)
-                        } else {
-                            ServerState::Failed(e.message)
+                        match e.kind {
+                            McpErrorKind::NeedsSignIn => ServerState::NeedsSignIn(e.message),
+                            McpErrorKind::NeedsMoreAccess => {
+                                ServerState::NeedsMoreAccess { scope: e.scope }
+                            }
+                            _ => ServerState::Failed(e.message),
                         }
                     }
                 };
@@ -190,7 +224,34 @@ impl Cockpit<'_> {
                     tool: call.qualified(),
                 });
             }
-            McpMsg::Done { call, ok, text } => {
+            McpMsg::LoginProgress { server, progress } => {
+                self.mcp_login_progress(&server, progress)
+            }
+            McpMsg::LoggedIn { server, result } => self.mcp_logged_in(server, result),
+            McpMsg::LoggedOut { server, result } => match result {
+                Ok(0) => self.note(format!(
+                    "No stored sign-in for the MCP server {server}; nothing to remove."
+                )),
+                Ok(_) => {
+                    self.note(format!(
+                        "Signed out of the MCP server {server}: its tokens are removed."
+                    ));
+                    self.disconnect_mcp(&server);
+                    self.mcp
+                        .servers
+                        .insert(server, ServerState::NeedsSignIn("signed out".to_owned()));
+                }
+                Err(e) => self.show_error(&e),
+            },
+            McpMsg::Done {
+                call,
+                ok,
+                text,
+                needs,
+            } => {
+                if let Some(e) = needs {
+                    self.server_needs_sign_in(&call.server, e);
+                }
                 self.log.write(
                     Level::Info,
                     "tool.result",
@@ -283,8 +344,10 @@ impl Cockpit<'_> {
                 .insert(def.name.clone(), ServerState::Connecting(attempt));
             let generation = self.mcp.generation;
             let server = def.name.clone();
+            let auth = self.mcp_auth();
             self.services.spawn(move |s| async move {
-                let result = mogplex_mcp::connect(&parsed, &Limits::default()).await;
+                let result =
+                    mogplex_mcp::connect_with(&parsed, &Limits::default(), Some(&auth)).await;
                 s.send(Msg::Mcp(McpMsg::Connected {
                     generation,
                     attempt,
@@ -295,9 +358,245 @@ impl Cockpit<'_> {
         }
     }
 
+    /// Where the OAuth tokens of this session's remote servers are: the store, under the
+    /// Mogplex account in force (none for a personal access token from the environment).
+    fn mcp_auth(&self) -> mogplex_mcp::Auth {
+        mogplex_mcp::Auth {
+            store: self.services.store().clone(),
+            account: self.mcp_account(),
+        }
+    }
+
+    fn mcp_account(&self) -> Option<String> {
+        self.mogplex_owner()
+            .and_then(|(_, c)| c.account_entry.clone())
+    }
+
+    /// Drops a server's connection and tools, so that the next [`Self::connect_mcp`] connects
+    /// it again.
+    fn disconnect_mcp(&mut self, server: &str) {
+        self.mcp.defined.remove(server);
+        self.mcp.servers.remove(server);
+        self.mcp.toolbox.remove(server);
+    }
+
+    /// A server answered a call with a 401 or a 403 `insufficient_scope`: its tools go until the
+    /// user signs in again (`/mcp login`).
+    fn server_needs_sign_in(&mut self, server: &str, e: McpError) {
+        self.mcp.toolbox.remove(server);
+        let (state, say) = if e.kind == McpErrorKind::NeedsMoreAccess {
+            let what = e
+                .scope
+                .as_deref()
+                .map(|s| format!(" ({s})"))
+                .unwrap_or_default();
+            (
+                ServerState::NeedsMoreAccess {
+                    scope: e.scope.clone(),
+                },
+                format!(
+                    "The MCP server {server} needs more access{what} for that: /mcp login {server} asks for it."
+                ),
+            )
+        } else {
+            (
+                ServerState::NeedsSignIn(e.message.clone()),
+                format!("The MCP server {server} needs a new sign-in: /mcp login {server}"),
+            )
+        };
+        self.mcp.servers.insert(server.to_owned(), state);
+        self.note(say);
+    }
+
+    /// `/mcp`, `/mcp login <server>`, `/mcp logout <server>`.
+    pub(super) fn mcp_command(&mut self, args: &[String]) {
+        let words: Vec<&str> = args.iter().map(String::as_str).collect();
+        match words.as_slice() {
+            [] => self.load_mcp(),
+            ["login", server] => self.mcp_login(server),
+            ["logout", server] => self.mcp_logout(server),
+            _ => self.command_error(
+                format!("/mcp does not take `{}`", words.join(" ")),
+                "/mcp lists the servers; /mcp login <server> signs in to one, /mcp logout <server> signs out".into(),
+            ),
+        }
+    }
+
+    fn command_error(&mut self, message: String, hint: String) {
+        let e = crate::error::CliError::usage(message).hint(hint);
+        self.show_error(&e);
+    }
+
+    fn mcp_login(&mut self, name: &str) {
+        let Some(defs) = self.hosted_mcp() else {
+            return self.command_error(
+                "the MCP servers of your account are not known yet".into(),
+                "sign in with Mogplex (/login), and wait for the account to sync".into(),
+            );
+        };
+        let Some(def) = defs.iter().find(|d| d.name == name) else {
+            let names: Vec<&str> = defs.iter().map(|d| d.name.as_str()).collect();
+            return self.command_error(
+                format!("your account has no MCP server named `{name}`"),
+                if names.is_empty() {
+                    "your account has no MCP servers".into()
+                } else {
+                    format!("its MCP servers: {}", names.join(", "))
+                },
+            );
+        };
+        let parsed = match Definition::from_server(def) {
+            Ok(p) => p,
+            Err(e) => {
+                return self.command_error(
+                    format!("the definition of {name} cannot be used: {e}"),
+                    "its administrator must fix the definition".into(),
+                );
+            }
+        };
+        let Some(url) = parsed.url() else {
+            return self.command_error(
+                format!("the MCP server {name} runs on this machine and has no sign-in of its own"),
+                "only remote (http) MCP servers ask for a sign-in".into(),
+            );
+        };
+        let scope = match self.mcp.servers.get(name) {
+            Some(ServerState::NeedsMoreAccess { scope, .. }) => scope.clone(),
+            _ => None,
+        };
+        let login = McpLogin {
+            server: name.to_owned(),
+            url: url.to_owned(),
+            account: self.mcp_account(),
+            client_id: parsed.client_id().map(str::to_owned),
+            scope,
+        };
+        if let Some((_, task)) = self.mcp.login.take() {
+            task.abort();
+        }
+        self.log.write(
+            Level::Info,
+            "mcp.login.start",
+            "MCP sign-in started",
+            json!({"server": name}),
+        );
+        self.note(format!("Signing in to the MCP server {name}…"));
+        let server = name.to_owned();
+        let task = self.services.spawn(move |s| async move {
+            let store = s.store().clone();
+            let tx = s.clone();
+            let progress_server = server.clone();
+            let mut progress = move |p: Progress| {
+                tx.send(Msg::Mcp(McpMsg::LoginProgress {
+                    server: progress_server.clone(),
+                    progress: p,
+                }))
+            };
+            let result =
+                mogplex_auth::mcp_signin::sign_in(s.env(), &store, &login, None, &mut progress)
+                    .await
+                    .map_err(|e| {
+                        crate::mcp::sign_in_error(e, &server, crate::mcp::Surface::Cockpit)
+                    });
+            s.send(Msg::Mcp(McpMsg::LoggedIn { server, result }));
+        });
+        self.mcp.login = Some((name.to_owned(), task));
+    }
+
+    fn mcp_login_progress(&mut self, server: &str, p: Progress) {
+        match p {
+            Progress::Browser { url, opened } => {
+                let intro = if opened {
+                    format!(
+                        "Opening your browser to sign in to the MCP server {server}. If it does not open, visit:"
+                    )
+                } else {
+                    format!("Open this address in a browser to sign in to the MCP server {server}:")
+                };
+                self.note(format!(
+                    "{intro}
+{url}"
+                ));
+            }
+            Progress::Notice(n) => self.note(crate::signin::notice_text(&n)),
+            Progress::Note(n) => self.note(n),
+            Progress::Device { .. } => {}
+        }
+    }
+
+    fn mcp_logged_in(
+        &mut self,
+        server: String,
+        result: Result<McpSignedIn, crate::error::CliError>,
+    ) {
+        if self.mcp.login.as_ref().is_some_and(|(s, _)| *s == server) {
+            self.mcp.login = None;
+        }
+        match result {
+            Ok(done) => {
+                self.log.write(
+                    Level::Info,
+                    "mcp.login",
+                    "signed in to an MCP server",
+                    json!({"server": server, "issuer": done.issuer, "registered": done.registered}),
+                );
+                // Its tokens are secrets of this session from now on.
+                let store = self.services.store().clone();
+                if let Ok(loaded) = store.load() {
+                    for s in crate::ctx::doc_secrets(&loaded.doc) {
+                        self.learn(&s.clone());
+                    }
+                }
+                let granted = done
+                    .scope
+                    .as_deref()
+                    .map(|s| format!(" ({s})"))
+                    .unwrap_or_default();
+                self.note(format!(
+                    "Signed in to the MCP server {server}{granted}; connecting…"
+                ));
+                self.disconnect_mcp(&server);
+                if let Some(defs) = self.hosted_mcp() {
+                    self.connect_mcp(&defs);
+                }
+            }
+            Err(e) => self.show_error(&e),
+        }
+    }
+
+    fn mcp_logout(&mut self, name: &str) {
+        let account = self.mcp_account();
+        let server = name.to_owned();
+        self.services.spawn(move |s| async move {
+            let store = s.store().clone();
+            let (acct, srv) = (account.clone(), server.clone());
+            let forgotten = tokio::task::spawn_blocking(move || {
+                mogplex_auth::credentials::mcp::forget_mcp_server(&*store, acct.as_deref(), &srv)
+            })
+            .await;
+            let result = match forgotten {
+                Ok(Ok(u)) => {
+                    // Best effort at the authorization server, after the local entry is gone.
+                    let _ = crate::mcp::revoke_forgotten(&u.value).await;
+                    Ok(u.value.len())
+                }
+                Ok(Err(e)) => Err(e.into()),
+                Err(e) => Err(crate::error::CliError::new(
+                    crate::exit::FAILURE,
+                    "could not remove the MCP sign-in",
+                )
+                .cause(e.to_string())),
+            };
+            s.send(Msg::Mcp(McpMsg::LoggedOut { server, result }));
+        });
+    }
+
     /// Signed out (or quitting): every server goes, nothing more is awaited. Returns the
     /// connections no one else holds, for the caller to close.
     pub(super) fn drop_mcp(&mut self) -> Vec<Connection> {
+        if let Some((_, task)) = self.mcp.login.take() {
+            task.abort();
+        }
         self.mcp.generation += 1;
         self.mcp.defined.clear();
         self.mcp.toolbox = Toolbox::default();
@@ -320,7 +619,17 @@ impl Cockpit<'_> {
                 format!("failed: {}", self.ctx.redactor.redact_str(why)),
                 Vec::new(),
             ),
-            Some(ServerState::NeedsSignIn(why)) => (format!("needs sign-in: {why}"), Vec::new()),
+            Some(ServerState::NeedsSignIn(why)) => (
+                format!("needs sign-in — /mcp login {name} ({why})"),
+                Vec::new(),
+            ),
+            Some(ServerState::NeedsMoreAccess { scope, .. }) => (
+                match scope {
+                    Some(s) => format!("needs more access ({s}) — /mcp login {name}"),
+                    None => format!("needs more access — /mcp login {name}"),
+                },
+                Vec::new(),
+            ),
             Some(ServerState::Connected(c)) => {
                 let n = c.tools().len();
                 let state = format!("connected · {n} tool{}", if n == 1 { "" } else { "s" });

@@ -361,7 +361,9 @@ fn failing_servers_are_their_own_errors_and_stderr_is_logged_masked() {
     );
     assert!(!screen.contains(BROKEN_SECRET), "{screen}");
     assert!(
-        text.contains("needs sign-in: the server asks for sign-in (HTTP 401)"),
+        text.contains(
+            "needs sign-in — /mcp login auth-remote (the server asks for sign-in (HTTP 401))"
+        ),
         "{screen}"
     );
     t.send(keys::CTRL_C);

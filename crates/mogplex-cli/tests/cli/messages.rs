@@ -343,7 +343,6 @@ fn a_lone_word_near_a_command_is_not_sent() {
     home.env("OPENAI_API_KEY", "sk-env-openai-0123456789");
     for (name, word) in [
         ("lone_word_typo", "logni"),
-        ("lone_word_planned", "mcp"),
         ("lone_word_planned_typo", "credentails"),
     ] {
         let out = home.run(&[word]);
