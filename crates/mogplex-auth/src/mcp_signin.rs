@@ -271,12 +271,25 @@ pub async fn sign_in(
     let granted = entry.scope.clone();
     let s = store.clone();
     let updated = blocking(move || store_mcp_token(&*s, entry)).await?;
+    // The sign-in this one replaces is revoked at its authorization server (best effort), so
+    // signing in again leaves no live grant behind.
+    let replaced = updated.value.is_some();
+    if let Some(old) = updated.value
+        && let Some(rt) = old.refresh()
+        && tokens.refresh_token.as_ref() != Some(rt)
+    {
+        let _ = tokio::time::timeout(
+            crate::signin::REVOKE_TIMEOUT,
+            client.revoke(rt, "refresh_token"),
+        )
+        .await;
+    }
     Ok(McpSignedIn {
         server: login.server.clone(),
         resource,
         issuer,
         scope: granted,
         registered,
-        replaced: updated.value,
+        replaced,
     })
 }

@@ -138,6 +138,61 @@ fn secrets_live_in_the_keyring_and_auth_json_holds_only_references() {
 }
 
 #[test]
+fn mcp_tokens_live_in_the_keyring_and_go_with_their_entry() {
+    use mogplex_auth::credentials::mcp::{entry_from_tokens, forget_mcp_server, store_mcp_token};
+    if !keyring_or_skip("mcp_tokens_live_in_the_keyring") {
+        return;
+    }
+    let (_d, home) = home();
+    let store = keyring(&home);
+    let s: &dyn CredentialStore = &store;
+    let tokens: mogplex_auth::oauth::TokenResponse = serde_json::from_value(serde_json::json!({
+        "access_token": "mcp-access-keyring-value-0001",
+        "refresh_token": "mcp-refresh-keyring-value-0001",
+        "token_type": "Bearer", "expires_in": 3600,
+    }))
+    .unwrap();
+    let resource = "http://127.0.0.1:9/mcp/demo";
+    let e = entry_from_tokens(
+        Some("acct_a"),
+        "demo",
+        resource,
+        "http://127.0.0.1:9",
+        "mcl_1",
+        Some("mcp:demo"),
+        &tokens,
+        None,
+    );
+    store_mcp_token(s, e).unwrap();
+    let path = home.auth_file();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.contains("mcp-access-keyring"), "{text}");
+    assert!(!text.contains("mcp-refresh-keyring"), "{text}");
+    let v = read_json(&path);
+    assert_eq!(v["mcp_tokens"][0]["server"], "demo");
+    assert_eq!(v["mcp_tokens"][0]["scope"], "mcp:demo");
+    let r = v["mcp_tokens"][0]["refresh_token"]["keyring"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        secret_tool_lookup(&r)
+            .unwrap()
+            .contains("mcp-refresh-keyring-value-0001")
+    );
+    let loaded = s.load().unwrap();
+    let m = loaded.doc.mcp_token(Some("acct_a"), resource).unwrap();
+    assert_eq!(
+        m.access().unwrap().expose(),
+        "mcp-access-keyring-value-0001"
+    );
+    // Forgotten: the entry and its keyring items go.
+    forget_mcp_server(s, Some("acct_a"), "demo").unwrap();
+    assert!(secret_tool_lookup(&r).is_none());
+    assert!(keyring_items(&store.namespace()).is_empty());
+}
+
+#[test]
 fn every_write_of_a_secret_uses_a_new_item_and_deletes_the_old_one() {
     if !keyring_or_skip("every_write_uses_a_new_item") {
         return;

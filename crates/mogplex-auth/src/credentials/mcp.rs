@@ -123,11 +123,11 @@ pub fn expired(e: &McpTokenEntry) -> bool {
 }
 
 /// Stores the tokens of one server (replacing the entry of the same account and resource).
-/// Returns whether an entry was replaced.
+/// Returns the entry it replaced (whose refresh token the caller may revoke).
 pub fn store_mcp_token(
     store: &dyn CredentialStore,
     entry: McpTokenEntry,
-) -> Result<Updated<bool>, CredentialError> {
+) -> Result<Updated<Option<McpTokenEntry>>, CredentialError> {
     let mut new = entry;
     new.id = mcp_token_id(new.account.as_deref(), &new.resource);
     store.update(
@@ -136,12 +136,11 @@ pub fn store_mcp_token(
                 for (k, v) in &old.extra {
                     new.extra.entry(k.clone()).or_insert_with(|| v.clone());
                 }
-                *old = new;
-                Ok(true)
+                Ok(Some(std::mem::replace(old, new)))
             }
             None => {
                 doc.mcp_tokens.push(new);
-                Ok(false)
+                Ok(None)
             }
         },
     )
@@ -370,26 +369,12 @@ mod tests {
         let store: Arc<dyn CredentialStore> =
             Arc::new(FileStore::new(&MogplexHome::at(dir.path().join("h"))));
         let r = "http://127.0.0.1:9/mcp/demo";
-        assert!(
-            !store_mcp_token(&*store, entry(Some("acct_a"), r, "at-a"))
-                .unwrap()
-                .value
-        );
-        assert!(
-            !store_mcp_token(&*store, entry(Some("acct_b"), r, "at-b"))
-                .unwrap()
-                .value
-        );
-        assert!(
-            !store_mcp_token(&*store, entry(None, r, "at-none"))
-                .unwrap()
-                .value
-        );
-        assert!(
-            store_mcp_token(&*store, entry(Some("acct_a"), r, "at-a2"))
-                .unwrap()
-                .value
-        );
+        let stored = |e| store_mcp_token(&*store, e).unwrap().value;
+        assert!(stored(entry(Some("acct_a"), r, "at-a")).is_none());
+        assert!(stored(entry(Some("acct_b"), r, "at-b")).is_none());
+        assert!(stored(entry(None, r, "at-none")).is_none());
+        let old = stored(entry(Some("acct_a"), r, "at-a2")).unwrap();
+        assert_eq!(old.access().unwrap().expose(), "at-a");
         let doc = store.load().unwrap().doc;
         assert_eq!(doc.mcp_tokens.len(), 3);
         let a = doc.mcp_token(Some("acct_a"), r).unwrap();

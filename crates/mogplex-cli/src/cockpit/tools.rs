@@ -249,9 +249,6 @@ impl Cockpit<'_> {
                 text,
                 needs,
             } => {
-                if let Some(e) = needs {
-                    self.server_needs_sign_in(&call.server, e);
-                }
                 self.log.write(
                     Level::Info,
                     "tool.result",
@@ -268,6 +265,9 @@ impl Cockpit<'_> {
                     ok,
                     text: shown,
                 });
+                if let Some(e) = needs {
+                    self.server_needs_sign_in(&call.server, e);
+                }
             }
         }
     }
@@ -394,9 +394,7 @@ impl Cockpit<'_> {
                 ServerState::NeedsMoreAccess {
                     scope: e.scope.clone(),
                 },
-                format!(
-                    "The MCP server {server} needs more access{what} for that: /mcp login {server} asks for it."
-                ),
+                format!("The MCP server {server} needs more access{what}: /mcp login {server}"),
             )
         } else {
             (

@@ -168,7 +168,7 @@ fn alive(pid: u32) -> bool {
 /// Opens `/mcp` until it shows the server connected (it connects in the background).
 /// The words of a screen, one space between them: box borders dropped and
 /// wrapped lines joined, so an assertion does not depend on where a line wraps.
-fn flat(screen: &str) -> String {
+pub fn flat(screen: &str) -> String {
     screen
         .lines()
         .flat_map(|line| {
@@ -179,7 +179,7 @@ fn flat(screen: &str) -> String {
         .join(" ")
 }
 
-fn wait_connected(t: &mut mogplex_testkit::term::Term) -> String {
+pub fn wait_connected(t: &mut mogplex_testkit::term::Term) -> String {
     use mogplex_testkit::term::keys;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {

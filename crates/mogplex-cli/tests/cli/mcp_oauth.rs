@@ -1,0 +1,409 @@
+//! OAuth for a remote MCP server end to end: the real `mogplex` binary against a real
+//! `mogplex-server` (library, 127.0.0.1 port 0) serving the demo MCP server, which the account
+//! lists as `demo`. `mogplex mcp login demo` through the browser (played by a cookie-jar client)
+//! and the paste box, one registration across sign-ins (counted on the server), the stored
+//! bearer in `exec` and the cockpit, a refresh that names the resource, the step-up after a 403,
+//! `mcp logout` and `mogplex logout` forgetting the tokens; and no token anywhere in what the
+//! binary printed or logged.
+
+use crate::common::*;
+use crate::signin::{Login, PORTS, Server, browser_until_callback, run_against, signed_in};
+use serde_json::Value;
+use std::io::Write;
+
+/// A server with the demo MCP server, Ada's account listing it as `demo`, and a home signed in
+/// as Ada (`MOGPLEX_URL` set).
+fn setup() -> (Server, TestHome) {
+    let server = Server::start_with(|c| c.demo_mcp = true);
+    server.add_mcp(
+        "ada@example.com",
+        "demo",
+        serde_json::json!({"url": format!("{}/mcp/demo", server.url)}),
+    );
+    let mut home = signed_in(&server);
+    home.env("MOGPLEX_URL", &server.url);
+    (server, home)
+}
+
+fn query(url: &str, key: &str) -> Option<String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// `mogplex <args>` (an `mcp login`), the browser played up to the callback, whose address is
+/// pasted. Returns the exit code, stdout, stderr and the authorization request.
+fn mcp_login(home: &TestHome, server: &Server, args: &[&str]) -> (i32, String, String, String) {
+    let mut login = Login::start(home, server, args, "true");
+    let authorize = login.authorize_url();
+    let callback = server.block_on(browser_until_callback(&server.url, &authorize));
+    let stdin = login.child.stdin.as_mut().unwrap();
+    stdin.write_all(format!("{callback}\n").as_bytes()).unwrap();
+    let (code, out, err) = login.finish();
+    (code, out, err, authorize)
+}
+
+/// Every token `auth.json` holds now (account and MCP).
+fn tokens(home: &TestHome) -> Vec<String> {
+    let auth = home.auth();
+    let mut out = Vec::new();
+    for list in ["accounts", "mcp_tokens"] {
+        for e in auth[list].as_array().into_iter().flatten() {
+            for f in ["access_token", "refresh_token", "id_token"] {
+                if let Some(t) = e[f].as_str() {
+                    out.push(t.to_owned());
+                }
+            }
+        }
+    }
+    out
+}
+
+fn mcp_entry(home: &TestHome) -> Value {
+    home.auth()["mcp_tokens"][0].clone()
+}
+
+/// Makes the stored MCP token look like it expires in `secs` seconds.
+fn expire_mcp_in(home: &TestHome, secs: i64) {
+    let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(secs);
+    let mut v = home.auth();
+    for m in v["mcp_tokens"].as_array_mut().unwrap() {
+        m["expires_at"] = at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+            .into();
+    }
+    home.write_auth(&v);
+}
+
+const MCP_REFRESHES: &str = "SELECT COUNT(*) FROM refresh_tokens WHERE used_at IS NOT NULL AND family_id IN (SELECT id FROM token_families WHERE resource IS NOT NULL)";
+
+#[test]
+fn mcp_login_from_the_shell_stores_refreshes_steps_up_and_logs_out() {
+    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let (server, home) = setup();
+    let demo = format!("{}/mcp/demo", server.url);
+    let mut seen = Vec::new();
+    let mut printed = Vec::new();
+    fn texts(out: &std::process::Output) -> [String; 2] {
+        [
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ]
+    }
+
+    // Before: the server asks for a sign-in, and list says how.
+    let out = home.run(&["mcp", "list"]);
+    printed.extend(texts(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", home.render(&out));
+    let list = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        list.contains(&format!(
+            "demo  http  {demo}  needs sign-in — mogplex mcp login demo"
+        )),
+        "{list}"
+    );
+    // exec cannot use it yet, and says what to do.
+    let out = home.run(&["exec", "--allow-tool", "demo.whoami", "call demo.whoami {}"]);
+    printed.extend(texts(&out));
+    assert_eq!(out.status.code(), Some(64), "{}", home.render(&out));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        err.contains("error: the MCP server `demo` needs sign-in"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: sign in to it with `mogplex mcp login demo`"),
+        "{err}"
+    );
+
+    // The sign-in: the authorization request names the resource, the scope and S256.
+    let (code, out, err, authorize) = mcp_login(&home, &server, &["mcp", "login", "demo"]);
+    printed.extend([out.clone(), err.clone()]);
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert_eq!(out.trim(), "Signed in to the MCP server demo");
+    assert!(
+        err.contains("Open this address in a browser to sign in to the MCP server demo")
+            || err.contains("Opening your browser to sign in to the MCP server demo"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("registered mogplex as a client of {}", server.url)),
+        "{err}"
+    );
+    assert_eq!(
+        query(&authorize, "resource").as_deref(),
+        Some(demo.as_str())
+    );
+    assert_eq!(query(&authorize, "scope").as_deref(), Some("mcp:demo"));
+    assert_eq!(
+        query(&authorize, "code_challenge_method").as_deref(),
+        Some("S256")
+    );
+    assert!(query(&authorize, "client_id").unwrap().starts_with("mcl_"));
+    assert_eq!(mode(&home.auth_path()), 0o600);
+    let auth = home.auth();
+    let m = &auth["mcp_tokens"][0];
+    assert_eq!(m["server"], "demo");
+    assert_eq!(m["resource"], demo.as_str());
+    assert_eq!(m["issuer"], server.url.as_str());
+    assert_eq!(m["scope"], "mcp:demo");
+    assert_eq!(m["account"], auth["default_account"]);
+    assert!(m["access_token"].as_str().unwrap().starts_with("mog_at_"));
+    assert!(m["refresh_token"].as_str().unwrap().starts_with("mog_rt_"));
+    assert_eq!(auth["mcp_clients"].as_array().unwrap().len(), 1);
+    assert_eq!(auth["mcp_clients"][0]["client_id"], m["client_id"]);
+    seen.extend(tokens(&home));
+
+    // A second sign-in reuses the registered client: one registration on the server.
+    let (code, out, err, authorize2) = mcp_login(&home, &server, &["mcp", "login", "demo"]);
+    printed.extend([out.clone(), err.clone()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(!err.contains("registered mogplex"), "{err}");
+    assert_eq!(
+        query(&authorize2, "client_id"),
+        query(&authorize, "client_id")
+    );
+    assert_eq!(
+        server.count("SELECT COUNT(*) FROM oauth_clients WHERE dynamic = 1"),
+        1
+    );
+    assert_eq!(home.auth()["mcp_tokens"].as_array().unwrap().len(), 1);
+    seen.extend(tokens(&home));
+
+    let out = home.run(&["mcp", "list"]);
+    printed.extend(texts(&out));
+    let list = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(list.contains("signed in (mcp:demo), until"), "{list}");
+
+    // A tool call with the stored bearer.
+    let whoami = |home: &TestHome| {
+        run_against(
+            home,
+            &server,
+            &["exec", "--allow-tool", "demo.whoami", "call demo.whoami {}"],
+        )
+    };
+    let out = whoami(&home);
+    printed.extend(texts(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", home.render(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "ada@example.com"
+    );
+
+    // Due for renewal: one refresh, which names the resource (the bound grant refuses any
+    // other), and the call goes on with the new token.
+    let before = mcp_entry(&home)["access_token"].clone();
+    let refreshes = server.count(MCP_REFRESHES);
+    expire_mcp_in(&home, 60);
+    let out = whoami(&home);
+    printed.extend(texts(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", home.render(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "ada@example.com"
+    );
+    assert_eq!(server.count(MCP_REFRESHES), refreshes + 1);
+    assert_ne!(mcp_entry(&home)["access_token"], before);
+    seen.extend(tokens(&home));
+
+    // admin_stats needs mcp:admin: the call fails naming the scope; a sign-in with it works.
+    let admin = |home: &TestHome| {
+        run_against(
+            home,
+            &server,
+            &[
+                "exec",
+                "--allow-tool",
+                "demo.admin_stats",
+                "call demo.admin_stats {}",
+            ],
+        )
+    };
+    let out = admin(&home);
+    printed.extend(texts(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("needs more access (mcp:demo mcp:admin"),
+        "{}",
+        home.render(&out)
+    );
+    let (code, out, err, authorize) = mcp_login(
+        &home,
+        &server,
+        &["mcp", "login", "demo", "--scope", "mcp:demo mcp:admin"],
+    );
+    printed.extend([out, err.clone()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        query(&authorize, "scope").as_deref(),
+        Some("mcp:demo mcp:admin")
+    );
+    let out = admin(&home);
+    printed.extend(texts(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("live sign-ins to this server"),
+        "{}",
+        home.render(&out)
+    );
+    seen.extend(tokens(&home));
+
+    // mcp logout: the tokens go, and the sign-in is revoked at the authorization server.
+    let out = home.run(&["mcp", "logout", "demo"]);
+    printed.extend(texts(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", home.render(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .starts_with("Signed out of the MCP server demo: removed its tokens from"),
+        "{}",
+        home.render(&out)
+    );
+    assert!(home.auth().get("mcp_tokens").is_none());
+    assert_eq!(
+        server.count(
+            "SELECT COUNT(*) FROM token_families WHERE resource IS NOT NULL AND revoked_at IS NULL"
+        ),
+        0
+    );
+    let out = home.run(&["mcp", "logout", "demo"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to remove"));
+
+    // `mogplex logout` forgets the account's MCP tokens with the account; the registration stays.
+    let (code, out, err, _) = mcp_login(&home, &server, &["mcp", "login", "demo"]);
+    printed.extend([out, err.clone()]);
+    assert_eq!(code, 0, "{err}");
+    seen.extend(tokens(&home));
+    let out = home.run(&["logout"]);
+    printed.extend(texts(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", home.render(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("note: also removed the sign-ins to its MCP servers (demo)"),
+        "{}",
+        home.render(&out)
+    );
+    let auth = home.auth();
+    assert!(auth.get("mcp_tokens").is_none(), "{auth}");
+    assert_eq!(auth["mcp_clients"].as_array().unwrap().len(), 1);
+
+    // No token was printed or logged, ever.
+    seen.sort();
+    seen.dedup();
+    assert!(seen.len() >= 8, "{}", seen.len());
+    let log = home.log_text();
+    assert!(log.contains("\"event\":\"mcp.login\""), "{log}");
+    for t in &seen {
+        for p in &printed {
+            assert!(!p.contains(t.as_str()), "a token was printed: {p}");
+        }
+        assert!(!log.contains(t.as_str()), "a token was logged");
+    }
+}
+
+#[test]
+fn the_cockpit_signs_in_connects_calls_and_steps_up() {
+    use crate::cockpit::{browser_url, cockpit, expect, submit};
+    use crate::mcp::{flat, wait_connected};
+    use mogplex_testkit::term::keys;
+    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let (server, home) = setup();
+    let url_file = home.dir.path().join("browser-url");
+    let browser = format!("echo >> {}", url_file.display());
+    let mut t = cockpit(&home, &[("BROWSER", &browser)]);
+    expect(&t, "MCP: demo");
+
+    // /mcp: the server needs a sign-in, and says how.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        submit(&mut t, "/mcp");
+        let screen = expect(&t, "MCP servers");
+        if flat(&screen).contains("needs sign-in — /mcp login demo") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{screen}");
+        t.send(keys::ESC);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    t.send(keys::ESC);
+
+    // /mcp login demo: the browser is asked to open the authorization request; it comes back
+    // to the loopback listener.
+    let sign_in = |t: &mut mogplex_testkit::term::Term| {
+        let _ = std::fs::remove_file(&url_file);
+        submit(t, "/mcp login demo");
+        let authorize = browser_url(&url_file);
+        let callback = server.block_on(browser_until_callback(&server.url, &authorize));
+        let answer =
+            server.block_on(async { reqwest::get(&callback).await.unwrap().text().await.unwrap() });
+        assert!(answer.contains("You can close this window"), "{answer}");
+        authorize
+    };
+    let authorize = sign_in(&mut t);
+    assert_eq!(query(&authorize, "scope").as_deref(), Some("mcp:demo"));
+    expect(&t, "Signed in to the MCP server demo (mcp:demo)");
+    let screen = wait_connected(&mut t);
+    assert!(flat(&screen).contains("connected · 3 tools"), "{screen}");
+    assert!(screen.contains("whoami"), "{screen}");
+    t.send(keys::ESC);
+
+    submit(&mut t, "call demo.whoami {}");
+    expect(&t, "Allow it?");
+    t.send("y");
+    expect(&t, "demo.whoami → ada@example.com");
+
+    // A tool that needs more access: said, and /mcp shows the scope a new sign-in asks for.
+    submit(&mut t, "call demo.admin_stats {}");
+    expect(&t, "Allow it?");
+    t.send("y");
+    expect(
+        &t,
+        "needs more access (mcp:demo mcp:admin): /mcp login demo",
+    );
+    submit(&mut t, "/mcp");
+    let screen = expect(&t, "MCP servers");
+    assert!(
+        flat(&screen).contains("needs more access (mcp:demo mcp:admin) — /mcp login demo"),
+        "{screen}"
+    );
+    t.send(keys::ESC);
+
+    // The step-up: the wider scope, the same client; the tool works after it.
+    let authorize2 = sign_in(&mut t);
+    assert_eq!(
+        query(&authorize2, "scope").as_deref(),
+        Some("mcp:demo mcp:admin")
+    );
+    assert_eq!(
+        query(&authorize2, "client_id"),
+        query(&authorize, "client_id")
+    );
+    expect(&t, "Signed in to the MCP server demo (mcp:demo mcp:admin)");
+    wait_connected(&mut t);
+    t.send(keys::ESC);
+    submit(&mut t, "call demo.admin_stats {}");
+    expect(&t, "Allow it?");
+    t.send("y");
+    expect(&t, "demo.admin_stats → live sign-ins to this server");
+    assert_eq!(
+        server.count("SELECT COUNT(*) FROM oauth_clients WHERE dynamic = 1"),
+        1
+    );
+    let seen = tokens(&home);
+
+    // /mcp logout demo: the tokens go.
+    submit(&mut t, "/mcp logout demo");
+    expect(&t, "Signed out of the MCP server demo");
+    assert!(home.auth().get("mcp_tokens").is_none());
+    let screen = t.screen();
+    t.send(keys::CTRL_C);
+    t.send(keys::CTRL_C);
+    assert!(t.wait_exit(crate::cockpit::WAIT).is_some());
+    let log = home.log_text();
+    for tok in &seen {
+        assert!(!screen.contains(tok.as_str()), "a token on screen");
+        assert!(!log.contains(tok.as_str()), "a token was logged");
+    }
+}
