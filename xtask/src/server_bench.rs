@@ -2,8 +2,12 @@
 //!
 //! For each backend (SQLite, and PostgreSQL when it is reachable) it starts the release
 //! `mogplex-server serve`, signs in through the real pages to mint refresh tokens, then:
-//! - refresh throughput: concurrent workers each rotate their own refresh-token chain for a fixed
-//!   time; reports grants per second and latency percentiles;
+//! - refresh throughput: [`CHAINS`] concurrent workers each rotate their own refresh-token chain
+//!   for a fixed time, without and with the `openid` scope (an ES256 ID token on every refresh);
+//!   reports grants per second (over the whole run, its first fifth and its last fifth, so a rate
+//!   that decays as the database grows shows) and latency percentiles. node-oidc-provider (the
+//!   pinned npm peer, its in-memory store, RS256 ID tokens as it signs by default) runs the same
+//!   load from the same generator, for the ratios;
 //! - bearer-check cost, two ways: in-process, the check itself (`Db::principal`) timed against the
 //!   live database; and over HTTP, sequential requests to an endpoint behind the check and to one
 //!   without it (the difference of the percentiles; noisy on a shared machine).
@@ -14,6 +18,13 @@ use std::time::{Duration, Instant};
 const PASSWORD: &str = "benchmark password";
 const REDIRECT: &str = "http://127.0.0.1:24816/auth/callback";
 const ADMIN_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
+/// Concurrent refresh chains, each rotating its own token as fast as it is answered.
+const CHAINS: usize = 16;
+/// The two refresh loads: a plain OAuth refresh, and an OpenID one that issues an ID token.
+const SCOPES: [(&str, &str); 2] = [
+    ("oauth", "offline_access"),
+    ("openid", "openid offline_access"),
+];
 
 struct Server {
     child: Child,
@@ -43,6 +54,8 @@ fn start(bin: &std::path::Path, database: &str) -> Result<Server, String> {
             "--rate-limit",
             "100000000",
         ])
+        // OpenID Connect on: ID tokens on refreshes that carry the `openid` scope.
+        .env("MOGPLEX_SECRETS_KEY", secrets_key())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -58,6 +71,14 @@ fn start(bin: &std::path::Path, database: &str) -> Result<Server, String> {
         child,
         url: format!("http://127.0.0.1:{port}"),
     })
+}
+
+/// A fresh 32-byte key (base64) for the benchmark server's sealed signing keys.
+fn secrets_key() -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let seed = format!("{:?}{}", Instant::now(), std::process::id());
+    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(seed.as_bytes()))
 }
 
 fn cookie(r: &reqwest::Response, name: &str) -> Option<String> {
@@ -88,11 +109,12 @@ fn query_param(u: &str, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// Signs in once, then mints `n` refresh tokens through the code flow.
+/// Signs in once, then mints `n` refresh tokens of `scope` through the code flow.
 async fn mint_refresh_tokens(
     http: &reqwest::Client,
     base: &str,
     n: usize,
+    scope: &str,
 ) -> Result<Vec<String>, String> {
     let e = |e: reqwest::Error| e.to_string();
     let r = http.get(format!("{base}/login")).send().await.map_err(e)?;
@@ -124,6 +146,7 @@ async fn mint_refresh_tokens(
             .append_pair("response_type", "code")
             .append_pair("code_challenge", &challenge)
             .append_pair("code_challenge_method", "S256")
+            .append_pair("scope", scope)
             .append_pair("state", "s");
         let cookies = format!("mogplex_session={session}; mogplex_csrf={csrf}");
         let r = http
@@ -194,63 +217,166 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
+/// What one refresh load measured.
+struct Refreshes {
+    ok: usize,
+    failed: usize,
+    /// Latency of each successful refresh, sorted.
+    lat: Vec<Duration>,
+    /// Rates over the first and the last fifth of the run.
+    first: f64,
+    last: f64,
+    /// One of the answers, to check what was issued.
+    sample: serde_json::Value,
+}
+
+/// Each token in `tokens` is a chain: a worker refreshes it at `token_url` as `client_id`, takes
+/// the new refresh token, and goes on until `duration` is over or a refresh fails.
 async fn refresh_load(
     http: &reqwest::Client,
-    base: &str,
+    token_url: &str,
+    client_id: &str,
     tokens: Vec<String>,
     duration: Duration,
-) -> (usize, usize, Vec<Duration>) {
-    let deadline = Instant::now() + duration;
+) -> Refreshes {
+    let start = Instant::now();
+    let deadline = start + duration;
     let tasks: Vec<_> = tokens
         .into_iter()
         .map(|mut rt| {
-            let http = http.clone();
-            let url = format!("{base}/api/auth/mcp/token");
+            let (http, url, client_id) = (http.clone(), token_url.to_owned(), client_id.to_owned());
             tokio::spawn(async move {
-                let (mut ok, mut failed, mut lat) = (0usize, 0usize, Vec::new());
+                let (mut ok, mut failed, mut lat, mut at) =
+                    (0usize, 0usize, Vec::new(), Vec::new());
+                let mut sample = serde_json::Value::Null;
                 while Instant::now() < deadline {
                     let t = Instant::now();
                     let r = http
                         .post(&url)
                         .form(&[
                             ("grant_type", "refresh_token"),
-                            ("client_id", "mogplex-cli"),
-                            ("refresh_token", &rt),
+                            ("client_id", client_id.as_str()),
+                            ("refresh_token", rt.as_str()),
                         ])
                         .send()
                         .await;
-                    match r {
-                        Ok(r) if r.status().is_success() => {
-                            let v: serde_json::Value = r.json().await.unwrap_or_default();
-                            lat.push(t.elapsed());
-                            match v["refresh_token"].as_str() {
-                                Some(next) => {
-                                    rt = next.to_owned();
-                                    ok += 1;
-                                }
-                                None => break,
-                            }
-                        }
-                        _ => {
-                            failed += 1;
-                            break;
-                        }
+                    let v: serde_json::Value = match r {
+                        Ok(r) if r.status().is_success() => r.json().await.unwrap_or_default(),
+                        _ => serde_json::Value::Null,
+                    };
+                    let Some(next) = v["refresh_token"].as_str() else {
+                        failed += 1;
+                        break;
+                    };
+                    rt = next.to_owned();
+                    lat.push(t.elapsed());
+                    at.push(start.elapsed());
+                    ok += 1;
+                    if sample.is_null() {
+                        sample = v;
                     }
                 }
-                (ok, failed, lat)
+                (ok, failed, lat, at, sample)
             })
         })
         .collect();
-    let (mut ok, mut failed, mut lat) = (0, 0, Vec::new());
+    let mut out = Refreshes {
+        ok: 0,
+        failed: 0,
+        lat: Vec::new(),
+        first: 0.0,
+        last: 0.0,
+        sample: serde_json::Value::Null,
+    };
+    let mut at = Vec::new();
     for t in tasks {
-        if let Ok((o, f, l)) = t.await {
-            ok += o;
-            failed += f;
-            lat.extend(l);
+        if let Ok((o, f, l, a, sample)) = t.await {
+            out.ok += o;
+            out.failed += f;
+            out.lat.extend(l);
+            at.extend(a);
+            if out.sample.is_null() {
+                out.sample = sample;
+            }
         }
     }
-    lat.sort();
-    (ok, failed, lat)
+    out.lat.sort();
+    let fifth = duration / 5;
+    let secs = fifth.as_secs_f64().max(f64::EPSILON);
+    out.first = at.iter().filter(|a| **a < fifth).count() as f64 / secs;
+    out.last = at
+        .iter()
+        .filter(|a| **a >= duration - fifth && **a < duration)
+        .count() as f64
+        / secs;
+    out
+}
+
+/// One line of the refresh table; the rate over the whole run is returned for the ratios.
+fn refresh_row(server: &str, load: &str, r: &Refreshes, seconds: u64) -> f64 {
+    let rate = r.ok as f64 / seconds as f64;
+    let id_token = match r.sample["id_token"].as_str() {
+        Some(t) => jws_alg(t),
+        None => "none".into(),
+    };
+    println!(
+        "{server:<20} {load:<7} {rate:>11.0} {:>9.0} {:>9.0} {:>8.2} {:>8.2} {:>7} {id_token:>9}",
+        r.first,
+        r.last,
+        pct(&r.lat, 0.5),
+        pct(&r.lat, 0.99),
+        r.failed,
+    );
+    rate
+}
+
+/// The `alg` of a compact JWS's header, to show which ID tokens were issued.
+fn jws_alg(jws: &str) -> String {
+    use base64::Engine;
+    jws.split('.')
+        .next()
+        .and_then(|h| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(h)
+                .ok()
+        })
+        .and_then(|h| serde_json::from_slice::<serde_json::Value>(&h).ok())
+        .and_then(|h| h["alg"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// node-oidc-provider under the same refresh loads, one fresh provider per load.
+fn node_rows(
+    rt: &tokio::runtime::Runtime,
+    http: &reqwest::Client,
+    seconds: u64,
+) -> Result<Vec<f64>, String> {
+    use mogplex_testkit::peers::{OidcConfig, OidcProvider};
+    let mut rates = Vec::new();
+    for (load, scope) in SCOPES {
+        let provider = OidcProvider::try_start(OidcConfig {
+            bench_refresh_tokens: Some((CHAINS, scope.to_owned())),
+            ..OidcConfig::default()
+        })?;
+        let tokens = provider.refresh_tokens().to_vec();
+        if tokens.len() != CHAINS {
+            return Err(format!(
+                "node-oidc-provider minted {} refresh tokens, not {CHAINS}: {}",
+                tokens.len(),
+                provider.stderr()
+            ));
+        }
+        let url = format!("{}/token", provider.issuer());
+        let r = rt.block_on(refresh_load(
+            http,
+            &url,
+            "mogplex-cli",
+            tokens,
+            Duration::from_secs(seconds),
+        ));
+        rates.push(refresh_row("node-oidc-provider", load, &r, seconds));
+    }
+    Ok(rates)
 }
 
 /// Concurrent streamed echo completions through the gateway for `duration`; each latency is the
@@ -350,21 +476,25 @@ pub fn run(seconds: u64) -> Result<(), String> {
         println!("(PostgreSQL not reachable at 127.0.0.1:5432: skipping it)");
     }
     println!(
-        "{seconds} s of refresh load per backend, 32 concurrent chains; 3000 sequential requests for the bearer check\n"
+        "refresh grant: {CHAINS} concurrent chains, {seconds} s per load, one load generator (this process, 2 threads)\n\
+         oauth: scope offline_access; openid: scope openid offline_access, an ID token on every refresh\n"
     );
     println!(
-        "{:<9} {:>12} {:>9} {:>9} {:>9} | {:>14} {:>14} {:>14}",
-        "backend",
+        "{:<20} {:<7} {:>11} {:>9} {:>9} {:>8} {:>8} {:>7} {:>9}",
+        "server",
+        "load",
         "refreshes/s",
+        "1st fifth",
+        "5th fifth",
         "p50 ms",
         "p99 ms",
         "failed",
-        "no auth p50/p99",
-        "bearer p50/p99",
-        "added p50/p99"
+        "ID token"
     );
     let mut checks = Vec::new();
     let mut gateways = Vec::new();
+    let mut bearers = Vec::new();
+    let mut ours = Vec::new();
     for (name, database) in &backends {
         let mut add = Command::new(&bin)
             .args([
@@ -451,7 +581,10 @@ pub fn run(seconds: u64) -> Result<(), String> {
             .build()
             .map_err(|e| e.to_string())?;
         let row = rt.block_on(async {
-            let tokens = mint_refresh_tokens(&http, &server.url, 32).await?;
+            let mut chains = Vec::new();
+            for (_, scope) in SCOPES {
+                chains.push(mint_refresh_tokens(&http, &server.url, CHAINS, scope).await?);
+            }
             // Warm up, then measure.
             sequential(
                 &http,
@@ -460,8 +593,14 @@ pub fn run(seconds: u64) -> Result<(), String> {
                 300,
             )
             .await;
-            let (ok, failed, lat) =
-                refresh_load(&http, &server.url, tokens, Duration::from_secs(seconds)).await;
+            let token_url = format!("{}/api/auth/mcp/token", server.url);
+            let mut loads = Vec::new();
+            for tokens in chains {
+                loads.push(
+                    refresh_load(&http, &token_url, "mogplex-cli", tokens, Duration::from_secs(seconds))
+                        .await,
+                );
+            }
             let open = sequential(
                 &http,
                 &format!("{}/.well-known/oauth-authorization-server", server.url),
@@ -507,22 +646,26 @@ pub fn run(seconds: u64) -> Result<(), String> {
                 v.sort();
                 v
             };
-            Ok::<_, String>((ok, failed, lat, open, guarded, check, (g_ok, g_failed, g_lat, g_seq)))
+            Ok::<_, String>((loads, open, guarded, check, (g_ok, g_failed, g_lat, g_seq)))
         })?;
-        let (ok, failed, lat, open, guarded, check, gateway) = row;
-        println!(
-            "{name:<9} {:>12.0} {:>9.2} {:>9.2} {:>9} | {:>6.3}/{:<7.3} {:>6.3}/{:<7.3} {:>6.3}/{:<7.3}",
-            ok as f64 / seconds as f64,
-            pct(&lat, 0.5),
-            pct(&lat, 0.99),
-            failed,
+        let (loads, open, guarded, check, gateway) = row;
+        let server_name = format!("mogplex ({name})");
+        let rates: Vec<f64> = SCOPES
+            .iter()
+            .zip(&loads)
+            .map(|((load, _), r)| refresh_row(&server_name, load, r, seconds))
+            .collect();
+        ours.push((name, rates));
+        bearers.push(format!(
+            "bearer check over HTTP right after the load ({name}): no auth p50/p99 {:.3}/{:.3} ms, \
+             bearer {:.3}/{:.3} ms, added {:.3}/{:.3} ms",
             pct(&open, 0.5),
             pct(&open, 0.99),
             pct(&guarded, 0.5),
             pct(&guarded, 0.99),
             pct(&guarded, 0.5) - pct(&open, 0.5),
             pct(&guarded, 0.99) - pct(&open, 0.99),
-        );
+        ));
         checks.push((name, pct(&check, 0.5), pct(&check, 0.99)));
         let (g_ok, g_failed, g_lat, g_seq) = gateway;
         gateways.push(format!(
@@ -538,7 +681,31 @@ pub fn run(seconds: u64) -> Result<(), String> {
         ));
         drop(server);
     }
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .map_err(|e| e.to_string())?;
+    match node_rows(&rt, &http, seconds) {
+        Ok(node) => {
+            println!();
+            for (name, rates) in &ours {
+                let ratios: Vec<String> = SCOPES
+                    .iter()
+                    .zip(rates.iter().zip(&node))
+                    .map(|((load, _), (us, them))| format!("{load} {:.2}x", us / them))
+                    .collect();
+                println!(
+                    "mogplex ({name}) / node-oidc-provider: {} (target: at least 2x)",
+                    ratios.join(", ")
+                );
+            }
+        }
+        Err(e) => println!("(node-oidc-provider did not run: {e})"),
+    }
     println!();
+    for line in bearers {
+        println!("{line}");
+    }
     for line in gateways {
         println!("{line}");
     }

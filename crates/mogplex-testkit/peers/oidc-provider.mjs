@@ -50,6 +50,7 @@ const CONFIG_KEYS = {
   introspection: 'enable RFC 7662 introspection (default true)',
   oauthMetadata: 'serve {issuer}/.well-known/oauth-authorization-server as the provider does (default true)',
   rfc8414PathInsertion: 'also serve /.well-known/oauth-authorization-server{issuerPath} (RFC 8414 section 3) (default false)',
+  benchRefreshTokens: 'for `cargo xtask bench-server`: {count, scope} mints count refresh tokens of the CLI client for the first account at start, each its own grant, listed as "refreshTokens" in the ready line (default: none)',
 };
 
 function fail(message) {
@@ -440,4 +441,33 @@ process.stdin.on('end', () => process.exit(0));
 process.stdin.on('error', () => process.exit(0));
 process.stdin.resume();
 
-process.stdout.write(`${JSON.stringify({ issuer, port })}\n`);
+// The benchmark's refresh chains, minted as the consent step would (a grant, then a refresh
+// token bound to it), so `cargo xtask bench-server` measures the refresh grant alone.
+const refreshTokens = [];
+if (cfg.benchRefreshTokens) {
+  const { count, scope } = cfg.benchRefreshTokens;
+  if (!Number.isInteger(count) || count <= 0 || typeof scope !== 'string') {
+    fail('benchRefreshTokens must be {"count": a positive integer, "scope": a string}');
+  }
+  const client = await provider.Client.find(cliClient.client_id);
+  const now = Math.floor(Date.now() / 1000);
+  for (let i = 0; i < count; i += 1) {
+    const grant = new provider.Grant({ accountId: accounts[0].id, clientId: client.clientId });
+    grant.addOIDCScope(scope);
+    const grantId = await grant.save();
+    const token = new provider.RefreshToken({
+      accountId: accounts[0].id,
+      authTime: now,
+      client,
+      expiresWithSession: false,
+      grantId,
+      gty: 'authorization_code',
+      iiat: now,
+      rotations: 0,
+      scope,
+    });
+    refreshTokens.push(await token.save());
+  }
+}
+
+process.stdout.write(`${JSON.stringify({ issuer, port, ...(cfg.benchRefreshTokens ? { refreshTokens } : {}) })}\n`);

@@ -50,6 +50,9 @@ pub struct OidcConfig {
     pub oauth_metadata: bool,
     /// Also serve `/.well-known/oauth-authorization-server{issuer_path}` (RFC 8414 section 3).
     pub rfc8414_path_insertion: bool,
+    /// For `cargo xtask bench-server`: mint this many refresh tokens of the CLI client for the
+    /// first account at start, each its own grant with this scope ([`OidcProvider::refresh_tokens`]).
+    pub bench_refresh_tokens: Option<(usize, String)>,
 }
 
 impl Default for OidcConfig {
@@ -76,6 +79,7 @@ impl Default for OidcConfig {
             introspection: true,
             oauth_metadata: true,
             rfc8414_path_insertion: false,
+            bench_refresh_tokens: None,
         }
     }
 }
@@ -84,7 +88,7 @@ impl OidcConfig {
     /// The JSON `peers/oidc-provider.mjs` reads from `$MOGPLEX_OIDC_CONFIG`.
     pub fn to_json(&self) -> Value {
         let secs = |d: Duration| d.as_secs().max(1);
-        json!({
+        let mut v = json!({
             "issuerPath": self.issuer_path,
             "port": self.port.unwrap_or(0),
             "cliClientId": self.cli_client_id,
@@ -106,7 +110,11 @@ impl OidcConfig {
             "introspection": self.introspection,
             "oauthMetadata": self.oauth_metadata,
             "rfc8414PathInsertion": self.rfc8414_path_insertion,
-        })
+        });
+        if let Some((count, scope)) = &self.bench_refresh_tokens {
+            v["benchRefreshTokens"] = json!({"count": count, "scope": scope});
+        }
+        v
     }
 }
 
@@ -131,6 +139,7 @@ pub struct OidcProvider {
     issuer: String,
     port: u16,
     config: OidcConfig,
+    refresh_tokens: Vec<String>,
 }
 
 impl OidcProvider {
@@ -149,7 +158,16 @@ impl OidcProvider {
         let (Some(issuer), Some(port)) = (ready["issuer"].as_str(), ready["port"].as_u64()) else {
             return Err(process.failure(&format!("unexpected ready line {ready}")));
         };
+        let refresh_tokens = ready["refreshTokens"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(Self {
+            refresh_tokens,
             issuer: issuer.to_owned(),
             port: u16::try_from(port).map_err(|e| e.to_string())?,
             process,
@@ -173,6 +191,11 @@ impl OidcProvider {
 
     pub fn config(&self) -> &OidcConfig {
         &self.config
+    }
+
+    /// The refresh tokens minted at start ([`OidcConfig::bench_refresh_tokens`]).
+    pub fn refresh_tokens(&self) -> &[String] {
+        &self.refresh_tokens
     }
 
     /// `{issuer}/.well-known/openid-configuration`.
