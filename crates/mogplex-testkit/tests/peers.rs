@@ -668,6 +668,47 @@ fn openid_client_signs_in_refreshes_and_revokes_against_the_provider() {
     );
 }
 
+/// The benchmark's chains (`cargo xtask bench-server`): each minted token refreshes, rotates,
+/// carries an ID token exactly when `openid` is in its scope, and is refused when replayed.
+#[test]
+fn minted_benchmark_refresh_tokens_rotate_like_signed_in_ones() {
+    for (scope, id_token) in [("openid offline_access", true), ("offline_access", false)] {
+        let provider = OidcProvider::start(OidcConfig {
+            bench_refresh_tokens: Some((2, scope.to_owned())),
+            ..Default::default()
+        });
+        let tokens = provider.refresh_tokens().to_vec();
+        assert_eq!(tokens.len(), 2);
+        assert_ne!(tokens[0], tokens[1]);
+        let url = format!("{}/token", provider.issuer());
+        let refresh = |rt: String| {
+            let url = url.clone();
+            peers::block_on(async move {
+                let r = http()
+                    .post(&url)
+                    .form(&[
+                        ("grant_type", "refresh_token"),
+                        ("client_id", CLI_CLIENT_ID),
+                        ("refresh_token", rt.as_str()),
+                    ])
+                    .send()
+                    .await
+                    .unwrap();
+                (r.status().as_u16(), r.json::<Value>().await.unwrap())
+            })
+        };
+        let (status, v) = refresh(tokens[0].clone());
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["scope"], scope);
+        assert_eq!(v["id_token"].is_string(), id_token, "{v}");
+        let next = v["refresh_token"].as_str().unwrap().to_owned();
+        assert_ne!(next, tokens[0]);
+        assert_eq!(refresh(next).0, 200);
+        let (status, v) = refresh(tokens[0].clone());
+        assert_eq!((status, v["error"].as_str()), (400, Some("invalid_grant")), "{v}");
+    }
+}
+
 #[test]
 fn a_bad_configuration_fails_with_the_providers_message() {
     let err = OidcProvider::try_start(OidcConfig {
