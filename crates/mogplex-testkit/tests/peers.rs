@@ -705,7 +705,11 @@ fn minted_benchmark_refresh_tokens_rotate_like_signed_in_ones() {
         assert_ne!(next, tokens[0]);
         assert_eq!(refresh(next).0, 200);
         let (status, v) = refresh(tokens[0].clone());
-        assert_eq!((status, v["error"].as_str()), (400, Some("invalid_grant")), "{v}");
+        assert_eq!(
+            (status, v["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "{v}"
+        );
     }
 }
 

@@ -35,6 +35,8 @@ pub enum Refresh {
     Reused,
     /// Unknown, expired, or its family revoked.
     Invalid,
+    /// Bound to another resource than the request named (`None`: to none); nothing consumed.
+    OtherResource(Option<String>),
 }
 
 /// The tokens a refresh issues, when they expire, and the scope of the access token when the
@@ -207,13 +209,16 @@ impl Db {
     /// and revokes the whole family, except a retry of the immediately previous token within
     /// `grace` seconds of its use (its response was lost), which retires the successor nobody saw
     /// and answers a fresh one. The winner's rotation is one statement (one round trip, one
-    /// commit): a data-modifying CTE on PostgreSQL, a trigger on SQLite.
+    /// commit): a data-modifying CTE on PostgreSQL, a trigger on SQLite. Only a family bound to
+    /// `resource` (RFC 8707; `None`: to none) can win, so the resource check costs no query of
+    /// its own; a token of another resource is [`Refresh::OtherResource`], consumed by nothing.
     pub async fn rotate_refresh(
         &self,
         refresh: &str,
         client_id: &str,
         next: &NextTokens,
         grace: i64,
+        resource: Option<&str>,
     ) -> Result<Refresh, DbError> {
         let h = crypto::hash(refresh);
         let t = now();
@@ -236,7 +241,8 @@ impl Db {
                 &refresh_hash,
                 next.refresh_expires,
                 client_id,
-                next.access_scope.as_deref()
+                next.access_scope.as_deref(),
+                resource
             ],
             |r| (
                 r.text(0),
@@ -258,8 +264,13 @@ impl Db {
         if let Some((family_id, grant)) = rotated {
             return Ok(Refresh::Rotated { family_id, grant });
         }
-        // Not won: unknown, expired, revoked, or used. A used token is reuse unless it is a retry
-        // inside the grace interval whose successor has not been used.
+        // Not won: bound to another resource, unknown, expired, revoked, or used. A used token is
+        // reuse unless it is a retry inside the grace interval whose successor has not been used.
+        if let Some((_, bound)) = self.refresh_binding(refresh).await?
+            && bound.as_deref() != resource
+        {
+            return Ok(Refresh::OtherResource(bound));
+        }
         let q = "SELECT r.family_id, r.used_at, r.next_access_hash, r.next_refresh_hash,                    f.user_id, f.client_id, f.scope, f.revoked_at                  FROM refresh_tokens r JOIN token_families f ON f.id = r.family_id WHERE r.token_hash = $1";
         // Each pass that finds the successor replaced means a concurrent retry won: progress.
         for _ in 0..32 {
@@ -437,7 +448,7 @@ mod postgres {
     pub(super) const ROTATE: &str = "WITH won AS ( \
            UPDATE refresh_tokens SET used_at = $1, next_access_hash = $3, next_refresh_hash = $5, next_access_scope = $8 \
            WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 \
-             AND family_id IN (SELECT id FROM token_families WHERE revoked_at IS NULL) \
+             AND family_id IN (SELECT id FROM token_families WHERE revoked_at IS NULL AND resource IS NOT DISTINCT FROM $9) \
            RETURNING family_id), \
          fam AS (SELECT f.id, f.user_id, f.client_id, f.scope FROM token_families f JOIN won ON won.family_id = f.id), \
          a AS (INSERT INTO access_tokens (token_hash, family_id, user_id, scope, expires_at) \
@@ -454,7 +465,7 @@ mod sqlite {
     pub(super) const ROTATE: &str = "UPDATE refresh_tokens SET used_at = $1, next_access_hash = $3, next_access_expires = $4, \
            next_refresh_hash = $5, next_refresh_expires = $6, next_access_scope = $8 \
          WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 \
-           AND family_id IN (SELECT id FROM token_families WHERE revoked_at IS NULL AND client_id = $7) \
+           AND family_id IN (SELECT id FROM token_families WHERE revoked_at IS NULL AND client_id = $7 AND resource IS $9) \
          RETURNING family_id, \
            (SELECT user_id FROM token_families f WHERE f.id = family_id), \
            (SELECT client_id FROM token_families f WHERE f.id = family_id), \

@@ -131,35 +131,43 @@ async fn refresh_token(
         .map(|v| v.split(' ').filter(|p| !p.is_empty()).collect())
         .filter(|v: &Vec<&str>| !v.is_empty());
     let mut access_scope = None;
-    // Checked before the rotation, so a refusal consumes nothing. An unknown token is answered
-    // by the rotation below.
-    let binding = s.db.refresh_binding(refresh).await?;
-    if let Some((_, bound)) = &binding {
-        super::resource::matches(bound.as_deref(), asked.as_deref()).map_err(invalid_target)?;
-    }
-    if let (Some(requested), Some((granted, _))) = (requested, binding) {
-        let granted: Vec<&str> = granted.split(' ').collect();
-        if !requested.iter().all(|p| granted.contains(p)) {
-            return Err(AppError::oauth(
-                error_code::INVALID_SCOPE,
-                "a refresh cannot widen the scope; ask for the sign-in's scope or less",
-            ));
+    // A narrower scope is checked before the rotation, so a refusal consumes nothing. The
+    // resource is checked by the rotation itself (only a family bound to it can win).
+    if let Some(requested) = requested {
+        let binding = s.db.refresh_binding(refresh).await?;
+        if let Some((_, bound)) = &binding {
+            super::resource::matches(bound.as_deref(), asked.as_deref()).map_err(invalid_target)?;
         }
-        // In the sign-in's order, without repeats.
-        let narrowed: Vec<&str> = granted
-            .iter()
-            .copied()
-            .filter(|p| requested.contains(p))
-            .collect();
-        if narrowed.len() < granted.len() {
-            access_scope = Some(narrowed.join(" "));
+        if let Some((granted, _)) = binding {
+            let granted: Vec<&str> = granted.split(' ').collect();
+            if !requested.iter().all(|p| granted.contains(p)) {
+                return Err(AppError::oauth(
+                    error_code::INVALID_SCOPE,
+                    "a refresh cannot widen the scope; ask for the sign-in's scope or less",
+                ));
+            }
+            // In the sign-in's order, without repeats.
+            let narrowed: Vec<&str> = granted
+                .iter()
+                .copied()
+                .filter(|p| requested.contains(p))
+                .collect();
+            if narrowed.len() < granted.len() {
+                access_scope = Some(narrowed.join(" "));
+            }
         }
     }
     let mut t = new_tokens(s);
     t.access_scope = access_scope;
     let rotated =
-        s.db.rotate_refresh(refresh, client_id, &t, s.cfg.refresh_grace)
-            .await?;
+        s.db.rotate_refresh(
+            refresh,
+            client_id,
+            &t,
+            s.cfg.refresh_grace,
+            asked.as_deref(),
+        )
+        .await?;
     match rotated {
         Refresh::Rotated { grant, family_id } => {
             let scope = t
@@ -177,6 +185,16 @@ async fn refresh_token(
             error_code::INVALID_GRANT,
             "the refresh token is invalid, expired or revoked",
         )),
+        Refresh::OtherResource(bound) => {
+            match super::resource::matches(bound.as_deref(), asked.as_deref()) {
+                Err(description) => Err(invalid_target(description)),
+                // Not reached: the rotation said the resources differ.
+                Ok(()) => Err(AppError::oauth(
+                    error_code::INVALID_GRANT,
+                    "the refresh token is invalid, expired or revoked",
+                )),
+            }
+        }
     }
 }
 
