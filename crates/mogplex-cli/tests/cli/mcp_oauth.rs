@@ -17,7 +17,7 @@ use std::io::Write;
 
 /// A server with the demo MCP server, Ada's account listing it as `demo`, and a home signed in
 /// as Ada (`MOGPLEX_URL` set).
-fn setup() -> (Server, TestHome) {
+pub fn setup() -> (Server, TestHome) {
     let server = Server::start_with(|c| c.demo_mcp = true);
     server.add_mcp(
         "ada@example.com",
@@ -50,7 +50,7 @@ fn mcp_login(home: &TestHome, server: &Server, args: &[&str]) -> (i32, String, S
 }
 
 /// Every token `auth.json` holds now (account and MCP).
-fn tokens(home: &TestHome) -> Vec<String> {
+pub fn tokens(home: &TestHome) -> Vec<String> {
     let auth = home.auth();
     let mut out = Vec::new();
     for list in ["accounts", "mcp_tokens"] {
@@ -70,7 +70,7 @@ fn mcp_entry(home: &TestHome) -> Value {
 }
 
 /// Makes the stored MCP token look like it expires in `secs` seconds.
-fn expire_mcp_in(home: &TestHome, secs: i64) {
+pub fn expire_mcp_in(home: &TestHome, secs: i64) {
     let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(secs);
     let mut v = home.auth();
     for m in v["mcp_tokens"].as_array_mut().unwrap() {
