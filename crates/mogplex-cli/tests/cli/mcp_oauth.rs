@@ -343,6 +343,12 @@ fn the_cockpit_signs_in_connects_calls_and_steps_up() {
         let answer =
             server.block_on(async { reqwest::get(&callback).await.unwrap().text().await.unwrap() });
         assert!(answer.contains("You can close this window"), "{answer}");
+        // The page says which server was signed in to, not the account.
+        assert!(
+            answer.contains("<h1 id=\"title\">Signed in to the MCP server demo</h1>"),
+            "{answer}"
+        );
+        assert!(!answer.contains("Signed in to Mogplex"), "{answer}");
         authorize
     };
     let authorize = sign_in(&mut t);
