@@ -39,7 +39,7 @@ fn query(url: &str, key: &str) -> Option<String> {
 
 /// `mogplex <args>` (an `mcp login`), the browser played up to the callback, whose address is
 /// pasted. Returns the exit code, stdout, stderr and the authorization request.
-fn mcp_login(home: &TestHome, server: &Server, args: &[&str]) -> (i32, String, String, String) {
+pub fn mcp_login(home: &TestHome, server: &Server, args: &[&str]) -> (i32, String, String, String) {
     let mut login = Login::start(home, server, args, "true");
     let authorize = login.authorize_url();
     let callback = server.block_on(browser_until_callback(&server.url, &authorize));
