@@ -205,7 +205,9 @@ pub async fn sign_in(
     client.resource = Some(resource.clone());
     let issuer = client.issuer().to_owned();
 
-    let server = CallbackServer::bind(!client.is_hosted(), stand_down_dir(env).as_deref()).await?;
+    let server = CallbackServer::bind(!client.is_hosted(), stand_down_dir(env).as_deref())
+        .await?
+        .success_title(&format!("Signed in to the MCP server {}", login.server));
     let (client_id, registered, dynamic) = match &login.client_id {
         Some(id) => (id.clone(), false, false),
         None => {

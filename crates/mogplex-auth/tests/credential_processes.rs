@@ -2,18 +2,23 @@
 //! switching, removing and refreshing accounts lose nothing and write only to their own
 //! account; a writer (and a migration) killed at random points never leaves a half-written
 //! file, a credential in two places or in none, or a keyring item nothing references after
-//! the next write. The workers are this test binary itself, re-run with `MOGPLEX_TEST_CHILD`.
+//! the next write. The killed writers also write MCP tokens (an entry stored, one rotated the
+//! way a refresh commits it, one forgotten, one going with its account's logout): afterwards
+//! every MCP entry is its old or its new value whole, none outlives its account, and the
+//! entries nothing wrote are untouched. The workers are this test binary itself, re-run with `MOGPLEX_TEST_CHILD`.
 //! The keyring variants run under `scripts/with-keyring` (a real Secret Service).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod support;
 
 use mogplex_auth::MogplexHome;
+use mogplex_auth::credentials::mcp::{entry_from_tokens, forget_mcp_token, store_mcp_token};
 use mogplex_auth::credentials::ops::{self, migrate};
 use mogplex_auth::credentials::{
-    CredentialStore, Document, FileStore, KeyringStore, StoreChoice, StoreKind, Stored,
-    open_store_with,
+    CredentialStore, Document, FileStore, KeyringStore, McpTokenEntry, StoreChoice, StoreKind,
+    Stored, open_store_with,
 };
+use mogplex_auth::oauth::TokenResponse;
 use mogplex_auth::secret::Secret;
 use mogplex_auth::{Account, AccountEntry};
 use std::io::{BufRead, BufReader};
@@ -55,6 +60,67 @@ fn refresh_write(store: &dyn CredentialStore, entry_id: &str, user: &str, round:
     };
     entry.access_token = Some(Stored::Value(Secret::new(format!("at-{user}-{round}"))));
     entry.refresh_token = Some(Stored::Value(Secret::new(format!("rt-{user}-{round}"))));
+    locked.write(doc).unwrap();
+}
+
+/// The demo MCP server's resource, whose token for ada is rotated every round (and for bob never
+/// written after the start), and another one, whose tokens come and go.
+const MCP_DEMO: &str = "http://127.0.0.1:9001/mcp/demo";
+const MCP_OTHER: &str = "http://127.0.0.1:9002/mcp/other";
+
+/// An MCP sign-in as the token endpoint answers it: the tokens tagged `<tag>-<round>` and a
+/// lifetime of 3600 + round seconds, so that every field of an entry says which write made it.
+fn mcp_answer(tag: &str, round: u32) -> TokenResponse {
+    serde_json::from_value(serde_json::json!({
+        "access_token": format!("mat-{tag}-{round}"),
+        "refresh_token": format!("mrt-{tag}-{round}"),
+        "token_type": "Bearer",
+        "expires_in": 3600 + round,
+        "scope": "mcp:demo",
+    }))
+    .unwrap()
+}
+
+fn mcp_entry(account: &str, resource: &str, tag: &str, round: u32) -> McpTokenEntry {
+    let server = if resource == MCP_DEMO {
+        "demo"
+    } else {
+        "other"
+    };
+    entry_from_tokens(
+        Some(account),
+        server,
+        resource,
+        ISSUERS[0],
+        "mcl_kill",
+        Some("mcp:demo"),
+        &mcp_answer(tag, round),
+        None,
+    )
+}
+
+/// What a refresh of an MCP token commits (`fresh_mcp_token` after the token endpoint
+/// answered): under the lock, the entry re-read and renewed from the answer, nothing else.
+fn mcp_refresh_write(store: &dyn CredentialStore, account: &str, round: u32) {
+    let mut locked = store.locked().unwrap();
+    let mut doc = locked.document().clone();
+    let Some(slot) = doc
+        .mcp_tokens
+        .iter_mut()
+        .find(|m| m.is_for(Some(account), MCP_DEMO))
+    else {
+        return;
+    };
+    *slot = entry_from_tokens(
+        slot.account.as_deref(),
+        &slot.server,
+        &slot.resource,
+        &slot.issuer,
+        &slot.client_id,
+        None,
+        &mcp_answer("demo", round),
+        Some(slot),
+    );
     locked.write(doc).unwrap();
 }
 
@@ -201,6 +267,7 @@ fn worker_write_forever() {
             _ => (open(&choice, &home.path().display().to_string()), None),
         };
     let ada = id_of(ISSUERS[0], "ada");
+    let tmp = id_of(ISSUERS[1], "tmp");
     println!("\nready");
     let mut round = 1u32;
     loop {
@@ -213,6 +280,8 @@ fn worker_write_forever() {
         };
         for s in stores {
             refresh_write(s, &ada, "ada", round);
+            mcp_refresh_write(s, &ada, round);
+            store_mcp_token(s, mcp_entry(&ada, MCP_OTHER, "other", round)).unwrap();
             ops::store_provider_key(
                 s,
                 "churn",
@@ -220,8 +289,11 @@ fn worker_write_forever() {
             )
             .unwrap();
             ops::store_sign_in(s, sign_in(ISSUERS[1], "tmp", round)).unwrap();
+            store_mcp_token(s, mcp_entry(&tmp, MCP_DEMO, "tmp", round)).unwrap();
+            forget_mcp_token(s, Some(&ada), MCP_OTHER).unwrap();
             ops::remove_provider_key(s, "churn").unwrap();
-            ops::logout(s, &id_of(ISSUERS[1], "tmp")).unwrap();
+            // Takes tmp's MCP token with it.
+            ops::logout(s, &tmp).unwrap();
         }
         if keyring.is_some() {
             migrate(&home, StoreKind::File).unwrap();
@@ -258,6 +330,12 @@ fn check_after_kill(home: &Path, round: usize, namespace: Option<&str>) {
         "at-bob-0",
         "round {round}"
     );
+    let bob_refresh = bob.refresh_token.as_ref().and_then(Stored::value);
+    assert_eq!(
+        bob_refresh.map(|r| r.expose()),
+        Some("rt-bob-0"),
+        "round {round}: the untouched account was touched"
+    );
     let ada = doc.account(&id_of(ISSUERS[0], "ada")).unwrap();
     let token = |s: &Option<Stored>| s.as_ref().unwrap().value().unwrap().expose().to_owned();
     let (at, rt) = (token(&ada.access_token), token(&ada.refresh_token));
@@ -266,6 +344,7 @@ fn check_after_kill(home: &Path, round: usize, namespace: Option<&str>) {
         rt.strip_prefix("rt-"),
         "round {round}: torn refresh"
     );
+    check_mcp_after_kill(doc, round);
 
     // The next write (with the store the document is in) sweeps what the dead writer left.
     let next: Arc<dyn CredentialStore> = match raw.store_kind() {
@@ -297,6 +376,98 @@ fn check_after_kill(home: &Path, round: usize, namespace: Option<&str>) {
     }
 }
 
+/// The tag (`demo`, `other`, `tmp`, `bob`) and round an MCP entry was written with, checking
+/// that it is one write's value whole: both tokens, the lifetime and the fixed fields agree.
+fn whole_mcp_entry(m: &McpTokenEntry, round: usize) -> (String, u32) {
+    let token = |s: &Option<Stored>| {
+        s.as_ref()
+            .and_then(Stored::value)
+            .unwrap_or_else(|| panic!("round {round}: a token is missing: {m:?}"))
+            .expose()
+            .to_owned()
+    };
+    let (at, rt) = (token(&m.access_token), token(&m.refresh_token));
+    let made = at.strip_prefix("mat-").unwrap();
+    assert_eq!(
+        Some(made),
+        rt.strip_prefix("mrt-"),
+        "round {round}: torn {m:?}"
+    );
+    let (tag, n) = made.rsplit_once('-').unwrap();
+    let n: u32 = n.parse().unwrap();
+    let time = |s: &Option<String>| {
+        time::OffsetDateTime::parse(
+            s.as_deref().unwrap(),
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        (time(&m.expires_at) - time(&m.obtained_at)).whole_seconds(),
+        3600 + i64::from(n),
+        "round {round}: the lifetime of another write: {m:?}"
+    );
+    let server = if m.resource == MCP_DEMO {
+        "demo"
+    } else {
+        "other"
+    };
+    assert_eq!(m.server, server, "round {round}");
+    assert_eq!(m.issuer, ISSUERS[0], "round {round}");
+    assert_eq!(m.client_id, "mcl_kill", "round {round}");
+    assert_eq!(m.scope.as_deref(), Some("mcp:demo"), "round {round}");
+    assert_eq!(m.token_type.as_deref(), Some("Bearer"), "round {round}");
+    assert_eq!(
+        m.id,
+        mogplex_auth::credentials::document::mcp_token_id(m.account.as_deref(), &m.resource)
+    );
+    (tag.to_owned(), n)
+}
+
+/// After a kill, the MCP entries: ada's demo token is there and whole (rotated or not), bob's
+/// is exactly what was stored before any writer ran, ada's other token and tmp's are there
+/// whole or not at all, and no entry outlives its account.
+fn check_mcp_after_kill(doc: &Document, round: usize) {
+    let (ada, bob, tmp) = (
+        id_of(ISSUERS[0], "ada"),
+        id_of(ISSUERS[1], "bob"),
+        id_of(ISSUERS[1], "tmp"),
+    );
+    assert!(
+        doc.mcp_tokens.len() <= 4,
+        "round {round}: {:?}",
+        doc.mcp_tokens
+    );
+    for m in &doc.mcp_tokens {
+        let owner = m.account.as_deref().unwrap();
+        assert!(
+            doc.account(owner).is_some(),
+            "round {round}: an MCP token outlived its account: {m:?}"
+        );
+        let (tag, _) = whole_mcp_entry(m, round);
+        let expected = match (owner, m.resource.as_str()) {
+            (a, MCP_DEMO) if a == ada => "demo",
+            (a, MCP_OTHER) if a == ada => "other",
+            (a, MCP_DEMO) if a == bob => "bob",
+            (a, MCP_DEMO) if a == tmp => "tmp",
+            _ => panic!("round {round}: an entry nothing wrote: {m:?}"),
+        };
+        assert_eq!(tag, expected, "round {round}: {m:?}");
+    }
+    assert!(
+        doc.mcp_token(Some(&ada), MCP_DEMO).is_some(),
+        "round {round}: lost"
+    );
+    let b = doc
+        .mcp_token(Some(&bob), MCP_DEMO)
+        .expect("bob's MCP token");
+    assert_eq!(
+        whole_mcp_entry(b, round),
+        ("bob".into(), 0),
+        "round {round}"
+    );
+}
+
 fn kill_at_random_points(choice: &str, rounds: usize, max_delay_us: u64) {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
@@ -304,6 +475,13 @@ fn kill_at_random_points(choice: &str, rounds: usize, max_delay_us: u64) {
     ops::store_provider_key(&store, "keep", Secret::new("kept-key")).unwrap();
     ops::store_sign_in(&store, sign_in(ISSUERS[1], "bob", 0)).unwrap();
     ops::store_sign_in(&store, sign_in(ISSUERS[0], "ada", 0)).unwrap();
+    let (ada, bob) = (id_of(ISSUERS[0], "ada"), id_of(ISSUERS[1], "bob"));
+    store_mcp_token(&store, mcp_entry(&ada, MCP_DEMO, "demo", 0)).unwrap();
+    store_mcp_token(&store, mcp_entry(&bob, MCP_DEMO, "bob", 0)).unwrap();
+    let bob_before = {
+        let doc = (&store as &dyn CredentialStore).load().unwrap().doc;
+        doc.mcp_token(Some(&bob), MCP_DEMO).unwrap().clone()
+    };
     let namespace = (choice == "migrate").then(|| {
         KeyringStore::open(&MogplexHome::at(&home))
             .unwrap()
@@ -338,7 +516,21 @@ fn kill_at_random_points(choice: &str, rounds: usize, max_delay_us: u64) {
         .unwrap();
         w.wait().unwrap();
         check_after_kill(&home, round, namespace.as_deref());
+        let doc = (&store as &dyn CredentialStore).load().unwrap().doc;
+        let bob_now = doc.mcp_token(Some(&bob), MCP_DEMO).unwrap();
+        for (now, before) in [
+            (&bob_now.expires_at, &bob_before.expires_at),
+            (&bob_now.obtained_at, &bob_before.obtained_at),
+        ] {
+            assert_eq!(now, before, "round {round}: bob's MCP token was rewritten");
+        }
     }
+    let doc = (&store as &dyn CredentialStore).load().unwrap().doc;
+    let demo = doc.mcp_token(Some(&ada), MCP_DEMO).unwrap();
+    assert!(
+        whole_mcp_entry(demo, rounds).1 > 0,
+        "the writers rotated it"
+    );
 }
 
 #[test]

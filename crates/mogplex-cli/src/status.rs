@@ -4,13 +4,15 @@
 //! Every credential that resolves (in precedence order, with its source and masked value), what
 //! the environment overrides, the Mogplex account in use and the user's last choice, expiry of
 //! the access token, the refresh token's age and a stored personal access token's expiry, and
-//! the Mogplex credential checked online within 5 seconds. The text and the `--json` document
+//! the Mogplex credential checked online within 5 seconds; and the MCP sign-ins (see [`mcp`]). The text and the `--json` document
 //! are built from one [`Report`]; the JSON schema is documented in `docs/configuration.md`
 //! ("`mogplex status --json`") and is an interface: fields are only ever added.
 //!
 //! Exit codes: 0 the active credential is usable, 64 there is none, 65 it was rejected, 69 it
 //! could not be checked. Nothing here prints a secret: values are masked, and the output goes
 //! through the session's redactor besides.
+
+mod mcp;
 
 use crate::ctx::{ACCOUNT_VAR, Ctx};
 use crate::error::CliError;
@@ -189,6 +191,9 @@ pub struct Report {
     /// Every stored Mogplex account (of every service), never a token.
     accounts: Vec<Value>,
     accounts_text: Vec<String>,
+    /// The stored MCP sign-ins, never a token.
+    mcp_signins: Vec<Value>,
+    mcp_signins_text: Vec<String>,
     choice: Option<Value>,
     choice_text: Option<String>,
     check: Option<Check>,
@@ -284,6 +289,7 @@ impl Report {
             "overrides": self.overrides,
             "account": self.account,
             "accounts": self.accounts,
+            "mcp_signins": self.mcp_signins,
             "choice": self.choice,
             "check": self.check.as_ref().map(Check::json),
             "notices": self.notices,
@@ -363,6 +369,12 @@ impl Report {
             line("Stored Mogplex accounts:".to_owned());
             for a in &self.accounts_text {
                 line(format!("  {a}"));
+            }
+        }
+        if !self.mcp_signins_text.is_empty() {
+            line("MCP sign-ins:".to_owned());
+            for m in &self.mcp_signins_text {
+                line(format!("  {m}"));
             }
         }
         line(format!(
@@ -518,6 +530,7 @@ pub fn report(ctx: &mut Ctx) -> Result<Report, CliError> {
             t
         })
         .collect();
+    let (mcp_signins, mcp_signins_text) = mcp::signins(doc, now);
     let (choice, choice_text) = match &state.last_choice {
         Some(c) => {
             let provider = c
@@ -575,6 +588,8 @@ pub fn report(ctx: &mut Ctx) -> Result<Report, CliError> {
         account_text,
         accounts,
         accounts_text,
+        mcp_signins,
+        mcp_signins_text,
         choice,
         choice_text,
         check,

@@ -42,7 +42,12 @@ pub struct CallbackServer {
     pub redirect_uri: String,
     /// The stand-down secret of a fixed port, and the file that holds it (removed on drop).
     stand_down: Option<stand_down::Secret>,
+    /// The title of the page the browser lands on when the sign-in arrived.
+    signed_in: String,
 }
+
+/// The success page's title of the account sign-in.
+pub const SIGNED_IN_TO_MOGPLEX: &str = "Signed in to Mogplex";
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoopbackError {
@@ -111,7 +116,15 @@ impl CallbackServer {
             listener,
             redirect_uri: mogplex_protocol::oauth::loopback_redirect_uri(port),
             stand_down: None,
+            signed_in: SIGNED_IN_TO_MOGPLEX.to_owned(),
         }
+    }
+
+    /// Says on the success page what was signed in to (an MCP server's sign-in names it),
+    /// instead of [`SIGNED_IN_TO_MOGPLEX`]. The page escapes it.
+    pub fn success_title(mut self, title: &str) -> Self {
+        title.clone_into(&mut self.signed_in);
+        self
     }
 
     /// Writes this port's stand-down secret under `dir` (best effort: without it the sign-in
@@ -138,6 +151,7 @@ impl CallbackServer {
             state: state.to_owned(),
             issuer: issuer.map(str::to_owned),
             stand_down: self.stand_down.as_ref().map(|s| s.value.clone()),
+            signed_in: self.signed_in.clone(),
         });
         let mut connections = JoinSet::new();
         let deadline = tokio::time::sleep(timeout);
@@ -178,6 +192,8 @@ struct Expected {
     issuer: Option<String>,
     /// The secret a stand-down request must carry; `None`: none is honoured.
     stand_down: Option<crate::secret::Secret>,
+    /// The success page's title.
+    signed_in: String,
 }
 
 /// What a connection's request means for the wait, once its answer has been sent.
@@ -365,7 +381,7 @@ fn answer<B>(req: &Request<B>, expected: &Expected) -> (Response<String>, Option
     match check_target(target, &expected.state, expected.issuer.as_deref()) {
         Verdict::Code(code) => {
             let page = page(
-                "Signed in to Mogplex",
+                &expected.signed_in,
                 "You can close this window and return to your terminal.",
             );
             (html_response(StatusCode::OK, page), Some(Event::Code(code)))

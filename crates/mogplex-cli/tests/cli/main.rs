@@ -12,6 +12,7 @@ mod hosted;
 mod issuers;
 mod leak;
 mod mcp;
+mod mcp_leak;
 mod mcp_oauth;
 mod messages;
 mod misconfigured;

@@ -4,16 +4,20 @@
 //! and the paste box, one registration across sign-ins (counted on the server), the stored
 //! bearer in `exec` and the cockpit, a refresh that names the resource, the step-up after a 403,
 //! `mcp logout` and `mogplex logout` forgetting the tokens; and no token anywhere in what the
-//! binary printed or logged.
+//! binary printed or logged. One sign-in is completed in Debian's headless Chromium (the driver
+//! of the account sign-in's browser tests), back through the loopback listener.
 
 use crate::common::*;
-use crate::signin::{Login, PORTS, Server, browser_until_callback, run_against, signed_in};
+use crate::signin::{
+    Login, PASSWORD, PORTS, Server, browser_until_callback, chromium_browser_command, run_against,
+    signed_in,
+};
 use serde_json::Value;
 use std::io::Write;
 
 /// A server with the demo MCP server, Ada's account listing it as `demo`, and a home signed in
 /// as Ada (`MOGPLEX_URL` set).
-fn setup() -> (Server, TestHome) {
+pub fn setup() -> (Server, TestHome) {
     let server = Server::start_with(|c| c.demo_mcp = true);
     server.add_mcp(
         "ada@example.com",
@@ -35,7 +39,7 @@ fn query(url: &str, key: &str) -> Option<String> {
 
 /// `mogplex <args>` (an `mcp login`), the browser played up to the callback, whose address is
 /// pasted. Returns the exit code, stdout, stderr and the authorization request.
-fn mcp_login(home: &TestHome, server: &Server, args: &[&str]) -> (i32, String, String, String) {
+pub fn mcp_login(home: &TestHome, server: &Server, args: &[&str]) -> (i32, String, String, String) {
     let mut login = Login::start(home, server, args, "true");
     let authorize = login.authorize_url();
     let callback = server.block_on(browser_until_callback(&server.url, &authorize));
@@ -46,7 +50,7 @@ fn mcp_login(home: &TestHome, server: &Server, args: &[&str]) -> (i32, String, S
 }
 
 /// Every token `auth.json` holds now (account and MCP).
-fn tokens(home: &TestHome) -> Vec<String> {
+pub fn tokens(home: &TestHome) -> Vec<String> {
     let auth = home.auth();
     let mut out = Vec::new();
     for list in ["accounts", "mcp_tokens"] {
@@ -66,7 +70,7 @@ fn mcp_entry(home: &TestHome) -> Value {
 }
 
 /// Makes the stored MCP token look like it expires in `secs` seconds.
-fn expire_mcp_in(home: &TestHome, secs: i64) {
+pub fn expire_mcp_in(home: &TestHome, secs: i64) {
     let at = time::OffsetDateTime::now_utc() + time::Duration::seconds(secs);
     let mut v = home.auth();
     for m in v["mcp_tokens"].as_array_mut().unwrap() {
@@ -339,6 +343,12 @@ fn the_cockpit_signs_in_connects_calls_and_steps_up() {
         let answer =
             server.block_on(async { reqwest::get(&callback).await.unwrap().text().await.unwrap() });
         assert!(answer.contains("You can close this window"), "{answer}");
+        // The page says which server was signed in to, not the account.
+        assert!(
+            answer.contains("<h1 id=\"title\">Signed in to the MCP server demo</h1>"),
+            "{answer}"
+        );
+        assert!(!answer.contains("Signed in to Mogplex"), "{answer}");
         authorize
     };
     let authorize = sign_in(&mut t);
@@ -406,4 +416,66 @@ fn the_cockpit_signs_in_connects_calls_and_steps_up() {
         assert!(!screen.contains(tok.as_str()), "a token on screen");
         assert!(!log.contains(tok.as_str()), "a token was logged");
     }
+}
+
+/// `mogplex mcp login demo` with `BROWSER` set to headless Chromium, which signs in on the
+/// server's page, allows the MCP consent page and follows the redirect to the loopback listener:
+/// the token lands in auth.json, bound to the demo resource on the server, and `exec` calls
+/// the demo `whoami` tool with it.
+#[test]
+fn mcp_login_in_headless_chromium_then_exec_calls_whoami() {
+    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let (server, home) = setup();
+    let demo = format!("{}/mcp/demo", server.url);
+    assert!(home.auth().get("mcp_tokens").is_none());
+    let mut cmd = home.cmd(&["mcp", "login", "demo"]);
+    cmd.env("BROWSER", chromium_browser_command())
+        .env("CHROMIUM_TEST_EMAIL", "ada@example.com")
+        .env("CHROMIUM_TEST_PASS", PASSWORD);
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", home.render(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Signed in to the MCP server demo"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Opening your browser to sign in to the MCP server demo"),
+        "{err}"
+    );
+
+    // The token is in auth.json (0600), for the demo resource, and the server holds one live
+    // grant bound to that resource.
+    assert_eq!(mode(&home.auth_path()), 0o600);
+    let m = mcp_entry(&home);
+    assert_eq!(m["server"], "demo");
+    assert_eq!(m["resource"], demo.as_str());
+    assert_eq!(m["scope"], "mcp:demo");
+    let access = m["access_token"].as_str().unwrap().to_owned();
+    assert!(access.starts_with("mog_at_"), "{m}");
+    assert!(m["refresh_token"].as_str().unwrap().starts_with("mog_rt_"));
+    assert_eq!(
+        server.count(&format!(
+            "SELECT COUNT(*) FROM token_families WHERE resource = '{demo}' AND revoked_at IS NULL"
+        )),
+        1
+    );
+
+    // exec calls the demo `whoami` tool with it.
+    let out = run_against(
+        &home,
+        &server,
+        &["exec", "--allow-tool", "demo.whoami", "call demo.whoami {}"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", home.render(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "ada@example.com"
+    );
+    assert_eq!(
+        mcp_entry(&home)["access_token"],
+        access.as_str(),
+        "no refresh needed"
+    );
+    assert!(!home.log_text().contains(&access), "the token was logged");
 }

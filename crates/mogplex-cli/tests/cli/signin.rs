@@ -639,8 +639,8 @@ fn logout_revokes_and_works_with_the_server_down() {
 /// Not a test on its own: `BROWSER` for the Chromium tests re-runs this test binary with only this
 /// test selected and the address as the last argument; it then plays the user in headless
 /// Chromium: signs in on the real page (or, with `CHROMIUM_TEST_SSO=<idp id>`, through
-/// that identity provider's pages), allows the consent page, and on `/device` continues and
-/// approves.
+/// that identity provider's pages), allows the consent page (the account's, or an MCP
+/// server's), and on `/device` continues and approves.
 #[test]
 fn chromium_browser() {
     let (Ok(email), Ok(password)) = (
@@ -660,7 +660,9 @@ fn chromium_browser() {
         let started = std::time::Instant::now();
         while started.elapsed() < Duration::from_secs(60) {
             let page = b.source().await.unwrap_or_default();
-            if page.contains("Signed in to Mogplex") || page.contains("Device connected") {
+            // The loopback listener's page (the account's or an MCP server's), or the device
+            // page's end.
+            if page.contains("You can close this window") || page.contains("Device connected") {
                 return;
             }
             let sso = std::env::var("CHROMIUM_TEST_SSO").ok();

@@ -349,3 +349,46 @@ fn a_helper_key_is_shown_by_the_helper_variable_never_its_output() {
     );
     assert_eq!(v["credentials"][0]["source"]["type"], "helper");
 }
+
+/// A sign-in to the demo MCP server (a real `mogplex-server`): both outputs list it (server,
+/// resource, authorization server, account, scope, expiry, renewal), never a token; after
+/// `mcp logout` it is gone from both.
+#[test]
+fn mcp_sign_ins_are_listed_with_their_expiry_never_their_tokens() {
+    use crate::mcp_oauth::{mcp_login, setup, tokens};
+    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let (server, home) = setup();
+    let (code, _, err, _) = mcp_login(&home, &server, &["mcp", "login", "demo"]);
+    assert_eq!(code, 0, "{err}");
+    let secrets = tokens(&home);
+    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    let v = both(
+        "mcp_signed_in",
+        &home,
+        |args| run_against(&home, &server, args),
+        0,
+        &secrets,
+    );
+    let m = &v["mcp_signins"][0];
+    assert_eq!(m["server"], "demo");
+    assert_eq!(m["resource"], format!("{}/mcp/demo", server.url));
+    assert_eq!(m["issuer"], server.url);
+    assert_eq!(m["scope"], "mcp:demo");
+    assert_eq!(m["account_entry"], v["account"]["entry"]);
+    assert_eq!(m["expired"], false);
+    assert_eq!(m["has_refresh_token"], true);
+    assert!(m["access_token_expires_at"].is_string(), "{m}");
+    assert_eq!(
+        m.as_object().unwrap().len(),
+        8,
+        "no field holds a token: {m}"
+    );
+
+    let out = run_against(&home, &server, &["mcp", "logout", "demo"]);
+    assert_eq!(out.status.code(), Some(0), "{}", home.render(&out));
+    let out = run_against(&home, &server, &["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["mcp_signins"], serde_json::json!([]));
+    let out = run_against(&home, &server, &["status"]);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("MCP sign-ins"));
+}
