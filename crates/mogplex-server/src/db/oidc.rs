@@ -75,6 +75,27 @@ impl Db {
         ))
     }
 
+    /// [`Db::user_claims`] and [`Db::family_auth_time`] in one query, for the ID token of a
+    /// refresh (one round trip on the refresh grant's hot path, not two).
+    pub async fn claims_and_auth_time(
+        &self,
+        user_id: &str,
+        family_id: &str,
+    ) -> Result<Option<(Claims, Option<i64>)>, DbError> {
+        let q = "SELECT id, email, name, email_verified, \
+                   (SELECT auth_time FROM oidc_auth WHERE family_id = $2) \
+                 FROM users WHERE id = $1";
+        Ok(fetch_optional!(self, q, [user_id, family_id], |r| (
+            Claims {
+                id: r.text(0),
+                email: r.text(1),
+                name: r.text(2),
+                email_verified: r.int(3) != 0,
+            },
+            r.int_opt(4)
+        )))
+    }
+
     pub async fn user_claims(&self, user_id: &str) -> Result<Option<Claims>, DbError> {
         let q = "SELECT id, email, name, email_verified FROM users WHERE id = $1";
         Ok(fetch_optional!(self, q, [user_id], |r| Claims {

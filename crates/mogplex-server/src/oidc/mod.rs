@@ -148,16 +148,18 @@ pub async fn userinfo(State(s): State<AppState>, headers: HeaderMap) -> Result<R
 
 /// The account's claims allowed by `scope`.
 async fn profile(s: &AppState, user_id: &str, scope: &str) -> Result<Option<UserInfo>, AppError> {
-    let Some(c) = s.db.user_claims(user_id).await? else {
-        return Ok(None);
-    };
+    Ok(s.db.user_claims(user_id).await?.map(|c| allowed(c, scope)))
+}
+
+/// Of the account's claims, those `scope` allows.
+fn allowed(c: crate::db::oidc::Claims, scope: &str) -> UserInfo {
     let has = |n: &str| scope.split(' ').any(|p| p == n);
-    Ok(Some(UserInfo {
+    UserInfo {
         sub: c.id,
         email: has("email").then(|| c.email.clone()),
         email_verified: has("email").then_some(c.email_verified),
         name: has("profile").then(|| c.name.clone()),
-    }))
+    }
 }
 
 /// The OpenID parameters of an authorization request: the `nonce` (bounded), and `prompt` and
@@ -241,14 +243,21 @@ pub async fn id_token(
     let Some(sealer) = sealer(s) else {
         return Ok(None);
     };
-    let ctx = match ctx {
-        Some(c) => c,
-        None => AuthContext {
-            nonce: None,
-            auth_time: s.db.family_auth_time(family_id).await?,
+    // A refresh reads the account and when it signed in with one query.
+    let (ctx, claims) = match ctx {
+        Some(c) => (c, s.db.user_claims(&grant.user_id).await?),
+        None => match s.db.claims_and_auth_time(&grant.user_id, family_id).await? {
+            Some((claims, auth_time)) => (
+                AuthContext {
+                    nonce: None,
+                    auth_time,
+                },
+                Some(claims),
+            ),
+            None => return Ok(None),
         },
     };
-    let Some(profile) = profile(s, &grant.user_id, &grant.scope).await? else {
+    let Some(profile) = claims.map(|c| allowed(c, &grant.scope)) else {
         return Ok(None);
     };
     let signer = s
