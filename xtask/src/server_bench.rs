@@ -461,18 +461,25 @@ pub fn run(seconds: u64) -> Result<(), String> {
         format!("sqlite://{}", dir.join("bench.db").display()),
     )];
     let pg_name = format!("mogplex_bench_{}", std::process::id());
-    let pg_ok = Command::new("psql")
-        .args([ADMIN_PG, "-qc", &format!("CREATE DATABASE {pg_name}")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    // `XTASK_BENCH_ONLY=sqlite|postgres|node`: one server only (to watch it, e.g. with perf).
+    let only = std::env::var("XTASK_BENCH_ONLY").ok();
+    let wanted = |name: &str| only.as_deref().is_none_or(|o| o == name);
+    if !wanted("sqlite") {
+        backends.clear();
+    }
+    let pg_ok = wanted("postgres")
+        && Command::new("psql")
+            .args([ADMIN_PG, "-qc", &format!("CREATE DATABASE {pg_name}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
     if pg_ok {
         backends.push((
             "postgres",
             format!("postgres://postgres@127.0.0.1:5432/{pg_name}"),
         ));
-    } else {
+    } else if wanted("postgres") {
         println!("(PostgreSQL not reachable at 127.0.0.1:5432: skipping it)");
     }
     println!(
@@ -685,7 +692,12 @@ pub fn run(seconds: u64) -> Result<(), String> {
         .pool_max_idle_per_host(64)
         .build()
         .map_err(|e| e.to_string())?;
-    match node_rows(&rt, &http, seconds) {
+    let node = if wanted("node") {
+        node_rows(&rt, &http, seconds)
+    } else {
+        Err("not asked for (XTASK_BENCH_ONLY)".into())
+    };
+    match node {
         Ok(node) => {
             println!();
             for (name, rates) in &ours {
