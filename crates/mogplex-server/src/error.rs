@@ -146,7 +146,10 @@ fn storage_error(e: &crate::db::DbError) -> Response {
             "the server's storage is full; nothing was stored",
         ),
         Some(Outage::Unavailable) => (
-            StatusCode::SERVICE_UNAVAILABLE,
+            {
+                crate::db::connections_suspect();
+                StatusCode::SERVICE_UNAVAILABLE
+            },
             "the server's database is unavailable; nothing was stored, try again shortly",
         ),
         None => return server_error("a storage error occurred"),

@@ -21,6 +21,22 @@ use sqlx::{PgPool, Row, SqlitePool};
 use std::str::FromStr;
 use std::time::Duration;
 
+/// When the database last failed as an outage (unix seconds; 0: never). For [`SUSPECT_SECS`]
+/// after, a PostgreSQL connection is pinged before the pool hands it out and dropped if it does
+/// not answer, so the connections a restart broke each cost a ping, not a failed request; the
+/// rest of the time nothing is pinged (a ping doubles the bearer check's round trips).
+static SUSPECT_SINCE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+const SUSPECT_SECS: i64 = 60;
+
+/// Says that pooled connections may be broken (an outage was answered).
+pub fn connections_suspect() {
+    SUSPECT_SINCE.store(crate::crypto::now(), std::sync::atomic::Ordering::Relaxed);
+}
+
+fn connections_are_suspect() -> bool {
+    crate::crypto::now() - SUSPECT_SINCE.load(std::sync::atomic::Ordering::Relaxed) < SUSPECT_SECS
+}
+
 /// Runs the same expression against whichever pool is in use.
 macro_rules! on_pool {
     ($db:expr, |$pool:ident| $body:expr) => {
@@ -198,9 +214,17 @@ impl Db {
                 Db::Postgres(
                     PgPoolOptions::new()
                         .max_connections(16)
-                        // A ping before every query doubles the round trips of the bearer check;
-                        // broken connections surface as errors on use instead.
+                        // A ping before every query doubles the round trips of the bearer check:
+                        // only after an outage ([`connections_are_suspect`]).
                         .test_before_acquire(false)
+                        .before_acquire(|conn, _| {
+                            Box::pin(async move {
+                                if !connections_are_suspect() {
+                                    return Ok(true);
+                                }
+                                Ok(sqlx::Connection::ping(conn).await.is_ok())
+                            })
+                        })
                         .acquire_timeout(Duration::from_secs(10))
                         .connect_with(opts)
                         .await?,
