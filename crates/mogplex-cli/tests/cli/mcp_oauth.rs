@@ -10,7 +10,7 @@
 use crate::common::*;
 use crate::signin::{
     Login, PASSWORD, PORTS, Server, browser_until_callback, chromium_browser_command, run_against,
-    signed_in,
+    signed_in, signed_in_again,
 };
 use serde_json::Value;
 use std::io::Write;
@@ -81,6 +81,10 @@ pub fn expire_mcp_in(home: &TestHome, secs: i64) {
     }
     home.write_auth(&v);
 }
+
+/// The MCP sign-ins the server still honours.
+const LIVE_MCP_GRANTS: &str =
+    "SELECT COUNT(*) FROM token_families WHERE resource IS NOT NULL AND revoked_at IS NULL";
 
 const MCP_REFRESHES: &str = "SELECT COUNT(*) FROM refresh_tokens WHERE used_at IS NOT NULL AND family_id IN (SELECT id FROM token_families WHERE resource IS NOT NULL)";
 
@@ -266,20 +270,17 @@ fn mcp_login_from_the_shell_stores_refreshes_steps_up_and_logs_out() {
         home.render(&out)
     );
     assert!(home.auth().get("mcp_tokens").is_none());
-    assert_eq!(
-        server.count(
-            "SELECT COUNT(*) FROM token_families WHERE resource IS NOT NULL AND revoked_at IS NULL"
-        ),
-        0
-    );
+    assert_eq!(server.count(LIVE_MCP_GRANTS), 0);
     let out = home.run(&["mcp", "logout", "demo"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to remove"));
 
-    // `mogplex logout` forgets the account's MCP tokens with the account; the registration stays.
+    // `mogplex logout` forgets the account's MCP tokens with the account and revokes them at
+    // their authorization server; the registration stays.
     let (code, out, err, _) = mcp_login(&home, &server, &["mcp", "login", "demo"]);
     printed.extend([out, err.clone()]);
     assert_eq!(code, 0, "{err}");
     seen.extend(tokens(&home));
+    assert_eq!(server.count(LIVE_MCP_GRANTS), 1);
     let out = home.run(&["logout"]);
     printed.extend(texts(&out));
     assert_eq!(out.status.code(), Some(0), "{}", home.render(&out));
@@ -292,6 +293,20 @@ fn mcp_login_from_the_shell_stores_refreshes_steps_up_and_logs_out() {
     let auth = home.auth();
     assert!(auth.get("mcp_tokens").is_none(), "{auth}");
     assert_eq!(auth["mcp_clients"].as_array().unwrap().len(), 1);
+    assert_eq!(server.count(LIVE_MCP_GRANTS), 0, "revoked on the server");
+
+    // `mogplex logout --all` does the same for every account.
+    printed.push(signed_in_again(&home, &server, "ada@example.com"));
+    let (code, out, err, _) = mcp_login(&home, &server, &["mcp", "login", "demo"]);
+    printed.extend([out, err.clone()]);
+    assert_eq!(code, 0, "{err}");
+    seen.extend(tokens(&home));
+    assert_eq!(server.count(LIVE_MCP_GRANTS), 1);
+    let out = home.run(&["logout", "--all"]);
+    printed.extend(texts(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", home.render(&out));
+    assert!(home.auth().get("mcp_tokens").is_none());
+    assert_eq!(server.count(LIVE_MCP_GRANTS), 0, "revoked on the server");
 
     // No token was printed or logged, ever.
     seen.sort();
