@@ -320,7 +320,7 @@ fn logout_moves_the_default_within_its_service_and_logout_all_keeps_provider_key
     assert!(e.hint().unwrap().contains("mogplex account list"));
 
     let all = ops::logout_all(s).unwrap().value;
-    assert_eq!(all.len(), 1);
+    assert_eq!(all.accounts.len(), 1);
     let doc = s.load().unwrap().doc;
     assert!(doc.accounts.is_empty() && doc.default_account.is_none());
     assert_eq!(doc.provider_key("openai").unwrap().expose(), "sk-stays");

@@ -357,12 +357,21 @@ async fn invalid_grant_removes_only_that_server_and_logout_forgets_the_accounts_
         })
         .unwrap();
     let out = ops::logout(&*store, "acct_b").unwrap().value.unwrap();
-    assert_eq!(out.mcp_servers, ["demo"]);
+    assert_eq!(out.mcp_servers(), ["demo"]);
+    // Handed back with its secrets, for revocation at the authorization server.
+    assert_eq!(
+        out.mcp_tokens[0].refresh().map(Secret::expose),
+        issued[1].refresh_token.as_ref().map(Secret::expose)
+    );
     let doc = store.load().unwrap().doc;
     assert!(doc.mcp_token(Some("acct_b"), &resource).is_none());
     assert!(doc.mcp_token(None, &resource).is_some());
     // `logout --all` forgets every MCP token; the registration (no secret) stays.
-    ops::logout_all(&*store).unwrap();
+    let all = ops::logout_all(&*store).unwrap().value;
+    // Every removed MCP token comes back, also the one obtained for no stored account.
+    assert_eq!(all.mcp_tokens.len(), 1);
+    assert_eq!(all.mcp_tokens[0].account, None);
+    assert!(all.mcp_tokens[0].refresh().is_some());
     let doc = store.load().unwrap().doc;
     assert!(doc.mcp_tokens.is_empty());
     assert_eq!(doc.mcp_clients.len(), 1);

@@ -134,6 +134,8 @@ pub struct AllSignedOut {
     pub report: String,
     pub notes: Vec<String>,
     pub revoke: Vec<(String, String, mogplex_auth::Secret)>,
+    /// Every MCP token removed, to revoke at its authorization server.
+    pub mcp_tokens: Vec<mogplex_auth::credentials::McpTokenEntry>,
 }
 
 /// Signs every account out of `store` and removes the saved account state; provider keys stay.
@@ -157,7 +159,12 @@ pub fn sign_out_all(
             .cause(e.to_string())
         })?;
     let label = store_label(store);
-    let names: Vec<&str> = updated.value.iter().map(|o| o.account.name()).collect();
+    let names: Vec<&str> = updated
+        .value
+        .accounts
+        .iter()
+        .map(|o| o.account.name())
+        .collect();
     let report = if names.is_empty() {
         format!("No stored Mogplex accounts in {label}; nothing to remove")
     } else {
@@ -170,6 +177,7 @@ pub fn sign_out_all(
     };
     let revoke = updated
         .value
+        .accounts
         .iter()
         .filter_map(|o| {
             let rt = o.refresh_token.clone()?;
@@ -181,6 +189,7 @@ pub fn sign_out_all(
         report,
         notes,
         revoke,
+        mcp_tokens: updated.value.mcp_tokens,
     })
 }
 
@@ -202,6 +211,20 @@ pub fn logout_all(ctx: &mut Ctx) -> Result<(), CliError> {
     for (name, issuer, rt) in &done.revoke {
         if let Some(note) = crate::signin::revoke_at(issuer, rt) {
             eprintln!("note: {name}: {note}");
+        }
+    }
+    if !done.mcp_tokens.is_empty() {
+        // Best effort: no runtime is a note too, never an error (the tokens are gone here).
+        let notes = crate::signin::runtime()
+            .map(|rt| rt.block_on(crate::mcp::revoke_forgotten(&done.mcp_tokens)))
+            .unwrap_or_else(|e| {
+                vec![format!(
+                    "note: {}; the MCP sign-ins were not revoked there",
+                    e.message
+                )]
+            });
+        for n in notes {
+            eprintln!("{n}");
         }
     }
     Ok(())

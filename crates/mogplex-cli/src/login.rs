@@ -218,8 +218,9 @@ pub struct Removal {
     pub other_issuers: Vec<String>,
     /// The removed sign-in's refresh token, to revoke on the server.
     pub refresh: Option<Secret>,
-    /// The MCP servers whose tokens (obtained for the removed account) were forgotten with it.
-    pub mcp_servers: Vec<String>,
+    /// The MCP tokens obtained for the removed account, forgotten with it: to revoke at their
+    /// authorization servers.
+    pub mcp_tokens: Vec<mogplex_auth::credentials::McpTokenEntry>,
     /// Where it was stored: the `auth.json` path, or the keyring.
     pub path: String,
     /// Warnings and notes from the store (a corrupt `auth.json` moved aside, keyring items
@@ -262,10 +263,11 @@ impl Removal {
     /// supply the credential in the next session.
     pub fn notes(&self, env: &dyn Env, kept_hint: &str) -> Vec<String> {
         let mut notes = Vec::new();
-        if !self.mcp_servers.is_empty() {
+        if !self.mcp_tokens.is_empty() {
+            let names: Vec<&str> = self.mcp_tokens.iter().map(|m| m.server.as_str()).collect();
             notes.push(format!(
                 "also removed the sign-ins to its MCP servers ({})",
-                self.mcp_servers.join(", ")
+                names.join(", ")
             ));
         }
         if !self.other_issuers.is_empty() {
@@ -317,7 +319,7 @@ pub fn take_stored(
         others: Vec::new(),
         other_issuers: Vec::new(),
         refresh: None,
-        mcp_servers: Vec::new(),
+        mcp_tokens: Vec::new(),
         path: store_label(store),
         moved_aside: None,
     };
@@ -344,7 +346,7 @@ pub fn take_stored(
                 Some(out.account.kind == mogplex_auth::MogplexCredentialKind::Session);
             removal.account = Some(out.account.name().to_owned());
             removal.refresh = out.refresh_token;
-            removal.mcp_servers = out.mcp_servers;
+            removal.mcp_tokens = out.mcp_tokens;
         }
         let after = store.load_metadata()?;
         removal.kept = after
@@ -432,6 +434,20 @@ pub fn logout(ctx: &mut Ctx, provider: Provider, to_stderr: bool) -> Result<(), 
     }
     if let Some(note) = revocation {
         eprintln!("note: {note}");
+    }
+    if !removal.mcp_tokens.is_empty() {
+        // Best effort: no runtime is a note too, never an error (the tokens are gone here).
+        let notes = crate::signin::runtime()
+            .map(|rt| rt.block_on(crate::mcp::revoke_forgotten(&removal.mcp_tokens)))
+            .unwrap_or_else(|e| {
+                vec![format!(
+                    "note: {}; the MCP sign-ins were not revoked there",
+                    e.message
+                )]
+            });
+        for n in notes {
+            eprintln!("{n}");
+        }
     }
     for note in removal.notes(&ctx.env, "remove one with `mogplex logout <provider>`") {
         eprintln!("note: {note}");

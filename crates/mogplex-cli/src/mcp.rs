@@ -383,13 +383,16 @@ fn login(ctx: &mut Ctx, name: &str, scope: Option<String>) -> Result<(), CliErro
     Ok(())
 }
 
-/// Revokes the refresh tokens of forgotten MCP sign-ins at their authorization servers, best
-/// effort within 5 seconds each. Returns a note for each that could not be confirmed.
+/// Revokes forgotten MCP sign-ins at their authorization servers (RFC 7009): the refresh token,
+/// else the access token; best effort within 5 seconds each. Returns a note for each that could
+/// not be confirmed. The local entries are gone already, whatever this says.
 pub async fn revoke_forgotten(gone: &[McpTokenEntry]) -> Vec<String> {
     let mut notes = Vec::new();
     for m in gone {
-        let Some(rt) = m.refresh().cloned() else {
-            continue;
+        let (token, hint) = match (m.refresh(), m.access()) {
+            (Some(rt), _) => (rt.clone(), "refresh_token"),
+            (None, Some(at)) => (at.clone(), "access_token"),
+            (None, None) => continue,
         };
         let attempt = tokio::time::timeout(Duration::from_secs(5), async {
             let c = mogplex_auth::mcp_signin::authorization_server(
@@ -397,7 +400,7 @@ pub async fn revoke_forgotten(gone: &[McpTokenEntry]) -> Vec<String> {
                 m.client_id.clone(),
             )
             .await?;
-            c.revoke(&rt, "refresh_token").await
+            c.revoke(&token, hint).await
         })
         .await;
         match attempt {

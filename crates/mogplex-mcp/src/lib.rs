@@ -102,11 +102,28 @@ pub struct ToolOutput {
 }
 
 /// A live connection to one server. Dropping it stops a stdio server.
+///
+/// A Streamable HTTP server reached with a stored bearer can refuse it mid-session (the access
+/// token expired or was revoked): [`Connection::call`] then renews the token once (through the
+/// store's lock, as at connect time) and opens a new session with it, so the call goes on; only
+/// when the renewal fails is the error [`McpErrorKind::NeedsSignIn`].
 pub struct Connection {
     server: String,
-    service: RunningService<RoleClient, ()>,
+    live: tokio::sync::RwLock<Live>,
+    /// One renewal at a time: calls refused together share it.
+    renewing: tokio::sync::Mutex<()>,
+    /// What a renewal needs (a Streamable HTTP server with an [`Auth`]).
+    renew: Option<Box<(Definition, Auth)>>,
     tools: Vec<ToolInfo>,
     limits: Limits,
+}
+
+/// The session in use and the bearer it was opened with.
+struct Live {
+    service: Arc<RunningService<RoleClient, ()>>,
+    bearer: Option<Secret>,
+    /// Counts renewals, so that a call refused by an old session uses the new one.
+    generation: u64,
 }
 
 impl std::fmt::Debug for Connection {
@@ -140,14 +157,14 @@ pub async fn connect_with(
 ) -> Result<Connection, McpError> {
     let name = def.name.clone();
     let fut = async {
-        let service = match &def.transport {
-            TransportDef::Stdio { .. } => serve_stdio(def).await?,
+        let (service, bearer) = match &def.transport {
+            TransportDef::Stdio { .. } => (serve_stdio(def).await?, None),
             TransportDef::Http { .. } => serve_http_signed_in(def, auth).await?,
         };
         let tools = list_tools(&name, &service, limits).await?;
-        Ok::<_, McpError>((service, tools))
+        Ok::<_, McpError>((service, bearer, tools))
     };
-    let (service, tools) = tokio::time::timeout(limits.connect_timeout, fut)
+    let (service, bearer, tools) = tokio::time::timeout(limits.connect_timeout, fut)
         .await
         .map_err(|_| {
             McpError::new(
@@ -165,9 +182,21 @@ pub async fn connect_with(
         "MCP server {name} connected with {} tools",
         tools.len()
     );
+    let renew = match (&def.transport, auth) {
+        (TransportDef::Http { .. }, Some(a)) if bearer.is_some() => {
+            Some(Box::new((def.clone(), a.clone())))
+        }
+        _ => None,
+    };
     Ok(Connection {
         server: name,
-        service,
+        live: tokio::sync::RwLock::new(Live {
+            service: Arc::new(service),
+            bearer,
+            generation: 0,
+        }),
+        renewing: tokio::sync::Mutex::new(()),
+        renew,
         tools,
         limits: limits.clone(),
     })
@@ -273,27 +302,41 @@ async fn stored_bearer(auth: &Auth, url: &str) -> Result<Option<Secret>, McpErro
     }
 }
 
-/// A Streamable HTTP session with the stored bearer: on a 401 with a stored token, one refresh
-/// and one more try; a second 401, or a sign-in that cannot be renewed, needs a new sign-in.
+/// A Streamable HTTP session with the stored bearer (returned with it): on a 401 with a stored
+/// token, one refresh and one more try; a second 401, or a sign-in that cannot be renewed, needs
+/// a new sign-in.
 async fn serve_http_signed_in(
     def: &Definition,
     auth: Option<&Auth>,
-) -> Result<RunningService<RoleClient, ()>, McpError> {
+) -> Result<(RunningService<RoleClient, ()>, Option<Secret>), McpError> {
     let (Some(auth), Some(url)) = (auth, def.url()) else {
-        return serve_http(def, None).await;
+        return Ok((serve_http(def, None).await?, None));
     };
     let token = stored_bearer(auth, url).await?;
-    let first = serve_http(def, token.as_ref()).await;
-    let (Err(e), Some(rejected)) = (&first, &token) else {
-        return first;
+    let e = match serve_http(def, token.as_ref()).await {
+        Ok(service) => return Ok((service, token)),
+        Err(e) => e,
+    };
+    let Some(rejected) = &token else {
+        return Err(e);
     };
     if e.kind != McpErrorKind::NeedsSignIn {
-        return first;
+        return Err(e);
     }
-    let Some(resource) = canonical_resource(url) else {
-        return first;
-    };
     tracing::info!(event = "mcp.refresh", server = %def.name, "the MCP server refused its token; renewing it once");
+    let t = renewed_bearer(auth, url, rejected).await?;
+    Ok((serve_http(def, Some(&t)).await?, Some(t)))
+}
+
+/// The token for the server at `url` after it refused `rejected`: refreshed once (under the
+/// store's lock, or the one another process just stored). An ended sign-in needs a new one.
+async fn renewed_bearer(auth: &Auth, url: &str, rejected: &Secret) -> Result<Secret, McpError> {
+    let Some(resource) = canonical_resource(url) else {
+        return Err(McpError::new(
+            McpErrorKind::NeedsSignIn,
+            "the server asks for sign-in (HTTP 401)",
+        ));
+    };
     match fresh_mcp_token(
         &auth.store,
         auth.account.as_deref(),
@@ -303,7 +346,7 @@ async fn serve_http_signed_in(
     )
     .await
     {
-        Ok(t) => serve_http(def, Some(&t)).await,
+        Ok(t) => Ok(t),
         Err(e) if e.needs_sign_in() => Err(McpError::new(
             McpErrorKind::NeedsSignIn,
             format!("its sign-in has ended: {}", short(&e.to_string())),
@@ -425,7 +468,8 @@ impl Connection {
     }
 
     /// Calls `tool` with `arguments` (a JSON object as text), within the call timeout. Dropping
-    /// the future cancels the call on the server.
+    /// the future cancels the call on the server. A Streamable HTTP server that refuses the
+    /// stored bearer (401) gets it renewed once and the call again, in a new session.
     pub async fn call(&self, tool: &str, arguments: &str) -> Result<ToolOutput, McpError> {
         let args = if arguments.trim().is_empty() {
             serde_json::Map::new()
@@ -440,8 +484,87 @@ impl Connection {
                 }
             }
         };
+        let (service, bearer, generation) = {
+            let l = self.live.read().await;
+            (l.service.clone(), l.bearer.clone(), l.generation)
+        };
+        match self.call_on(&service, tool, args.clone()).await {
+            Err(e) if e.kind == McpErrorKind::NeedsSignIn => {
+                match self.renewed(generation, bearer).await? {
+                    Some(service) => self.call_on(&service, tool, args).await,
+                    None => Err(e),
+                }
+            }
+            r => r,
+        }
+    }
+
+    /// The session to retry a call on after the one of `generation` refused `rejected`: a newer
+    /// one if another call renewed it meanwhile, else one opened with a renewed token. `None`
+    /// when nothing can be renewed (no stored bearer, not a Streamable HTTP server).
+    async fn renewed(
+        &self,
+        generation: u64,
+        rejected: Option<Secret>,
+    ) -> Result<Option<Arc<RunningService<RoleClient, ()>>>, McpError> {
+        let (Some((def, auth)), Some(rejected)) = (self.renew.as_deref(), rejected) else {
+            return Ok(None);
+        };
+        let Some(url) = def.url() else {
+            return Ok(None);
+        };
+        let _one = self.renewing.lock().await;
+        {
+            let l = self.live.read().await;
+            if l.generation != generation {
+                return Ok(Some(l.service.clone()));
+            }
+        }
+        tracing::info!(event = "mcp.refresh", server = %self.server, "the MCP server refused its token mid-session; renewing it once");
+        let fut = async {
+            let t = renewed_bearer(auth, url, &rejected).await?;
+            let service = serve_http(def, Some(&t)).await?;
+            Ok::<_, McpError>((service, t))
+        };
+        let (service, t) = tokio::time::timeout(self.limits.connect_timeout, fut)
+            .await
+            .map_err(|_| {
+                McpError::new(
+                    McpErrorKind::Timeout,
+                    format!(
+                        "did not answer within {} s after renewing its sign-in",
+                        self.limits.connect_timeout.as_secs()
+                    ),
+                )
+            })??;
+        let service = Arc::new(service);
+        let old = {
+            let mut l = self.live.write().await;
+            std::mem::replace(
+                &mut *l,
+                Live {
+                    service: service.clone(),
+                    bearer: Some(t),
+                    generation: generation + 1,
+                },
+            )
+        };
+        tracing::info!(event = "mcp.reconnected", server = %self.server, "reconnected with the renewed sign-in");
+        // The refused session ends once no call holds it any more.
+        if let Ok(s) = Arc::try_unwrap(old.service) {
+            let _ = s.cancel().await;
+        }
+        Ok(Some(service))
+    }
+
+    async fn call_on(
+        &self,
+        service: &RunningService<RoleClient, ()>,
+        tool: &str,
+        args: serde_json::Map<String, Value>,
+    ) -> Result<ToolOutput, McpError> {
         let params = CallToolRequestParams::new(tool.to_owned()).with_arguments(args);
-        let result = tokio::time::timeout(self.limits.call_timeout, self.service.call_tool(params))
+        let result = tokio::time::timeout(self.limits.call_timeout, service.call_tool(params))
             .await
             .map_err(|_| {
                 McpError::new(
@@ -497,7 +620,10 @@ impl Connection {
 
     /// Stops the connection (and a stdio server).
     pub async fn close(self) {
-        let _ = self.service.cancel().await;
+        // A call still holding the session ends it when it lets go (its drop guard cancels).
+        if let Ok(s) = Arc::try_unwrap(self.live.into_inner().service) {
+            let _ = s.cancel().await;
+        }
     }
 }
 

@@ -2,7 +2,9 @@
 //! cockpit call these and print their outcomes; neither holds store logic (design sections 4
 //! and 5).
 
-use super::document::{AccountEntry, Document, MogplexCredentialKind, StoreKind, normalize_issuer};
+use super::document::{
+    AccountEntry, Document, McpTokenEntry, MogplexCredentialKind, StoreKind, normalize_issuer,
+};
 use super::{
     CredentialError, CredentialId, CredentialStore, FileStore, KeyringStore, Note, Updated,
 };
@@ -235,8 +237,24 @@ pub struct LoggedOut {
     pub refresh_token: Option<Secret>,
     /// The default account afterwards.
     pub new_default: Option<String>,
-    /// The MCP servers whose tokens (obtained for this account) were forgotten with it.
-    pub mcp_servers: Vec<String>,
+    /// The MCP tokens obtained for this account, forgotten with it (secrets resolved, for
+    /// best-effort revocation at their authorization servers).
+    pub mcp_tokens: Vec<McpTokenEntry>,
+}
+
+impl LoggedOut {
+    /// The names of the MCP servers whose tokens went with the account.
+    pub fn mcp_servers(&self) -> Vec<String> {
+        self.mcp_tokens.iter().map(|m| m.server.clone()).collect()
+    }
+}
+
+/// What `logout --all` removed: every account, and every MCP token (also those obtained for no
+/// stored account), for best-effort revocation.
+#[derive(Debug, Clone)]
+pub struct AllLoggedOut {
+    pub accounts: Vec<LoggedOut>,
+    pub mcp_tokens: Vec<McpTokenEntry>,
 }
 
 fn last_used(a: &AccountEntry) -> Option<OffsetDateTime> {
@@ -282,11 +300,11 @@ fn logged_out(doc: &Document, a: &AccountEntry) -> LoggedOut {
         account: AccountSummary::of(doc, a),
         refresh_token: a.refresh_token.as_ref().and_then(|s| s.value()).cloned(),
         new_default: None,
-        mcp_servers: doc
+        mcp_tokens: doc
             .mcp_tokens
             .iter()
             .filter(|m| m.account.as_deref() == Some(a.id.as_str()))
-            .map(|m| m.server.clone())
+            .cloned()
             .collect(),
     }
 }
@@ -311,13 +329,16 @@ pub fn logout(
 
 /// Signs every account out and forgets every MCP token; provider keys (and the remembered MCP
 /// client registrations, which hold no secret) stay.
-pub fn logout_all(store: &dyn CredentialStore) -> Result<Updated<Vec<LoggedOut>>, CredentialError> {
+pub fn logout_all(store: &dyn CredentialStore) -> Result<Updated<AllLoggedOut>, CredentialError> {
     store.update(|doc| {
-        let out = doc.accounts.iter().map(|a| logged_out(doc, a)).collect();
+        let accounts = doc.accounts.iter().map(|a| logged_out(doc, a)).collect();
         doc.accounts.clear();
-        doc.mcp_tokens.clear();
+        let mcp_tokens = std::mem::take(&mut doc.mcp_tokens);
         doc.default_account = None;
-        Ok(out)
+        Ok(AllLoggedOut {
+            accounts,
+            mcp_tokens,
+        })
     })
 }
 

@@ -437,6 +437,7 @@ impl Cockpit<'_> {
                 s.send(Msg::SignIn(SignInMsg::Revoked(note)));
             });
         }
+        self.revoke_mcp(done.mcp_tokens);
         self.forget_pick(Provider::Mogplex);
         // The account this session was switched to (or MOGPLEX_ACCOUNT named) is gone too.
         self.ctx.account = None;
@@ -453,6 +454,20 @@ impl Cockpit<'_> {
                 self.app.update(Event::SignInNote(l));
             }
         }
+    }
+
+    /// The MCP sign-ins that went with an account, revoked at their authorization servers in the
+    /// background (best effort; each unconfirmed one is a note).
+    fn revoke_mcp(&mut self, gone: Vec<mogplex_auth::credentials::McpTokenEntry>) {
+        if gone.is_empty() {
+            return;
+        }
+        self.services.spawn(|s| async move {
+            for n in crate::mcp::revoke_forgotten(&gone).await {
+                let n = n.strip_prefix("note: ").unwrap_or(&n).to_owned();
+                s.send(Msg::SignIn(SignInMsg::Revoked(Some(n))));
+            }
+        });
     }
 
     pub(super) fn logout(&mut self, provider: Provider) {
@@ -505,6 +520,7 @@ impl Cockpit<'_> {
                 )));
             });
         }
+        self.revoke_mcp(removal.mcp_tokens.clone());
         self.forget_pick(removal.provider);
         let before = self.in_use();
         self.show_resolution();

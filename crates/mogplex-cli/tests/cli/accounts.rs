@@ -129,15 +129,26 @@ fn accounts_side_by_side_each_process_its_own_and_logout_one_then_all() {
 
 /// `/account` in the cockpit (a pseudo-terminal): lists the accounts, switches to another, and the
 /// header names it by email at once; the stored default follows; `/logout --all` asks, then
-/// signs out of every account.
+/// signs out of every account, revoking each and the MCP sign-in obtained for one of them.
 #[test]
 fn the_cockpit_lists_and_switches_accounts() {
     use crate::cockpit::{WAIT, cockpit, expect, submit};
     let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
-    let one = Server::start();
+    let one = Server::start_with(|c| c.demo_mcp = true);
     one.add_user("bob@example.com");
     let home = signed_in(&one);
     signed_in_again(&home, &one, "bob@example.com");
+    // Bob (the default now) lists the demo MCP server and signs in to it.
+    let demo = serde_json::json!({"url": format!("{}/mcp/demo", one.url)});
+    one.add_mcp("bob@example.com", "demo", demo);
+    let (code, _, err, _) = crate::mcp_oauth::mcp_login(&home, &one, &["mcp", "login", "demo"]);
+    assert_eq!(code, 0, "{err}");
+    let live_mcp = || {
+        one.count(
+            "SELECT COUNT(*) FROM token_families WHERE resource IS NOT NULL AND revoked_at IS NULL",
+        )
+    };
+    assert_eq!(live_mcp(), 1);
     let mut t = cockpit(&home, &[("MOGPLEX_URL", &one.url)]);
     expect(&t, "bob@example.com");
     submit(&mut t, "/account");
@@ -156,7 +167,7 @@ fn the_cockpit_lists_and_switches_accounts() {
     );
     // /logout --all asks, then signs out of both, revoking each at the service.
     let live = || one.count("SELECT COUNT(*) FROM token_families WHERE revoked_at IS NULL");
-    assert_eq!(live(), 2);
+    assert_eq!(live(), 3, "two accounts and one MCP sign-in");
     submit(&mut t, "/logout --all");
     expect(&t, "Sign out of every Mogplex account in this home?");
     t.send("n");
@@ -177,6 +188,8 @@ fn the_cockpit_lists_and_switches_accounts() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert_eq!(live(), 0, "both revoked on the server");
+    assert_eq!(live_mcp(), 0, "the MCP sign-in too");
+    assert!(home.auth().get("mcp_tokens").is_none());
     t.send(mogplex_testkit::term::keys::CTRL_C);
     t.send(mogplex_testkit::term::keys::CTRL_C);
     let _ = t.wait_exit(WAIT);

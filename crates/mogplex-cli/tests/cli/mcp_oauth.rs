@@ -10,7 +10,7 @@
 use crate::common::*;
 use crate::signin::{
     Login, PASSWORD, PORTS, Server, browser_until_callback, chromium_browser_command, run_against,
-    signed_in,
+    signed_in, signed_in_again,
 };
 use serde_json::Value;
 use std::io::Write;
@@ -81,6 +81,10 @@ pub fn expire_mcp_in(home: &TestHome, secs: i64) {
     }
     home.write_auth(&v);
 }
+
+/// The MCP sign-ins the server still honours.
+const LIVE_MCP_GRANTS: &str =
+    "SELECT COUNT(*) FROM token_families WHERE resource IS NOT NULL AND revoked_at IS NULL";
 
 const MCP_REFRESHES: &str = "SELECT COUNT(*) FROM refresh_tokens WHERE used_at IS NOT NULL AND family_id IN (SELECT id FROM token_families WHERE resource IS NOT NULL)";
 
@@ -266,20 +270,17 @@ fn mcp_login_from_the_shell_stores_refreshes_steps_up_and_logs_out() {
         home.render(&out)
     );
     assert!(home.auth().get("mcp_tokens").is_none());
-    assert_eq!(
-        server.count(
-            "SELECT COUNT(*) FROM token_families WHERE resource IS NOT NULL AND revoked_at IS NULL"
-        ),
-        0
-    );
+    assert_eq!(server.count(LIVE_MCP_GRANTS), 0);
     let out = home.run(&["mcp", "logout", "demo"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to remove"));
 
-    // `mogplex logout` forgets the account's MCP tokens with the account; the registration stays.
+    // `mogplex logout` forgets the account's MCP tokens with the account and revokes them at
+    // their authorization server; the registration stays.
     let (code, out, err, _) = mcp_login(&home, &server, &["mcp", "login", "demo"]);
     printed.extend([out, err.clone()]);
     assert_eq!(code, 0, "{err}");
     seen.extend(tokens(&home));
+    assert_eq!(server.count(LIVE_MCP_GRANTS), 1);
     let out = home.run(&["logout"]);
     printed.extend(texts(&out));
     assert_eq!(out.status.code(), Some(0), "{}", home.render(&out));
@@ -292,6 +293,20 @@ fn mcp_login_from_the_shell_stores_refreshes_steps_up_and_logs_out() {
     let auth = home.auth();
     assert!(auth.get("mcp_tokens").is_none(), "{auth}");
     assert_eq!(auth["mcp_clients"].as_array().unwrap().len(), 1);
+    assert_eq!(server.count(LIVE_MCP_GRANTS), 0, "revoked on the server");
+
+    // `mogplex logout --all` does the same for every account.
+    printed.push(signed_in_again(&home, &server, "ada@example.com"));
+    let (code, out, err, _) = mcp_login(&home, &server, &["mcp", "login", "demo"]);
+    printed.extend([out, err.clone()]);
+    assert_eq!(code, 0, "{err}");
+    seen.extend(tokens(&home));
+    assert_eq!(server.count(LIVE_MCP_GRANTS), 1);
+    let out = home.run(&["logout", "--all"]);
+    printed.extend(texts(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", home.render(&out));
+    assert!(home.auth().get("mcp_tokens").is_none());
+    assert_eq!(server.count(LIVE_MCP_GRANTS), 0, "revoked on the server");
 
     // No token was printed or logged, ever.
     seen.sort();
@@ -413,6 +428,111 @@ fn the_cockpit_signs_in_connects_calls_and_steps_up() {
     assert!(t.wait_exit(crate::cockpit::WAIT).is_some());
     let log = home.log_text();
     for tok in &seen {
+        assert!(!screen.contains(tok.as_str()), "a token on screen");
+        assert!(!log.contains(tok.as_str()), "a token was logged");
+    }
+}
+
+/// Revokes `token` at the server's MCP revocation endpoint (RFC 7009), as an administrator or
+/// another device would.
+fn revoke_on_server(server: &Server, token: &str, hint: &str) {
+    let url = format!("{}/api/auth/mcp/revoke", server.url);
+    let status = server.block_on(async {
+        reqwest::Client::new()
+            .post(url)
+            .form(&[("token", token), ("token_type_hint", hint)])
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert!(status.is_success(), "{status}");
+}
+
+/// A connected server that refuses its token mid-session (the access token revoked on the
+/// server): the cockpit renews it once, reconnects and the call goes on; when the sign-in itself
+/// was revoked, the renewal fails and only then does the server need a new sign-in.
+#[test]
+fn a_mid_session_401_renews_the_token_once_and_reconnects() {
+    use crate::cockpit::{WAIT, cockpit, expect, submit};
+    use crate::mcp::{flat, wait_connected};
+    use mogplex_testkit::term::keys;
+    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let (server, home) = setup();
+    let (code, _, err, _) = mcp_login(&home, &server, &["mcp", "login", "demo"]);
+    assert_eq!(code, 0, "{err}");
+    let mut t = cockpit(&home, &[]);
+    wait_connected(&mut t);
+    t.send(keys::ESC);
+    let answered = |t: &mogplex_testkit::term::Term, n: usize| {
+        t.wait_until(
+            |s| s.matches("demo.whoami → ada@example.com").count() >= n,
+            WAIT,
+        )
+        .unwrap_or_else(|s| panic!("answer {n} never appeared:\n{s}"))
+    };
+    submit(&mut t, "call demo.whoami {}");
+    expect(&t, "Allow it?");
+    t.send("y");
+    answered(&t, 1);
+
+    // The access token is revoked on the server: the next call is refused with a 401, the token
+    // is refreshed once (naming the resource) and the call answers in a new session.
+    let before = mcp_entry(&home);
+    revoke_on_server(
+        &server,
+        before["access_token"].as_str().unwrap(),
+        "access_token",
+    );
+    let refreshes = server.count(MCP_REFRESHES);
+    submit(&mut t, "call demo.whoami {}");
+    expect(&t, "Allow it?");
+    t.send("y");
+    let screen = answered(&t, 2);
+    assert!(!screen.contains("needs a new sign-in"), "{screen}");
+    assert_eq!(server.count(MCP_REFRESHES), refreshes + 1, "one refresh");
+    let after = mcp_entry(&home);
+    assert_ne!(after["access_token"], before["access_token"]);
+    assert_ne!(after["refresh_token"], before["refresh_token"]);
+    submit(&mut t, "/mcp");
+    let screen = expect(&t, "MCP servers");
+    assert!(flat(&screen).contains("connected · 3 tools"), "{screen}");
+    t.send(keys::ESC);
+
+    // The sign-in itself is revoked: the renewal is refused, and now it needs a sign-in.
+    revoke_on_server(
+        &server,
+        after["refresh_token"].as_str().unwrap(),
+        "refresh_token",
+    );
+    submit(&mut t, "call demo.whoami {}");
+    expect(&t, "Allow it?");
+    t.send("y");
+    expect(
+        &t,
+        "The MCP server demo needs a new sign-in: /mcp login demo",
+    );
+    submit(&mut t, "/mcp");
+    let screen = expect(&t, "MCP servers");
+    assert!(
+        flat(&screen).contains("needs sign-in — /mcp login demo"),
+        "{screen}"
+    );
+    assert!(
+        home.auth().get("mcp_tokens").is_none(),
+        "invalid_grant removed it"
+    );
+    t.send(keys::ESC);
+    let seen = [&before, &after].map(|e| {
+        [e["access_token"].as_str(), e["refresh_token"].as_str()].map(|t| t.unwrap().to_owned())
+    });
+    let screen = t.screen();
+    t.send(keys::CTRL_C);
+    t.send(keys::CTRL_C);
+    assert!(t.wait_exit(WAIT).is_some());
+    let log = home.log_text();
+    assert!(log.contains("\"event\":\"mcp.reconnected\""), "{log}");
+    for tok in seen.iter().flatten() {
         assert!(!screen.contains(tok.as_str()), "a token on screen");
         assert!(!log.contains(tok.as_str()), "a token was logged");
     }
