@@ -213,20 +213,7 @@ pub fn logout_all(ctx: &mut Ctx) -> Result<(), CliError> {
             eprintln!("note: {name}: {note}");
         }
     }
-    if !done.mcp_tokens.is_empty() {
-        // Best effort: no runtime is a note too, never an error (the tokens are gone here).
-        let notes = crate::signin::runtime()
-            .map(|rt| rt.block_on(crate::mcp::revoke_forgotten(&done.mcp_tokens)))
-            .unwrap_or_else(|e| {
-                vec![format!(
-                    "note: {}; the MCP sign-ins were not revoked there",
-                    e.message
-                )]
-            });
-        for n in notes {
-            eprintln!("{n}");
-        }
-    }
+    crate::mcp::revoke_forgotten_now(&done.mcp_tokens);
     Ok(())
 }
 

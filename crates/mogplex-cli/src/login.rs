@@ -435,20 +435,7 @@ pub fn logout(ctx: &mut Ctx, provider: Provider, to_stderr: bool) -> Result<(), 
     if let Some(note) = revocation {
         eprintln!("note: {note}");
     }
-    if !removal.mcp_tokens.is_empty() {
-        // Best effort: no runtime is a note too, never an error (the tokens are gone here).
-        let notes = crate::signin::runtime()
-            .map(|rt| rt.block_on(crate::mcp::revoke_forgotten(&removal.mcp_tokens)))
-            .unwrap_or_else(|e| {
-                vec![format!(
-                    "note: {}; the MCP sign-ins were not revoked there",
-                    e.message
-                )]
-            });
-        for n in notes {
-            eprintln!("{n}");
-        }
-    }
+    crate::mcp::revoke_forgotten_now(&removal.mcp_tokens);
     for note in removal.notes(&ctx.env, "remove one with `mogplex logout <provider>`") {
         eprintln!("note: {note}");
     }

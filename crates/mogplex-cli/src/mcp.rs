@@ -383,6 +383,25 @@ fn login(ctx: &mut Ctx, name: &str, scope: Option<String>) -> Result<(), CliErro
     Ok(())
 }
 
+/// [`revoke_forgotten`] from the shell, its notes on stderr. Best effort: no runtime is a note
+/// too, never an error (the tokens are gone here already).
+pub fn revoke_forgotten_now(gone: &[McpTokenEntry]) {
+    if gone.is_empty() {
+        return;
+    }
+    let notes = crate::signin::runtime()
+        .map(|rt| rt.block_on(revoke_forgotten(gone)))
+        .unwrap_or_else(|e| {
+            vec![format!(
+                "note: {}; the MCP sign-ins were not revoked there",
+                e.message
+            )]
+        });
+    for n in notes {
+        eprintln!("{n}");
+    }
+}
+
 /// Revokes forgotten MCP sign-ins at their authorization servers (RFC 7009): the refresh token,
 /// else the access token; best effort within 5 seconds each. Returns a note for each that could
 /// not be confirmed. The local entries are gone already, whatever this says.
