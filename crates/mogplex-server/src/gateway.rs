@@ -31,7 +31,7 @@ use mogplex_protocol::{
 pub const ECHO_MODEL: &str = "mogplex/echo";
 
 /// Fixed one-minute windows per bearer token. On PostgreSQL the count is in the database
-/// (`throttle`, one conditional upsert per request), so the limit holds across every process on
+/// (`rate_counters`, one conditional upsert per request), so the limit holds across every process on
 /// it; a SQLite file has one serving process, whose memory keeps the count.
 #[derive(Debug, Default)]
 pub struct Limiter {
@@ -49,7 +49,7 @@ impl Limiter {
         if let crate::db::Db::Postgres(_) = db {
             let key = format!("gateway:{token_hash}");
             return Ok(db
-                .throttle_take(&key, 60, i64::from(per_minute))
+                .rate_take(&key, 60, i64::from(per_minute))
                 .await?
                 .map(|_| ())
                 .map_err(|until| (until - crate::crypto::now()).max(1)));

@@ -109,8 +109,18 @@ async fn every_migration_applies(b: Backend) {
     assert_eq!(applied(&s).await, all_versions(b));
     assert_eq!(
         all_versions(b),
-        [1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14]
+        [1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15]
     );
+    // The gateway's request counts write no WAL on PostgreSQL (db/throttle.rs, `rate_take`).
+    if let Db::Postgres(p) = s.db() {
+        let persistence: String = sqlx::query_scalar(
+            "SELECT relpersistence::text FROM pg_class WHERE relname = 'rate_counters'",
+        )
+        .fetch_one(p)
+        .await
+        .unwrap();
+        assert_eq!(persistence, "u", "rate_counters is not UNLOGGED");
+    }
     // A restart on the same database applies nothing twice.
     let again = AppState::new(&s.database, Config::new("http://127.0.0.1:1")).await;
     assert!(again.is_ok(), "{:?}", again.err());
