@@ -15,6 +15,7 @@ mod engine;
 pub mod error;
 pub mod mcp;
 pub mod ops;
+mod stored;
 pub mod vault;
 
 pub use document::{

@@ -9,13 +9,13 @@ pub mod discovery;
 pub mod id_token;
 pub mod loopback;
 pub mod mcp;
+mod pkce;
+
+pub use pkce::{Pkce, random_b64};
 
 use crate::env::Env;
 use crate::secret::Secret;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::Url;
-use sha2::Digest;
 use std::time::Duration;
 
 use mogplex_protocol::oauth::{
@@ -161,34 +161,6 @@ impl ClientSettings {
             s.scopes_from_env = true;
         }
         Ok(s)
-    }
-}
-
-/// PKCE verifier (64 random bytes, base64url) and its S256 challenge.
-#[derive(Debug)]
-pub struct Pkce {
-    pub verifier: Secret,
-    pub challenge: String,
-}
-
-/// `bytes` random bytes, base64url. Without an OS random source no sign-in can be safe, so that
-/// is an error rather than a fallback.
-pub fn random_b64(bytes: usize) -> Result<String, OAuthError> {
-    let mut buf = vec![0u8; bytes];
-    getrandom::fill(&mut buf).map_err(|e| {
-        OAuthError::Protocol(format!("no randomness from the operating system: {e}"))
-    })?;
-    Ok(URL_SAFE_NO_PAD.encode(&buf))
-}
-
-impl Pkce {
-    pub fn new() -> Result<Self, OAuthError> {
-        let verifier = random_b64(64)?;
-        let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
-        Ok(Self {
-            verifier: Secret::new(verifier),
-            challenge,
-        })
     }
 }
 
