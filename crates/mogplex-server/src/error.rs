@@ -140,16 +140,18 @@ pub const STORAGE_RETRY_AFTER: u32 = 5;
 fn storage_error(e: &crate::db::DbError) -> Response {
     use crate::db::Outage;
     tracing::error!("storage error: {e}");
-    let (status, description) = match e.outage() {
+    let outage = e.outage();
+    if outage == Some(Outage::Unavailable) {
+        // Pooled connections may be broken: the pool checks them for a while.
+        crate::db::connections_suspect();
+    }
+    let (status, description) = match outage {
         Some(Outage::Full) => (
             StatusCode::INSUFFICIENT_STORAGE,
             "the server's storage is full; nothing was stored",
         ),
         Some(Outage::Unavailable) => (
-            {
-                crate::db::connections_suspect();
-                StatusCode::SERVICE_UNAVAILABLE
-            },
+            StatusCode::SERVICE_UNAVAILABLE,
             "the server's database is unavailable; nothing was stored, try again shortly",
         ),
         None => return server_error("a storage error occurred"),
