@@ -103,6 +103,13 @@ pub fn keyring_items(prefix: &str) -> Vec<String> {
         .args(["search", "--all", "service", "mogplex"])
         .output()
         .unwrap();
+    // A failed search (the daemon gone, a D-Bus timeout) must not read as "no items".
+    assert!(
+        out.status.success(),
+        "secret-tool search failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     let mut items: Vec<String> = text

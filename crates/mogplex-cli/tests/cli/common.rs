@@ -232,3 +232,15 @@ impl Pty {
         )
     }
 }
+
+/// Who listens on `port` now (`ss -ltnp`), for an assertion that a fixed loopback port was
+/// free: a failure then names the process that held it.
+pub fn port_holders(port: u16) -> String {
+    let out = Command::new("ss")
+        .args(["-ltnpH", &format!("sport = :{port}")])
+        .output();
+    match out {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Err(e) => format!("(ss could not run: {e})"),
+    }
+}

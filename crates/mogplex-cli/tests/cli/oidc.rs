@@ -268,7 +268,12 @@ fn only_the_same_homes_mogplex_can_ask_a_waiting_sign_in_to_stand_down() {
     let authorize = authorize_address(&mut login);
     login.wait_for("Waiting for the sign-in");
     let redirect = url::Url::parse(&param(&authorize, "redirect_uri").unwrap()).unwrap();
-    assert_eq!(redirect.port(), Some(24816));
+    assert_eq!(
+        redirect.port(),
+        Some(24816),
+        "port 24816 was busy: {}",
+        crate::common::port_holders(24816)
+    );
     let secret_file = home.home.join("login-24816.stand-down");
     assert_eq!(mode(&secret_file), 0o600);
     let secret = std::fs::read_to_string(&secret_file).unwrap();

@@ -258,7 +258,7 @@ fn browser_sign_in_survives_hostile_callbacks() {
         .1
         .into_owned();
     let port = url::Url::parse(&redirect).unwrap().port().unwrap();
-    assert_eq!(port, 24816);
+    assert_eq!(port, 24816, "busy: {}", crate::common::port_holders(24816));
     let callback = server.block_on(browser_until_callback(&server.url, &authorize));
     let good = url::Url::parse(&callback).unwrap();
     let state = good
