@@ -10,8 +10,9 @@
 //! 4. the client: the definition's pre-registered client id, else the one mogplex registered
 //!    there before (remembered per issuer in `auth.json`), else an RFC 7591 registration made
 //!    now under the store's lock;
-//! 5. authorization code with PKCE S256 and the RFC 8707 `resource` on the authorization and
-//!    token requests; the tokens stored per (account, server) under the lock.
+//! 5. authorization code with PKCE S256 (or, with `device`, the RFC 8628 device flow) and the
+//!    RFC 8707 `resource` on the authorization (or device authorization) and token requests;
+//!    the tokens stored per (account, server) under the lock.
 //!
 //! Like [`crate::signin`] it never prints: what the user should see arrives as a [`Progress`].
 
@@ -48,6 +49,8 @@ pub struct McpLogin {
     pub client_id: Option<String>,
     /// The scope to ask for instead of what the server's challenge names (a step-up after 403).
     pub scope: Option<String>,
+    /// The device flow (RFC 8628) instead of the browser and the loopback listener.
+    pub device: bool,
 }
 
 /// A completed, stored MCP sign-in.
@@ -78,6 +81,12 @@ pub enum McpSignInError {
     Loopback(#[from] LoopbackError),
     #[error(transparent)]
     Store(#[from] McpAuthError),
+    /// A device sign-in needs a client registered for the device grant, and the authorization
+    /// server refused to register one (`OAuthError::RegistrationRefused`).
+    #[error(
+        "the authorization server of the MCP server {server} registers no client for the device flow"
+    )]
+    NoDeviceClient { server: String, refused: OAuthError },
 }
 
 impl From<crate::credentials::CredentialError> for McpSignInError {
@@ -205,57 +214,79 @@ pub async fn sign_in(
     client.resource = Some(resource.clone());
     let issuer = client.issuer().to_owned();
 
-    let server = CallbackServer::bind(!client.is_hosted(), stand_down_dir(env).as_deref())
-        .await?
-        .success_title(&format!("Signed in to the MCP server {}", login.server));
-    let (client_id, registered, dynamic) = match &login.client_id {
-        Some(id) => (id.clone(), false, false),
-        None => {
-            let meta = client.meta.clone();
-            let redirect = server.redirect_uri.clone();
-            let (c, new) = registered_client(store, &issuer, || async {
-                let (client_id, redirect_uris) = register(&http, &meta, &redirect).await?;
-                Ok(McpClientEntry {
-                    issuer: String::new(),
-                    client_id,
-                    redirect_uris,
-                    registered_at: None,
-                    extra: Default::default(),
-                })
-            })
-            .await?;
-            (c.client_id, new, true)
-        }
+    // The browser path listens on the loopback; the device path registers the same redirect
+    // (the first fixed port) so that one registration serves both.
+    let server = if login.device {
+        None
+    } else {
+        Some(
+            CallbackServer::bind(!client.is_hosted(), stand_down_dir(env).as_deref())
+                .await?
+                .success_title(&format!("Signed in to the MCP server {}", login.server)),
+        )
     };
+    let redirect = server.as_ref().map_or_else(
+        || {
+            mogplex_protocol::oauth::loopback_redirect_uri(
+                mogplex_protocol::oauth::LOOPBACK_PORTS[0],
+            )
+        },
+        |s| s.redirect_uri.clone(),
+    );
+    let reg = Registration {
+        store,
+        http: &http,
+        meta: &client.meta,
+        issuer: &issuer,
+        redirect: &redirect,
+        fixed: login.client_id.as_deref(),
+        device: login.device,
+        server: &login.server,
+    };
+    let (mut client_id, mut registered) = reg.client().await?;
     client.client_id = client_id.clone();
 
-    let pkce = Pkce::new()?;
-    let state = random_b64(32)?;
-    let url = client.authorize_url(&server.redirect_uri, &state, &pkce.challenge, None)?;
-    let opened = open_browser(env, url.as_str());
-    progress(Progress::Browser {
-        url: url.to_string(),
-        opened,
-    });
-    let redirect_uri = server.redirect_uri.clone();
-    let callback = server
-        .wait(&state, Some(&issuer), SIGN_IN_TIMEOUT, pasted, |n| {
-            progress(Progress::Notice(n))
-        })
-        .await?;
-    let tokens = match client
-        .exchange_code(callback.code.expose(), &redirect_uri, &pkce.verifier)
-        .await
-    {
+    let tokens = match server {
+        Some(server) => {
+            let pkce = Pkce::new()?;
+            let state = random_b64(32)?;
+            let url = client.authorize_url(&redirect, &state, &pkce.challenge, None)?;
+            let opened = open_browser(env, url.as_str());
+            progress(Progress::Browser {
+                url: url.to_string(),
+                opened,
+            });
+            let callback = server
+                .wait(&state, Some(&issuer), SIGN_IN_TIMEOUT, pasted, |n| {
+                    progress(Progress::Notice(n))
+                })
+                .await?;
+            client
+                .exchange_code(callback.code.expose(), &redirect, &pkce.verifier)
+                .await
+        }
+        None => {
+            let try_browser = crate::signin::headless_reason(env).is_none();
+            match crate::signin::device(&client, env, try_browser, progress).await {
+                // A registration made before the device grant was asked for (or one the server
+                // forgot): registered again, once.
+                Err(e) if reg.stale(&e) => {
+                    reg.forget(&client_id).await;
+                    (client_id, registered) = reg.client().await?;
+                    client.client_id = client_id.clone();
+                    crate::signin::device(&client, env, try_browser, progress).await
+                }
+                r => r,
+            }
+        }
+    };
+    let tokens = match tokens {
         Ok(t) => t,
         Err(e) => {
             // A registration the server no longer knows is forgotten, so the next sign-in
             // registers again instead of failing the same way.
-            if dynamic
-                && matches!(&e, OAuthError::Rejected { code, .. } if code == mogplex_protocol::oauth::error_code::INVALID_CLIENT)
-            {
-                let (s, i, c) = (store.clone(), issuer.clone(), client_id.clone());
-                let _ = blocking(move || forget_mcp_client(&*s, &i, &c)).await;
+            if reg.stale(&e) {
+                reg.forget(&client_id).await;
             }
             return Err(e.into());
         }
@@ -294,4 +325,68 @@ pub async fn sign_in(
         registered,
         replaced,
     })
+}
+
+/// Which client mogplex is at an authorization server: the definition's, else the one
+/// registered there before, else one registered now (RFC 7591), under the store's lock.
+struct Registration<'a> {
+    store: &'a Arc<dyn CredentialStore>,
+    http: &'a reqwest::Client,
+    meta: &'a crate::oauth::Metadata,
+    issuer: &'a str,
+    redirect: &'a str,
+    /// A client id the definition names: never registered, never forgotten.
+    fixed: Option<&'a str>,
+    /// Register for the device grant too.
+    device: bool,
+    /// The definition's name, for messages.
+    server: &'a str,
+}
+
+impl Registration<'_> {
+    /// The client id, and whether it was registered just now.
+    async fn client(&self) -> Result<(String, bool), McpSignInError> {
+        if let Some(id) = self.fixed {
+            return Ok((id.to_owned(), false));
+        }
+        let (http, meta, redirect, device) = (self.http, self.meta, self.redirect, self.device);
+        let (c, new) = registered_client(self.store, self.issuer, || async move {
+            let (client_id, redirect_uris) = register(http, meta, redirect, device).await?;
+            Ok(McpClientEntry {
+                issuer: String::new(),
+                client_id,
+                redirect_uris,
+                registered_at: None,
+                extra: Default::default(),
+            })
+        })
+        .await
+        .map_err(|e| match e {
+            McpAuthError::OAuth(refused @ OAuthError::RegistrationRefused { .. }) if device => {
+                McpSignInError::NoDeviceClient {
+                    server: self.server.to_owned(),
+                    refused,
+                }
+            }
+            e => e.into(),
+        })?;
+        Ok((c.client_id, new))
+    }
+
+    /// Whether `e` says the remembered registration cannot be used (unknown to the server, or
+    /// registered without the grant asked for).
+    fn stale(&self, e: &OAuthError) -> bool {
+        use mogplex_protocol::oauth::error_code::{INVALID_CLIENT, UNAUTHORIZED_CLIENT};
+        self.fixed.is_none()
+            && matches!(e, OAuthError::Rejected { code, .. } if code == INVALID_CLIENT || code == UNAUTHORIZED_CLIENT)
+    }
+
+    async fn forget(&self, client_id: &str) {
+        let (s, i, c) = (
+            self.store.clone(),
+            self.issuer.to_owned(),
+            client_id.to_owned(),
+        );
+        let _ = blocking(move || forget_mcp_client(&*s, &i, &c)).await;
+    }
 }

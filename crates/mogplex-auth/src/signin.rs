@@ -294,12 +294,14 @@ async fn browser(
     Ok((tokens, nonce))
 }
 
-async fn device(
+/// The device flow (RFC 8628) on `client`, opening the address with the code in a browser when
+/// `try_browser` (a display is there). Shared with the MCP sign-in.
+pub(crate) async fn device(
     client: &OAuthClient,
     env: &(dyn Env + Sync),
     try_browser: bool,
     progress: &mut (dyn FnMut(Progress) + Send),
-) -> Result<TokenResponse, SignInError> {
+) -> Result<TokenResponse, OAuthError> {
     let d = client.device_authorize().await?;
     progress(Progress::Device {
         uri: d.verification_uri.clone(),
@@ -310,7 +312,7 @@ async fn device(
     if try_browser && let Some(complete) = &d.verification_uri_complete {
         open_browser(env, complete);
     }
-    Ok(client.poll_device(&d, || {}).await?)
+    client.poll_device(&d, || {}).await
 }
 
 /// How a revocation at logout went.

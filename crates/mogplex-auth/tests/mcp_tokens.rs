@@ -133,6 +133,7 @@ async fn register(s: &Server, store: &Arc<dyn CredentialStore>) -> (McpClientEnt
             &http_client()?,
             &c.meta,
             "http://127.0.0.1:24816/auth/callback",
+            false,
         )
         .await?;
         Ok(McpClientEntry {

@@ -95,6 +95,9 @@ pub enum McpCommand {
         /// Ask for this scope instead of what the server names (for example a wider one a tool needs)
         #[arg(long, value_name = "SCOPE")]
         scope: Option<String>,
+        /// Sign in with a device code (for SSH sessions, containers, or a browser on another machine)
+        #[arg(long)]
+        device: bool,
     },
     /// Forget the tokens of one MCP server (revoked at its authorization server, best effort)
     Logout {

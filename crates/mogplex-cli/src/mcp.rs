@@ -22,7 +22,11 @@ use std::time::Duration;
 pub fn run(ctx: &mut Ctx, command: McpCommand) -> Result<(), CliError> {
     match command {
         McpCommand::List => list(ctx),
-        McpCommand::Login { server, scope } => login(ctx, &server, scope),
+        McpCommand::Login {
+            server,
+            scope,
+            device,
+        } => login(ctx, &server, scope, device),
         McpCommand::Logout { server } => logout(ctx, &server),
     }
 }
@@ -74,6 +78,19 @@ pub fn sign_in_error(e: McpSignInError, server: &str, surface: Surface) -> CliEr
             oauth_error(e, server, &again)
         }
         McpSignInError::Store(e) => CliError::new(exit::FAILURE, e.to_string()).hint(again),
+        McpSignInError::NoDeviceClient { ref refused, .. } => {
+            let cause = match refused {
+                OAuthError::RegistrationRefused { server: at, reason } => {
+                    format!("{at} answered: {reason}")
+                }
+                other => other.to_string(),
+            };
+            CliError::new(exit::FAILURE, e.to_string())
+                .cause(cause)
+                .hint(format!("sign in in the browser instead: `mogplex mcp login {server}`"))
+                .hint("or ask its administrator for a client with the device code grant, and put its `client_id` in the definition")
+                .hint("nothing was stored")
+        }
     }
 }
 
@@ -322,7 +339,7 @@ pub fn signed_in_notes(done: &McpSignedIn) -> Vec<String> {
     notes
 }
 
-fn login(ctx: &mut Ctx, name: &str, scope: Option<String>) -> Result<(), CliError> {
+fn login(ctx: &mut Ctx, name: &str, scope: Option<String>, device: bool) -> Result<(), CliError> {
     let account = definitions(ctx)?;
     let def = find(&account.servers, name)?;
     let parsed = Definition::from_server(def).map_err(|e| {
@@ -343,6 +360,7 @@ fn login(ctx: &mut Ctx, name: &str, scope: Option<String>) -> Result<(), CliErro
         account: account.entry.clone(),
         client_id: parsed.client_id().map(str::to_owned),
         scope: scope.filter(|s| !s.trim().is_empty()),
+        device,
     };
     let env = ctx.env;
     let store = ctx.store.clone();

@@ -191,6 +191,7 @@ async fn the_demo_server_signed_in_refreshed_and_stepped_up() {
         account: Some("acct_ada".into()),
         client_id: None,
         scope: None,
+        device: false,
     };
     let (done, authorize) = signed_in(&s, &store, &login).await;
     let done = done.unwrap();
@@ -328,6 +329,7 @@ async fn a_server_that_does_not_ask_or_names_another_resource_is_refused() {
         account: None,
         client_id: None,
         scope: None,
+        device: false,
     };
     let e = sign_in(&env, &store, &login, None, &mut progress)
         .await

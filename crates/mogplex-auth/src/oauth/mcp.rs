@@ -7,7 +7,9 @@
 use super::discovery::{check_endpoint, misconfigured};
 use super::{Metadata, OAuthError, unreachable_err};
 use mogplex_protocol::OAuthErrorBody;
-use mogplex_protocol::oauth::{AUTHORIZATION_CODE_GRANT, REFRESH_TOKEN_GRANT, auth_method};
+use mogplex_protocol::oauth::{
+    AUTHORIZATION_CODE_GRANT, DEVICE_CODE_GRANT as DEVICE_GRANT, REFRESH_TOKEN_GRANT, auth_method,
+};
 use reqwest::Url;
 use serde::Deserialize;
 use serde_json::json;
@@ -262,6 +264,7 @@ pub async fn register(
     http: &reqwest::Client,
     meta: &Metadata,
     redirect_uri: &str,
+    device: bool,
 ) -> Result<(String, Vec<String>), OAuthError> {
     let server = super::discovery::normalize(&meta.issuer).to_owned();
     let Some(url) = meta.registration_endpoint.clone() else {
@@ -272,10 +275,16 @@ pub async fn register(
         ));
     };
     check_endpoint(&server, "registration_endpoint", &url)?;
+    // The device grant only for a device sign-in: many servers (mogplex-server among them)
+    // register no device client nobody vouched for, and the browser path must not pay for it.
+    let mut grants = vec![AUTHORIZATION_CODE_GRANT, REFRESH_TOKEN_GRANT];
+    if device {
+        grants.push(DEVICE_GRANT);
+    }
     let body = json!({
         "client_name": CLIENT_NAME,
         "redirect_uris": [redirect_uri],
-        "grant_types": [AUTHORIZATION_CODE_GRANT, REFRESH_TOKEN_GRANT],
+        "grant_types": grants,
         "response_types": ["code"],
         "token_endpoint_auth_method": auth_method::NONE,
     });

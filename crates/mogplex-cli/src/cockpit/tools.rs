@@ -468,6 +468,7 @@ impl Cockpit<'_> {
             account: self.mcp_account(),
             client_id: parsed.client_id().map(str::to_owned),
             scope,
+            device: false,
         };
         if let Some((_, task)) = self.mcp.login.take() {
             task.abort();

@@ -544,11 +544,71 @@ fn a_mid_session_401_renews_the_token_once_and_reconnects() {
 /// the demo `whoami` tool with it.
 #[test]
 fn mcp_login_in_headless_chromium_then_exec_calls_whoami() {
+    chromium_mcp_login(
+        &["mcp", "login", "demo"],
+        "Opening your browser to sign in to the MCP server demo",
+    );
+}
+
+/// The device path, with a client the administrator registered for the device grant (named in
+/// the definition): Chromium opens the address with the code filled in, signs in and approves.
+#[test]
+fn mcp_device_login_approved_in_headless_chromium_then_exec_calls_whoami() {
+    chromium_mcp_login(&["mcp", "login", "demo", "--device"], "and enter the code:");
+}
+
+/// Without a client id, a device sign-in asks to register for the device grant, which
+/// mogplex-server refuses to a client nobody vouched for: one clear error, the browser path as
+/// the way out, nothing stored.
+#[test]
+fn mcp_device_login_without_a_device_client_says_to_use_the_browser() {
+    let (server, home) = setup();
+    let out = run_against(&home, &server, &["mcp", "login", "demo", "--device"]);
+    assert_eq!(out.status.code(), Some(1), "{}", home.render(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("error: the authorization server of the MCP server demo registers no client for the device flow\n"),
+        "{err}"
+    );
+    assert!(err.contains("device_code"), "{err}");
+    assert!(
+        err.contains("hint: sign in in the browser instead: `mogplex mcp login demo`"),
+        "{err}"
+    );
+    assert!(home.auth().get("mcp_tokens").is_none());
+    assert!(home.auth().get("mcp_clients").is_none());
+}
+
+fn chromium_mcp_login(args: &[&str], says: &str) {
     let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
     let (server, home) = setup();
     let demo = format!("{}/mcp/demo", server.url);
+    let device = args.contains(&"--device");
+    if device {
+        server.block_on(async {
+            let row = mogplex_server::db::clients::ClientRow {
+                client_id: "mcl_device".into(),
+                name: "mogplex on a headless machine".into(),
+                secret_hash: None,
+                auth_method: "none".into(),
+                redirect_uris: vec![],
+                grant_types: vec![
+                    "urn:ietf:params:oauth:grant-type:device_code".into(),
+                    "refresh_token".into(),
+                ],
+                created_at: 0,
+                dynamic: false,
+            };
+            assert!(server.state.db.add_client(&row).await.unwrap());
+        });
+        server.add_mcp(
+            "ada@example.com",
+            "demo",
+            serde_json::json!({"url": &demo, "client_id": "mcl_device"}),
+        );
+    }
     assert!(home.auth().get("mcp_tokens").is_none());
-    let mut cmd = home.cmd(&["mcp", "login", "demo"]);
+    let mut cmd = home.cmd(args);
     cmd.env("BROWSER", chromium_browser_command())
         .env("CHROMIUM_TEST_EMAIL", "ada@example.com")
         .env("CHROMIUM_TEST_PASS", PASSWORD);
@@ -559,8 +619,10 @@ fn mcp_login_in_headless_chromium_then_exec_calls_whoami() {
         "Signed in to the MCP server demo"
     );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("Opening your browser to sign in to the MCP server demo"),
+    assert!(err.contains(says), "{err}");
+    assert_eq!(
+        err.contains("registered mogplex as a client"),
+        !device,
         "{err}"
     );
 
