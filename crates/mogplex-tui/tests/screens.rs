@@ -576,3 +576,44 @@ fn page_up_and_down_move_a_page() {
         "from the top, one page down at once"
     );
 }
+
+/// While an `/mcp login` waits, the browser's answer submitted in the composer goes to the
+/// sign-in, never to the model; other text (and the same address when nothing waits) is a
+/// prompt as usual.
+#[test]
+fn a_callback_address_goes_to_the_waiting_mcp_sign_in_not_the_model() {
+    let callback = "http://127.0.0.1:24816/auth/callback?code=c1&state=s1";
+    let mut app = App::new(Some(stored()));
+    app.update(Event::McpSignInWaiting(true));
+    type_text(&mut app, callback);
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::SubmitMcpCallback(callback.into())]
+    );
+    let screen = render(&app);
+    assert!(screen.contains("finishing the MCP sign-in"), "{screen}");
+    assert!(!screen.contains("code=c1"), "{screen}");
+    let denied = "http://127.0.0.1:24816/auth/callback?error=access_denied&state=s1";
+    type_text(&mut app, denied);
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::SubmitMcpCallback(denied.into())]
+    );
+    for prompt in [
+        "what does http://x.example/?code=1&state=2 do",
+        "http://x.example/?code=1",
+    ] {
+        type_text(&mut app, prompt);
+        assert_eq!(
+            key(&mut app, KeyCode::Enter),
+            vec![Effect::SendPrompt(prompt.into())]
+        );
+        app.update(Event::AnswerDone);
+    }
+    app.update(Event::McpSignInWaiting(false));
+    type_text(&mut app, callback);
+    assert_eq!(
+        key(&mut app, KeyCode::Enter),
+        vec![Effect::SendPrompt(callback.into())]
+    );
+}

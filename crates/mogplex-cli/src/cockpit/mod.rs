@@ -266,6 +266,7 @@ impl<'a> Cockpit<'a> {
             Effect::StartDeviceSignIn => self.start_sign_in(mogplex_auth::signin::Method::Device),
             Effect::CancelSignIn => self.cancel_sign_in(),
             Effect::SubmitCallback(text) => self.sign_in.submit_callback(text),
+            Effect::SubmitMcpCallback(text) => self.submit_mcp_callback(text),
             Effect::Copy(text) => terminal::copy_to_clipboard(&text),
             Effect::StoreKey { provider, key } => self.store_key(provider, key),
             Effect::SendPrompt(text) => self.send_prompt(text),

@@ -90,8 +90,18 @@ pub(super) struct McpSlot {
     pub cancel: Arc<Notify>,
     generation: u64,
     attempts: u64,
-    /// The `/mcp login` under way: its server, and the task (aborting it closes its listener).
-    login: Option<(String, AbortHandle)>,
+    /// The `/mcp login` under way.
+    login: Option<WaitingLogin>,
+}
+
+/// An `/mcp login` waiting for the browser.
+#[derive(Debug)]
+struct WaitingLogin {
+    server: String,
+    /// Aborting it closes its listener.
+    task: AbortHandle,
+    /// Addresses the user submits in the composer (the paste path).
+    paste: tokio::sync::mpsc::Sender<String>,
 }
 
 /// Lines and characters of a tool result shown in the transcript (the model gets it all).
@@ -470,9 +480,7 @@ impl Cockpit<'_> {
             scope,
             device: false,
         };
-        if let Some((_, task)) = self.mcp.login.take() {
-            task.abort();
-        }
+        self.end_mcp_login();
         self.log.write(
             Level::Info,
             "mcp.login.start",
@@ -481,6 +489,7 @@ impl Cockpit<'_> {
         );
         self.note(format!("Signing in to the MCP server {name}…"));
         let server = name.to_owned();
+        let (paste, pasted) = tokio::sync::mpsc::channel(4);
         let task = self.services.spawn(move |s| async move {
             let store = s.store().clone();
             let tx = s.clone();
@@ -491,15 +500,43 @@ impl Cockpit<'_> {
                     progress: p,
                 }))
             };
-            let result =
-                mogplex_auth::mcp_signin::sign_in(s.env(), &store, &login, None, &mut progress)
-                    .await
-                    .map_err(|e| {
-                        crate::mcp::sign_in_error(e, &server, crate::mcp::Surface::Cockpit)
-                    });
+            let result = mogplex_auth::mcp_signin::sign_in(
+                s.env(),
+                &store,
+                &login,
+                Some(pasted),
+                &mut progress,
+            )
+            .await
+            .map_err(|e| crate::mcp::sign_in_error(e, &server, crate::mcp::Surface::Cockpit));
             s.send(Msg::Mcp(McpMsg::LoggedIn { server, result }));
         });
-        self.mcp.login = Some((name.to_owned(), task));
+        self.mcp.login = Some(WaitingLogin {
+            server: name.to_owned(),
+            task,
+            paste,
+        });
+        self.app.update(Event::McpSignInWaiting(true));
+    }
+
+    /// Stops the `/mcp login` under way, if any (its listener closes).
+    fn end_mcp_login(&mut self) {
+        if let Some(w) = self.mcp.login.take() {
+            w.task.abort();
+        }
+        self.app.update(Event::McpSignInWaiting(false));
+    }
+
+    /// An address the user submitted while the `/mcp login` waits: to its paste path.
+    pub(super) fn submit_mcp_callback(&mut self, text: String) {
+        let sent = self
+            .mcp
+            .login
+            .as_ref()
+            .is_some_and(|w| w.paste.try_send(text).is_ok());
+        if !sent {
+            self.note("No MCP sign-in is waiting for that address; nothing was sent".to_owned());
+        }
     }
 
     fn mcp_login_progress(&mut self, server: &str, p: Progress) {
@@ -514,7 +551,8 @@ impl Cockpit<'_> {
                 };
                 self.note(format!(
                     "{intro}
-{url}"
+{url}
+(On another machine? Paste here the address its browser shows after signing in.)"
                 ));
             }
             Progress::Notice(n) => self.note(crate::signin::notice_text(&n)),
@@ -528,8 +566,9 @@ impl Cockpit<'_> {
         server: String,
         result: Result<McpSignedIn, crate::error::CliError>,
     ) {
-        if self.mcp.login.as_ref().is_some_and(|(s, _)| *s == server) {
+        if self.mcp.login.as_ref().is_some_and(|w| w.server == server) {
             self.mcp.login = None;
+            self.app.update(Event::McpSignInWaiting(false));
         }
         match result {
             Ok(done) => {
@@ -593,9 +632,7 @@ impl Cockpit<'_> {
     /// Signed out (or quitting): every server goes, nothing more is awaited. Returns the
     /// connections no one else holds, for the caller to close.
     pub(super) fn drop_mcp(&mut self) -> Vec<Connection> {
-        if let Some((_, task)) = self.mcp.login.take() {
-            task.abort();
-        }
+        self.end_mcp_login();
         self.mcp.generation += 1;
         self.mcp.defined.clear();
         self.mcp.toolbox = Toolbox::default();

@@ -349,12 +349,18 @@ fn the_cockpit_signs_in_connects_calls_and_steps_up() {
     t.send(keys::ESC);
 
     // /mcp login demo: the browser is asked to open the authorization request; it comes back
-    // to the loopback listener.
-    let sign_in = |t: &mut mogplex_testkit::term::Term| {
+    // to the loopback listener, or (`paste`) the user submits its address in the composer.
+    let sign_in = |t: &mut mogplex_testkit::term::Term, paste: bool| {
         let _ = std::fs::remove_file(&url_file);
         submit(t, "/mcp login demo");
         let authorize = browser_url(&url_file);
         let callback = server.block_on(browser_until_callback(&server.url, &authorize));
+        if paste {
+            expect(t, "Paste here the address");
+            submit(t, &callback);
+            expect(t, "Address received; finishing the MCP sign-in");
+            return authorize;
+        }
         let answer =
             server.block_on(async { reqwest::get(&callback).await.unwrap().text().await.unwrap() });
         assert!(answer.contains("You can close this window"), "{answer}");
@@ -366,7 +372,7 @@ fn the_cockpit_signs_in_connects_calls_and_steps_up() {
         assert!(!answer.contains("Signed in to Mogplex"), "{answer}");
         authorize
     };
-    let authorize = sign_in(&mut t);
+    let authorize = sign_in(&mut t, false);
     assert_eq!(query(&authorize, "scope").as_deref(), Some("mcp:demo"));
     expect(&t, "Signed in to the MCP server demo (mcp:demo)");
     let screen = wait_connected(&mut t);
@@ -395,8 +401,9 @@ fn the_cockpit_signs_in_connects_calls_and_steps_up() {
     );
     t.send(keys::ESC);
 
-    // The step-up: the wider scope, the same client; the tool works after it.
-    let authorize2 = sign_in(&mut t);
+    // The step-up, through the paste path: the wider scope, the same client; the address
+    // never reached the model (the echo model would have answered it); the tool works after it.
+    let authorize2 = sign_in(&mut t, true);
     assert_eq!(
         query(&authorize2, "scope").as_deref(),
         Some("mcp:demo mcp:admin")
@@ -405,7 +412,11 @@ fn the_cockpit_signs_in_connects_calls_and_steps_up() {
         query(&authorize2, "client_id"),
         query(&authorize, "client_id")
     );
-    expect(&t, "Signed in to the MCP server demo (mcp:demo mcp:admin)");
+    let screen = expect(&t, "Signed in to the MCP server demo (mcp:demo mcp:admin)");
+    assert!(
+        !screen.contains("state="),
+        "the address was shown or sent: {screen}"
+    );
     wait_connected(&mut t);
     t.send(keys::ESC);
     submit(&mut t, "call demo.admin_stats {}");

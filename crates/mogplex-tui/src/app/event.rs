@@ -59,6 +59,10 @@ pub enum Event {
     AccountListsGone,
     /// The terminal's size (at start and whenever it changes), for a page's height.
     Resize(u16, u16),
+    /// An `/mcp login` is waiting for the browser (`true`) or has ended: while it waits, an
+    /// address with a `code` (or `error`) and a `state` submitted in the composer goes to it,
+    /// never to the model as a prompt.
+    McpSignInWaiting(bool),
     /// The credential in use now belongs to someone else (another account signed in): the
     /// transcript starts again, with this said first.
     NewConversation(String),
@@ -108,6 +112,8 @@ pub enum Effect {
     CancelSignIn,
     /// An address pasted while waiting for the browser.
     SubmitCallback(String),
+    /// An address submitted in the composer while an `/mcp login` waits.
+    SubmitMcpCallback(String),
     /// Put text on the clipboard (through the terminal).
     Copy(String),
     StoreKey {

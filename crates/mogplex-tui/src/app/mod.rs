@@ -48,6 +48,8 @@ pub struct App {
     popup_closed_for: Option<String>,
     /// A tool call of the answer in flight: waiting for approval, or running.
     tool: tools::ToolPhase,
+    /// An `/mcp login` waits for the browser ([`Event::McpSignInWaiting`]).
+    mcp_waiting: bool,
 }
 
 impl App {
@@ -75,6 +77,7 @@ impl App {
             popup_selected: 0,
             popup_closed_for: None,
             tool: tools::ToolPhase::Idle,
+            mcp_waiting: false,
         }
     }
 
@@ -166,6 +169,7 @@ impl App {
                 }
             },
             Event::HeaderChanged(h) => self.header = h,
+            Event::McpSignInWaiting(w) => self.mcp_waiting = w,
             Event::DeviceFlowOffered(offered) => self.device_flow_offered(offered),
             Event::SignInUrl(url) => self.sign_in_url(url),
             Event::DeviceCode {

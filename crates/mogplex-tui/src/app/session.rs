@@ -201,6 +201,14 @@ impl App {
         if let Some(cmd) = trimmed.strip_prefix('/') {
             return self.command(cmd);
         }
+        if self.mcp_waiting && looks_like_callback(trimmed) {
+            // The browser's answer to the waiting MCP sign-in: never a prompt (it holds a code).
+            self.say(
+                EntryKind::Notice,
+                "Address received; finishing the MCP sign-in…",
+            );
+            return vec![Effect::SubmitMcpCallback(trimmed.to_owned())];
+        }
         if self.streaming {
             // One answer at a time: keep the text until this one is done.
             self.composer.set(&text);
@@ -212,4 +220,18 @@ impl App {
         self.streaming = true;
         vec![Effect::SendPrompt(trimmed.to_owned())]
     }
+}
+
+/// One http(s) address with a `state` and a `code` or `error` parameter: what a browser shows
+/// after an OAuth sign-in (RFC 6749 §4.1.2).
+fn looks_like_callback(text: &str) -> bool {
+    let has = |k: &str| {
+        text.split(['?', '&'])
+            .skip(1)
+            .any(|p| p.strip_prefix(k).is_some_and(|v| v.starts_with('=')))
+    };
+    (text.starts_with("http://") || text.starts_with("https://"))
+        && !text.contains(char::is_whitespace)
+        && has("state")
+        && (has("code") || has("error"))
 }
