@@ -672,3 +672,55 @@ fn chromium_mcp_login(args: &[&str], says: &str) {
     );
     assert!(!home.log_text().contains(&access), "the token was logged");
 }
+
+/// `/logout` (one account) in the cockpit forgets the MCP tokens obtained for that account and
+/// revokes them at the authorization server; Bob's MCP sign-in, of another account, stays.
+#[test]
+fn the_cockpits_logout_forgets_and_revokes_the_accounts_mcp_sign_in() {
+    use crate::cockpit::{WAIT, cockpit, expect, submit};
+    let _ports = PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let (server, home) = setup();
+    let (code, _, err, _) = mcp_login(&home, &server, &["mcp", "login", "demo"]);
+    assert_eq!(code, 0, "{err}");
+    server.add_user("bob@example.com");
+    crate::signin::signed_in_again(&home, &server, "bob@example.com");
+    server.add_mcp(
+        "bob@example.com",
+        "demo",
+        serde_json::json!({"url": format!("{}/mcp/demo", server.url)}),
+    );
+    let (code, _, err, _) = mcp_login(&home, &server, &["mcp", "login", "demo"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(server.count(LIVE_MCP_GRANTS), 2);
+    assert_eq!(home.auth()["mcp_tokens"].as_array().unwrap().len(), 2);
+
+    // Bob is the default now: /logout signs him out, with his MCP sign-in.
+    let mut t = cockpit(&home, &[("MOGPLEX_URL", &server.url)]);
+    expect(&t, "bob@example.com");
+    submit(&mut t, "/logout");
+    expect(&t, "Sign out of Mogplex?");
+    t.send("y");
+    expect(&t, "Signed out of Mogplex");
+    let deadline = std::time::Instant::now() + WAIT;
+    while server.count(LIVE_MCP_GRANTS) != 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        server.count(LIVE_MCP_GRANTS),
+        1,
+        "Bob's MCP sign-in revoked, Ada's kept"
+    );
+    let left = home.auth()["mcp_tokens"].as_array().unwrap().clone();
+    assert_eq!(left.len(), 1, "{left:?}");
+    let ada = home.auth()["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["account"]["email"] == "ada@example.com")
+        .unwrap()["id"]
+        .clone();
+    assert_eq!(left[0]["account"], ada, "{left:?}");
+    t.send(mogplex_testkit::term::keys::CTRL_C);
+    t.send(mogplex_testkit::term::keys::CTRL_C);
+    let _ = t.wait_exit(WAIT);
+}
