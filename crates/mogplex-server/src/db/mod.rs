@@ -89,6 +89,7 @@ pub mod migrate;
 pub mod oauth;
 pub mod oidc;
 pub mod pats;
+pub mod rotation;
 pub mod runs;
 pub mod throttle;
 pub mod users;
