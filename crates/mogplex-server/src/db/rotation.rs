@@ -71,40 +71,69 @@ impl Db {
         let rows = match self {
             Db::Postgres(p) => postgres::rotate(&mut *p.acquire().await?, jobs, t).await?,
             Db::Sqlite(p) => {
+                let mut conn = p.acquire().await?;
                 let _serialised = self.write_guard().await;
-                sqlite::rotate(p, jobs, t).await?
+                match sqlite::rotate(&mut conn, jobs, t).await {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        // Perhaps stopped inside its transaction: closed (which rolls that
+                        // back), never handed out again.
+                        drop(conn.detach());
+                        return Err(e.into());
+                    }
+                }
             }
         };
         Ok(place(jobs, rows))
     }
 
-    /// [`Db::rotate_batch`] for the [`Batcher`]: on PostgreSQL on its own connection `lane`
-    /// (opened when `None`, dropped after a failure), planned for each batch's tokens: a plan
-    /// cached while the tables were small would scan them whole once they have grown (its cost
-    /// is fixed when it is cached; the index wins only for a large table), and that
-    /// setting on the pool would re-plan every query of the server.
+    /// The [`Batcher`]'s own connection, taken out of the pool: on PostgreSQL planned for each
+    /// batch's tokens (a plan cached while the tables were small would scan them whole once
+    /// they have grown: its cost is fixed when it is cached, and the index wins only for a
+    /// large table; that setting on the pool would re-plan every query of the server); on
+    /// SQLite with a page cache large enough to keep the pages every rotation touches.
+    async fn open_lane(&self) -> Result<Lane, DbError> {
+        Ok(match self {
+            Db::Postgres(p) => {
+                let mut c = p.acquire().await?.detach();
+                sqlx::query("SET plan_cache_mode = force_custom_plan")
+                    .execute(&mut c)
+                    .await?;
+                Lane::Postgres(c)
+            }
+            Db::Sqlite(p) => {
+                let mut c = p.acquire().await?.detach();
+                sqlx::query("PRAGMA cache_size = -16384")
+                    .execute(&mut c)
+                    .await?;
+                Lane::Sqlite(c)
+            }
+        })
+    }
+
+    /// [`Db::rotate_batch`] on the [`Batcher`]'s connection `lane` (opened when `None`,
+    /// dropped after a failure, which closes it and so rolls back whatever it left open).
     async fn rotate_on(
         &self,
-        lane: &mut Option<sqlx::PgConnection>,
+        lane: &mut Option<Lane>,
         jobs: &[Rotation],
     ) -> Result<Vec<Option<Won>>, DbError> {
-        let Db::Postgres(p) = self else {
-            return self.rotate_batch(jobs).await;
-        };
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
         let conn = match lane {
             Some(c) => c,
-            None => {
-                let mut c = p.acquire().await?.detach();
-                sqlx::query("SET plan_cache_mode = force_custom_plan")
-                    .execute(&mut c)
-                    .await?;
-                lane.insert(c)
+            None => lane.insert(self.open_lane().await?),
+        };
+        let t = now();
+        let rows = match conn {
+            Lane::Postgres(c) => postgres::rotate(c, jobs, t).await,
+            Lane::Sqlite(c) => {
+                let _serialised = self.write_guard().await;
+                sqlite::rotate(c, jobs, t).await
             }
         };
-        match postgres::rotate(conn, jobs, now()).await {
+        match rows {
             Ok(rows) => Ok(place(jobs, rows)),
             Err(e) => {
                 *lane = None;
@@ -112,6 +141,12 @@ impl Db {
             }
         }
     }
+}
+
+/// A connection of the [`Batcher`]'s own.
+enum Lane {
+    Postgres(sqlx::PgConnection),
+    Sqlite(sqlx::SqliteConnection),
 }
 
 /// Each job's winner, by the token hash it rotated.
@@ -222,7 +257,7 @@ mod postgres {
 
 mod sqlite {
     use super::{Rotation, Won};
-    use sqlx::SqlitePool;
+    use sqlx::SqliteConnection;
     use std::fmt::Write;
 
     /// The rotations as a `VALUES` list: `$1` is now, then 10 values a rotation.
@@ -273,7 +308,7 @@ mod sqlite {
     }
 
     pub(super) async fn rotate(
-        p: &SqlitePool,
+        c: &mut SqliteConnection,
         jobs: &[Rotation],
         t: i64,
     ) -> Result<Vec<(String, Won)>, sqlx::Error> {
@@ -292,16 +327,9 @@ mod sqlite {
                 .bind(j.audit.as_ref().and_then(|a| a.client.clone()))
                 .bind(j.audit.as_ref().map(|a| a.detail.clone()));
         }
-        let mut conn = p.acquire().await?;
-        match q.fetch_all(&mut *conn).await {
-            Ok(rows) => Ok(rows.iter().map(super::won).collect()),
-            Err(e) => {
-                // The command stopped part-way, perhaps inside its transaction: this connection
-                // is closed (which rolls that back), never handed out again.
-                drop(conn.detach());
-                Err(e)
-            }
-        }
+        // If it fails, the caller closes the connection: the command may have stopped inside
+        // its transaction.
+        Ok(q.fetch_all(&mut *c).await?.iter().map(super::won).collect())
     }
 }
 
