@@ -168,3 +168,8 @@ pub async fn prune_forever(db: Db, days: u32) {
 /// token endpoint), for the audit record written around it.
 #[derive(Debug, Clone)]
 pub struct Subject(pub String);
+
+/// Left in a response's extensions when its audit row was written with the change itself (a
+/// refresh's, in its rotation's transaction), so nothing records it twice.
+#[derive(Debug, Clone, Copy)]
+pub struct Audited;

@@ -129,6 +129,8 @@ pub struct AppState {
     pub keys: Arc<oidc::keys::KeyCache>,
     /// The audit log's writer (a group commit).
     pub audit: audit::Sink,
+    /// Refresh-token rotations, a group commit too (`db::rotation`).
+    pub rotations: db::rotation::Batcher,
 }
 
 impl Config {
@@ -167,6 +169,7 @@ impl AppState {
             metrics: Arc::default(),
             keys: Arc::default(),
             audit: audit::Sink::start(db.clone()),
+            rotations: db::rotation::Batcher::start(db.clone()),
             db,
         })
     }

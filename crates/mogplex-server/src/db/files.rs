@@ -8,6 +8,10 @@ use std::path::Path;
 /// The size the WAL is truncated back to after a checkpoint resets it (`journal_size_limit`).
 pub const WAL_SIZE_LIMIT: u64 = 16 * 1024 * 1024;
 
+/// The WAL's size in pages (4 KiB) at which a commit checkpoints it (`wal_autocheckpoint`):
+/// [`WAL_SIZE_LIMIT`]'s worth.
+pub const WAL_CHECKPOINT_PAGES: u64 = WAL_SIZE_LIMIT / 4096;
+
 /// Group or world permission bits on a database file: refused.
 const OTHERS: u32 = 0o077;
 

@@ -89,6 +89,7 @@ pub mod migrate;
 pub mod oauth;
 pub mod oidc;
 pub mod pats;
+pub mod rotation;
 pub mod runs;
 pub mod throttle;
 pub mod users;
@@ -202,7 +203,15 @@ impl Db {
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(10))
                     // After a checkpoint that resets it, the WAL file is cut back to this size.
-                    .pragma("journal_size_limit", files::WAL_SIZE_LIMIT.to_string());
+                    .pragma("journal_size_limit", files::WAL_SIZE_LIMIT.to_string())
+                    // A checkpoint once the WAL holds this many pages (SQLite's default is
+                    // 1,000): the pages a refresh load rewrites again and again (index and
+                    // table tails) are then copied into the database once per 16 MiB of WAL,
+                    // not once per 4, and the WAL still stays within its bound.
+                    .pragma(
+                        "wal_autocheckpoint",
+                        files::WAL_CHECKPOINT_PAGES.to_string(),
+                    );
                 Db::Sqlite(
                     SqlitePoolOptions::new()
                         .max_connections(8)

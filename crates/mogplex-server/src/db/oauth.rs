@@ -29,8 +29,15 @@ pub struct CodeRow {
 /// What a refresh-token presentation found.
 #[derive(Debug)]
 pub enum Refresh {
-    /// Rotated: the family and what the old token granted.
-    Rotated { family_id: String, grant: Grant },
+    /// Rotated: the family and what the old token granted; the account's claims and the
+    /// sign-in's `auth_time` when the rotation read them (for an ID token), and whether its
+    /// audit row was written with it.
+    Rotated {
+        family_id: String,
+        grant: Grant,
+        claims: Option<(super::oidc::Claims, Option<i64>)>,
+        audited: bool,
+    },
     /// Already used: reuse. The family has been revoked.
     Reused,
     /// Unknown, expired, or its family revoked.
@@ -212,6 +219,9 @@ impl Db {
     /// commit): a data-modifying CTE on PostgreSQL, a trigger on SQLite. Only a family bound to
     /// `resource` (RFC 8707; `None`: to none) can win, so the resource check costs no query of
     /// its own; a token of another resource is [`Refresh::OtherResource`], consumed by nothing.
+    ///
+    /// The server rotates through [`super::rotation::Batcher`] (many rotations in one commit)
+    /// and then calls [`Db::settle_rotation`]; this is the same for one rotation alone.
     pub async fn rotate_refresh(
         &self,
         refresh: &str,
@@ -220,49 +230,65 @@ impl Db {
         grace: i64,
         resource: Option<&str>,
     ) -> Result<Refresh, DbError> {
+        let job = Self::rotation(refresh, client_id, next, resource, None);
+        let won = self
+            .rotate_batch(std::slice::from_ref(&job))
+            .await?
+            .pop()
+            .flatten();
+        self.settle_rotation(refresh, client_id, next, grace, resource, won)
+            .await
+    }
+
+    /// The rotation of `refresh` into `next` by `client_id`, for [`Db::rotate_batch`], with the
+    /// audit row it writes if it wins (`None`: none).
+    pub fn rotation(
+        refresh: &str,
+        client_id: &str,
+        next: &NextTokens,
+        resource: Option<&str>,
+        audit: Option<super::rotation::AuditNote>,
+    ) -> super::rotation::Rotation {
+        super::rotation::Rotation {
+            token_hash: crypto::hash(refresh),
+            access_hash: crypto::hash(&next.access),
+            access_expires: next.access_expires,
+            refresh_hash: crypto::hash(&next.refresh),
+            refresh_expires: next.refresh_expires,
+            client_id: client_id.to_owned(),
+            access_scope: next.access_scope.clone(),
+            resource: resource.map(str::to_owned),
+            audit,
+        }
+    }
+
+    /// What a rotation came to: `won` if it won ([`Db::rotate_batch`]), else reuse, a retry
+    /// inside the grace interval, another resource, or an invalid token.
+    pub async fn settle_rotation(
+        &self,
+        refresh: &str,
+        client_id: &str,
+        next: &NextTokens,
+        grace: i64,
+        resource: Option<&str>,
+        won: Option<super::rotation::Won>,
+    ) -> Result<Refresh, DbError> {
         let h = crypto::hash(refresh);
         let t = now();
-        // Winning needs an unused, unexpired token of a live family, checked in one statement, so
-        // exactly one concurrent presentation wins (later ones are reuse, whatever they race).
-        let q = match self {
-            Db::Postgres(_) => postgres::ROTATE,
-            Db::Sqlite(_) => sqlite::ROTATE,
-        };
-        let (access_hash, refresh_hash) = (crypto::hash(&next.access), crypto::hash(&next.refresh));
-        let serialised = self.write_guard().await;
-        let rotated = fetch_optional!(
-            self,
-            q,
-            [
-                t,
-                &h,
-                &access_hash,
-                next.access_expires,
-                &refresh_hash,
-                next.refresh_expires,
-                client_id,
-                next.access_scope.as_deref(),
-                resource
-            ],
-            |r| (
-                r.text(0),
-                Grant {
-                    user_id: r.text(1),
-                    client_id: r.text(2),
-                    scope: r.text(3),
-                }
-            )
-        );
-        drop(serialised);
-        let rotated = match rotated {
-            Some((family_id, grant)) if grant.client_id != client_id => {
-                self.revoke_family(&family_id).await?;
+        let won = match won {
+            Some(w) if w.grant.client_id != client_id => {
+                self.revoke_family(&w.family_id).await?;
                 None
             }
             other => other,
         };
-        if let Some((family_id, grant)) = rotated {
-            return Ok(Refresh::Rotated { family_id, grant });
+        if let Some(w) = won {
+            return Ok(Refresh::Rotated {
+                family_id: w.family_id,
+                grant: w.grant,
+                claims: w.claims,
+                audited: w.audited,
+            });
         }
         // Not won: bound to another resource, unknown, expired, revoked, or used. A used token is
         // reuse unless it is a retry inside the grace interval whose successor has not been used.
@@ -311,6 +337,8 @@ impl Db {
                 return Ok(Refresh::Rotated {
                     family_id: family,
                     grant,
+                    claims: None,
+                    audited: false,
                 });
             }
             // The successor was used meanwhile: reuse, unless a concurrent retry of this same
@@ -440,34 +468,4 @@ impl Db {
             token_hash: h.clone(),
         }))
     }
-}
-
-/// The rotation on PostgreSQL: one statement, since it allows data-modifying CTEs. It answers the
-/// family whatever its client; the caller revokes a family presented by another client.
-mod postgres {
-    pub(super) const ROTATE: &str = "WITH won AS ( \
-           UPDATE refresh_tokens SET used_at = $1, next_access_hash = $3, next_refresh_hash = $5, next_access_scope = $8 \
-           WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 \
-             AND family_id IN (SELECT id FROM token_families WHERE revoked_at IS NULL AND resource IS NOT DISTINCT FROM $9) \
-           RETURNING family_id), \
-         fam AS (SELECT f.id, f.user_id, f.client_id, f.scope FROM token_families f JOIN won ON won.family_id = f.id), \
-         a AS (INSERT INTO access_tokens (token_hash, family_id, user_id, scope, expires_at) \
-               SELECT $3, id, user_id, COALESCE($8, scope), $4 FROM fam WHERE client_id = $7), \
-         r AS (INSERT INTO refresh_tokens (token_hash, family_id, created_at, expires_at) \
-               SELECT $5, id, $1, $6 FROM fam WHERE client_id = $7) \
-         SELECT id, user_id, client_id, scope FROM fam";
-}
-
-/// The rotation on SQLite, which has no data-modifying CTEs: the UPDATE carries the new hashes
-/// and the `refresh_rotation` trigger inserts the new tokens (migration 0002). A family of another
-/// client does not match at all.
-mod sqlite {
-    pub(super) const ROTATE: &str = "UPDATE refresh_tokens SET used_at = $1, next_access_hash = $3, next_access_expires = $4, \
-           next_refresh_hash = $5, next_refresh_expires = $6, next_access_scope = $8 \
-         WHERE token_hash = $2 AND used_at IS NULL AND expires_at > $1 \
-           AND family_id IN (SELECT id FROM token_families WHERE revoked_at IS NULL AND client_id = $7 AND resource IS $9) \
-         RETURNING family_id, \
-           (SELECT user_id FROM token_families f WHERE f.id = family_id), \
-           (SELECT client_id FROM token_families f WHERE f.id = family_id), \
-           (SELECT scope FROM token_families f WHERE f.id = family_id)";
 }

@@ -25,6 +25,16 @@ fn grant_label(f: &Form) -> &'static str {
     }
 }
 
+/// The audit detail of a token request: its grant, and the resource it named (RFC 8707), so the
+/// log shows every refresh of a bound sign-in carried it.
+pub fn detail(f: &Form) -> String {
+    let grant = grant_label(f);
+    match f.get("resource") {
+        Some(r) => format!("{grant} resource={r}"),
+        None => grant.to_owned(),
+    }
+}
+
 /// Whether a refused refresh was a reuse (the grant code words it so; see `token.rs`).
 fn is_reuse(description: &str) -> bool {
     description.contains("already used")
@@ -37,6 +47,8 @@ pub struct Answered {
     outcome: &'static str,
     description: String,
     subject: Option<String>,
+    /// Its audit row is already written (a refresh's, with its rotation).
+    audited: bool,
 }
 
 impl Answered {
@@ -46,6 +58,7 @@ impl Answered {
                 outcome: "ok",
                 description: String::new(),
                 subject: r.extensions().get::<Subject>().map(|s| s.0.clone()),
+                audited: r.extensions().get::<crate::audit::Audited>().is_some(),
             },
             Err(AppError::OAuth {
                 code, description, ..
@@ -53,11 +66,13 @@ impl Answered {
                 outcome: code,
                 description: description.clone(),
                 subject: None,
+                audited: false,
             },
             Err(_) => Self {
                 outcome: error_code::SERVER_ERROR,
                 description: String::new(),
                 subject: None,
+                audited: false,
             },
         }
     }
@@ -72,13 +87,10 @@ pub async fn token_answered(s: &AppState, f: &Form, addr: &SocketAddr, a: Answer
     } else {
         kind::TOKEN_ISSUED
     };
-    // The resource a request named (RFC 8707), so the log shows every refresh of a bound
-    // sign-in carried it.
-    let detail = match f.get("resource") {
-        Some(r) => format!("{grant} resource={r}"),
-        None => grant.to_owned(),
-    };
-    if a.outcome == "ok" {
+    let detail = detail(f);
+    if a.outcome == "ok" && a.audited {
+        // Written with the rotation, in its transaction (`db::rotation`).
+    } else if a.outcome == "ok" {
         let mut e = Event::new(event_kind).client(addr).detail(detail);
         if let Some(user) = &a.subject {
             e = e.user(user);

@@ -26,13 +26,18 @@ pub async fn token(
     body: Bytes,
 ) -> Result<Response, AppError> {
     let f = oauth_form(&headers, &body)?;
-    let answer = grant(&s, &headers, &f).await;
+    let answer = grant(&s, &headers, &f, &addr).await;
     let answered = crate::oauth::observe::Answered::of(&answer);
     crate::oauth::observe::token_answered(&s, &f, &addr, answered).await;
     answer
 }
 
-async fn grant(s: &AppState, headers: &HeaderMap, f: &Form) -> Result<Response, AppError> {
+async fn grant(
+    s: &AppState,
+    headers: &HeaderMap,
+    f: &Form,
+    addr: &SocketAddr,
+) -> Result<Response, AppError> {
     let client = crate::oidc::clients::require(s, headers, f).await?;
     let client_id = client.id.as_str();
     let grant_type = required(f, "grant_type")?;
@@ -50,7 +55,7 @@ async fn grant(s: &AppState, headers: &HeaderMap, f: &Form) -> Result<Response, 
     let asked = super::resource::check(&s.cfg, f.get("resource")).map_err(invalid_target);
     match grant_type {
         AUTHORIZATION_CODE_GRANT => authorization_code(s, f, client_id, asked?).await,
-        REFRESH_TOKEN_GRANT => refresh_token(s, f, client_id, asked?).await,
+        REFRESH_TOKEN_GRANT => refresh_token(s, f, client_id, asked?, addr).await,
         DEVICE_CODE_GRANT => device_code(s, f, client_id, asked?).await,
         _ => Err(AppError::oauth(
             error_code::UNSUPPORTED_GRANT_TYPE,
@@ -124,6 +129,7 @@ async fn refresh_token(
     f: &Form,
     client_id: &str,
     asked: Option<String>,
+    addr: &SocketAddr,
 ) -> Result<Response, AppError> {
     let refresh = required(f, "refresh_token")?;
     let requested: Option<Vec<&str>> = f
@@ -159,23 +165,45 @@ async fn refresh_token(
     }
     let mut t = new_tokens(s);
     t.access_scope = access_scope;
+    // Rotated with the other refreshes arriving meanwhile, in one commit with its audit row.
+    let audit = crate::db::rotation::AuditNote {
+        client: Some(addr.ip().to_string()),
+        detail: crate::oauth::observe::detail(f),
+    };
+    let job = crate::db::Db::rotation(refresh, client_id, &t, asked.as_deref(), Some(audit));
+    let won = s.rotations.rotate(job).await?;
     let rotated =
-        s.db.rotate_refresh(
+        s.db.settle_rotation(
             refresh,
             client_id,
             &t,
             s.cfg.refresh_grace,
             asked.as_deref(),
+            won,
         )
         .await?;
     match rotated {
-        Refresh::Rotated { grant, family_id } => {
+        Refresh::Rotated {
+            grant,
+            family_id,
+            claims,
+            audited,
+        } => {
             let scope = t
                 .access_scope
                 .clone()
                 .unwrap_or_else(|| grant.scope.clone());
-            let id_token = crate::oidc::id_token(s, &family_id, &grant, None).await?;
-            Ok(with_subject(response(s, t, &scope, id_token), &grant))
+            let id_token = match claims {
+                Some((claims, auth_time)) => {
+                    crate::oidc::refreshed_id_token(s, &grant, claims, auth_time).await?
+                }
+                None => crate::oidc::id_token(s, &family_id, &grant, None).await?,
+            };
+            let mut r = with_subject(response(s, t, &scope, id_token), &grant);
+            if audited {
+                r.extensions_mut().insert(crate::audit::Audited);
+            }
+            Ok(r)
         }
         Refresh::Reused => Err(AppError::oauth(
             error_code::INVALID_GRANT,

@@ -257,12 +257,43 @@ pub async fn id_token(
             None => return Ok(None),
         },
     };
+    sign_id_token(s, &sealer, grant, ctx, claims).await
+}
+
+/// The ID token of a refresh whose rotation read the account's `claims` and the sign-in's
+/// `auth_time` already (`db::rotation`): no query.
+pub async fn refreshed_id_token(
+    s: &AppState,
+    grant: &Grant,
+    claims: crate::db::oidc::Claims,
+    auth_time: Option<i64>,
+) -> Result<Option<String>, AppError> {
+    if !grant.scope.split(' ').any(|p| p == "openid") {
+        return Ok(None);
+    }
+    let Some(sealer) = sealer(s) else {
+        return Ok(None);
+    };
+    let ctx = AuthContext {
+        nonce: None,
+        auth_time,
+    };
+    sign_id_token(s, &sealer, grant, ctx, Some(claims)).await
+}
+
+async fn sign_id_token(
+    s: &AppState,
+    sealer: &SecretBox,
+    grant: &Grant,
+    ctx: AuthContext,
+    claims: Option<crate::db::oidc::Claims>,
+) -> Result<Option<String>, AppError> {
     let Some(profile) = claims.map(|c| allowed(c, &grant.scope)) else {
         return Ok(None);
     };
     let signer = s
         .keys
-        .signer(&s.db, &sealer, s.cfg.key_cache_secs)
+        .signer(&s.db, sealer, s.cfg.key_cache_secs)
         .await
         .map_err(|e| AppError::Internal(format!("ID token signing key: {e}")))?;
     let t = crate::crypto::now();

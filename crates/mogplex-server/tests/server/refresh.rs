@@ -1,7 +1,8 @@
 //! Refresh tokens that survive what clients meet (issue 17): a lost response retried with the
 //! previous token inside the grace interval (also across a server killed mid-load, on both
 //! backends), reuse outside it still revoking the sign-in, a failed validation that consumes
-//! nothing, a narrower scope granted narrower, and RFC 7009 on a personal access token.
+//! nothing, a narrower scope granted narrower, RFC 7009 on a personal access token, and
+//! concurrent refreshes rotated together, each audited once.
 
 use crate::both;
 use crate::harness::*;
@@ -354,3 +355,60 @@ async fn no_sign_in_is_lost_when_the_server_is_killed_mid_refresh(b: Backend) {
     }
 }
 both!(no_sign_in_is_lost_when_the_server_is_killed_mid_refresh);
+
+/// Refreshes that arrive together are rotated together (one commit, `db::rotation`): every chain
+/// still gets its own successors, exactly one audit row per refresh is written with it, only
+/// each chain's newest token stays live, and an old token is still reuse for its own sign-in
+/// only.
+async fn concurrent_refreshes_share_commits_and_each_is_audited(b: Backend) {
+    const CHAINS: usize = 8;
+    const STEPS: usize = 15;
+    let s = start(b, |_| {}).await;
+    let uid = s.user("ada@example.com").await;
+    let mut chains = Vec::new();
+    for _ in 0..CHAINS {
+        chains.push(signed_in_tokens(&s, "ada@example.com").await.1);
+    }
+    let s = &s;
+    let ends = join_all(chains.into_iter().map(|first| async move {
+        let mut seen = vec![first];
+        let mut access = String::new();
+        for _ in 0..STEPS {
+            let (st, body) = refresh(s, seen.last().unwrap()).await;
+            assert_eq!(st, 200, "{body}");
+            access = body["access_token"].as_str().unwrap().to_owned();
+            seen.push(rt_of(&body));
+        }
+        (access, seen)
+    }))
+    .await;
+    let mut all = Vec::new();
+    for (access, seen) in &ends {
+        assert_eq!(whoami(s, access).await.0, 200);
+        assert_eq!(
+            live(s, seen).await,
+            1,
+            "only a chain's newest token is live"
+        );
+        all.extend(seen.iter().cloned());
+    }
+    let distinct: std::collections::HashSet<_> = all.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        CHAINS * (STEPS + 1),
+        "every successor is new"
+    );
+    let audited = s
+        .count(&format!(
+            "SELECT COUNT(*) FROM audit_log WHERE kind = 'token.refreshed' AND outcome = 'ok' AND user_id = '{uid}'"
+        ))
+        .await;
+    assert_eq!(audited, (CHAINS * STEPS) as i64);
+    // An old token of the first chain (its successor long used) is reuse: that sign-in ends,
+    // the others go on.
+    let (st, body) = refresh(s, &ends[0].1[3]).await;
+    assert_eq!((st, body["error"].as_str()), (400, Some("invalid_grant")));
+    assert_eq!(refresh(s, ends[0].1.last().unwrap()).await.0, 400);
+    assert_eq!(refresh(s, ends[1].1.last().unwrap()).await.0, 200);
+}
+both!(concurrent_refreshes_share_commits_and_each_is_audited);
