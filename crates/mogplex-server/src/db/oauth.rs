@@ -212,34 +212,6 @@ impl Db {
         )))
     }
 
-    /// Rotates a refresh token: exactly one presentation of a token wins; any later one is reuse
-    /// and revokes the whole family, except a retry of the immediately previous token within
-    /// `grace` seconds of its use (its response was lost), which retires the successor nobody saw
-    /// and answers a fresh one. The winner's rotation is one statement (one round trip, one
-    /// commit): a data-modifying CTE on PostgreSQL, a trigger on SQLite. Only a family bound to
-    /// `resource` (RFC 8707; `None`: to none) can win, so the resource check costs no query of
-    /// its own; a token of another resource is [`Refresh::OtherResource`], consumed by nothing.
-    ///
-    /// The server rotates through [`super::rotation::Batcher`] (many rotations in one commit)
-    /// and then calls [`Db::settle_rotation`]; this is the same for one rotation alone.
-    pub async fn rotate_refresh(
-        &self,
-        refresh: &str,
-        client_id: &str,
-        next: &NextTokens,
-        grace: i64,
-        resource: Option<&str>,
-    ) -> Result<Refresh, DbError> {
-        let job = Self::rotation(refresh, client_id, next, resource, None);
-        let won = self
-            .rotate_batch(std::slice::from_ref(&job))
-            .await?
-            .pop()
-            .flatten();
-        self.settle_rotation(refresh, client_id, next, grace, resource, won)
-            .await
-    }
-
     /// The rotation of `refresh` into `next` by `client_id`, for [`Db::rotate_batch`], with the
     /// audit row it writes if it wins (`None`: none).
     pub fn rotation(
@@ -262,8 +234,14 @@ impl Db {
         }
     }
 
-    /// What a rotation came to: `won` if it won ([`Db::rotate_batch`]), else reuse, a retry
-    /// inside the grace interval, another resource, or an invalid token.
+    /// What a rotation came to: `won` if it won ([`super::rotation::Batcher`] rotated it, many
+    /// rotations in one commit), else reuse, a retry inside the grace interval, another resource,
+    /// or an invalid token. Exactly one presentation of a token wins; any later one is reuse and
+    /// revokes the whole family, except a retry of the immediately previous token within `grace`
+    /// seconds of its use (its response was lost), which retires the successor nobody saw and
+    /// answers a fresh one. Only a family bound to `resource` (RFC 8707; `None`: to none) can
+    /// win, so the resource check costs no query of its own; a token of another resource is
+    /// [`Refresh::OtherResource`], consumed by nothing.
     pub async fn settle_rotation(
         &self,
         refresh: &str,

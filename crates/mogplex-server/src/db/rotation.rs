@@ -1,5 +1,5 @@
-//! Refresh-token rotation as a group commit: the winning half of [`Db::rotate_refresh`] for many
-//! refreshes at once, in one transaction with their audit rows.
+//! Refresh-token rotation as a group commit: the winning half of a refresh (the rest is
+//! [`Db::settle_rotation`]) for many refreshes at once, in one transaction with their audit rows.
 //!
 //! Under load the cost of a refresh is mostly the trips to the database (on SQLite a hand-off
 //! to sqlx's worker thread and back for every statement, on PostgreSQL a round trip and a

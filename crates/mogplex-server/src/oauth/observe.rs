@@ -87,15 +87,15 @@ pub async fn token_answered(s: &AppState, f: &Form, addr: &SocketAddr, a: Answer
     } else {
         kind::TOKEN_ISSUED
     };
-    let detail = detail(f);
-    if a.outcome == "ok" && a.audited {
-        // Written with the rotation, in its transaction (`db::rotation`).
-    } else if a.outcome == "ok" {
-        let mut e = Event::new(event_kind).client(addr).detail(detail);
-        if let Some(user) = &a.subject {
-            e = e.user(user);
+    if a.outcome == "ok" {
+        // A refresh's row was written with its rotation, in its transaction (`db::rotation`).
+        if !a.audited {
+            let mut e = Event::new(event_kind).client(addr).detail(detail(f));
+            if let Some(user) = &a.subject {
+                e = e.user(user);
+            }
+            s.audit.record(e).await;
         }
-        s.audit.record(e).await;
     } else if a.outcome == error_code::INVALID_GRANT && refresh {
         // Only a refused refresh of a token this server issued is audited: made-up tokens (a
         // flood of them) would grow the table without telling anything about an account.
@@ -112,7 +112,7 @@ pub async fn token_answered(s: &AppState, f: &Form, addr: &SocketAddr, a: Answer
             Event::new(event_kind).failed(a.outcome)
         };
         s.audit
-            .record(e.user(&user).client(addr).detail(detail))
+            .record(e.user(&user).client(addr).detail(detail(f)))
             .await;
     }
 }
